@@ -1,0 +1,52 @@
+/** Terminal I/O for the CLI. Commands write through a CliIO so tests can capture output. */
+export interface CliIO {
+  stdout(s: string): void;
+  stderr(s: string): void;
+  /** true when stdout is an interactive terminal (colours, progress bars, code frames). */
+  readonly isTTY: boolean;
+  readonly color: boolean;
+  readonly cwd: string;
+}
+
+export function defaultIO(): CliIO {
+  const isTTY = !!process.stdout.isTTY;
+  return {
+    stdout: (s) => void process.stdout.write(s),
+    stderr: (s) => void process.stderr.write(s),
+    isTTY,
+    color: isTTY && !process.env.NO_COLOR && process.env.TERM !== 'dumb',
+    cwd: process.cwd(),
+  };
+}
+
+/** A captured IO for tests. */
+export function memoryIO(opts: { isTTY?: boolean; cwd?: string } = {}): CliIO & { out: string; err: string } {
+  const io = {
+    out: '',
+    err: '',
+    stdout(s: string) {
+      io.out += s;
+    },
+    stderr(s: string) {
+      io.err += s;
+    },
+    isTTY: opts.isTTY ?? false,
+    color: false,
+    cwd: opts.cwd ?? process.cwd(),
+  };
+  return io;
+}
+
+export const EXIT = { OK: 0, USER: 1, USAGE: 2, INTERNAL: 70 } as const;
+
+/** A user-facing error with a message and a fix; rendered without a stack trace. */
+export class UserError extends Error {
+  constructor(
+    message: string,
+    public readonly hint?: string,
+    public readonly exitCode: number = EXIT.USER,
+  ) {
+    super(message);
+    this.name = 'UserError';
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * sorac command line. Only this folder touches the terminal: stages return data
+ * (values + diagnostics) and the commands render it.
+ *
+ * Exit codes: 0 ok; 1 user error (diagnostics, bad input); 2 usage error or non-empty diff
+ * with --exit-code; 70 internal error (a bug in sorac).
+ */
+import { Command, CommanderError } from 'commander';
+import { InternalError } from '../compiler/diagnostics.ts';
+import { commands } from './commands/index.ts';
+import { EXIT, UserError, type CliIO, defaultIO } from './io.ts';
+
+export const VERSION = '0.1.0';
+
+export async function main(argv: string[], io: CliIO = defaultIO()): Promise<number> {
+  const program = new Command();
+  let exitCode = EXIT.OK;
+  program
+    .name('sorac')
+    .description('Check and compile Open-Sora model architectures (.sora) to ONNX and checkpoint key maps')
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout(s),
+      writeErr: (s) => io.stderr(s),
+    })
+    .showSuggestionAfterError(true);
+  for (const register of commands) {
+    register(program, io, (code) => {
+      exitCode = code;
+    });
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.OK;
+      return EXIT.USAGE;
+    }
+    if (e instanceof UserError) {
+      io.stderr(`error: ${e.message}\n`);
+      if (e.hint) io.stderr(`  hint: ${e.hint}\n`);
+      return e.exitCode;
+    }
+    const msg = e instanceof Error ? (e.stack ?? e.message) : String(e);
+    io.stderr(`internal error (this is a bug in sorac, please report it):\n${e instanceof InternalError ? e.message : msg}\n`);
+    return EXIT.INTERNAL;
+  }
+}
