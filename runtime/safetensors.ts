@@ -7,7 +7,8 @@
  * byte buffer; offsets are relative to the start of the buffer (8 + N).
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { type DType, DTYPE_SIZE, dtypeFromSafetensors } from '../compiler/dtype.ts';
+import { type DType, dtypeFromSafetensors } from '../compiler/dtype.ts';
+import { type JsonValue, parseStrictJson, StrictJsonError } from './strict-json.ts';
 
 export interface TensorInfo {
   readonly key: string;
@@ -64,12 +65,8 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
         const t = parsed.tensors.get(key);
         if (!t) throw new SafetensorsError('missing-key', `no tensor named "${key}"`, path);
         const buf = new Uint8Array(t.byteLength);
-        let done = 0;
-        while (done < t.byteLength) {
-          const { bytesRead } = await fh.read(buf, done, t.byteLength - done, t.offset + done);
-          if (bytesRead === 0) throw new SafetensorsError('truncated', `file ended while reading "${key}"`, path);
-          done += bytesRead;
-        }
+        if ((await readExact(fh, buf, 0, t.byteLength, t.offset)) !== t.byteLength)
+          throw new SafetensorsError('truncated', `file ended while reading "${key}"`, path);
         return buf;
       },
       close: () => fh.close(),
@@ -80,56 +77,106 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
   }
 }
 
+/** Every dtype string of the reference implementation, with its element size in bits. */
+export const SAFETENSORS_KNOWN_DTYPES: Readonly<Record<string, number>> = {
+  BOOL: 8, U8: 8, I8: 8, F8_E5M2: 8, F8_E4M3: 8, F8_E8M0: 8, F8_E4M3FNUZ: 8, F8_E5M2FNUZ: 8,
+  I16: 16, U16: 16, F16: 16, BF16: 16, I32: 32, U32: 32, F32: 32, C64: 64, F64: 64, I64: 64, U64: 64,
+  F4: 4, F6_E2M3: 6, F6_E3M2: 6,
+};
+
+/** Read exactly `length` bytes at `position` (loops over short reads). */
+export async function readExact(fh: FileHandle, buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await fh.read(buf, offset + done, length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
+}
+
+/**
+ * Validate a header against the reference rules. Each violated rule has its own `rule` string:
+ * too-small, header-too-large, header-out-of-bounds, header-utf8, header-start, header-json,
+ * duplicate-key, header-not-object, metadata, tensor-entry, dtype, dtype-unsupported, shape,
+ * offsets, numel-overflow, misaligned, size-mismatch, overlap, gap, truncated, trailing-bytes.
+ */
 async function readHeader(fh: FileHandle, size: number, path: string) {
   if (size < 8) throw new SafetensorsError('too-small', `file is ${size} bytes; a safetensors file starts with an 8-byte header length`, path);
   const lenBuf = Buffer.alloc(8);
-  await fh.read(lenBuf, 0, 8, 0);
+  if ((await readExact(fh, lenBuf, 0, 8, 0)) !== 8) throw new SafetensorsError('too-small', 'could not read the 8-byte header length', path);
   const n = lenBuf.readBigUInt64LE(0);
   if (n > BigInt(MAX_HEADER_SIZE)) throw new SafetensorsError('header-too-large', `header length ${n} exceeds the ${MAX_HEADER_SIZE}-byte cap`, path);
   const headerLength = Number(n);
   if (8 + headerLength > size) throw new SafetensorsError('header-out-of-bounds', `header length ${headerLength} runs past the end of the ${size}-byte file (truncated?)`, path);
   const hb = Buffer.alloc(headerLength);
-  await fh.read(hb, 0, headerLength, 8);
-  let json: unknown;
+  if ((await readExact(fh, hb, 0, headerLength, 8)) !== headerLength) throw new SafetensorsError('truncated', 'file ended inside the header', path);
+  let text: string;
   try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(hb));
-  } catch (e) {
-    throw new SafetensorsError('header-json', `header is not valid UTF-8 JSON: ${(e as Error).message}`, path);
+    text = new TextDecoder('utf-8', { fatal: true }).decode(hb);
+  } catch {
+    throw new SafetensorsError('header-utf8', 'header is not valid UTF-8', path);
   }
-  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new SafetensorsError('header-json', 'header is not a JSON object', path);
+  if (text[0] !== '{') throw new SafetensorsError('header-start', `header must start with "{" (found ${JSON.stringify(text.slice(0, 8))})`, path);
+  let json: JsonValue;
+  try {
+    json = parseStrictJson(text);
+  } catch (e) {
+    if (e instanceof StrictJsonError && e.kind === 'duplicate-key') throw new SafetensorsError('duplicate-key', `header has a ${e.message}`, path);
+    throw new SafetensorsError('header-json', `header is not valid JSON: ${(e as Error).message}`, path);
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new SafetensorsError('header-not-object', 'header is not a JSON object', path);
   const dataStart = 8 + headerLength;
-  const metadata: Record<string, string> = {};
+  const metadata: Record<string, string> = Object.create(null);
   const list: TensorInfo[] = [];
-  for (const [key, v] of Object.entries(json as Record<string, unknown>)) {
+  for (const key of Object.keys(json)) {
+    const v = (json as Record<string, JsonValue>)[key];
     if (key === '__metadata__') {
       if (!v || typeof v !== 'object' || Array.isArray(v)) throw new SafetensorsError('metadata', '__metadata__ must be an object of strings', path);
-      for (const [mk, mv] of Object.entries(v as Record<string, unknown>)) {
-        if (typeof mv !== 'string') throw new SafetensorsError('metadata', `__metadata__["${mk}"] is not a string`, path);
+      for (const mk of Object.keys(v)) {
+        const mv = (v as Record<string, JsonValue>)[mk];
+        if (typeof mv !== 'string') throw new SafetensorsError('metadata', `__metadata__[${JSON.stringify(mk)}] is not a string`, path);
         metadata[mk] = mv;
       }
       continue;
     }
-    const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (!e || typeof e !== 'object') throw new SafetensorsError('tensor-entry', `entry "${key}" is not an object`, path);
-    const dtype = typeof e.dtype === 'string' ? dtypeFromSafetensors(e.dtype) : undefined;
-    if (!dtype) throw new SafetensorsError('dtype', `tensor "${key}" has unknown dtype ${JSON.stringify(e.dtype)}`, path);
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
-      throw new SafetensorsError('shape', `tensor "${key}" has an invalid shape ${JSON.stringify(e.shape)}`, path);
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new SafetensorsError('tensor-entry', `entry ${JSON.stringify(key)} is not an object`, path);
+    const e = v as { dtype?: JsonValue; shape?: JsonValue; data_offsets?: JsonValue };
+    for (const f of Object.keys(e)) {
+      if (f !== 'dtype' && f !== 'shape' && f !== 'data_offsets') throw new SafetensorsError('tensor-entry', `entry ${JSON.stringify(key)} has an unknown field ${JSON.stringify(f)}`, path);
+    }
+    if (typeof e.dtype !== 'string' || !(e.dtype in SAFETENSORS_KNOWN_DTYPES))
+      throw new SafetensorsError('dtype', `tensor ${JSON.stringify(key)} has unknown dtype ${JSON.stringify(e.dtype)}`, path);
+    const bits = SAFETENSORS_KNOWN_DTYPES[e.dtype]!;
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0) || (typeof d === 'bigint' && d >= 0n)))
+      throw new SafetensorsError('shape', `tensor ${JSON.stringify(key)} has an invalid shape ${show(e.shape)}`, path);
     const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1])
-      throw new SafetensorsError('offsets', `tensor "${key}" has invalid data_offsets ${JSON.stringify(off)}`, path);
-    const shape = e.shape as number[];
-    const numel = shape.reduce((a, b) => a * b, 1);
-    const byteLength = off[1] - off[0];
-    if (numel * DTYPE_SIZE[dtype] !== byteLength)
-      throw new SafetensorsError('size-mismatch', `tensor "${key}" ${dtype}[${shape.join(',')}] needs ${numel * DTYPE_SIZE[dtype]} bytes but data_offsets span ${byteLength}`, path);
-    list.push({ key, dtype, shape, offset: dataStart + off[0], byteLength });
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0) || (typeof d === 'bigint' && d >= 0n)))
+      throw new SafetensorsError('offsets', `tensor ${JSON.stringify(key)} has invalid data_offsets ${show(off)}`, path);
+    // numel and byte size with checked (bigint) arithmetic, as the reference does with checked_mul.
+    let numel = 1n;
+    for (const d of e.shape) numel *= BigInt(d as number | bigint);
+    const totalBits = numel * BigInt(bits);
+    if (numel > 2n ** 64n - 1n || totalBits > 2n ** 64n - 1n)
+      throw new SafetensorsError('numel-overflow', `tensor ${JSON.stringify(key)} shape ${show(e.shape)} overflows the element count`, path);
+    if (totalBits % 8n !== 0n) throw new SafetensorsError('misaligned', `tensor ${JSON.stringify(key)} ends inside a byte (${totalBits} bits)`, path);
+    const begin = BigInt(off[0] as number | bigint);
+    const end = BigInt(off[1] as number | bigint);
+    if (end < begin) throw new SafetensorsError('offsets', `tensor ${JSON.stringify(key)} has data_offsets end < begin ${show(off)}`, path);
+    const need = totalBits / 8n;
+    if (end - begin !== need)
+      throw new SafetensorsError('size-mismatch', `tensor ${JSON.stringify(key)} ${e.dtype}${show(e.shape)} needs ${need} bytes but data_offsets span ${end - begin}`, path);
+    if (BigInt(dataStart) + end > BigInt(size))
+      throw new SafetensorsError('truncated', `tensor ${JSON.stringify(key)} ends at byte ${BigInt(dataStart) + end} but the file is ${size} bytes (truncated download?)`, path);
+    const dtype = dtypeFromSafetensors(e.dtype);
+    if (!dtype) throw new SafetensorsError('dtype-unsupported', `tensor ${JSON.stringify(key)} has dtype ${e.dtype}, which is valid safetensors but not supported by sorac`, path);
+    list.push({ key, dtype, shape: (e.shape as number[]).map(Number), offset: dataStart + Number(begin), byteLength: Number(need) });
   }
   list.sort((a, b) => a.offset - b.offset || a.byteLength - b.byteLength);
   let cursor = dataStart;
   for (const t of list) {
     if (t.offset !== cursor) {
-      throw new SafetensorsError(t.offset < cursor ? 'overlap' : 'gap', `tensor "${t.key}" starts at buffer offset ${t.offset - dataStart}, expected ${cursor - dataStart} (tensors must be contiguous and non-overlapping)`, path);
+      throw new SafetensorsError(t.offset < cursor ? 'overlap' : 'gap', `tensor ${JSON.stringify(t.key)} starts at buffer offset ${t.offset - dataStart}, expected ${cursor - dataStart} (tensors must be contiguous and non-overlapping)`, path);
     }
     cursor += t.byteLength;
   }
@@ -137,4 +184,8 @@ async function readHeader(fh: FileHandle, size: number, path: string) {
     throw new SafetensorsError(cursor > size ? 'truncated' : 'trailing-bytes', cursor > size ? `file is ${size} bytes but its header describes ${cursor} (truncated download?)` : `file has ${size - cursor} bytes after the last tensor`, path);
   }
   return { headerLength, metadata, tensors: new Map(list.map((t) => [t.key, t])) };
+}
+
+function show(v: unknown): string {
+  return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
 }

@@ -1,0 +1,159 @@
+/**
+ * A small strict JSON parser for untrusted headers: rejects duplicate object keys (JSON.parse
+ * silently keeps the last), bounds nesting depth, and reports a position. Numbers are returned
+ * as JS numbers when they are safe integers or non-integers, and as bigint when they are integers
+ * beyond 2^53 (so a u64 offset is never silently rounded).
+ */
+
+export class StrictJsonError extends Error {
+  constructor(
+    public readonly kind: 'syntax' | 'duplicate-key' | 'depth',
+    message: string,
+    public readonly pos: number,
+  ) {
+    super(message);
+  }
+}
+
+export type JsonValue = null | boolean | number | bigint | string | JsonValue[] | { [k: string]: JsonValue };
+
+export function parseStrictJson(text: string, maxDepth = 64): JsonValue {
+  let i = 0;
+  const n = text.length;
+  const ws = () => {
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++;
+      else break;
+    }
+  };
+  const fail = (msg: string): never => {
+    throw new StrictJsonError('syntax', `${msg} at position ${i}`, i);
+  };
+  const str = (): string => {
+    // at opening quote
+    i++;
+    let out = '';
+    let start = i;
+    for (;;) {
+      if (i >= n) fail('unterminated string');
+      const c = text.charCodeAt(i);
+      if (c === 0x22) {
+        out += text.slice(start, i);
+        i++;
+        return out;
+      }
+      if (c < 0x20) fail('control character in string');
+      if (c === 0x5c) {
+        out += text.slice(start, i);
+        i++;
+        const e = text[i];
+        i++;
+        switch (e) {
+          case '"': out += '"'; break;
+          case '\\': out += '\\'; break;
+          case '/': out += '/'; break;
+          case 'b': out += '\b'; break;
+          case 'f': out += '\f'; break;
+          case 'n': out += '\n'; break;
+          case 'r': out += '\r'; break;
+          case 't': out += '\t'; break;
+          case 'u': {
+            const h = text.slice(i, i + 4);
+            if (!/^[0-9a-fA-F]{4}$/.test(h)) fail('bad \\u escape');
+            out += String.fromCharCode(parseInt(h, 16));
+            i += 4;
+            break;
+          }
+          default:
+            fail('bad escape');
+        }
+        start = i;
+        continue;
+      }
+      i++;
+    }
+  };
+  const num = (): number | bigint => {
+    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 400));
+    if (!m) fail('bad number');
+    const s = m![0];
+    i += s.length;
+    if (!m![2] && !m![3]) {
+      const v = Number(s);
+      if (Number.isSafeInteger(v)) return v;
+      return BigInt(s);
+    }
+    return Number(s);
+  };
+  const value = (depth: number): JsonValue => {
+    if (depth > maxDepth) throw new StrictJsonError('depth', `nesting deeper than ${maxDepth}`, i);
+    ws();
+    if (i >= n) fail('unexpected end');
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      const obj: { [k: string]: JsonValue } = Object.create(null);
+      const seen = new Set<string>();
+      ws();
+      if (text[i] === '}') {
+        i++;
+        return obj;
+      }
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail('expected a string key');
+        const keyPos = i;
+        const k = str();
+        if (seen.has(k)) throw new StrictJsonError('duplicate-key', `duplicate key ${JSON.stringify(k)} at position ${keyPos}`, keyPos);
+        seen.add(k);
+        ws();
+        if (text[i] !== ':') fail('expected ":"');
+        i++;
+        obj[k] = value(depth + 1);
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === '}') {
+          i++;
+          return obj;
+        }
+        fail('expected "," or "}"');
+      }
+    }
+    if (c === '[') {
+      i++;
+      const arr: JsonValue[] = [];
+      ws();
+      if (text[i] === ']') {
+        i++;
+        return arr;
+      }
+      for (;;) {
+        arr.push(value(depth + 1));
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === ']') {
+          i++;
+          return arr;
+        }
+        fail('expected "," or "]"');
+      }
+    }
+    if (c === '"') return str();
+    if (c === 't' && text.startsWith('true', i)) return (i += 4), true;
+    if (c === 'f' && text.startsWith('false', i)) return (i += 5), false;
+    if (c === 'n' && text.startsWith('null', i)) return (i += 4), null;
+    if (c === '-' || (c! >= '0' && c! <= '9')) return num();
+    return fail(`unexpected character ${JSON.stringify(c)}`);
+  };
+  const v = value(0);
+  ws();
+  if (i !== n) fail('trailing characters after the JSON value');
+  return v;
+}
