@@ -1,0 +1,365 @@
+/**
+ * ONNX emission: serialises an IrGraph into a ModelProto (onnx-proto, schema onnx 1.10.2 / IR 8).
+ *
+ * The tracer already produces ONNX operators of the default domain at `graph.opset`, so this is
+ * a naming + encoding step. Design decisions (docs/adr/001-onnx-emission.md):
+ *
+ * - IR version: 8 for opset <= 17 (the maximum Debian onnx 1.12's checker accepts), otherwise
+ *   the standard onnx release pairing (opset 18 -> 8, 19/20 -> 9, 21/22 -> 10, ...).
+ * - Deterministic bytes: nothing depends on time, hashing order or the environment. Names are
+ *   derived from the IR in a fixed traversal order; metadata_props are sorted by key.
+ * - Weight initializers are named by their checkpoint key, so ONNX initializer names and keymap
+ *   keys coincide (one-to-one, same dtype and shape).
+ * - Weights modes: 'external' (data_location=EXTERNAL into a file, usually the safetensors
+ *   checkpoint itself), 'inline' (raw_data), 'none' (weights become graph inputs named by key:
+ *   the model stays valid, checkable and even runnable by feeding the weights as inputs).
+ *
+ * Malformed IR (duplicate user names, bad shapes, data of the wrong size) is a tracer bug and
+ * raises InternalError; nothing here produces user diagnostics.
+ */
+import onnxProto from 'onnx-proto';
+import type { onnx as O } from 'onnx-proto';
+import { type DType, DTYPE_SIZE, ONNX_DTYPE } from '../dtype.ts';
+import { InternalError } from '../diagnostics.ts';
+import type { IrAttr, IrConstant, IrDim, IrGraph, IrNode, IrValue, IrWeight } from '../ir.ts';
+
+const { onnx } = onnxProto;
+
+/** Where an external weight's bytes live: `location` is relative to the model file's directory. */
+export interface ExternalDataRef {
+  readonly location: string;
+  readonly offset: number;
+  readonly length: number;
+}
+
+export interface EmitOptions {
+  /**
+   * 'external': every weight is an initializer with data_location=EXTERNAL, placed by
+   *   `externalData`; a weight for which it returns undefined falls back to `inlineData`.
+   * 'inline': every weight is an initializer with raw_data from `inlineData`.
+   * 'none': weights become graph inputs named by checkpoint key (no data at all).
+   */
+  readonly weights: 'external' | 'inline' | 'none';
+  readonly externalData?: (w: IrWeight) => ExternalDataRef | undefined;
+  /** Little-endian bytes of the weight in the graph's expected dtype (`w.value.dtype`). */
+  readonly inlineData?: (w: IrWeight) => Uint8Array;
+  /** Emit value_info (types/shapes) for intermediate values. Default true. */
+  readonly valueInfo?: boolean;
+  /** producer_version; default: none (keeps bytes independent of the package version). */
+  readonly producerVersion?: string;
+}
+
+/** The IR version that goes with an ai.onnx opset (onnx release pairing), never below 8. */
+export function irVersionForOpset(opset: number): number {
+  if (!Number.isInteger(opset) || opset < 1) throw new InternalError(`invalid opset ${opset}`);
+  const pairs: [number, number][] = [
+    [18, 8], [20, 9], [22, 10], [23, 11], [24, 12], [26, 13],
+  ];
+  if (opset <= 17) return 8;
+  for (const [maxOpset, ir] of pairs) if (opset <= maxOpset) return ir;
+  return 13;
+}
+
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Byte size of a tensor whose shape is fully static. */
+export function byteSize(dtype: DType, shape: readonly IrDim[]): number {
+  const dims = staticShape(shape, 'tensor');
+  return numel(dims) * DTYPE_SIZE[dtype];
+}
+
+function staticShape(shape: readonly IrDim[], what: string): number[] {
+  return shape.map((d) => {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+      throw new InternalError(`${what} must have a static non-negative shape, got [${shape.join(', ')}]`);
+    }
+    return d;
+  });
+}
+
+/**
+ * Deterministic, unique ONNX names for every value of the graph.
+ * Priority: graph inputs and outputs keep the user's names (must be unique); weights are named by
+ * checkpoint key; everything else keeps its IR name, made unique with a `__N` suffix in
+ * first-appearance order (constants, then node outputs in node order).
+ */
+export function assignNames(graph: IrGraph, weightsAsInputs = false): Map<number, string> {
+  const names = new Map<number, string>();
+  const taken = new Set<string>();
+  const reserve = (v: IrValue, name: string, what: string) => {
+    const prev = names.get(v.id);
+    if (prev !== undefined) {
+      if (prev !== name) throw new InternalError(`value #${v.id} is both ${JSON.stringify(prev)} and ${what} ${JSON.stringify(name)}`);
+      return;
+    }
+    if (name === '') throw new InternalError(`${what} has an empty name`);
+    if (taken.has(name)) throw new InternalError(`duplicate ${what} name ${JSON.stringify(name)}`);
+    taken.add(name);
+    names.set(v.id, name);
+  };
+  for (const v of graph.inputs) reserve(v, v.name, 'graph input');
+  for (const v of graph.outputs) {
+    if (names.has(v.id)) throw new InternalError(`graph output ${JSON.stringify(v.name)} is also a graph input (add an Identity node)`);
+    reserve(v, v.name, 'graph output');
+  }
+  for (const w of graph.weights) reserve(w.value, w.key, weightsAsInputs ? 'weight input' : 'weight');
+  const fresh = (v: IrValue) => {
+    if (names.has(v.id)) return;
+    const base = v.name || `v${v.id}`;
+    let name = base;
+    for (let i = 1; taken.has(name); i++) name = `${base}__${i}`;
+    taken.add(name);
+    names.set(v.id, name);
+  };
+  for (const v of graph.constants.keys()) fresh(v);
+  for (const n of graph.nodes) for (const o of n.outputs) fresh(o);
+  return names;
+}
+
+function dimProto(d: IrDim): O.TensorShapeProto.IDimension {
+  if (typeof d === 'number') {
+    if (!Number.isSafeInteger(d) || d < 0) throw new InternalError(`invalid dimension ${d}`);
+    return { dimValue: d };
+  }
+  if (d === '') throw new InternalError('empty symbolic dimension');
+  return { dimParam: d };
+}
+
+function valueInfo(name: string, v: IrValue): O.IValueInfoProto {
+  return {
+    name,
+    type: { tensorType: { elemType: ONNX_DTYPE[v.dtype], shape: { dim: v.shape.map(dimProto) } } },
+  };
+}
+
+function tensorProto(name: string, c: IrConstant): O.ITensorProto {
+  const dims = staticShape(c.shape, `constant ${JSON.stringify(name)}`);
+  const want = numel(dims) * DTYPE_SIZE[c.dtype];
+  if (c.data.byteLength !== want) {
+    throw new InternalError(`constant ${JSON.stringify(name)} ${c.dtype}[${dims.join(',')}] needs ${want} bytes, has ${c.data.byteLength}`);
+  }
+  return { name, dims, dataType: ONNX_DTYPE[c.dtype], rawData: c.data };
+}
+
+function attrProto(name: string, a: IrAttr): O.IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  switch (a.kind) {
+    case 'int':
+      if (!Number.isSafeInteger(a.value)) throw new InternalError(`attribute ${name}: ${a.value} is not an integer`);
+      return { name, type: T.INT, i: a.value };
+    case 'ints':
+      for (const x of a.value) if (!Number.isSafeInteger(x)) throw new InternalError(`attribute ${name}: ${x} is not an integer`);
+      return { name, type: T.INTS, ints: [...a.value] };
+    case 'float':
+      return { name, type: T.FLOAT, f: a.value };
+    case 'floats':
+      return { name, type: T.FLOATS, floats: [...a.value] };
+    case 'string':
+      return { name, type: T.STRING, s: new TextEncoder().encode(a.value) };
+    case 'tensor':
+      return { name, type: T.TENSOR, t: tensorProto('', a.value) };
+  }
+}
+
+function nodeName(n: IrNode, i: number): string {
+  return n.scope ? `${n.scope}/${n.op}_${i}` : `${n.op}_${i}`;
+}
+
+function docString(n: IrNode): string {
+  const parts: string[] = [];
+  if (n.source) parts.push(`${n.source.file}:${n.source.line}:${n.source.col}`);
+  if (n.scope) parts.push(`in ${n.scope}`);
+  return parts.join(' ');
+}
+
+/** Build the ModelProto message (not yet encoded). */
+export function buildModelProto(graph: IrGraph, opts: EmitOptions): O.IModelProto {
+  const weightsAsInputs = opts.weights === 'none';
+  const names = assignNames(graph, weightsAsInputs);
+  const nameOf = (v: IrValue) => {
+    const n = names.get(v.id);
+    if (n === undefined) throw new InternalError(`value #${v.id} (${v.name}) is used but never defined`);
+    return n;
+  };
+
+  const initializer: O.ITensorProto[] = [];
+  const inputs: O.IValueInfoProto[] = graph.inputs.map((v) => valueInfo(nameOf(v), v));
+  for (const w of graph.weights) {
+    const name = nameOf(w.value);
+    if (weightsAsInputs) {
+      inputs.push(valueInfo(name, w.value));
+      continue;
+    }
+    const dims = staticShape(w.value.shape, `weight ${JSON.stringify(w.key)}`);
+    const length = numel(dims) * DTYPE_SIZE[w.value.dtype];
+    const base: O.ITensorProto = { name, dims, dataType: ONNX_DTYPE[w.value.dtype] };
+    const ext = opts.weights === 'external' ? opts.externalData?.(w) : undefined;
+    if (opts.weights === 'external' && !opts.externalData) throw new InternalError("weights: 'external' needs an externalData callback");
+    if (ext) {
+      if (ext.length !== length) {
+        throw new InternalError(`external data for ${JSON.stringify(w.key)}: length ${ext.length}, but ${w.value.dtype}[${dims.join(',')}] needs ${length} bytes`);
+      }
+      if (!Number.isSafeInteger(ext.offset) || ext.offset < 0) throw new InternalError(`external data for ${JSON.stringify(w.key)}: bad offset ${ext.offset}`);
+      if (!ext.location || ext.location.startsWith('/') || /^[A-Za-z]:[\\/]/.test(ext.location)) {
+        throw new InternalError(`external data for ${JSON.stringify(w.key)}: location must be a relative path, got ${JSON.stringify(ext.location)}`);
+      }
+      initializer.push({
+        ...base,
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [
+          { key: 'location', value: ext.location },
+          { key: 'offset', value: String(ext.offset) },
+          { key: 'length', value: String(ext.length) },
+        ],
+      });
+      continue;
+    }
+    if (!opts.inlineData) {
+      throw new InternalError(`weight ${JSON.stringify(w.key)} has no external data and no inlineData callback was given`);
+    }
+    const data = opts.inlineData(w);
+    if (data.byteLength !== length) {
+      throw new InternalError(`inline data for ${JSON.stringify(w.key)}: ${data.byteLength} bytes, but ${w.value.dtype}[${dims.join(',')}] needs ${length}`);
+    }
+    initializer.push({ ...base, rawData: data });
+  }
+  for (const [v, c] of graph.constants) {
+    if (c.dtype !== v.dtype) throw new InternalError(`constant ${v.name}: value is ${v.dtype} but data is ${c.dtype}`);
+    initializer.push(tensorProto(nameOf(v), c));
+  }
+
+  const defined = new Set<number>([...graph.inputs, ...graph.weights.map((w) => w.value), ...graph.constants.keys()].map((v) => v.id));
+  const nodes: O.INodeProto[] = graph.nodes.map((n, i) => {
+    for (const inp of n.inputs) {
+      if (inp && !defined.has(inp.id)) throw new InternalError(`node ${nodeName(n, i)} reads ${JSON.stringify(inp.name)} before it is defined`);
+    }
+    for (const o of n.outputs) defined.add(o.id);
+    const attrNames = Object.keys(n.attrs).sort();
+    const doc = docString(n);
+    return {
+      name: nodeName(n, i),
+      opType: n.op,
+      input: n.inputs.map((v) => (v ? nameOf(v) : '')),
+      output: n.outputs.map(nameOf),
+      attribute: attrNames.map((k) => attrProto(k, n.attrs[k]!)),
+      ...(doc ? { docString: doc } : {}),
+    };
+  });
+  for (const o of graph.outputs) if (!defined.has(o.id)) throw new InternalError(`graph output ${JSON.stringify(o.name)} is never produced`);
+
+  const valueInfos: O.IValueInfoProto[] = [];
+  if (opts.valueInfo ?? true) {
+    const outIds = new Set(graph.outputs.map((v) => v.id));
+    for (const n of graph.nodes) for (const o of n.outputs) if (!outIds.has(o.id)) valueInfos.push(valueInfo(nameOf(o), o));
+  }
+
+  const metadataProps = Object.keys(graph.metadata)
+    .sort()
+    .map((key) => ({ key, value: graph.metadata[key]! }));
+
+  return {
+    irVersion: irVersionForOpset(graph.opset),
+    opsetImport: [{ domain: '', version: graph.opset }],
+    producerName: 'sorac',
+    ...(opts.producerVersion ? { producerVersion: opts.producerVersion } : {}),
+    graph: {
+      name: graph.name,
+      node: nodes,
+      initializer,
+      input: inputs,
+      output: graph.outputs.map((v) => valueInfo(nameOf(v), v)),
+      valueInfo: valueInfos,
+    },
+    metadataProps,
+  };
+}
+
+/** Serialise `graph` to ONNX ModelProto bytes. Same graph and options -> byte-identical output. */
+export function emitOnnx(graph: IrGraph, opts: EmitOptions): Uint8Array {
+  const model = buildModelProto(graph, opts);
+  const err = onnx.ModelProto.verify(model);
+  if (err) throw new InternalError(`ModelProto does not verify: ${err}`);
+  return onnx.ModelProto.encode(model).finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text dump
+
+function fmtType(v: IrValue): string {
+  return `${v.dtype}[${v.shape.join(',')}]`;
+}
+
+function fmtAttr(a: IrAttr): string {
+  switch (a.kind) {
+    case 'int':
+    case 'float':
+      return String(a.value);
+    case 'ints':
+    case 'floats':
+      return `[${a.value.join(',')}]`;
+    case 'string':
+      return JSON.stringify(a.value);
+    case 'tensor':
+      return `tensor ${a.value.dtype}[${a.value.shape.join(',')}]`;
+  }
+}
+
+/**
+ * A readable, deterministic text form of the graph, one line per node (for golden tests and
+ * `--explain`). Names are the ONNX names the emitter would use.
+ *
+ *   graph stdit3 opset 17
+ *   input  x: f32[B,4,T,H,W]
+ *   weight x_embedder.proj.weight: bf16[1152,4,1,2,2]
+ *   const  shape_0: i64[3] = [0,1152,-1]
+ *   %y: f32[B,N,1152] = Conv(%x, %w) {strides=[1,2,2]}  # model.sora:12:5 in x_embedder
+ *   output y: f32[B,N,1152]
+ */
+export function formatGraph(graph: IrGraph): string {
+  const names = assignNames(graph);
+  const nm = (v: IrValue) => names.get(v.id) ?? `?${v.name}`;
+  const lines: string[] = [`graph ${graph.name} opset ${graph.opset}`];
+  for (const k of Object.keys(graph.metadata).sort()) lines.push(`meta   ${k} = ${JSON.stringify(graph.metadata[k])}`);
+  for (const v of graph.inputs) lines.push(`input  ${nm(v)}: ${fmtType(v)}`);
+  for (const w of graph.weights) lines.push(`weight ${nm(w.value)}: ${fmtType(w.value)}`);
+  for (const [v, c] of graph.constants) {
+    const n = numel(c.shape);
+    let preview = '';
+    if (n <= 8) preview = ` = [${constantValues(c).join(',')}]`;
+    lines.push(`const  ${nm(v)}: ${fmtType(v)}${preview}`);
+  }
+  for (const n of graph.nodes) {
+    const outs = n.outputs.map((o) => `%${nm(o)}: ${fmtType(o)}`).join(', ');
+    const ins = n.inputs.map((v) => (v ? `%${nm(v)}` : '_')).join(', ');
+    const attrKeys = Object.keys(n.attrs).sort();
+    const attrs = attrKeys.length ? ` {${attrKeys.map((k) => `${k}=${fmtAttr(n.attrs[k]!)}`).join(', ')}}` : '';
+    const doc = docString(n);
+    lines.push(`${outs} = ${n.op}(${ins})${attrs}${doc ? `  # ${doc}` : ''}`);
+  }
+  for (const v of graph.outputs) lines.push(`output ${nm(v)}: ${fmtType(v)}`);
+  return lines.join('\n') + '\n';
+}
+
+function constantValues(c: IrConstant): (number | bigint | string)[] {
+  const dv = new DataView(c.data.buffer, c.data.byteOffset, c.data.byteLength);
+  const n = numel(c.shape);
+  const out: (number | bigint | string)[] = [];
+  for (let i = 0; i < n; i++) {
+    switch (c.dtype) {
+      case 'f32': out.push(dv.getFloat32(i * 4, true)); break;
+      case 'f64': out.push(dv.getFloat64(i * 8, true)); break;
+      case 'i64': out.push(dv.getBigInt64(i * 8, true)); break;
+      case 'i32': out.push(dv.getInt32(i * 4, true)); break;
+      case 'i16': out.push(dv.getInt16(i * 2, true)); break;
+      case 'i8': out.push(dv.getInt8(i)); break;
+      case 'u8': out.push(dv.getUint8(i)); break;
+      case 'bool': out.push(dv.getUint8(i) ? 'true' : 'false'); break;
+      case 'f16':
+      case 'bf16': out.push(`0x${dv.getUint16(i * 2, true).toString(16).padStart(4, '0')}`); break;
+      default: out.push(`0x${dv.getUint8(i).toString(16).padStart(2, '0')}`);
+    }
+  }
+  return out;
+}
