@@ -1,0 +1,421 @@
+/**
+ * One resolver for a user's weights string. Search order (documented in docs/guides/checkpoints.md):
+ *
+ *  1. an existing path (relative to cwd, `~` expanded):
+ *     - a file → opened by content sniffing (safetensors, torch zip, `*.index.json`);
+ *     - an Open-Sora training checkpoint dir (`running_states.json`, `model/`, `ema.pt|ema.safetensors`)
+ *       → `ema` by default, `model/` with `part: 'model'`;
+ *     - an HF transformers / diffusers model dir → the first of `model.safetensors`,
+ *       `model.safetensors.index.json`, `diffusion_pytorch_model.safetensors`, its index,
+ *       `pytorch_model.bin`, its index, `diffusion_pytorch_model.bin`, its index;
+ *     - otherwise a dir holding exactly one `*.index.json` or exactly one weights file;
+ *  2. a hub id `org/name`, `org/name/path/in/repo`, `org/name@rev[/path]` (or `…/file@rev`), resolved
+ *     fully offline in the local hub cache(s): `--cache-dir`, `$HF_HUB_CACHE`,
+ *     `$HUGGINGFACE_HUB_CACHE`, `$HF_HOME/hub`, `$XDG_CACHE_HOME/huggingface/hub`,
+ *     `~/.cache/huggingface/hub` — `models--org--name/refs/<rev>` → `snapshots/<commit>/…`
+ *     (symlinks into `blobs/` or plain copies).
+ *
+ * Nothing touches the network. A miss throws WeightsError SORA5001 listing every place looked at.
+ */
+import { readdir, readFile, stat, lstat, readlink, realpath } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { sniffFile } from './torch-file.ts';
+import { WeightsError } from './weights-error.ts';
+
+export type WeightsFormat = 'safetensors' | 'torch-zip' | 'index';
+
+export interface ResolveOptions {
+  cwd?: string;
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Open-Sora training dirs: load the EMA weights (default) or the `model/` weights. */
+  part?: 'ema' | 'model';
+  /** A hub cache to search first (like `cache_dir=` in huggingface_hub). */
+  cacheDir?: string;
+  /** Revision for hub ids without `@rev` (default `main`). */
+  revision?: string;
+  /** Weight variant, e.g. `fp16` → `model.fp16.safetensors`. */
+  variant?: string;
+}
+
+export interface HubLocation {
+  repo: string;
+  revision: string;
+  commit: string;
+  cache: string;
+  repoDir: string;
+  snapshot: string;
+  file?: string;
+}
+
+export interface TrainingInfo {
+  dir: string;
+  epoch?: number;
+  step?: number;
+  globalStep?: number;
+  runningStates?: Record<string, unknown>;
+  parts: { model: boolean; ema: string | null; optimizer: boolean; lrScheduler: boolean; sampler: boolean; master: boolean; runningStates: boolean };
+  chosen: 'ema' | 'model';
+}
+
+export interface ResolvedWeights {
+  spec: string;
+  /** The file to open: a weights file or an index JSON. */
+  path: string;
+  format: WeightsFormat;
+  via: 'file' | 'dir' | 'training-dir' | 'hub-cache';
+  hub?: HubLocation;
+  training?: TrainingInfo;
+  /** Every place looked at, in order (also on success). */
+  looked: string[];
+  notes: string[];
+}
+
+const HF_DIR_ORDER = [
+  'model.safetensors',
+  'model.safetensors.index.json',
+  'diffusion_pytorch_model.safetensors',
+  'diffusion_pytorch_model.safetensors.index.json',
+  'pytorch_model.bin',
+  'pytorch_model.bin.index.json',
+  'diffusion_pytorch_model.bin',
+  'diffusion_pytorch_model.bin.index.json',
+];
+const WEIGHT_EXT = /\.(safetensors|pt|pth|bin|ckpt)$/;
+
+async function statOrNull(p: string) {
+  try {
+    return await stat(p);
+  } catch {
+    return null;
+  }
+}
+
+function withVariant(name: string, variant?: string): string {
+  if (!variant) return name;
+  const m = /^(.*?)(\.safetensors|\.bin)(\.index\.json)?$/.exec(name);
+  return m ? `${m[1]}.${variant}${m[2]}${m[3] ?? ''}` : name;
+}
+
+export function expandHome(p: string, env: Readonly<Record<string, string | undefined>> = process.env): string {
+  if (p === '~') return env.HOME ?? homedir();
+  if (p.startsWith('~/')) return join(env.HOME ?? homedir(), p.slice(2));
+  return p;
+}
+
+/** Hub cache roots in search order, each with where it came from. */
+export function hubCacheRoots(opts: ResolveOptions = {}): { dir: string; from: string }[] {
+  const env = opts.env ?? process.env;
+  const home = env.HOME ?? homedir();
+  const out: { dir: string; from: string }[] = [];
+  const add = (dir: string | undefined, from: string) => {
+    if (!dir) return;
+    const d = resolvePath(expandHome(dir, env));
+    if (!out.some((o) => o.dir === d)) out.push({ dir: d, from });
+  };
+  add(opts.cacheDir, '--cache-dir');
+  add(env.HF_HUB_CACHE, '$HF_HUB_CACHE');
+  add(env.HUGGINGFACE_HUB_CACHE, '$HUGGINGFACE_HUB_CACHE');
+  if (env.HF_HOME) add(join(env.HF_HOME, 'hub'), '$HF_HOME/hub');
+  if (env.XDG_CACHE_HOME) add(join(env.XDG_CACHE_HOME, 'huggingface', 'hub'), '$XDG_CACHE_HOME/huggingface/hub');
+  add(join(home, '.cache', 'huggingface', 'hub'), 'default ~/.cache/huggingface/hub');
+  return out;
+}
+
+export interface HubSpec {
+  repo: string;
+  revision?: string;
+  file?: string;
+}
+
+/** Parse `org/name`, `org/name/path/in/repo`, `org/name@rev`, `org/name@rev/path`, `org/name/path@rev`. */
+export function parseHubSpec(spec: string): HubSpec | undefined {
+  if (spec.startsWith('/') || spec.startsWith('.') || spec.startsWith('~') || spec.includes('\\') || spec.includes('//')) return undefined;
+  const parts = spec.split('/');
+  if (parts.length < 2) return undefined;
+  const seg = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+  let revision: string | undefined;
+  let [org, name] = parts as [string, string];
+  const at = name.indexOf('@');
+  if (at >= 0) {
+    revision = name.slice(at + 1);
+    name = name.slice(0, at);
+  }
+  let rest = parts.slice(2);
+  if (!revision && rest.length) {
+    const last = rest[rest.length - 1]!;
+    const a = last.lastIndexOf('@');
+    if (a > 0) {
+      revision = last.slice(a + 1);
+      rest = [...rest.slice(0, -1), last.slice(0, a)];
+    }
+  }
+  if (!seg.test(org) || !seg.test(name) || name.includes('--') || org.includes('--')) return undefined;
+  if (revision !== undefined && !/^[A-Za-z0-9._/-]+$/.test(revision)) return undefined;
+  if (rest.some((r) => r === '' || r === '..' || r === '.')) return undefined;
+  return { repo: `${org}/${name}`, revision, file: rest.length ? rest.join('/') : undefined };
+}
+
+export async function resolveWeights(spec: string, opts: ResolveOptions = {}): Promise<ResolvedWeights> {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const looked: string[] = [];
+  const notes: string[] = [];
+  const asPath = resolvePath(cwd, expandHome(spec, env));
+  const st = await statOrNull(asPath);
+  if (st?.isFile()) return { spec, ...(await resolveFile(asPath)), via: 'file', looked: [`${asPath} (file)`], notes };
+  if (st?.isDirectory()) {
+    const r = await resolveDir(asPath, opts, looked, notes);
+    if (r) return { spec, ...r, looked, notes };
+    throw new WeightsError(
+      'SORA5001',
+      `no weights found in directory ${asPath}`,
+      'point at a weights file, an HF model dir (config.json + model.safetensors), a sharded index, or an Open-Sora epochN-global_stepM/ dir',
+      looked,
+      asPath,
+    );
+  }
+  looked.push(`${asPath} (no such file or directory)`);
+  const hub = parseHubSpec(spec);
+  if (hub) {
+    const r = await resolveHub(hub, opts, looked, notes);
+    if (r) return { spec, ...r, looked, notes };
+    const fileArg = hub.file ? ` ${hub.file}` : '';
+    const rev = hub.revision ?? opts.revision;
+    const revArg = rev && rev !== 'main' ? ` --revision ${rev}` : '';
+    const roots = hubCacheRoots(opts);
+    throw new WeightsError(
+      'SORA5001',
+      `"${spec}" is not a local path and ${hub.repo}${hub.revision ? '@' + hub.revision : ''}${hub.file ? ' / ' + hub.file : ''} is not in any local hub cache (sorac never downloads)`,
+      [
+        `download it into the hub cache on a machine with network access: huggingface-cli download ${hub.repo}${fileArg}${revArg}`,
+        `or into a plain folder and pass that folder: huggingface-cli download ${hub.repo}${fileArg}${revArg} --local-dir ./ckpts/${hub.repo.split('/')[1]}`,
+        `if the cache lives elsewhere, point at it: HF_HUB_CACHE=/path/to/huggingface/hub (searched now: ${roots.map((r) => r.dir).join(', ')})`,
+      ].join('\n'),
+      looked,
+    );
+  }
+  throw new WeightsError('SORA5001', `no such file or directory: ${asPath}`, `check the path (relative paths are resolved against ${cwd})`, looked, asPath);
+}
+
+async function resolveFile(path: string): Promise<{ path: string; format: WeightsFormat }> {
+  if (path.endsWith('.index.json')) return { path, format: 'index' };
+  let kind;
+  try {
+    kind = await sniffFile(path);
+  } catch (e) {
+    throw new WeightsError('SORA5012', `cannot read ${path}: ${(e as Error).message}`, 'check file permissions', [], path);
+  }
+  if (kind === 'safetensors') return { path, format: 'safetensors' };
+  if (kind === 'torch-zip' || kind === 'torch-legacy' || kind === 'torch-legacy-tar' || kind === 'pickle') return { path, format: 'torch-zip' };
+  if (kind === 'json') return { path, format: 'index' };
+  if (path.endsWith('.safetensors') || kind === 'empty') return { path, format: 'safetensors' }; // the reader reports the exact problem
+  throw new WeightsError('SORA5005', `${path} is not a recognised weights file (not safetensors, not a PyTorch zip archive, not an index JSON)`, 'supported: .safetensors, torch.save zip files (.pt/.pth/.bin/…), *.index.json', [], path);
+}
+
+async function readJson(p: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    const v = JSON.parse(await readFile(p, 'utf8'));
+    return v && typeof v === 'object' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function trainingInfo(dir: string, part: 'ema' | 'model' = 'ema'): Promise<TrainingInfo | undefined> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return undefined;
+  }
+  const has = (n: string) => names.includes(n);
+  const modelDir = has('model') && (await statOrNull(join(dir, 'model')))?.isDirectory() === true;
+  const ema = has('ema.safetensors') ? 'ema.safetensors' : has('ema.pt') ? 'ema.pt' : null;
+  const isTraining = has('running_states.json') || (modelDir && (ema !== null || has('optimizer'))) || /^epoch\d+-global_step\d+$/.test(basename(dir));
+  if (!isTraining) return undefined;
+  const rs = has('running_states.json') ? await readJson(join(dir, 'running_states.json')) : undefined;
+  const m = /^epoch(\d+)-global_step(\d+)$/.exec(basename(dir));
+  const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
+  return {
+    dir,
+    epoch: num(rs?.epoch) ?? (m ? Number(m[1]) : undefined),
+    step: num(rs?.step),
+    globalStep: num(rs?.global_step) ?? (m ? Number(m[2]) : undefined),
+    runningStates: rs,
+    parts: {
+      model: modelDir,
+      ema,
+      optimizer: has('optimizer'),
+      lrScheduler: has('lr_scheduler'),
+      sampler: has('sampler'),
+      master: has('master.safetensors'),
+      runningStates: has('running_states.json'),
+    },
+    chosen: part,
+  };
+}
+
+async function resolveDir(
+  dir: string,
+  opts: ResolveOptions,
+  looked: string[],
+  notes: string[],
+): Promise<{ path: string; format: WeightsFormat; via: ResolvedWeights['via']; training?: TrainingInfo } | undefined> {
+  const tr = await trainingInfo(dir, opts.part ?? 'ema');
+  if (tr) {
+    const want = opts.part ?? 'ema';
+    looked.push(`${dir} (Open-Sora training checkpoint dir, part "${want}")`);
+    if (want === 'ema') {
+      if (tr.parts.ema) {
+        notes.push(`training checkpoint: loading ${tr.parts.ema} (EMA weights; use part "model" / --part model for model/)`);
+        return { ...(await resolveFile(join(dir, tr.parts.ema))), via: 'training-dir', training: tr };
+      }
+      looked.push(`${join(dir, 'ema.safetensors')} (missing)`, `${join(dir, 'ema.pt')} (missing)`);
+      if (opts.part === 'ema') return undefined;
+      notes.push('training checkpoint has no ema.pt / ema.safetensors: falling back to model/');
+    }
+    for (const n of ['model.safetensors', 'model.pt']) {
+      if ((await statOrNull(join(dir, n)))?.isFile()) return { ...(await resolveFile(join(dir, n))), via: 'training-dir', training: { ...tr, chosen: 'model' } };
+    }
+    if (tr.parts.model) {
+      const r = await resolvePlainDir(join(dir, 'model'), opts, looked);
+      if (r) return { ...r, via: 'training-dir', training: { ...tr, chosen: 'model' } };
+    } else looked.push(`${join(dir, 'model')} (missing)`);
+    return undefined;
+  }
+  const r = await resolvePlainDir(dir, opts, looked);
+  return r ? { ...r, via: 'dir' } : undefined;
+}
+
+async function resolvePlainDir(dir: string, opts: ResolveOptions, looked: string[]): Promise<{ path: string; format: WeightsFormat } | undefined> {
+  for (const n of HF_DIR_ORDER) {
+    const p = join(dir, withVariant(n, opts.variant));
+    if ((await statOrNull(p))?.isFile()) return resolveFile(p);
+    looked.push(`${p} (missing)`);
+  }
+  let names: string[] = [];
+  try {
+    names = (await readdir(dir)).sort();
+  } catch (e) {
+    looked.push(`${dir} (unreadable: ${(e as Error).message})`);
+    return undefined;
+  }
+  const indexes = names.filter((n) => n.endsWith('.index.json'));
+  if (indexes.length === 1) return resolveFile(join(dir, indexes[0]!));
+  if (indexes.length > 1)
+    throw new WeightsError('SORA5007', `${dir} holds ${indexes.length} index files (${indexes.join(', ')}); cannot tell which checkpoint to load`, `pass one of them explicitly, e.g. ${join(dir, indexes[0]!)}`, looked, dir);
+  const files = names.filter((n) => WEIGHT_EXT.test(n));
+  if (files.length === 1) return resolveFile(join(dir, files[0]!));
+  if (files.length > 1)
+    throw new WeightsError('SORA5007', `${dir} holds ${files.length} weight files (${files.slice(0, 6).join(', ')}${files.length > 6 ? ', …' : ''}) and no index`, `pass one file explicitly, e.g. ${join(dir, files[0]!)}`, looked, dir);
+  if (names.includes('model_index.json'))
+    looked.push(`${dir} is a diffusers pipeline (model_index.json): pass a component sub-folder such as ${join(dir, 'vae')} or ${join(dir, 'transformer')}`);
+  else looked.push(`${dir} (no *.index.json, no .safetensors/.pt/.pth/.bin/.ckpt file)`);
+  return undefined;
+}
+
+const HEX40 = /^[0-9a-f]{40}$/;
+
+async function resolveHub(hub: HubSpec, opts: ResolveOptions, looked: string[], notes: string[]) {
+  const revision = hub.revision ?? opts.revision ?? 'main';
+  const folder = 'models--' + hub.repo.split('/').join('--');
+  for (const root of hubCacheRoots(opts)) {
+    const repoDir = join(root.dir, folder);
+    const where = `${repoDir} [${root.from}]`;
+    if (!(await statOrNull(repoDir))?.isDirectory()) {
+      looked.push(`${where} (not in this cache)`);
+      continue;
+    }
+    let commit: string | undefined;
+    if (HEX40.test(revision)) commit = revision;
+    else {
+      try {
+        commit = (await readFile(join(repoDir, 'refs', revision), 'utf8')).trim();
+      } catch {
+        const refs = await listRefs(join(repoDir, 'refs'));
+        looked.push(`${join(repoDir, 'refs', revision)} (no such ref; cached refs: ${refs.length ? refs.join(', ') : 'none'})`);
+        continue;
+      }
+      if (!HEX40.test(commit)) {
+        looked.push(`${join(repoDir, 'refs', revision)} (does not hold a commit hash)`);
+        continue;
+      }
+    }
+    const snapshot = join(repoDir, 'snapshots', commit);
+    if (!(await statOrNull(snapshot))?.isDirectory()) {
+      looked.push(`${snapshot} (snapshot for ${revision} missing)`);
+      continue;
+    }
+    const loc: HubLocation = { repo: hub.repo, revision, commit, cache: root.dir, repoDir, snapshot, file: hub.file };
+    if (hub.file) {
+      const p = join(snapshot, hub.file);
+      const s = await statOrNull(p);
+      if (s?.isFile()) {
+        notes.push(`hub cache: ${hub.repo}@${revision} (${commit.slice(0, 12)}) from ${root.dir}`);
+        return { ...(await resolveFile(p)), via: 'hub-cache' as const, hub: loc };
+      }
+      if (s?.isDirectory()) {
+        const r = await resolveDir(p, opts, looked, notes);
+        if (r) return { ...r, via: 'hub-cache' as const, hub: loc };
+        continue;
+      }
+      const ls = await lstat(p).catch(() => null);
+      if (ls?.isSymbolicLink()) {
+        const target = await readlink(p);
+        const blob = resolvePath(dirname(p), target);
+        const incomplete = (await statOrNull(blob + '.incomplete')) !== null;
+        throw new WeightsError(
+          'SORA5008',
+          `${hub.repo}@${revision}: ${hub.file} points to blob ${basename(blob)}, which is ${incomplete ? 'only partially downloaded (.incomplete)' : 'missing'}`,
+          `re-download it: huggingface-cli download ${hub.repo} ${hub.file}${revision !== 'main' ? ' --revision ' + revision : ''}`,
+          [...looked, `${p} → ${blob}`],
+          p,
+        );
+      }
+      const noExist = await statOrNull(join(repoDir, '.no_exist', commit, hub.file));
+      looked.push(`${p} (${noExist ? 'recorded as not existing in the repo at this commit' : 'not downloaded'})`);
+      continue;
+    }
+    const r = await resolveDir(snapshot, opts, looked, notes);
+    if (r) {
+      notes.push(`hub cache: ${hub.repo}@${revision} (${commit.slice(0, 12)}) from ${root.dir}`);
+      return { ...r, via: 'hub-cache' as const, hub: loc };
+    }
+  }
+  return undefined;
+}
+
+async function listRefs(dir: string, prefix = ''): Promise<string[]> {
+  let out: string[] = [];
+  let ents;
+  try {
+    ents = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const e of ents) {
+    if (e.isDirectory()) out = out.concat(await listRefs(join(dir, e.name), `${prefix}${e.name}/`));
+    else out.push(prefix + e.name);
+  }
+  return out.sort();
+}
+
+/** If `path` is (a symlink into, or a file inside) a hub cache blob, the expected hash. */
+export async function hubBlobOf(path: string): Promise<{ blob: string; algo: 'sha256' | 'git-sha1'; expected: string } | undefined> {
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch {
+    return undefined;
+  }
+  const name = basename(real);
+  if (basename(dirname(real)) !== 'blobs' || !basename(dirname(dirname(real))).startsWith('models--')) {
+    // copied (non-symlink) layouts carry no hash in the path
+    return undefined;
+  }
+  if (/^[0-9a-f]{64}$/.test(name)) return { blob: real, algo: 'sha256', expected: name };
+  if (HEX40.test(name)) return { blob: real, algo: 'git-sha1', expected: name };
+  return undefined;
+}
+

@@ -1,0 +1,312 @@
+/**
+ * The unified tensor store: whatever the weights string names (file, dir, training dir, sharded
+ * index, hub id), the caller gets keys, shapes and dtypes from headers alone, plus a lazy `read()`
+ * per tensor. Nested containers (`state_dict`, `ema`, `model`, `module`) and a global `module.`
+ * prefix are unwrapped by default and every such step is recorded in `notes` — nothing is dropped
+ * silently.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import { type DType, DTYPE_SIZE } from '../compiler/dtype.ts';
+import { resolveWeights, type ResolveOptions, type ResolvedWeights } from './resolve.ts';
+import { openSafetensors, SafetensorsError, type SafetensorsFile } from './safetensors.ts';
+import { isTensor, numelOf, openTorchFile, type TorchFile } from './torch-file.ts';
+import { PyTuple, toPlain, type PyTensor, type PyValue } from './unpickle.ts';
+import { WeightsError } from './weights-error.ts';
+
+export interface StoredTensor {
+  readonly key: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly byteLength: number;
+  readonly file: string;
+  /** present when the bytes sit contiguously, little-endian, in `file` at this absolute offset (safetensors, and uncompressed contiguous torch zip entries) */
+  readonly offset?: number;
+  read(): Promise<Uint8Array>;
+}
+
+export interface TensorStore {
+  /** `safetensors`, `torch-zip`, `safetensors-sharded`, `torch-zip-sharded`, `mixed-sharded`. */
+  readonly format: string;
+  readonly files: string[];
+  readonly tensors: ReadonlyMap<string, StoredTensor>;
+  /** safetensors `__metadata__`, index `metadata`, training `running_states.json`… */
+  readonly metadata: Readonly<Record<string, unknown>>;
+  /** What was done to get here: "unwrapped ['ema']", "stripped prefix module.", … */
+  readonly notes: string[];
+  /** Non-tensor values found next to the tensors (plain JSON), keyed by their dotted path. */
+  readonly extras: Readonly<Record<string, unknown>>;
+  /** How the weights string was resolved. */
+  readonly resolved?: ResolvedWeights;
+  close(): Promise<void>;
+}
+
+export interface OpenWeightsOptions extends ResolveOptions {
+  /**
+   * Unwrap single wrapper containers (`ema`, `state_dict`, `model`, `module`, …) and strip a
+   * `module.` prefix shared by every key. Default true. With false, keys are the raw dotted paths
+   * (`ema.blocks.0…`, `module.x…`) and the load report suggests the fix.
+   */
+  unwrap?: boolean;
+  /** Pick this top-level container of a nested file (e.g. `model` when a file has both `ema` and `model`). */
+  container?: string;
+}
+
+/** Wrapper keys tried in this order when a torch file nests its state dict (ema first, as Open-Sora's find_model). */
+export const WRAPPER_KEYS = ['ema', 'state_dict', 'model', 'module', 'model_ema', 'state_dict_ema', 'ema_state_dict', 'net', 'params'];
+
+export async function openWeights(spec: string, opts: OpenWeightsOptions = {}): Promise<TensorStore> {
+  const resolved = await resolveWeights(spec, opts);
+  const store = await openResolved(resolved.path, resolved.format, opts);
+  const notes = [...resolved.notes, ...store.notes];
+  const metadata: Record<string, unknown> = { ...store.metadata };
+  if (resolved.training?.runningStates) metadata.running_states = resolved.training.runningStates;
+  return { ...store, notes, metadata, resolved };
+}
+
+/** Open a file or index directly (no resolution). */
+export async function openWeightsFile(path: string, opts: OpenWeightsOptions = {}): Promise<TensorStore> {
+  const r = await resolveWeights(path, opts);
+  return openResolved(r.path, r.format, opts);
+}
+
+async function openResolved(path: string, format: ResolvedWeights['format'], opts: OpenWeightsOptions): Promise<TensorStore> {
+  if (format === 'index') return openIndex(path, opts);
+  const single = await openSingle(path, format, opts);
+  return finish(single, opts);
+}
+
+interface Partial {
+  format: string;
+  files: string[];
+  tensors: Map<string, StoredTensor>;
+  metadata: Record<string, unknown>;
+  notes: string[];
+  extras: Record<string, unknown>;
+  closers: (() => Promise<void>)[];
+}
+
+function stError(e: unknown): never {
+  if (e instanceof SafetensorsError)
+    throw new WeightsError(
+      'SORA5002',
+      `${e.message} [rule: ${e.rule}]`,
+      e.rule === 'truncated' || e.rule === 'header-out-of-bounds' || e.rule === 'too-small'
+        ? 'the file is shorter than its header says: an interrupted download? Re-download it, then run `sorac verify`'
+        : e.rule === 'dtype-unsupported'
+          ? 'convert the tensor to f32/f16/bf16/f64/int/bool/f8 first'
+          : 'the file is corrupt or was not written by a safetensors writer; re-download or re-export it',
+      [],
+      e.path,
+    );
+  throw e;
+}
+
+async function openSingle(path: string, format: 'safetensors' | 'torch-zip', opts: OpenWeightsOptions): Promise<Partial> {
+  if (format === 'safetensors') {
+    let f: SafetensorsFile;
+    try {
+      f = await openSafetensors(path);
+    } catch (e) {
+      stError(e);
+    }
+    const tensors = new Map<string, StoredTensor>();
+    for (const t of f.tensors.values())
+      tensors.set(t.key, { key: t.key, dtype: t.dtype, shape: t.shape, byteLength: t.byteLength, file: path, offset: t.offset, read: () => f.read(t.key) });
+    return { format: 'safetensors', files: [path], tensors, metadata: { ...f.metadata }, notes: [], extras: {}, closers: [() => f.close()] };
+  }
+  const tf = await openTorchFile(path);
+  let collected;
+  try {
+    collected = collectTorch(tf, path, opts);
+  } catch (e) {
+    await tf.close().catch(() => {});
+    throw e;
+  }
+  const { tensors, extras, notes } = collected;
+  return { format: 'torch-zip', files: [path], tensors, metadata: {}, notes, extras, closers: [() => tf.close()] };
+}
+
+function hasTensor(v: PyValue, depth = 0): boolean {
+  if (depth > 32) return false;
+  if (isTensor(v)) return true;
+  if (v instanceof Map) for (const x of v.values()) if (hasTensor(x, depth + 1)) return true;
+  if (Array.isArray(v)) return v.some((x) => hasTensor(x, depth + 1));
+  if (v instanceof PyTuple) return v.items.some((x) => hasTensor(x, depth + 1));
+  return false;
+}
+
+function collectTorch(tf: TorchFile, path: string, opts: OpenWeightsOptions) {
+  const notes: string[] = [];
+  const extras: Record<string, unknown> = {};
+  const found = new Map<string, PyTensor>();
+  let root = tf.root;
+  const unwrap = opts.unwrap !== false;
+  if (root instanceof Map) {
+    const direct = [...root.values()].some(isTensor);
+    const wrappers = [...root.keys()].filter((k) => typeof k === 'string' && root instanceof Map && root.get(k) instanceof Map && hasTensor(root.get(k)!)) as string[];
+    let pick: string | undefined;
+    if (opts.container !== undefined) {
+      if (!wrappers.includes(opts.container))
+        throw new WeightsError('SORA5013', `${path} has no tensor container "${opts.container}"`, wrappers.length ? `containers present: ${wrappers.join(', ')}` : 'the file has no nested containers', [], path);
+      pick = opts.container;
+    } else if (unwrap && !direct && wrappers.length) {
+      pick = (opts.part === 'model' ? ['model', 'state_dict', 'module', ...WRAPPER_KEYS] : WRAPPER_KEYS).find((k) => wrappers.includes(k));
+    }
+    if (pick !== undefined) {
+      const others = [...root.keys()].filter((k) => k !== pick).map(String);
+      const otherContainers = wrappers.filter((k) => k !== pick);
+      notes.push(
+        `unwrapped ['${pick}']` +
+          (otherContainers.length ? `; other tensor containers not loaded: [${otherContainers.map((k) => `'${k}'`).join(', ')}] (choose with --container)` : ''),
+      );
+      for (const k of others) if (!otherContainers.includes(k)) extras[k] = toPlain(root.get(k)!);
+      root = root.get(pick)!;
+    }
+  }
+  const nonTensor: string[] = [];
+  const walk = (v: PyValue, key: string, depth: number) => {
+    if (isTensor(v)) {
+      found.set(key, v);
+      return;
+    }
+    if (depth > 16) {
+      nonTensor.push(key);
+      return;
+    }
+    if (v instanceof Map && hasTensor(v)) {
+      for (const [k, x] of v) walk(x, key ? `${key}.${String(k)}` : String(k), depth + 1);
+      return;
+    }
+    if ((Array.isArray(v) || v instanceof PyTuple) && hasTensor(v)) {
+      const items = Array.isArray(v) ? v : v.items;
+      items.forEach((x, i) => walk(x, key ? `${key}.${i}` : String(i), depth + 1));
+      return;
+    }
+    if (key) {
+      nonTensor.push(key);
+      extras[key] = toPlain(v);
+    } else if (!(v instanceof Map && v.size === 0)) extras[''] = toPlain(v);
+  };
+  walk(root, '', 0);
+  if (nonTensor.length) notes.push(`non-tensor entries kept as extras, not tensors: [${nonTensor.slice(0, 8).map((k) => `'${k}'`).join(', ')}${nonTensor.length > 8 ? `, … (${nonTensor.length})` : ''}]`);
+  if (root instanceof Map) {
+    const nested = [...root.entries()].filter(([, x]) => (x instanceof Map || Array.isArray(x)) && hasTensor(x)).map(([k]) => String(k));
+    if (nested.length) notes.push(`flattened nested containers [${nested.slice(0, 8).map((k) => `'${k}'`).join(', ')}${nested.length > 8 ? ', …' : ''}] into dotted keys`);
+  }
+  const tensors = new Map<string, StoredTensor>();
+  let views = 0;
+  for (const [key, t] of found) {
+    const es = DTYPE_SIZE[t.storage.dtype];
+    const offset = tf.tensorOffset(t);
+    if (!tf.isContiguous(t)) views++;
+    tensors.set(key, {
+      key,
+      dtype: t.storage.dtype,
+      shape: t.shape,
+      byteLength: numelOf(t.shape) * es,
+      file: path,
+      ...(offset !== undefined ? { offset } : {}),
+      read: () => tf.readTensor(t),
+    });
+  }
+  if (views) notes.push(`${views} non-contiguous view tensor(s): bytes are materialised in C order on read (no direct file offset)`);
+  return { tensors, extras, notes };
+}
+
+function finish(p: Partial, opts: OpenWeightsOptions): TensorStore {
+  let tensors = p.tensors;
+  if (opts.unwrap !== false && tensors.size > 0) {
+    const keys = [...tensors.keys()];
+    if (keys.every((k) => k.startsWith('module.'))) {
+      tensors = new Map(keys.map((k) => {
+        const t = tensors.get(k)!;
+        const nk = k.slice('module.'.length);
+        return [nk, { ...t, key: nk, read: t.read }];
+      }));
+      p.notes.push(`stripped prefix module. from all ${keys.length} keys (DataParallel/DDP wrapper)`);
+    }
+  }
+  if (tensors.size === 0) p.notes.push('no tensors found');
+  const closers = p.closers;
+  return {
+    format: p.format,
+    files: p.files,
+    tensors,
+    metadata: p.metadata,
+    notes: p.notes,
+    extras: p.extras,
+    close: async () => {
+      for (const c of closers) await c().catch(() => {});
+    },
+  };
+}
+
+async function openIndex(indexPath: string, opts: OpenWeightsOptions): Promise<TensorStore> {
+  let idx: { metadata?: Record<string, unknown>; weight_map?: Record<string, unknown> };
+  try {
+    idx = JSON.parse(await readFile(indexPath, 'utf8'));
+  } catch (e) {
+    throw new WeightsError('SORA5006', `${indexPath}: cannot read the index: ${(e as Error).message}`, 'the index JSON is corrupt; re-download it', [], indexPath);
+  }
+  if (!idx || typeof idx !== 'object' || !idx.weight_map || typeof idx.weight_map !== 'object' || Array.isArray(idx.weight_map))
+    throw new WeightsError('SORA5006', `${indexPath}: not a sharded-checkpoint index (no "weight_map" object)`, undefined, [], indexPath);
+  const dir = dirname(indexPath);
+  const byShard = new Map<string, string[]>();
+  for (const [k, v] of Object.entries(idx.weight_map)) {
+    if (typeof v !== 'string' || v.includes('..') || v.startsWith('/'))
+      throw new WeightsError('SORA5006', `${indexPath}: weight_map["${k}"] is not a shard file name inside the index dir`, undefined, [], indexPath);
+    if (!byShard.has(v)) byShard.set(v, []);
+    byShard.get(v)!.push(k);
+  }
+  const notes: string[] = [];
+  const tensors = new Map<string, StoredTensor>();
+  const extras: Record<string, unknown> = {};
+  const closers: (() => Promise<void>)[] = [];
+  const files: string[] = [indexPath];
+  const formats = new Set<string>();
+  try {
+    for (const [shard, keys] of byShard) {
+      const p = join(dir, shard);
+      let r;
+      try {
+        r = await resolveWeights(p, { ...opts, cwd: dir });
+      } catch (e) {
+        if (e instanceof WeightsError && e.code === 'SORA5001')
+          throw new WeightsError('SORA5006', `${indexPath}: shard ${shard} (holding ${keys.length} tensors, e.g. ${keys[0]}) is missing`, 'the download is incomplete: fetch the missing shard (or the whole directory) again', [resolvePath(p)], indexPath);
+        throw e;
+      }
+      const part = await openSingle(r.path, r.format as 'safetensors' | 'torch-zip', { ...opts, unwrap: false });
+      closers.push(...part.closers);
+      files.push(r.path);
+      formats.add(part.format);
+      for (const n of part.notes) notes.push(`${shard}: ${n}`);
+      for (const [ek, ev] of Object.entries(part.extras)) extras[`${shard}:${ek}`] = ev;
+      const listed = new Set(keys);
+      for (const k of keys) {
+        // ColossalAI optimizer indexes list param ids ("0") whose tensors flatten to "0.exp_avg"
+        if (!part.tensors.has(k) && ![...part.tensors.keys()].some((t) => t.startsWith(k + '.')))
+          throw new WeightsError('SORA5006', `${indexPath}: weight_map says "${k}" is in ${shard}, but that shard has no such tensor`, 'the index and shards come from different saves; re-download the checkpoint', [], indexPath);
+      }
+      for (const [k, t] of part.tensors) {
+        const listedKey = listed.has(k) || [...listed].some((l) => k.startsWith(l + '.'));
+        if (!listedKey) throw new WeightsError('SORA5006', `${indexPath}: shard ${shard} holds "${k}", which the weight_map does not list`, 'the index and shards come from different saves', [], indexPath);
+        if (tensors.has(k)) throw new WeightsError('SORA5011', `tensor "${k}" is defined in two shards (${tensors.get(k)!.file} and ${t.file})`, undefined, [], indexPath);
+        tensors.set(k, t);
+      }
+    }
+  } catch (e) {
+    for (const c of closers) await c().catch(() => {});
+    throw e;
+  }
+  const total = [...tensors.values()].reduce((a, t) => a + t.byteLength, 0);
+  const ts = idx.metadata?.total_size;
+  if (typeof ts === 'number') {
+    if (Number.isInteger(ts) && ts === total) {
+      // HF index, bytes
+    } else if (Math.abs(ts - total / 1024 / 1024) <= Math.max(0.01, total / 1024 / 1024 * 1e-6)) notes.push('index total_size is in MiB (ColossalAI index)');
+    else notes.push(`index total_size ${ts} does not match the ${total} tensor bytes in the shards (${(total / 1024 / 1024).toFixed(4)} MiB)`);
+  }
+  const format = formats.size === 1 ? `${[...formats][0]}-sharded` : 'mixed-sharded';
+  return finish({ format, files, tensors, metadata: { ...(idx.metadata ?? {}) }, notes, extras, closers }, opts);
+}

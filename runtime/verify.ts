@@ -1,0 +1,227 @@
+/**
+ * Integrity checks for checkpoints: hash every file (streaming sha256, one reused buffer, flat
+ * memory), compare hub-cache blobs with the hash in their name (sha256 for LFS files, git blob
+ * sha1 for small files), and check structure cheaply from headers: safetensors length rules, zip
+ * end-of-central-directory and entry bounds, index JSON shards present, `.incomplete` downloads.
+ */
+import { createHash } from 'node:crypto';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { hubBlobOf, resolveWeights, type ResolveOptions } from './resolve.ts';
+import { openSafetensors, SafetensorsError } from './safetensors.ts';
+import { sniffFile } from './torch-file.ts';
+import { entryDataOffset, readZipDirectory, ZipError } from './zip.ts';
+
+export type VerifyStatus = 'ok' | 'corrupt' | 'truncated' | 'hash-mismatch' | 'incomplete' | 'missing' | 'unreadable';
+
+export interface VerifyFileResult {
+  path: string;
+  size: number;
+  sha256?: string;
+  status: VerifyStatus;
+  detail?: string;
+  /** set for hub-cache blobs: what the blob name says the content hashes to */
+  expected?: { algo: 'sha256' | 'git-sha1'; hash: string };
+}
+
+export interface VerifyReport {
+  target: string;
+  ok: boolean;
+  files: VerifyFileResult[];
+  bytes: number;
+  seconds: number;
+}
+
+export interface VerifyProgress {
+  file: string;
+  fileIndex: number;
+  fileCount: number;
+  doneBytes: number;
+  totalBytes: number;
+}
+
+export interface VerifyOptions extends ResolveOptions {
+  onProgress?: (p: VerifyProgress) => void;
+  /** read buffer size (default 8 MiB) */
+  chunkSize?: number;
+}
+
+const SKIP_DIRS = new Set(['.git', '.locks']);
+
+async function walk(dir: string, out: string[]) {
+  const ents = await readdir(dir, { withFileTypes: true });
+  for (const e of ents.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (SKIP_DIRS.has(e.name) || (e.name === '.cache' && dir !== '/')) continue;
+      await walk(p, out);
+    } else if (e.isSymbolicLink()) {
+      const s = await stat(p).catch(() => null);
+      if (s?.isDirectory()) await walk(p, out);
+      else out.push(p); // a dangling link is reported as missing
+    } else if (e.isFile()) out.push(p);
+  }
+}
+
+/** The files that make up a checkpoint named by `spec` (path, dir, training dir or hub id). */
+export async function checkpointFiles(spec: string, opts: ResolveOptions = {}): Promise<{ target: string; files: string[] }> {
+  const cwd = opts.cwd ?? process.cwd();
+  const p = resolvePath(cwd, spec);
+  const s = await stat(p).catch(() => null);
+  if (s?.isDirectory()) {
+    const files: string[] = [];
+    await walk(p, files);
+    return { target: p, files };
+  }
+  if (s?.isFile()) return { target: p, files: await withShards(p) };
+  const r = await resolveWeights(spec, opts);
+  if (r.hub && !r.hub.file) {
+    const files: string[] = [];
+    await walk(r.hub.snapshot, files);
+    return { target: r.hub.snapshot, files };
+  }
+  return { target: r.path, files: await withShards(r.path) };
+}
+
+async function withShards(p: string): Promise<string[]> {
+  if (!p.endsWith('.json')) return [p];
+  try {
+    const idx = JSON.parse(await readFile(p, 'utf8'));
+    if (idx && typeof idx.weight_map === 'object') {
+      const shards = [...new Set(Object.values(idx.weight_map as Record<string, string>))].sort();
+      return [p, ...shards.map((n) => join(dirname(p), n))];
+    }
+  } catch {
+    // reported by the structural check
+  }
+  return [p];
+}
+
+async function gitBlobSha1(path: string, size: number, buf: Buffer): Promise<string> {
+  const h = createHash('sha1');
+  h.update(`blob ${size}\0`);
+  const fh = await open(path, 'r');
+  try {
+    let pos = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (!bytesRead) break;
+      h.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return h.digest('hex');
+}
+
+export async function verifyWeights(spec: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
+  const t0 = performance.now();
+  const { target, files } = await checkpointFiles(spec, opts);
+  const sizes: number[] = [];
+  for (const f of files) sizes.push((await stat(f).catch(() => null))?.size ?? 0);
+  const totalBytes = sizes.reduce((a, b) => a + b, 0);
+  const buf = Buffer.allocUnsafe(opts.chunkSize ?? 8 * 1024 * 1024);
+  const results: VerifyFileResult[] = [];
+  let done = 0;
+  for (let i = 0; i < files.length; i++) {
+    const f = files[i]!;
+    const r = await verifyFile(f, buf, (n) => {
+      done += n;
+      opts.onProgress?.({ file: f, fileIndex: i, fileCount: files.length, doneBytes: done, totalBytes });
+    });
+    results.push(r);
+  }
+  const bytes = results.reduce((a, r) => a + r.size, 0);
+  return { target, ok: results.every((r) => r.status === 'ok'), files: results, bytes, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Hash one file and check its structure. Never throws for a bad file; reports it. */
+export async function verifyFile(path: string, buf: Buffer = Buffer.allocUnsafe(8 << 20), onBytes?: (n: number) => void): Promise<VerifyFileResult> {
+  if (path.endsWith('.incomplete')) {
+    const size = (await stat(path).catch(() => null))?.size ?? 0;
+    return { path, size, status: 'incomplete', detail: 'partial download left by the hub client (.incomplete); re-run the download' };
+  }
+  let size: number;
+  try {
+    size = (await stat(path)).size;
+  } catch (e) {
+    return { path, size: 0, status: 'missing', detail: (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file (or the blob it links to) does not exist' : (e as Error).message };
+  }
+  let sha256: string;
+  try {
+    const h = createHash('sha256');
+    const fh = await open(path, 'r');
+    try {
+      let pos = 0;
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (!bytesRead) break;
+        h.update(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+        onBytes?.(bytesRead);
+      }
+      if (pos !== size) return { path, size, status: 'truncated', detail: `read ${pos} bytes, stat says ${size}` };
+    } finally {
+      await fh.close();
+    }
+    sha256 = h.digest('hex');
+  } catch (e) {
+    return { path, size, status: 'unreadable', detail: (e as Error).message };
+  }
+  const base: VerifyFileResult = { path, size, sha256, status: 'ok' };
+  // hub-cache blob: the name is the hash
+  const blob = await hubBlobOf(path);
+  if (blob) {
+    base.expected = { algo: blob.algo, hash: blob.expected };
+    const actual = blob.algo === 'sha256' ? sha256 : await gitBlobSha1(path, size, buf);
+    if (actual !== blob.expected)
+      return { ...base, status: 'hash-mismatch', detail: `hub blob ${basename(blob.blob)} hashes to ${actual} (${blob.algo}): corrupt or modified; delete the blob and download again` };
+    const inc = await stat(blob.blob + '.incomplete').catch(() => null);
+    if (inc) base.detail = 'a stale .incomplete sibling exists';
+  }
+  // structure
+  let kind;
+  try {
+    kind = path.endsWith('.json') ? 'json' : await sniffFile(path);
+  } catch (e) {
+    return { ...base, status: 'unreadable', detail: (e as Error).message };
+  }
+  if (kind === 'safetensors' || path.endsWith('.safetensors')) {
+    try {
+      const f = await openSafetensors(path);
+      await f.close();
+    } catch (e) {
+      if (e instanceof SafetensorsError)
+        return { ...base, status: ['truncated', 'header-out-of-bounds', 'too-small'].includes(e.rule) ? 'truncated' : 'corrupt', detail: `safetensors rule ${e.rule}: ${e.message}` };
+      throw e;
+    }
+  } else if (kind === 'torch-zip') {
+    try {
+      const fh = await open(path, 'r');
+      try {
+        const entries = await readZipDirectory(fh, size);
+        for (const e of entries) await entryDataOffset(fh, size, e);
+      } finally {
+        await fh.close();
+      }
+    } catch (e) {
+      if (e instanceof ZipError) return { ...base, status: /truncated|outside|past the end/.test(e.message) ? 'truncated' : 'corrupt', detail: `zip: ${e.message}` };
+      throw e;
+    }
+  } else if (kind === 'json' && path.endsWith('.json')) {
+    try {
+      const idx = JSON.parse(await readFile(path, 'utf8'));
+      if (idx && typeof idx.weight_map === 'object') {
+        const missing: string[] = [];
+        for (const n of new Set(Object.values(idx.weight_map as Record<string, string>))) {
+          if (!(await stat(join(dirname(path), n)).catch(() => null))) missing.push(n);
+        }
+        if (missing.length) return { ...base, status: 'corrupt', detail: `index lists missing shard(s): ${missing.join(', ')}` };
+      }
+    } catch (e) {
+      return { ...base, status: 'corrupt', detail: `invalid JSON: ${(e as Error).message}` };
+    }
+  }
+  return base;
+}

@@ -1,0 +1,185 @@
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openTorchFile, sniffFile } from '../../runtime/torch-file.ts';
+import { PickleError, toPlain, unpickle } from '../../runtime/unpickle.ts';
+import { openWeights } from '../../runtime/store.ts';
+import { WeightsError } from '../../runtime/weights-error.ts';
+
+const FIX = join(import.meta.dirname, '../fixtures/ckpt');
+const ref = JSON.parse(readFileSync(join(FIX, 'reference.json'), 'utf8'));
+const tmp = mkdtempSync(join(tmpdir(), 'sorac-torch-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+async function expectWeightsError(p: Promise<unknown>, code: string, re?: RegExp): Promise<WeightsError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(WeightsError);
+    expect((e as WeightsError).code).toBe(code);
+    if (re) expect((e as WeightsError).message + '\n' + ((e as WeightsError).hint ?? '')).toMatch(re);
+    return e as WeightsError;
+  }
+  throw new Error('expected a WeightsError');
+}
+
+describe('torch zip reader (files made by torch.save)', () => {
+  for (const name of ['sd_zip.pt', 'sd_zip64.pt']) {
+    it(`${name}: keys, shapes, dtypes and exact bytes match torch`, async () => {
+      const s = await openWeights(join(FIX, 'torch', name));
+      expect(s.format).toBe('torch-zip');
+      expect([...s.tensors.keys()].sort()).toEqual(Object.keys(ref.sd).sort());
+      expect([...s.tensors.keys()][0]).toBe('x_embedder.proj.weight'); // file order is kept
+      for (const [k, r] of Object.entries<any>(ref.sd)) {
+        const t = s.tensors.get(k)!;
+        expect(t.shape).toEqual(r.shape);
+        expect(hex(await t.read())).toBe(r.hex);
+      }
+      expect(s.tensors.get('bf16.weight')!.dtype).toBe('bf16');
+      expect(s.tensors.get('half.weight')!.dtype).toBe('f16');
+      expect(s.tensors.get('mask')!.dtype).toBe('bool');
+      expect(s.tensors.get('t_embedder.freq')!.dtype).toBe('i64');
+      // stored entries: direct offsets that point at the same bytes
+      const t = s.tensors.get('x_embedder.proj.weight')!;
+      expect(t.offset).toBeTypeOf('number');
+      const raw = readFileSync(join(FIX, 'torch', name)).subarray(t.offset!, t.offset! + t.byteLength);
+      expect(hex(raw)).toBe(ref.sd['x_embedder.proj.weight'].hex);
+      await s.close();
+    });
+  }
+
+  it('torch.save zip records start 64-byte aligned', async () => {
+    const s = await openWeights(join(FIX, 'torch/sd_zip.pt'));
+    for (const t of s.tensors.values()) if (t.byteLength) expect(t.offset! % 64).toBe(0);
+    await s.close();
+  });
+
+  it('views: storage offsets, non-contiguous strides and transposes are materialised like torch', async () => {
+    const s = await openWeights(join(FIX, 'torch/views.pt'));
+    for (const [k, h] of Object.entries<string>(ref.views)) expect(hex(await s.tensors.get(k)!.read())).toBe(h);
+    expect(s.tensors.get('row1')!.offset).toBe(s.tensors.get('base')!.offset! + 16);
+    expect(s.tensors.get('col1')!.offset).toBeUndefined();
+    expect(s.tensors.get('t')!.offset).toBeUndefined();
+    expect(s.notes.join('\n')).toMatch(/2 non-contiguous view/);
+    await s.close();
+  });
+
+  it('parameters (_rebuild_parameter)', async () => {
+    const s = await openWeights(join(FIX, 'torch/params.pt'));
+    expect(hex(await s.tensors.get('weight')!.read())).toBe(ref.params.weight);
+    expect(hex(await s.tensors.get('bias')!.read())).toBe(ref.params.bias);
+    await s.close();
+  });
+
+  it('optimizer state dict: floats, tuples, None in param_groups; tensors flattened', async () => {
+    const s = await openWeights(join(FIX, 'torch/optimizer.pt'));
+    expect([...s.tensors.keys()]).toContain('state.0.exp_avg');
+    expect(s.tensors.get('state.0.step')!.shape).toEqual([]);
+    const pg = (s.extras.param_groups as any[])[0];
+    expect(pg.lr).toBe(0.001);
+    expect(pg.betas).toEqual([0.9, 0.999]);
+    expect(pg.eps).toBe(1e-8);
+    expect(pg.foreach).toBeNull();
+    await s.close();
+  });
+
+  it('nested containers are unwrapped and reported, never dropped silently', async () => {
+    const a = await openWeights(join(FIX, 'torch/nested_ema.pt'));
+    expect(a.notes).toContain("unwrapped ['ema']");
+    expect(a.extras).toEqual({ step: 100 });
+    expect(a.tensors.size).toBe(13);
+    const b = await openWeights(join(FIX, 'torch/nested_state_dict.pth'));
+    expect(b.notes).toContain("unwrapped ['state_dict']");
+    expect(b.extras).toEqual({ epoch: 3 });
+    const c = await openWeights(join(FIX, 'torch/module_prefix.bin'));
+    expect(c.notes.join()).toMatch(/stripped prefix module\./);
+    expect(c.tensors.has('x_embedder.proj.weight')).toBe(true);
+    // raw mode keeps the container path so the load report can point at it
+    const d = await openWeights(join(FIX, 'torch/nested_ema.pt'), { unwrap: false });
+    expect(d.tensors.has('ema.x_embedder.proj.weight')).toBe(true);
+    expect(d.notes.join()).toMatch(/flattened nested containers \['ema'\]/);
+    for (const s of [a, b, c, d]) await s.close();
+  });
+
+  it('extension-less Open-Sora files (lr_scheduler, sampler) read as plain data', async () => {
+    const dir = join(FIX, 'train/epoch1-global_step200');
+    const lr = await openTorchFile(join(dir, 'lr_scheduler'));
+    expect(toPlain(lr.root)).toMatchObject({ step_size: 10, gamma: 0.5, base_lrs: [0.001] });
+    await lr.close();
+    const sm = await openWeights(join(dir, 'sampler'));
+    expect(sm.tensors.size).toBe(0);
+    expect(sm.extras['']).toEqual({ seed: 42, epoch: 1, last_micro_batch_access_index: 800 });
+    await sm.close();
+  });
+
+  it('refuses os.system (posix.system) and builtins.eval, naming the global, and runs nothing', async () => {
+    rmSync('/tmp/sorac-pwned', { force: true });
+    await expectWeightsError(openWeights(join(FIX, 'torch/malicious.pt')), 'SORA5003', /posix\.system/);
+    await expectWeightsError(openWeights(join(FIX, 'torch/malicious_eval.pt')), 'SORA5003', /builtins\.eval/);
+    expect(existsSync('/tmp/sorac-pwned')).toBe(false);
+  });
+
+  it('legacy (non-zip) torch files are refused with the conversion hint', async () => {
+    expect(await sniffFile(join(FIX, 'torch/sd_legacy.pt'))).toBe('torch-legacy');
+    await expectWeightsError(openWeights(join(FIX, 'torch/sd_legacy.pt')), 'SORA5004', /torch\.save\(torch\.load/);
+  });
+
+  it('a truncated zip (no central directory) is a typed SORA5005 error', async () => {
+    const p = join(tmp, 'trunc.pt');
+    copyFileSync(join(FIX, 'torch/sd_zip.pt'), p);
+    truncateSync(p, 1500);
+    await expectWeightsError(openWeights(p), 'SORA5005', /central directory/);
+  });
+
+  it('random byte mutations of a torch zip are read or rejected with a typed error, never a crash', async () => {
+    const orig = readFileSync(join(FIX, 'torch/sd_zip.pt'));
+    let i = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.nat(orig.length - 1), fc.integer({ min: 0, max: 255 }), async (pos, byte) => {
+        const b = Buffer.from(orig);
+        b[pos] = byte;
+        const p = join(tmp, `m${i++}.pt`);
+        writeFileSync(p, b);
+        try {
+          const s = await openWeights(p);
+          try {
+            for (const t of s.tensors.values()) expect((await t.read()).length).toBe(t.byteLength);
+          } finally {
+            await s.close();
+          }
+        } catch (e) {
+          if (!(e instanceof WeightsError)) throw e;
+        } finally {
+          rmSync(p, { force: true });
+        }
+      }),
+      { numRuns: 250 },
+    );
+  });
+});
+
+describe('restricted unpickler', () => {
+  it('refuses opcodes outside the allow-list (INST, OBJ, EXT1)', () => {
+    for (const op of [0x69, 0x6f, 0x82]) expect(() => unpickle(new Uint8Array([0x80, 2, op, 0, 0, 0x2e]))).toThrow(PickleError);
+  });
+  it('refuses STACK_GLOBAL to unknown names (protocol 4 pickles)', () => {
+    // \x80\x04 \x8c\x02os \x8c\x06system \x93 .
+    const b = Buffer.from('800495' + '0000000000000000' + '8c02' + Buffer.from('os').toString('hex') + '8c06' + Buffer.from('system').toString('hex') + '932e', 'hex');
+    expect(() => unpickle(b)).toThrow(/os\.system/);
+  });
+  it('random bytes never crash or hang: a value or a PickleError', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
+        try {
+          unpickle(b, { persistentLoad: () => null });
+        } catch (e) {
+          if (!(e instanceof PickleError)) throw e;
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
