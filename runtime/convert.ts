@@ -33,6 +33,8 @@ export interface ConvertOptions {
   readonly key?: string;
   /** What to do when a finite value overflows f16: throw (default) or produce +-inf. */
   readonly overflow?: 'error' | 'inf';
+  /** Flat index of the first element (when converting a tensor in chunks), for error messages. */
+  readonly indexOffset?: number;
 }
 
 const f32buf = new Float32Array(1);
@@ -159,7 +161,7 @@ export function f32ToF16(src: Float32Array, opts: ConvertOptions = {}): Uint16Ar
   for (let i = 0; i < src.length; i++) {
     const r = f32BitsToF16(bits[i]!);
     if (r < 0) {
-      if (opts.overflow !== 'inf') throw overflowError(opts.key, i, src[i]!);
+      if (opts.overflow !== 'inf') throw overflowError(opts.key, i + (opts.indexOffset ?? 0), src[i]!);
       out[i] = ((bits[i]! >>> 16) & 0x8000) | 0x7c00;
     } else out[i] = r;
   }

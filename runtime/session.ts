@@ -112,6 +112,8 @@ export interface SessionOptions {
    * first, which avoids a slow failing attempt and ORT's own error output.
    */
   readonly skipCudaLibraryCheck?: boolean;
+  /** Bytes per read when copying/converting weights into the staged file (default 16 MiB). */
+  readonly stagingChunkBytes?: number;
 }
 
 export interface TensorSpec {
@@ -248,6 +250,33 @@ interface Staged {
 }
 
 const STAGED_FILE = 'staged-weights.bin';
+/** Staging chunk size (a multiple of every element size). */
+const CHUNK = 16 * 1024 * 1024;
+
+/** A tensor's bytes in chunks: positioned reads when it lies raw in a file, else one read(). */
+async function* tensorChunks(key: string, s: StoredWeight, chunk: number): AsyncGenerator<Uint8Array> {
+  if (s.file === undefined || s.offset === undefined || !Number.isFinite(chunk)) {
+    const b = await s.read();
+    if (b.byteLength !== s.byteLength) throw new RunError('SORA5504', `${key}: read ${b.byteLength} bytes, expected ${s.byteLength}`);
+    yield b;
+    return;
+  }
+  const fh = await open(s.file, 'r');
+  try {
+    for (let off = 0; off < s.byteLength; off += chunk) {
+      const buf = new Uint8Array(Math.min(chunk, s.byteLength - off));
+      let done = 0;
+      while (done < buf.byteLength) {
+        const { bytesRead } = await fh.read(buf, done, buf.byteLength - done, s.offset + off + done);
+        if (bytesRead === 0) throw new RunError('SORA5504', `${key}: ${s.file} ended while reading the tensor (truncated?)`);
+        done += bytesRead;
+      }
+      yield buf;
+    }
+  } finally {
+    await fh.close();
+  }
+}
 const ALIGN = 64;
 
 async function tryLinkAll(dir: string, files: string[]): Promise<{ linked: Map<string, string>; failed: Map<string, string> }> {
@@ -328,6 +357,7 @@ async function bindWeights(
   let externalBytes = 0;
   let staged = 0;
   let stagedBytes = 0;
+  const chunkBytes = Math.max(8, Math.floor((opts.stagingChunkBytes ?? CHUNK) / 8) * 8);
   const fh = mode === 'inline' ? undefined : await open(join(dir, STAGED_FILE), 'w');
   let pos = 0;
   try {
@@ -340,29 +370,43 @@ async function bindWeights(
         externalBytes += s.byteLength;
         continue;
       }
-      let bytes = await s.read();
-      if (bytes.byteLength !== s.byteLength) throw new RunError('SORA5504', `${w.key}: read ${bytes.byteLength} bytes, expected ${s.byteLength}`);
-      if (s.dtype !== w.value.dtype) {
-        try {
-          bytes = convertBytes(bytes, s.dtype, w.value.dtype, { key: w.key });
-        } catch (e) {
-          if (e instanceof ConversionError) throw new RunError('SORA5507', e.message, 'compile the model with a wider dtype for this weight');
-          throw e;
-        }
+      const converting = s.dtype !== w.value.dtype;
+      if (converting) {
         const k = `${s.dtype}->${w.value.dtype}`;
         conversions[k] = (conversions[k] ?? 0) + 1;
       }
+      const outLength = (s.byteLength / DTYPE_SIZE[s.dtype]) * DTYPE_SIZE[w.value.dtype];
       staged++;
-      stagedBytes += bytes.byteLength;
+      stagedBytes += outLength;
+      pos = Math.ceil(pos / ALIGN) * ALIGN;
+      const start = pos;
+      const parts: Uint8Array[] = [];
+      let elems = 0;
+      // one chunk at a time: peak JS memory stays at a chunk, not the tensor
+      for await (const chunk of tensorChunks(w.key, s, fh ? chunkBytes : Infinity)) {
+        let out = chunk;
+        if (converting) {
+          try {
+            out = convertBytes(chunk, s.dtype, w.value.dtype, { key: w.key, indexOffset: elems });
+          } catch (e) {
+            if (e instanceof ConversionError) throw new RunError('SORA5507', e.message, 'compile the model with a wider dtype for this weight');
+            throw e;
+          }
+        }
+        elems += chunk.byteLength / DTYPE_SIZE[s.dtype];
+        if (!fh) parts.push(out);
+        else {
+          let done = 0;
+          while (done < out.byteLength) done += (await fh.write(out, done, out.byteLength - done, pos + done)).bytesWritten;
+          pos += out.byteLength;
+        }
+      }
       if (!fh) {
-        inline.set(w.key, bytes);
+        inline.set(w.key, parts.length === 1 ? parts[0]! : Buffer.concat(parts));
         continue;
       }
-      pos = Math.ceil(pos / ALIGN) * ALIGN;
-      let done = 0;
-      while (done < bytes.byteLength) done += (await fh.write(bytes, done, bytes.byteLength - done, pos + done)).bytesWritten;
-      refs.set(w.key, { location: STAGED_FILE, offset: pos, length: bytes.byteLength });
-      pos += bytes.byteLength;
+      if (pos - start !== outLength) throw new RunError('SORA5504', `${w.key}: read ${pos - start} bytes, expected ${outLength}`);
+      refs.set(w.key, { location: STAGED_FILE, offset: start, length: outLength });
     }
   } finally {
     await fh?.close();

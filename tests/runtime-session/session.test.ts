@@ -108,6 +108,10 @@ describe('createSession / run', () => {
     const ref = sampleReference(X, XS, sampleWeights('f16'));
     expect(maxAbsDiff(r.outputs.get('y')!.data as Float32Array, ref.data)).toBeLessThan(1e-6);
 
+    // converting in small chunks gives the same bits
+    const chunked = await runSample(sampleGraph({ projDtype: 'f16' }), w, { stagingChunkBytes: 24 });
+    expect(Buffer.from((chunked.outputs.get('y')!.data as Float32Array).buffer).equals(Buffer.from((r.outputs.get('y')!.data as Float32Array).buffer))).toBe(true);
+
     const big = new Float32Array(64).fill(0.5);
     big[7] = 1e6;
     w.set('proj.weight', { dtype: 'f32', shape: [8, 8], data: new Uint8Array(big.buffer) });
@@ -115,6 +119,10 @@ describe('createSession / run', () => {
     expect(err).toBeInstanceOf(RunError);
     expect(err.code).toBe('SORA5507');
     expect(err.message).toMatch(/tensor "proj\.weight": value 1000000 at flat index 7 overflows float16/);
+    big[7] = 0.5;
+    big[37] = -7e4;
+    const err2 = await runSample(sampleGraph({ projDtype: 'f16' }), w, { stagingChunkBytes: 16 }).catch((e) => e);
+    expect(err2.message).toMatch(/value -70000 at flat index 37 overflows/);
   });
 
   it('resolves symlinked checkpoints (HF cache style) and hardlinks the real file', async () => {
