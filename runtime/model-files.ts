@@ -1,0 +1,118 @@
+/**
+ * Build artefacts for `sorac build`: `<stem>.onnx` whose weights are external data in
+ * `<stem>.weights.safetensors`, a safetensors file beside it (docs/adr/001-onnx-emission.md).
+ *
+ * The weights file layout is *planned* from the graph alone (keys, graph dtypes, shapes, and the
+ * metadata) using the shared writer's deterministic layout, so:
+ *  - `sorac build model.sora` with no checkpoint can already write a complete `.onnx` whose
+ *    external-data offsets are final; `writeWeightsFile` later produces the matching file from
+ *    any checkpoint (converting dtypes to what the graph expects), and the pair runs in any ONNX
+ *    runtime, e.g. `python -c "import onnxruntime as o; o.InferenceSession('model.onnx')"`;
+ *  - the weights file is an ordinary safetensors file (sorted header, aligned tensors) that
+ *    other tools can read.
+ */
+import { basename, dirname, join } from 'node:path';
+import type { IrGraph, IrWeight } from '../compiler/ir.ts';
+import { emitOnnx, type EmitOptions, type ExternalDataRef } from '../compiler/emit/onnx.ts';
+import { canConvert, convertBytes, ConversionError } from './convert.ts';
+import { atomicWrite, buildHeader, writeSafetensors, type WrittenFile } from './safetensors-writer.ts';
+import { RunError, type WeightSource } from './session.ts';
+import { fmtShape } from './host-tensor.ts';
+
+export interface WeightsPlan {
+  /** File name (relative to the model's directory). */
+  readonly location: string;
+  /** Total file size in bytes. */
+  readonly size: number;
+  readonly refs: ReadonlyMap<string, ExternalDataRef>;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/** `out/model.onnx` -> `model.weights.safetensors` */
+export function weightsFileName(onnxPath: string): string {
+  return basename(onnxPath).replace(/\.onnx$/i, '') + '.weights.safetensors';
+}
+
+function staticDims(w: IrWeight): number[] {
+  return w.value.shape.map((d) => {
+    if (typeof d !== 'number') throw new RunError('SORA5504', `weight ${w.key} has a symbolic shape ${fmtShape(w.value.shape)}`);
+    return d;
+  });
+}
+
+/**
+ * Plan `<location>`'s layout for the graph's weights (graph dtypes). The metadata defaults to the
+ * graph's `sorac.*` metadata (contract hash, model), so the file identifies the model it belongs to.
+ */
+export function planWeightsFile(graph: IrGraph, location: string, metadata?: Readonly<Record<string, string>>): WeightsPlan {
+  const md = metadata ?? Object.fromEntries(Object.entries(graph.metadata).filter(([k]) => k.startsWith('sorac.')));
+  const spec = new Map(graph.weights.map((w) => [w.key, { dtype: w.value.dtype, shape: staticDims(w), data: new Uint8Array(0) }] as const));
+  const { headerBytes, offsets, dataLength } = buildHeader(spec, md, location);
+  const start = 8 + headerBytes.length;
+  const refs = new Map<string, ExternalDataRef>();
+  for (const [k, [b, e]] of offsets) refs.set(k, { location, offset: start + b, length: e - b });
+  return { location, size: start + dataLength, refs, metadata: md };
+}
+
+/** Emit the model with external-data references into the planned weights file. */
+export function emitWithPlannedWeights(graph: IrGraph, plan: WeightsPlan, opts: Omit<EmitOptions, 'weights' | 'externalData'> = {}): Uint8Array {
+  return emitOnnx(graph, { ...opts, weights: 'external', externalData: (w) => plan.refs.get(w.key) });
+}
+
+/** Write bytes atomically. */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  await atomicWrite(path, async (fh) => {
+    let done = 0;
+    while (done < bytes.byteLength) done += (await fh.write(bytes, done, bytes.byteLength - done, done)).bytesWritten;
+  });
+}
+
+/**
+ * Write `<dir of onnxPath>/<plan.location>` from a checkpoint, converting each tensor to the
+ * graph's dtype (bf16 -> f32 etc.). Streams one tensor at a time; atomic.
+ */
+export async function writeWeightsFile(onnxPath: string, graph: IrGraph, plan: WeightsPlan, source: WeightSource): Promise<WrittenFile> {
+  const problems: string[] = [];
+  for (const w of graph.weights) {
+    const s = source.tensors.get(w.key);
+    if (!s) problems.push(`  ${w.key}: missing from the checkpoint`);
+    else if (s.shape.join(',') !== w.value.shape.join(',')) problems.push(`  ${w.key}: checkpoint has ${s.dtype}${fmtShape(s.shape)}, graph expects ${w.value.dtype}${fmtShape(w.value.shape)}`);
+    else if (!canConvert(s.dtype, w.value.dtype)) problems.push(`  ${w.key}: cannot convert ${s.dtype} to ${w.value.dtype}`);
+  }
+  if (problems.length) throw new RunError('SORA5504', `checkpoint does not match the model:\n${problems.join('\n')}`);
+  const tensors = new Map(
+    graph.weights.map((w) => {
+      const s = source.tensors.get(w.key)!;
+      const data = async () => {
+        try {
+          return convertBytes(await s.read(), s.dtype, w.value.dtype, { key: w.key });
+        } catch (e) {
+          if (e instanceof ConversionError) throw new RunError('SORA5507', e.message);
+          throw e;
+        }
+      };
+      return [w.key, { dtype: w.value.dtype, shape: staticDims(w), data }] as const;
+    }),
+  );
+  const path = join(dirname(onnxPath), plan.location);
+  const written = await writeSafetensors(path, tensors, { metadata: plan.metadata });
+  if (written.size !== plan.size) throw new Error(`internal: weights file is ${written.size} bytes, plan said ${plan.size}`);
+  return written;
+}
+
+/**
+ * `sorac build` in one call: writes `<onnxPath>` (external data into `<stem>.weights.safetensors`)
+ * and, when a checkpoint is given, the weights file too. Returns what was written.
+ */
+export async function writeModelFiles(
+  onnxPath: string,
+  graph: IrGraph,
+  opts: { weights?: WeightSource; producerVersion?: string } = {},
+): Promise<{ onnx: string; weights?: string; plan: WeightsPlan }> {
+  const plan = planWeightsFile(graph, weightsFileName(onnxPath));
+  const bytes = emitWithPlannedWeights(graph, plan, opts.producerVersion ? { producerVersion: opts.producerVersion } : {});
+  let weights: string | undefined;
+  if (opts.weights) weights = (await writeWeightsFile(onnxPath, graph, plan, opts.weights)).path;
+  await writeFileAtomic(onnxPath, bytes);
+  return { onnx: onnxPath, ...(weights ? { weights } : {}), plan };
+}
