@@ -14,7 +14,7 @@ export const VERSION = '0.1.0';
 
 export async function main(argv: string[], io: CliIO = defaultIO()): Promise<number> {
   const program = new Command();
-  let exitCode = EXIT.OK;
+  let exitCode: number = EXIT.OK;
   program
     .name('sorac')
     .description('Check and compile Open-Sora model architectures (.sora) to ONNX and checkpoint key maps')

@@ -1,0 +1,815 @@
+/**
+ * The .sora interpreter. Config-level code (module parameters, lets, asserts, declarations) is
+ * evaluated concretely at elaboration time; forward bodies are evaluated by tracing: tensor
+ * values are symbolic (dtype + symbolic shape) and every tensor operation is checked and
+ * recorded into a GraphBuilder. Checking and lowering are therefore one pass.
+ */
+import type * as A from '../grammar/ast.ts';
+import { type Diagnostic, type RelatedInfo, type Span, diag, type Code } from './diagnostics.ts';
+import { type DType, isDType, isFloat } from './dtype.ts';
+import type { GraphBuilder } from './graph.ts';
+import type { GlobalDecl, LoadedFile, Program } from './program.ts';
+import { suggest } from './program.ts';
+import { Sym } from './sym.ts';
+import { type Instance, NONE, type Origin, type Tensor, type TensorSlot, type Value, typeName } from './values.ts';
+import { BUILTINS, type BuiltinCtx } from './builtins.ts';
+import * as ops from './ops.ts';
+
+/** Unwinds evaluation after a diagnostic has been recorded. */
+export class Abort extends Error {
+  constructor() {
+    super('abort');
+  }
+}
+
+export interface DtypePolicy {
+  params: DType;
+  compute: DType;
+  inputs: 'cast' | 'exact';
+  outputs?: DType;
+  /** module path globs / op kinds computed in f32 */
+  f32: string[];
+  spans: Partial<Record<string, Span>>;
+}
+
+export const DEFAULT_POLICY: DtypePolicy = { params: 'f32', compute: 'f32', inputs: 'cast', f32: [], spans: {} };
+
+interface Frame {
+  readonly vars: Map<string, Value>;
+  readonly self?: Instance;
+  readonly file: LoadedFile;
+}
+
+const MAX_CALL_DEPTH = 200;
+
+export class Interp {
+  readonly diags: Diagnostic[] = [];
+  graph: GraphBuilder | undefined;
+  policy: DtypePolicy = DEFAULT_POLICY;
+  private depth = 0;
+  /** collects tensor slots during elaboration */
+  readonly slots: TensorSlot[] = [];
+
+  constructor(readonly prog: Program) {}
+
+  // ---- diagnostics --------------------------------------------------------------------------
+  error(code: Code, message: string, span: Span | undefined, extra: { related?: RelatedInfo[]; hint?: string; notes?: string[] } = {}): never {
+    this.diags.push(diag(code, message, span, extra));
+    throw new Abort();
+  }
+  warn(code: Code, message: string, span: Span | undefined, extra: { hint?: string } = {}): void {
+    this.diags.push(diag(code, message, span, { ...extra, severity: 'warning' }));
+  }
+
+  // ---- global lookup --------------------------------------------------------------------------
+  global(file: LoadedFile, name: string): GlobalDecl | undefined {
+    return this.prog.scopes.get(file.path)?.get(name);
+  }
+
+  // ---- instantiation (elaboration) -------------------------------------------------------------
+  /**
+   * Instantiate a module with bound arguments at a key path. Members are evaluated in order;
+   * tensor declarations become slots with concrete shapes.
+   */
+  instantiate(decl: A.ModuleDecl, file: LoadedFile, args: ReadonlyMap<string, Value>, path: string, callSpan?: Span): Instance {
+    if (++this.depth > MAX_CALL_DEPTH) this.error('SORA2011', `module ${decl.name.name} instantiates itself (nesting deeper than ${MAX_CALL_DEPTH})`, callSpan ?? decl.name.span);
+    try {
+      const inst: Instance = { decl, file, path, env: new Map(), members: new Map(), ...(callSpan ? { callSpan } : {}) };
+      const frame: Frame = { vars: inst.env, self: undefined, file };
+      // parameters: module header params or the model's config fields
+      const params = paramsOf(decl);
+      for (const p of params) {
+        let v = args.get(p.name.name);
+        if (v === undefined) {
+          if (!p.default) this.error('SORA2008', `missing argument "${p.name.name}" for ${decl.name.name}`, callSpan ?? p.span, { related: [{ span: p.span, message: 'parameter declared here' }] });
+          v = withOrigin(this.evalExpr(p.default, frame), { span: p.default.span });
+        }
+        if (p.type) v = this.checkParamType(v, p, decl.name.name, callSpan);
+        inst.env.set(p.name.name, v);
+      }
+      for (const m of decl.members) {
+        try {
+          this.elaborateMember(inst, m, frame);
+        } catch (e) {
+          if (!(e instanceof Abort)) throw e;
+        }
+      }
+      return inst;
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private checkParamType(v: Value, p: A.Param, owner: string, callSpan?: Span): Value {
+    const t = p.type!;
+    if (v.k === 'none') {
+      if (t.optional) return v;
+      this.error('SORA3001', `${owner}: parameter "${p.name.name}" is none but its type is not optional`, callSpan ?? p.span, { hint: `declare it as ${p.name.name}: ${t.name?.name ?? ''}?`, related: [{ span: p.span, message: 'declared here' }] });
+    }
+    const name = t.name?.name;
+    if (!name || isDType(name) || name === 'Tensor' || name === 'any' || name === 'module') return v;
+    const scalar = (want: string, ok: boolean) => {
+      if (!ok) this.error('SORA3001', `${owner}: "${p.name.name}" must be ${want}, got ${typeName(v)}`, originSpan(v) ?? callSpan ?? p.span, { related: [{ span: p.span, message: 'declared here' }] });
+    };
+    if (t.dims) {
+      // int[3], float[]
+      scalar(`a list of ${name}`, v.k === 'list' || v.k === 'tuple');
+      const items = (v as { items: readonly Value[] }).items;
+      if (t.dims.length === 1 && t.dims[0]!.kind === 'num') {
+        const n = (t.dims[0] as A.NumLit).value;
+        if (items.length !== n) this.error('SORA3001', `${owner}: "${p.name.name}" must have ${n} elements, got ${items.length}`, originSpan(v) ?? callSpan ?? p.span);
+      }
+      return v;
+    }
+    switch (name) {
+      case 'int':
+        scalar('an int', v.k === 'int' || v.k === 'dim');
+        return v;
+      case 'float':
+        scalar('a number', v.k === 'float' || v.k === 'int');
+        return v.k === 'int' ? { k: 'float', v: v.v, ...(v.origin ? { origin: v.origin } : {}) } : v;
+      case 'bool':
+        scalar('a bool', v.k === 'bool');
+        return v;
+      case 'str':
+        scalar('a string', v.k === 'str');
+        return v;
+      default:
+        return v;
+    }
+  }
+
+  private elaborateMember(inst: Instance, m: A.Member, frame: Frame): void {
+    switch (m.kind) {
+      case 'config':
+      case 'dtype':
+        return;
+      case 'let': {
+        const v = this.evalExpr(m.value, frame);
+        this.bindLet(inst.env, m, v);
+        return;
+      }
+      case 'assert': {
+        this.runAssert(m, frame, inst);
+        return;
+      }
+      case 'fn': {
+        if (this.lookupMember(inst, m.name.name)) this.error('SORA2002', `"${m.name.name}" is already a member of ${inst.decl!.name.name}`, m.name.span);
+        inst.members.set(m.name.name, { k: 'fn', decl: m, file: frame.file, self: inst });
+        return;
+      }
+      case 'param':
+      case 'buffer': {
+        if (m.cond && !this.truthy(this.evalExpr(m.cond, frame), m.cond.span)) {
+          this.setMember(inst, m.path, NONE);
+          return;
+        }
+        const shape = m.shape.map((e) => {
+          const v = this.evalExpr(e, frame);
+          const n = v.k === 'int' ? v.v : v.k === 'dim' ? v.s.value() : undefined;
+          if (n === undefined || !Number.isInteger(n)) this.error('SORA3010', `a ${m.kind} shape must be integers known from the config, got ${typeName(v)}`, e.span);
+          if (n < 0) this.error('SORA3010', `negative dimension ${n} in the shape of ${m.path.segments.map((s) => s.name).join('.')}`, e.span, { related: relatedFor(e, frame, this) });
+          return n;
+        });
+        let dtype: DType = this.policy.params;
+        if (m.dtype) {
+          if (!isDType(m.dtype.name)) this.error('SORA3001', `unknown dtype "${m.dtype.name}"`, m.dtype.span, { hint: suggest(m.dtype.name, ['f32', 'f16', 'bf16', 'f64', 'i64', 'i32', 'bool']) });
+          dtype = m.dtype.name;
+        }
+        const key = joinPath(inst.path, m.path.segments.map((s) => s.name).join('.'));
+        const slot: TensorSlot = { key, shape, dtype, kind: m.kind, span: m.span, file: frame.file };
+        this.slots.push(slot);
+        this.setMember(inst, m.path, { k: 'slot', slot });
+        return;
+      }
+      case 'sub': {
+        const rel = m.path.segments.map((s) => s.name).join('.');
+        if (m.cond && !this.truthy(this.evalExpr(m.cond, frame), m.cond.span)) {
+          this.setMember(inst, m.path, NONE);
+          return;
+        }
+        const v = this.evalExpr(m.value, frame);
+        const built = this.build(v, joinPath(inst.path, rel), m.value.span);
+        this.setMember(inst, m.path, built);
+        return;
+      }
+    }
+  }
+
+  /** Turn constructor values (possibly in lists) into instances at a key path. */
+  private build(v: Value, path: string, span: Span): Value {
+    if (v.k === 'ctor') return { k: 'module', inst: this.instantiate(v.decl, v.file, v.args, path, v.span) };
+    if (v.k === 'list' || v.k === 'tuple') return { k: 'list', items: v.items.map((it, i) => this.build(it, `${path}.${i}`, span)) };
+    if (v.k === 'moddef') {
+      return { k: 'module', inst: this.instantiate(v.decl, v.file, new Map(), path, span) };
+    }
+    return v;
+  }
+
+  private setMember(inst: Instance, path: A.Path, v: Value): void {
+    let target = inst;
+    const segs = path.segments;
+    for (let i = 0; i < segs.length - 1; i++) {
+      const s = segs[i]!.name;
+      let next = target.members.get(s);
+      if (!next) {
+        const ns: Instance = { path: joinPath(target.path, s), env: new Map(), members: new Map() };
+        next = { k: 'module', inst: ns };
+        target.members.set(s, next);
+      }
+      if (next.k !== 'module') this.error('SORA2002', `"${segs.slice(0, i + 1).map((x) => x.name).join('.')}" is not a module namespace`, segs[i]!.span);
+      target = next.inst;
+    }
+    const last = segs[segs.length - 1]!;
+    if (target.members.has(last.name)) this.error('SORA2002', `member "${path.segments.map((s) => s.name).join('.')}" is declared twice`, path.span);
+    target.members.set(last.name, v);
+  }
+
+  lookupMember(inst: Instance, name: string): Value | undefined {
+    return inst.members.get(name);
+  }
+
+  private bindLet(vars: Map<string, Value>, s: A.LetStmt, v: Value): void {
+    if (s.destructure) {
+      if (v.k !== 'tuple' && v.k !== 'list') this.error('SORA3001', `cannot destructure ${typeName(v)} into ${s.names.length} names`, s.value.span);
+      const items = (v as { items: readonly Value[] }).items;
+      if (items.length !== s.names.length) this.error('SORA3001', `destructuring expects ${s.names.length} values, got ${items.length}`, s.value.span, { hint: `write let (${items.map((_, i) => `v${i}`).join(', ')}) = ...` });
+      s.names.forEach((n, i) => vars.set(n.name, items[i]!));
+    } else vars.set(s.names[0]!.name, v);
+  }
+
+  private runAssert(s: A.AssertStmt, frame: Frame, inst?: Instance): void {
+    const v = this.evalExpr(s.cond, frame);
+    if (v.k !== 'bool') this.error('SORA3011', `assert needs a condition known at compile time, got ${typeName(v)}`, s.cond.span);
+    if (!v.v) {
+      const related = relatedFor(s.cond, frame, this);
+      if (inst?.callSpan) related.push({ span: inst.callSpan, message: `${inst.decl?.name.name ?? 'module'} instantiated here` });
+      const nd = s.cond.kind === 'binary' && s.cond.op === '==' && s.cond.left.kind === 'binary' && s.cond.left.op === '%';
+      this.error(nd ? 'SORA3003' : 'SORA3009', s.message?.value ?? `assertion failed: ${exprText(s.cond, frame.file)}`, s.cond.span, {
+        related,
+        hint: nd ? 'choose values that divide evenly (see the related locations for where they are set)' : 'change the config values shown in the related locations',
+      });
+    }
+  }
+
+  truthy(v: Value, span: Span): boolean {
+    if (v.k === 'bool') return v.v;
+    if (v.k === 'none') return false;
+    if (v.k === 'int' || v.k === 'float') return v.v !== 0;
+    if (v.k === 'tensor') this.error('SORA3011', 'a tensor cannot be used as a condition: its value is only known at run time', span, { hint: 'use where(cond, a, b) to select between tensors' });
+    return true;
+  }
+
+  // ---- expressions -------------------------------------------------------------------------
+  evalExpr(e: A.Expr, f: Frame): Value {
+    switch (e.kind) {
+      case 'num':
+        return e.isInt ? { k: 'int', v: e.value, origin: { span: e.span } } : { k: 'float', v: e.value, origin: { span: e.span } };
+      case 'str':
+        return { k: 'str', v: e.value };
+      case 'bool':
+        return { k: 'bool', v: e.value };
+      case 'none':
+        return NONE;
+      case 'name':
+        return this.lookup(e.name, e.span, f);
+      case 'list':
+        return { k: 'list', items: e.items.map((x) => this.evalExpr(x, f)) };
+      case 'tuple':
+        return { k: 'tuple', items: e.items.map((x) => this.evalExpr(x, f)) };
+      case 'comp': {
+        const iter = this.evalExpr(e.iter, f);
+        const items = this.iterate(iter, e.iter.span);
+        const out: Value[] = [];
+        for (const it of items) {
+          const vars = new Map(f.vars);
+          vars.set(e.name.name, it);
+          out.push(this.evalExpr(e.element, { ...f, vars }));
+        }
+        return { k: 'list', items: out };
+      }
+      case 'ternary': {
+        const c = this.evalExpr(e.cond, f);
+        return this.truthy(c, e.cond.span) ? this.evalExpr(e.then, f) : this.evalExpr(e.else, f);
+      }
+      case 'unary': {
+        const v = this.evalExpr(e.operand, f);
+        if (e.op === 'not') return { k: 'bool', v: !this.truthy(v, e.span) };
+        if (e.op === '+') return v;
+        return this.binary('*', v, { k: 'int', v: -1 }, e.span);
+      }
+      case 'binary': {
+        if (e.op === 'and' || e.op === 'or') {
+          const l = this.evalExpr(e.left, f);
+          const lt = this.truthy(l, e.left.span);
+          if (e.op === 'and' && !lt) return { k: 'bool', v: false };
+          if (e.op === 'or' && lt) return { k: 'bool', v: true };
+          return { k: 'bool', v: this.truthy(this.evalExpr(e.right, f), e.right.span) };
+        }
+        const l = this.evalExpr(e.left, f);
+        const r = this.evalExpr(e.right, f);
+        this.setSource(e.span);
+        return this.binary(e.op, l, r, e.span, e.left.span, e.right.span);
+      }
+      case 'member':
+        return this.member(this.evalExpr(e.object, f), e.name, e.span);
+      case 'index':
+        return this.index(this.evalExpr(e.object, f), e.items, f, e.span);
+      case 'call':
+        return this.call(e, f);
+    }
+  }
+
+  private setSource(span: Span): void {
+    if (this.graph) this.graph.source = { file: span.file, line: span.start.line, col: span.start.col };
+  }
+
+  lookup(name: string, span: Span, f: Frame): Value {
+    const local = f.vars.get(name);
+    if (local !== undefined) return local;
+    if (f.self) {
+      const m = f.self.members.get(name);
+      if (m !== undefined) return m;
+      const p = f.self.env.get(name);
+      if (p !== undefined) return p;
+    }
+    const g = this.global(f.file, name);
+    if (g) {
+      if (g.kind === 'module') return { k: 'moddef', decl: g.decl, file: g.file };
+      if (g.kind === 'fn') return { k: 'fn', decl: g.decl, file: g.file };
+      const v = this.evalExpr(g.decl.value, { vars: new Map(), file: g.file });
+      return v;
+    }
+    if (isDType(name)) return { k: 'dtype', d: name };
+    if (name in BUILTINS) return { k: 'builtin', name };
+    if (name === 'pi') return { k: 'float', v: Math.PI };
+    if (name === 'inf') return { k: 'float', v: Infinity };
+    const candidates = new Set<string>([...f.vars.keys(), ...(f.self ? [...f.self.members.keys(), ...f.self.env.keys()] : []), ...(this.prog.scopes.get(f.file.path)?.keys() ?? []), ...Object.keys(BUILTINS)]);
+    this.error('SORA2001', `unknown name "${name}"`, span, { hint: suggest(name, candidates) ?? 'declare it with let, as a parameter, or import it' });
+  }
+
+  private member(obj: Value, name: A.Ident, span: Span): Value {
+    if (obj.k === 'module') {
+      const m = obj.inst.members.get(name.name);
+      if (m !== undefined) return m;
+      const p = obj.inst.env.get(name.name);
+      if (p !== undefined) return p;
+      const cands = [...obj.inst.members.keys(), ...obj.inst.env.keys()];
+      this.error('SORA2009', `${obj.inst.decl ? `module ${obj.inst.decl.name.name}` : `"${obj.inst.path}"`} has no member "${name.name}"`, name.span, { hint: suggest(name.name, cands) ?? `members: ${cands.join(', ')}` });
+    }
+    if (obj.k === 'list' && /^\d+$/.test(name.name)) return this.indexList(obj.items, Number(name.name), name.span);
+    if (obj.k === 'tensor' || obj.k === 'slot') {
+      const t = this.tensorOf(obj, span);
+      if (name.name === 'shape') return { k: 'tuple', items: t.shape.map((s) => dimValue(s)) };
+      if (name.name === 'ndim') return { k: 'int', v: t.shape.length };
+      if (name.name === 'dtype') return { k: 'dtype', d: t.dtype };
+      if (name.name === 'T') return { k: 'tensor', t: ops.transposeLast(this.bctx(span), t) };
+    }
+    this.error('SORA2009', `${typeName(obj)} has no member "${name.name}"`, name.span);
+  }
+
+  private indexList(items: readonly Value[], i: number, span: Span): Value {
+    const j = i < 0 ? items.length + i : i;
+    if (j < 0 || j >= items.length) this.error('SORA3012', `index ${i} is out of range for a list of ${items.length}`, span);
+    return items[j]!;
+  }
+
+  private index(obj: Value, items: readonly A.IndexItem[], f: Frame, span: Span): Value {
+    if (obj.k === 'list' || obj.k === 'tuple') {
+      if (items.length !== 1) this.error('SORA3012', 'lists take one index', span);
+      const it = items[0]!;
+      if (it.kind === 'at') {
+        const iv = this.evalExpr(it.index, f);
+        if (iv.k !== 'int') this.error('SORA3011', `list index must be an int known at compile time, got ${typeName(iv)}`, it.span);
+        return this.indexList(obj.items, iv.v, it.span);
+      }
+      if (it.kind === 'slice') {
+        const n = obj.items.length;
+        const get = (e: A.Expr | undefined, d: number) => {
+          if (!e) return d;
+          const v = this.evalExpr(e, f);
+          if (v.k !== 'int') this.error('SORA3011', 'list slice bounds must be ints', e.span);
+          return v.v < 0 ? n + v.v : v.v;
+        };
+        return { k: obj.k, items: obj.items.slice(get(it.start, 0), get(it.stop, n)) } as Value;
+      }
+      this.error('SORA3012', 'unsupported list index', span);
+    }
+    const t = this.tensorOf(obj, span);
+    const resolved = items.map((it) => {
+      if (it.kind === 'at') return { kind: 'at' as const, index: this.evalExpr(it.index, f), span: it.span };
+      if (it.kind === 'slice')
+        return {
+          kind: 'slice' as const,
+          ...(it.start ? { start: this.evalExpr(it.start, f) } : {}),
+          ...(it.stop ? { stop: this.evalExpr(it.stop, f) } : {}),
+          ...(it.step ? { step: this.evalExpr(it.step, f) } : {}),
+          span: it.span,
+        };
+      return { kind: it.kind, span: it.span };
+    });
+    this.setSource(span);
+    return { k: 'tensor', t: ops.index(this.bctx(span), t, resolved) };
+  }
+
+  iterate(v: Value, span: Span): readonly Value[] {
+    if (v.k === 'list' || v.k === 'tuple') return v.items;
+    if (v.k === 'int') return Array.from({ length: v.v }, (_, i) => ({ k: 'int', v: i }) as Value);
+    this.error('SORA3001', `cannot iterate over ${typeName(v)}`, span, { hint: 'use range(n) or a list' });
+  }
+
+  // ---- calls ------------------------------------------------------------------------------------
+  private call(e: A.CallExpr, f: Frame): Value {
+    const callee = this.evalExpr(e.callee, f);
+    const pos: { v: Value; span: Span }[] = [];
+    const kw = new Map<string, { v: Value; span: Span; name: A.Ident }>();
+    for (const a of e.args) {
+      const v = this.evalExpr(a.value, f);
+      if (a.name) {
+        if (kw.has(a.name.name)) this.error('SORA2002', `keyword argument "${a.name.name}" given twice`, a.span);
+        kw.set(a.name.name, { v, span: a.value.span, name: a.name });
+      } else {
+        if (kw.size) this.error('SORA2006', 'positional argument after keyword arguments', a.span);
+        pos.push({ v, span: a.value.span });
+      }
+    }
+    this.setSource(e.span);
+    return this.apply(callee, pos, kw, e.span, e.callee.span);
+  }
+
+  apply(callee: Value, pos: { v: Value; span: Span }[], kw: Map<string, { v: Value; span: Span; name?: A.Ident }>, span: Span, calleeSpan: Span): Value {
+    switch (callee.k) {
+      case 'builtin': {
+        const b = BUILTINS[callee.name]!;
+        return b(this.bctx(span), pos, kw);
+      }
+      case 'moddef': {
+        const args = this.bindArgs(paramsOf(callee.decl), callee.decl.name.name, pos, kw, span);
+        for (const [k, v] of [...args]) args.set(k, v);
+        return { k: 'ctor', decl: callee.decl, file: callee.file, args, span };
+      }
+      case 'module': {
+        const fwd = callee.inst.members.get('forward');
+        if (!fwd || fwd.k !== 'fn') this.error('SORA2009', `${callee.inst.decl ? `module ${callee.inst.decl.name.name}` : `"${callee.inst.path}"`} has no forward method to call`, calleeSpan);
+        return this.apply(fwd, pos, kw, span, calleeSpan);
+      }
+      case 'fn':
+        return this.callFn(callee.decl, callee.file, callee.self, pos, kw, span);
+      case 'none':
+        // calling an absent optional module (nn.Identity)
+        if (pos.length === 1 && kw.size === 0) return pos[0]!.v;
+        this.error('SORA3001', 'cannot call none', calleeSpan);
+      default:
+        this.error('SORA3001', `${typeName(callee)} is not callable`, calleeSpan);
+    }
+  }
+
+  bindArgs(params: readonly A.Param[], owner: string, pos: { v: Value; span: Span }[], kw: Map<string, { v: Value; span: Span; name?: A.Ident }>, span: Span): Map<string, Value> {
+    const out = new Map<string, Value>();
+    if (pos.length > params.length)
+      this.error('SORA2006', `${owner} takes ${params.length} argument${params.length === 1 ? '' : 's'} but ${pos.length} were given`, pos[params.length]!.span, { hint: `parameters: ${params.map((p) => p.name.name).join(', ')}` });
+    pos.forEach((a, i) => out.set(params[i]!.name.name, withOrigin(a.v, { span: a.span })));
+    for (const [k, a] of kw) {
+      const p = params.find((x) => x.name.name === k);
+      if (!p) this.error('SORA2007', `${owner} has no parameter "${k}"`, a.name?.span ?? a.span, { hint: suggest(k, params.map((x) => x.name.name)) ?? `parameters: ${params.map((p) => p.name.name).join(', ')}` });
+      if (out.has(k)) this.error('SORA2002', `argument "${k}" given both by position and by keyword`, a.span);
+      out.set(k, withOrigin(a.v, { span: a.span }));
+    }
+    return out;
+  }
+
+  callFn(decl: A.FnDecl, file: LoadedFile, self: Instance | undefined, pos: { v: Value; span: Span }[], kw: Map<string, { v: Value; span: Span; name?: A.Ident }>, span: Span): Value {
+    if (++this.depth > MAX_CALL_DEPTH) this.error('SORA2011', `${decl.name.name} calls itself too deeply`, span);
+    const savedScope = this.graph?.scope;
+    try {
+      const owner = self?.decl ? `${self.decl.name.name}.${decl.name.name}` : decl.name.name;
+      const args = this.bindArgs(decl.params, owner, pos, kw, span);
+      const vars = new Map<string, Value>();
+      const frame: Frame = { vars, ...(self ? { self } : {}), file };
+      const symEnv = new Map<string, Sym>();
+      for (const p of decl.params) {
+        let v = args.get(p.name.name);
+        if (v === undefined) {
+          if (!p.default) {
+            if (p.type?.optional) v = NONE;
+            else this.error('SORA2008', `missing argument "${p.name.name}" for ${owner}`, span, { related: [{ span: p.span, message: 'parameter declared here' }] });
+          } else v = this.evalExpr(p.default, frame);
+        }
+        if (p.type && v.k !== 'none') v = this.matchType(v, p, owner, symEnv, frame, span);
+        vars.set(p.name.name, v);
+      }
+      for (const [k, s] of symEnv) if (!vars.has(k)) vars.set(k, dimValue(s));
+      if (this.graph && self) this.graph.scope = self.path;
+      const r = this.execBlock(decl.body.stmts, frame);
+      const result = r ?? NONE;
+      if (decl.ret && result.k !== 'none') this.checkReturn(decl, result, symEnv, frame);
+      return result;
+    } finally {
+      this.depth--;
+      if (this.graph && savedScope !== undefined) this.graph.scope = savedScope;
+    }
+  }
+
+  /** Match an argument against a declared parameter type, binding shape symbols. */
+  matchType(v: Value, p: A.Param, owner: string, symEnv: Map<string, Sym>, frame: Frame, callSpan: Span): Value {
+    const t = p.type!;
+    const name = t.name?.name;
+    if (!t.dims || (name && !isDType(name) && name !== 'Tensor')) {
+      // scalar / list types use the same checks as module parameters
+      return this.checkParamType(v, p, owner, callSpan);
+    }
+    if (v.k !== 'tensor' && v.k !== 'slot') this.error('SORA3001', `${owner}: "${p.name.name}" must be a tensor, got ${typeName(v)}`, originSpan(v) ?? callSpan, { related: [{ span: p.span, message: 'declared here' }] });
+    const tensor = this.tensorOf(v, callSpan);
+    if (name && isDType(name) && tensor.dtype !== name)
+      this.error('SORA3008', `${owner}: "${p.name.name}" must be ${name}, got ${tensor.dtype}`, callSpan, { related: [{ span: t.span, message: 'declared here' }], hint: `cast it with cast(x, ${name})` });
+    this.matchDims(tensor.shape, t.dims, symEnv, frame, `${owner}: "${p.name.name}"`, callSpan, t.span);
+    return { k: 'tensor', t: tensor };
+  }
+
+  matchDims(shape: readonly Sym[], dims: readonly A.DimSpec[], symEnv: Map<string, Sym>, frame: Frame, what: string, callSpan: Span, declSpan: Span): void {
+    const ell = dims.findIndex((d) => d.kind === 'ellipsis');
+    const fixed = dims.filter((d) => d.kind !== 'ellipsis').length;
+    const fmt = () => `[${shape.map(String).join(', ')}]`;
+    if (ell < 0 ? shape.length !== fixed : shape.length < fixed)
+      this.error('SORA3004', `${what} expects rank ${ell < 0 ? fixed : `>= ${fixed}`}, got a tensor of shape ${fmt()}`, callSpan, { related: [{ span: declSpan, message: 'declared here' }] });
+    const pairs: [A.DimSpec, Sym][] = [];
+    dims.forEach((d, i) => {
+      if (d.kind === 'ellipsis') return;
+      const axis = ell >= 0 && i > ell ? shape.length - (dims.length - i) : i;
+      pairs.push([d, shape[axis]!]);
+    });
+    for (const [d, actual] of pairs) {
+      if (d.kind === 'wildcard') continue;
+      const e = d as A.Expr;
+      if (e.kind === 'name' && !this.isBound(e.name, frame) && !symEnv.has(e.name)) {
+        symEnv.set(e.name, actual);
+        continue;
+      }
+      if (e.kind === 'name' && symEnv.has(e.name)) {
+        if (!symEnv.get(e.name)!.equals(actual)) this.error('SORA3002', `${what}: dimension ${e.name} is ${actual} here but ${symEnv.get(e.name)} earlier`, callSpan, { related: [{ span: e.span, message: 'declared here' }] });
+        continue;
+      }
+      const want = this.evalExpr(e, { ...frame, vars: new Map([...frame.vars, ...[...symEnv].map(([k, s]) => [k, dimValue(s)] as [string, Value])]) });
+      const ws = want.k === 'int' ? Sym.const(want.v) : want.k === 'dim' ? want.s : undefined;
+      if (!ws) this.error('SORA3010', `dimension must be an int, got ${typeName(want)}`, e.span);
+      if (!ws.equals(actual))
+        this.error('SORA3002', `${what} has shape ${fmt()}: expected ${exprText(e, frame.file)} = ${ws} but got ${actual}`, callSpan, { related: [{ span: e.span, message: 'expected here' }, ...relatedFor(e, frame, this)] });
+    }
+  }
+
+  private isBound(name: string, f: Frame): boolean {
+    if (f.vars.has(name)) return true;
+    if (f.self && (f.self.env.has(name) || f.self.members.has(name))) return true;
+    return !!this.global(f.file, name);
+  }
+
+  private checkReturn(decl: A.FnDecl, result: Value, symEnv: Map<string, Sym>, frame: Frame): void {
+    const specs = decl.ret!;
+    const vals = specs.length > 1 ? (result.k === 'tuple' ? result.items : [result]) : [result];
+    if (vals.length !== specs.length) this.error('SORA3013', `${decl.name.name} declares ${specs.length} outputs but returns ${vals.length}`, decl.name.span);
+    specs.forEach((s, i) => {
+      const v = vals[i]!;
+      if (!s.type.dims) return;
+      if (v.k !== 'tensor') this.error('SORA3013', `${decl.name.name}: output ${s.name?.name ?? i} must be a tensor, got ${typeName(v)}`, s.span);
+      const name = s.type.name?.name;
+      if (name && isDType(name) && v.t.dtype !== name) this.error('SORA3013', `${decl.name.name}: output ${s.name?.name ?? i} is ${v.t.dtype} but declared ${name}`, s.span, { hint: `cast it before returning: cast(x, ${name})` });
+      this.matchDims(v.t.shape, s.type.dims, symEnv, frame, `${decl.name.name}: output ${s.name?.name ?? i}`, s.span, s.span);
+    });
+  }
+
+  /** Execute statements; returns the value of the first `return` reached. */
+  execBlock(stmts: readonly A.Stmt[], f: Frame): Value | undefined {
+    for (const s of stmts) {
+      this.setSource(s.span);
+      switch (s.kind) {
+        case 'let':
+          this.bindLet(f.vars, s, this.evalExpr(s.value, f));
+          break;
+        case 'assign': {
+          if (!f.vars.has(s.target.name)) this.error('SORA2001', `"${s.target.name}" is not a local variable`, s.target.span, { hint: `declare it first with let ${s.target.name} = ...` });
+          let v = this.evalExpr(s.value, f);
+          if (s.op !== '=') v = this.binary(s.op[0] as A.BinaryOp, f.vars.get(s.target.name)!, v, s.span);
+          f.vars.set(s.target.name, v);
+          break;
+        }
+        case 'if': {
+          let branch: A.Block | A.IfStmt | undefined = s;
+          while (branch && 'kind' in branch && branch.kind === 'if') {
+            const b: A.IfStmt = branch;
+            if (this.truthy(this.evalExpr(b.cond, f), b.cond.span)) {
+              branch = b.then;
+              break;
+            }
+            branch = b.else;
+          }
+          if (branch) {
+            const r = this.execBlock((branch as A.Block).stmts, f);
+            if (r !== undefined) return r;
+          }
+          break;
+        }
+        case 'for': {
+          for (const it of this.iterate(this.evalExpr(s.iter, f), s.iter.span)) {
+            f.vars.set(s.name.name, it);
+            const r = this.execBlock(s.body.stmts, f);
+            if (r !== undefined) return r;
+          }
+          break;
+        }
+        case 'return':
+          return s.values.length === 1 ? this.evalExpr(s.values[0]!, f) : { k: 'tuple', items: s.values.map((x) => this.evalExpr(x, f)) };
+        case 'assert':
+          this.runAssert(s, f, f.self);
+          break;
+        case 'expr':
+          this.evalExpr(s.expr, f);
+          break;
+      }
+    }
+    return undefined;
+  }
+
+  // ---- arithmetic -----------------------------------------------------------------------------
+  binary(op: A.BinaryOp, l: Value, r: Value, span: Span, lspan?: Span, rspan?: Span): Value {
+    if (op === 'is' || op === 'is not') {
+      const same = (l.k === 'none') === (r.k === 'none') && (l.k === 'none' || sameScalar(l, r));
+      return { k: 'bool', v: op === 'is' ? same : !same };
+    }
+    if (op === 'in') {
+      if (r.k !== 'list' && r.k !== 'tuple') this.error('SORA3001', `"in" needs a list on the right, got ${typeName(r)}`, span);
+      return { k: 'bool', v: r.items.some((x) => sameScalar(x, l)) };
+    }
+    const isT = (v: Value) => v.k === 'tensor' || v.k === 'slot';
+    if (isT(l) || isT(r)) return { k: 'tensor', t: ops.binaryValues(this.bctx(span), op, l, r, lspan ?? span, rspan ?? span) };
+    // symbolic dims
+    if (l.k === 'dim' || r.k === 'dim') return this.dimArith(op, l, r, span);
+    if (l.k === 'str' && r.k === 'str') {
+      if (op === '+') return { k: 'str', v: l.v + r.v };
+      if (op === '==' || op === '!=') return { k: 'bool', v: (l.v === r.v) === (op === '==') };
+    }
+    if ((l.k === 'list' || l.k === 'tuple') && (r.k === 'list' || r.k === 'tuple')) {
+      if (op === '+') return { k: 'list', items: [...l.items, ...r.items] };
+      if (op === '==' || op === '!=') return { k: 'bool', v: (JSON.stringify(l.items.map(scalarOf)) === JSON.stringify(r.items.map(scalarOf))) === (op === '==') };
+    }
+    if ((l.k === 'list' || l.k === 'tuple') && r.k === 'int' && op === '*') return { k: 'list', items: Array.from({ length: r.v }, () => l.items).flat() };
+    if (l.k === 'bool' && r.k === 'bool' && (op === '==' || op === '!=')) return { k: 'bool', v: (l.v === r.v) === (op === '==') };
+    if ((l.k === 'int' || l.k === 'float' || l.k === 'bool') && (r.k === 'int' || r.k === 'float' || r.k === 'bool')) {
+      const a = Number(l.v);
+      const b = Number(r.v);
+      const bothInt = l.k !== 'float' && r.k !== 'float';
+      const origin = (l as { origin?: Origin }).origin ?? (r as { origin?: Origin }).origin;
+      const num = (v: number, int: boolean): Value => (int ? { k: 'int', v, ...(origin ? { origin } : {}) } : { k: 'float', v, ...(origin ? { origin } : {}) });
+      switch (op) {
+        case '+': return num(a + b, bothInt);
+        case '-': return num(a - b, bothInt);
+        case '*': return num(a * b, bothInt);
+        case '/':
+          if (b === 0) this.error('SORA3014', 'division by zero', span, { related: rspan ? [{ span: rspan, message: 'this is 0' }] : [] });
+          return num(a / b, false);
+        case '//':
+          if (b === 0) this.error('SORA3014', 'division by zero', span);
+          return num(Math.floor(a / b), bothInt);
+        case '%':
+          if (b === 0) this.error('SORA3014', 'modulo by zero', span);
+          return num(((a % b) + b) % b, bothInt);
+        case '**': return num(a ** b, bothInt && b >= 0);
+        case '==': return { k: 'bool', v: a === b };
+        case '!=': return { k: 'bool', v: a !== b };
+        case '<': return { k: 'bool', v: a < b };
+        case '<=': return { k: 'bool', v: a <= b };
+        case '>': return { k: 'bool', v: a > b };
+        case '>=': return { k: 'bool', v: a >= b };
+        default: break;
+      }
+    }
+    if (op === '==' || op === '!=') return { k: 'bool', v: (sameScalar(l, r)) === (op === '==') };
+    this.error('SORA3001', `cannot apply "${op}" to ${typeName(l)} and ${typeName(r)}`, span);
+  }
+
+  private dimArith(op: A.BinaryOp, l: Value, r: Value, span: Span): Value {
+    const toSym = (v: Value): Sym | undefined => (v.k === 'dim' ? v.s : v.k === 'int' ? Sym.const(v.v) : undefined);
+    const a = toSym(l);
+    const b = toSym(r);
+    if (!a || !b) {
+      // dim with float: becomes a runtime scalar tensor
+      const fl = l.k === 'float' || r.k === 'float';
+      if (fl) return { k: 'tensor', t: ops.binaryValues(this.bctx(span), op, l, r, span, span) };
+      this.error('SORA3001', `cannot apply "${op}" to ${typeName(l)} and ${typeName(r)}`, span);
+    }
+    const bv = b.value();
+    switch (op) {
+      case '+': return dimValue(a.add(b));
+      case '-': return dimValue(a.sub(b));
+      case '*': return dimValue(a.mul(b));
+      case '//':
+        if (bv === undefined) this.error('SORA3011', 'can only floor-divide a dimension by a constant', span);
+        if (bv <= 0) this.error('SORA3014', 'division by zero or a negative number', span);
+        return dimValue(a.floorDiv(bv));
+      case '%':
+        if (bv === undefined || bv <= 0) this.error('SORA3011', 'can only take a dimension modulo a positive constant', span);
+        return dimValue(a.mod(bv));
+      case '/': {
+        const q = a.divExact(b);
+        if (q) return dimValue(q);
+        return { k: 'tensor', t: ops.binaryValues(this.bctx(span), op, l, r, span, span) };
+      }
+      case '==': case '!=': {
+        if (a.equals(b)) return { k: 'bool', v: op === '==' };
+        if (a.isConst() && b.isConst()) return { k: 'bool', v: op === '!=' };
+        this.error('SORA3011', `cannot decide ${a} ${op} ${b} at compile time`, span, { hint: 'compare shapes that are known, or use where() on tensors' });
+      }
+      default:
+        this.error('SORA3011', `cannot apply "${op}" to symbolic dimensions at compile time`, span);
+    }
+  }
+
+  tensorOf(v: Value, span: Span): Tensor {
+    if (v.k === 'tensor') return v.t;
+    if (v.k === 'slot') return ops.loadSlot(this.bctx(span), v.slot);
+    this.error('SORA3001', `expected a tensor, got ${typeName(v)}`, span);
+  }
+
+  bctx(span: Span): BuiltinCtx {
+    const self = this;
+    return {
+      interp: this,
+      span,
+      policy: this.policy,
+      get g() {
+        if (!self.graph) return self.error('SORA3011', 'tensor operations are only allowed inside fn/entry bodies', span, { hint: 'config-level code (lets, shapes, asserts) works on ints, floats and bools only' });
+        return self.graph;
+      },
+    };
+  }
+}
+
+// ---- helpers ------------------------------------------------------------------------------------
+
+export function paramsOf(decl: A.ModuleDecl): readonly A.Param[] {
+  if (decl.params.length) return decl.params;
+  const cfg = decl.members.find((m) => m.kind === 'config') as A.ConfigBlock | undefined;
+  return cfg?.fields ?? [];
+}
+
+export function joinPath(a: string, b: string): string {
+  return a ? `${a}.${b}` : b;
+}
+
+export function dimValue(s: Sym): Value {
+  const c = s.value();
+  return c !== undefined ? { k: 'int', v: c } : { k: 'dim', s };
+}
+
+function withOrigin(v: Value, o: Origin): Value {
+  if ((v.k === 'int' || v.k === 'float' || v.k === 'bool' || v.k === 'str' || v.k === 'list') && !v.origin) return { ...v, origin: o };
+  return v;
+}
+
+function originSpan(v: Value): Span | undefined {
+  return 'origin' in v ? v.origin?.span : undefined;
+}
+
+function scalarOf(v: Value): unknown {
+  return v.k === 'int' || v.k === 'float' || v.k === 'bool' || v.k === 'str' ? v.v : v.k === 'none' ? null : v.k === 'dtype' ? v.d : v.k === 'list' || v.k === 'tuple' ? v.items.map(scalarOf) : v.k;
+}
+
+function sameScalar(a: Value, b: Value): boolean {
+  if (a.k === 'dim' || b.k === 'dim') return a.k === b.k && (a as { s: Sym }).s.equals((b as { s: Sym }).s);
+  return JSON.stringify(scalarOf(a)) === JSON.stringify(scalarOf(b));
+}
+
+export function exprText(e: A.Expr | A.DimSpec, file: LoadedFile): string {
+  return file.text.slice(e.span.start.offset, e.span.end.offset);
+}
+
+/** Related locations for every name used in an expression: where each value was set. */
+function relatedFor(e: A.Expr, f: Frame, interp: Interp): RelatedInfo[] {
+  const out: RelatedInfo[] = [];
+  const seen = new Set<string>();
+  const walk = (x: A.Expr) => {
+    if (x.kind === 'name' && !seen.has(x.name)) {
+      seen.add(x.name);
+      let v: Value | undefined;
+      try {
+        v = f.vars.get(x.name) ?? f.self?.env.get(x.name);
+      } catch {
+        v = undefined;
+      }
+      if (v && 'origin' in v && v.origin) {
+        const shown = v.k === 'int' || v.k === 'float' || v.k === 'bool' ? String(v.v) : typeName(v);
+        if (v.origin.span) out.push({ span: v.origin.span, message: `${x.name} = ${shown}${v.origin.label ? ` (${v.origin.label})` : ''} comes from here` });
+        else if (v.origin.label) out.push({ span: x.span, message: `${x.name} = ${shown} from ${v.origin.label}` });
+      }
+    }
+    for (const k of Object.keys(x) as (keyof typeof x)[]) {
+      const c = x[k] as unknown;
+      if (c && typeof c === 'object' && 'kind' in (c as object) && k !== 'span') walk(c as A.Expr);
+      if (Array.isArray(c)) for (const it of c) if (it && typeof it === 'object' && 'kind' in it) walk(it as A.Expr);
+    }
+  };
+  walk(e);
+  void interp;
+  return out;
+}
+
+export { isFloat };

@@ -1,0 +1,95 @@
+/** .sora tokens (chevrotain). `#` starts a line comment; `//` is floor division. */
+import { createToken, Lexer, type TokenType } from 'chevrotain';
+
+export const Ident = createToken({ name: 'Ident', pattern: /[A-Za-z_][A-Za-z0-9_]*/ });
+
+const kw = (word: string) => createToken({ name: 'Kw_' + word, pattern: new RegExp(word + '(?![A-Za-z0-9_])'), longer_alt: Ident });
+
+export const KEYWORDS = ['module', 'model', 'fn', 'entry', 'let', 'param', 'buffer', 'return', 'if', 'else', 'for', 'in', 'assert', 'import', 'from', 'true', 'false', 'none', 'and', 'or', 'not', 'is'] as const;
+export const Kw = Object.fromEntries(KEYWORDS.map((w) => [w, kw(w)])) as Record<(typeof KEYWORDS)[number], TokenType>;
+
+export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\uFEFF]+/, group: Lexer.SKIPPED });
+export const Comment = createToken({ name: 'Comment', pattern: /#[^\n\r]*/, group: 'comments' });
+export const Float = createToken({ name: 'Float', pattern: /(?:\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)/ });
+export const Int = createToken({ name: 'Int', pattern: /\d+/ });
+export const Str = createToken({ name: 'Str', pattern: /"(?:[^"\\\n\r]|\\.)*"/ });
+export const UnterminatedStr = createToken({ name: 'UnterminatedStr', pattern: /"(?:[^"\\\n\r]|\\.)*/ });
+
+const p = (name: string, pattern: string) => createToken({ name, pattern: new RegExp(pattern.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')) });
+export const Ellipsis = p('Ellipsis', '...');
+export const Arrow = p('Arrow', '->');
+export const PowOp = p('Pow', '**');
+export const FloorDiv = p('FloorDiv', '//');
+export const EqEq = p('EqEq', '==');
+export const NotEq = p('NotEq', '!=');
+export const LtEq = p('LtEq', '<=');
+export const GtEq = p('GtEq', '>=');
+export const PlusEq = p('PlusEq', '+=');
+export const MinusEq = p('MinusEq', '-=');
+export const StarEq = p('StarEq', '*=');
+export const SlashEq = p('SlashEq', '/=');
+export const Lt = p('Lt', '<');
+export const Gt = p('Gt', '>');
+export const Eq = p('Eq', '=');
+export const Plus = p('Plus', '+');
+export const Minus = p('Minus', '-');
+export const Star = p('Star', '*');
+export const Slash = p('Slash', '/');
+export const Percent = p('Percent', '%');
+export const At = p('At', '@');
+export const Question = p('Question', '?');
+export const LParen = p('LParen', '(');
+export const RParen = p('RParen', ')');
+export const LBrack = p('LBrack', '[');
+export const RBrack = p('RBrack', ']');
+export const LBrace = p('LBrace', '{');
+export const RBrace = p('RBrace', '}');
+export const Comma = p('Comma', ',');
+export const Colon = p('Colon', ':');
+export const Semi = p('Semi', ';');
+export const Dot = p('Dot', '.');
+
+export const allTokens: TokenType[] = [
+  WhiteSpace,
+  Comment,
+  Float,
+  Int,
+  Str,
+  UnterminatedStr,
+  ...Object.values(Kw),
+  Ident,
+  Ellipsis,
+  Arrow,
+  PowOp,
+  FloorDiv,
+  EqEq,
+  NotEq,
+  LtEq,
+  GtEq,
+  PlusEq,
+  MinusEq,
+  StarEq,
+  SlashEq,
+  Lt,
+  Gt,
+  Eq,
+  Plus,
+  Minus,
+  Star,
+  Slash,
+  Percent,
+  At,
+  Question,
+  LParen,
+  RParen,
+  LBrack,
+  RBrack,
+  LBrace,
+  RBrace,
+  Comma,
+  Colon,
+  Semi,
+  Dot,
+];
+
+export const soraLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false });
