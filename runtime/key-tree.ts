@@ -61,3 +61,15 @@ export function renderCollapsed(lines: readonly CollapsedLine[], indent = '  ', 
   if (lines.length > shown.length) s += `${indent}… ${lines.length - shown.length} more\n`;
   return s;
 }
+
+/** 1234567 → "1.2 MB" (decimal units, like the hub and `ls -h --si`). */
+export function formatBytes(n: number): string {
+  const u = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < u.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : 1)} ${u[i]}`;
+}
