@@ -154,18 +154,26 @@ let ortModule: Promise<typeof Ort> | undefined;
 
 /**
  * Load onnxruntime-node once. Its process-wide log level (applied when the first session is
- * created) defaults to 'fatal': every ORT error also surfaces as an exception that we translate,
- * and the raw ANSI-coloured stderr lines (e.g. from a failed CUDA attempt) would only confuse.
- * Set SORAC_ORT_LOG_LEVEL=verbose|info|warning|error|fatal to see them.
+ * created) and every session's log severity default to 'fatal': each ORT error also surfaces as
+ * an exception that we translate, so the raw ANSI-coloured stderr lines (a failed CUDA attempt,
+ * initialisation failures) would only duplicate it. Set
+ * SORAC_ORT_LOG_LEVEL=verbose|info|warning|error|fatal to see them.
  */
 export function loadOrt(): Promise<typeof Ort> {
   ortModule ??= import('onnxruntime-node').then((m) => {
     const ort = ((m as unknown as { default?: typeof Ort }).default ?? m) as typeof Ort;
-    const lvl = process.env.SORAC_ORT_LOG_LEVEL;
-    ort.env.logLevel = lvl === 'verbose' || lvl === 'info' || lvl === 'warning' || lvl === 'error' ? lvl : 'fatal';
+    ort.env.logLevel = ORT_LOG_LEVELS[ortLogSeverity()];
     return ort;
   });
   return ortModule;
+}
+
+const ORT_LOG_LEVELS = ['verbose', 'info', 'warning', 'error', 'fatal'] as const;
+
+/** Session/env log severity: SORAC_ORT_LOG_LEVEL if set, else 4 (fatal). */
+function ortLogSeverity(): 0 | 1 | 2 | 3 | 4 {
+  const i = ORT_LOG_LEVELS.indexOf(process.env.SORAC_ORT_LOG_LEVEL as never);
+  return (i >= 0 ? i : 4) as 0 | 1 | 2 | 3 | 4;
 }
 
 /** Directory holding onnxruntime-node's native libraries for this platform. */
@@ -202,7 +210,10 @@ const ORT_TYPE: Partial<Record<DType, Ort.Tensor.Type>> = {
 
 function firstLine(e: unknown): string {
   const m = e instanceof Error ? e.message : String(e);
-  return m.split('\n')[0]!.replace(/\x1b\[[0-9;]*m/g, '').trim();
+  const line = m.split('\n')[0]!.replace(/\x1b\[[0-9;]*m/g, '').trim();
+  // ORT prefixes messages with the C++ source location and signature; keep the message proper
+  const core = /\[ONNXRuntimeError\] : \d+ : \w+ : (.*)$/.exec(line);
+  return core ? core[1]!.trim() : line;
 }
 
 // ---- session graph (bf16 I/O wrapping) ------------------------------------------------------
@@ -319,7 +330,8 @@ async function bindWeights(
 
   const zeroCopy = (w: IrWeight) => {
     const s = source.tensors.get(w.key)!;
-    return mode === 'auto' && s.dtype === w.value.dtype && s.file !== undefined && s.offset !== undefined;
+    // (empty tensors are never external: the emitter inlines them, see emit/onnx.ts)
+    return mode === 'auto' && s.dtype === w.value.dtype && s.file !== undefined && s.offset !== undefined && s.byteLength > 0;
   };
   const notes: string[] = [];
   // realpath: HF-cache style symlinks would be resolved (and rejected) by ORT
@@ -522,7 +534,7 @@ export async function createSession(graph: IrGraph, weights: WeightSource, opts:
     await writeFile(modelPath, model);
 
     const base: Ort.InferenceSession.SessionOptions = {
-      logSeverityLevel: 3,
+      logSeverityLevel: ortLogSeverity(),
       graphOptimizationLevel: opts.graphOptimization ?? 'all',
       ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       ...(opts.prepacking ? {} : { extra: { session: { disable_prepacking: '1' } } }),

@@ -195,8 +195,14 @@ export function buildModelProto(graph: IrGraph, opts: EmitOptions): O.IModelProt
     const dims = staticShape(w.value.shape, `weight ${JSON.stringify(w.key)}`);
     const length = numel(dims) * DTYPE_SIZE[w.value.dtype];
     const base: O.ITensorProto = { name, dims, dataType: ONNX_DTYPE[w.value.dtype] };
-    const ext = opts.weights === 'external' ? opts.externalData?.(w) : undefined;
     if (opts.weights === 'external' && !opts.externalData) throw new InternalError("weights: 'external' needs an externalData callback");
+    if (length === 0) {
+      // empty tensors are always inline: onnxruntime reads external data with length 0 as
+      // "to the end of the file" and then fails
+      initializer.push({ ...base, rawData: new Uint8Array(0) });
+      continue;
+    }
+    const ext = opts.weights === 'external' ? opts.externalData?.(w) : undefined;
     if (ext) {
       if (ext.length !== length) {
         throw new InternalError(`external data for ${JSON.stringify(w.key)}: length ${ext.length}, but ${w.value.dtype}[${dims.join(',')}] needs ${length} bytes`);

@@ -116,6 +116,17 @@ describe('emitOnnx', () => {
     expect(inits.find((t) => t.name === 'patch.weight')!.dataLocation).toBe(1);
   });
 
+  it('always inlines empty weights (ORT reads external length 0 as "to end of file")', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'f32', [0, 4]);
+    const e = g.weight('empty', 'f32', [0, 4]);
+    g.output(g.op('Add', [x, e], { name: 'y', dtype: 'f32', shape: [0, 4] }));
+    const bytes = emitOnnx(g.build(), { weights: 'external', externalData: () => ({ location: 'w.bin', offset: 0, length: 0 }) });
+    const init = decode(bytes).graph.initializer[0]!;
+    expect(init.dataLocation ?? 0).toBe(0);
+    expect((await checkOnnx(bytes)).message).toMatch(/^ok/);
+  });
+
   it("weights: 'none' turns weights into graph inputs named by key (checker passes)", async () => {
     const bytes = emitOnnx(sampleGraph(), { weights: 'none' });
     const g = decode(bytes).graph;
