@@ -118,6 +118,35 @@ export function assignNames(graph: IrGraph, weightsAsInputs = false): Map<number
   return names;
 }
 
+/**
+ * ONNX graph outputs must be produced by nodes under their own names. A traced entry point may
+ * return a weight or a constant directly: give such outputs an Identity node (the weight keeps
+ * its checkpoint key, the output keeps the user's name). Returning a graph input unchanged, or
+ * the same value twice, cannot be named and is an error.
+ */
+export function normalizeOutputs(graph: IrGraph): IrGraph {
+  const inputIds = new Set(graph.inputs.map((v) => v.id));
+  const stored = new Set([...graph.weights.map((w) => w.value.id), ...[...graph.constants.keys()].map((v) => v.id)]);
+  const seen = new Set<number>();
+  let nextId = -1;
+  const extra: IrNode[] = [];
+  const outputs = graph.outputs.map((v) => {
+    if (inputIds.has(v.id)) throw new InternalError(`graph output ${JSON.stringify(v.name)} is the graph input of the same name, unchanged; ONNX needs distinct names (rename the output)`);
+    if (seen.has(v.id)) throw new InternalError(`graph output ${JSON.stringify(v.name)} is listed twice`);
+    seen.add(v.id);
+    if (!stored.has(v.id)) return v;
+    if (nextId < 0) nextId = 1 + Math.max(0, ...allIds(graph));
+    const o: IrValue = { id: nextId++, name: v.name, dtype: v.dtype, shape: v.shape };
+    extra.push({ op: 'Identity', inputs: [v], outputs: [o], attrs: {} });
+    return o;
+  });
+  return extra.length ? { ...graph, outputs, nodes: [...graph.nodes, ...extra] } : graph;
+}
+
+function allIds(g: IrGraph): number[] {
+  return [...g.inputs, ...g.weights.map((w) => w.value), ...g.constants.keys(), ...g.nodes.flatMap((n) => n.outputs)].map((v) => v.id);
+}
+
 function dimProto(d: IrDim): O.TensorShapeProto.IDimension {
   if (typeof d === 'number') {
     if (!Number.isSafeInteger(d) || d < 0) throw new InternalError(`invalid dimension ${d}`);
@@ -175,7 +204,8 @@ function docString(n: IrNode): string {
 }
 
 /** Build the ModelProto message (not yet encoded). */
-export function buildModelProto(graph: IrGraph, opts: EmitOptions): O.IModelProto {
+export function buildModelProto(irGraph: IrGraph, opts: EmitOptions): O.IModelProto {
+  const graph = normalizeOutputs(irGraph);
   const weightsAsInputs = opts.weights === 'none';
   const names = assignNames(graph, weightsAsInputs);
   const nameOf = (v: IrValue) => {
@@ -323,7 +353,8 @@ function fmtAttr(a: IrAttr): string {
  *   %y: f32[B,N,1152] = Conv(%x, %w) {strides=[1,2,2]}  # model.sora:12:5 in x_embedder
  *   output y: f32[B,N,1152]
  */
-export function formatGraph(graph: IrGraph): string {
+export function formatGraph(irGraph: IrGraph): string {
+  const graph = normalizeOutputs(irGraph);
   const names = assignNames(graph);
   const nm = (v: IrValue) => names.get(v.id) ?? `?${v.name}`;
   const lines: string[] = [`graph ${graph.name} opset ${graph.opset}`];

@@ -157,6 +157,44 @@ describe('emitOnnx', () => {
     expect(() => emitOnnx(h.build(), { weights: 'external', externalData: () => ({ location: '/abs/w', offset: 0, length: 8 }) })).toThrow(/relative/);
   });
 
+  it('gives outputs that are weights or constants an Identity; rejects returning an input unchanged', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'f32', [2]);
+    const w = g.weight('blocks.0.w', 'f32', [2]);
+    w.name = 'w_out';
+    const c = g.constF32('c_out', [2], [1, 2]);
+    g.output(g.op('Add', [x, w], { name: 'y', dtype: 'f32', shape: [2] }));
+    g.output(w);
+    g.output(c);
+    const bytes = emitOnnx(g.build(), { weights: 'inline', inlineData: () => new Uint8Array(8) });
+    const m = decode(bytes).graph;
+    expect(m.output.map((o) => o.name)).toEqual(['y', 'w_out', 'c_out']);
+    expect(m.node.slice(1).map((n) => [n.opType, n.input![0], n.output![0]])).toEqual([
+      ['Identity', 'blocks.0.w', 'w_out'],
+      ['Identity', 'c_out__1', 'c_out'],
+    ]);
+    expect((await checkOnnx(bytes)).message).toMatch(/^ok/);
+    expect(formatGraph(g.build())).toContain('%w_out: f32[2] = Identity(%blocks.0.w)');
+
+    const h = new GraphBuilder();
+    h.output(h.input('x', 'f32', [2]));
+    expect(() => emitOnnx(h.build(), { weights: 'none' })).toThrow(/graph output "x" is the graph input of the same name, unchanged/);
+  });
+
+  it('emits multi-output nodes (Split at opset 17 with a split input)', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'f32', ['B', 6]);
+    const sizes = g.constI64('sizes', [2], [2, 4]);
+    const a = g.value('a', 'f32', ['B', 2]);
+    const b = g.value('b', 'f32', ['B', 4]);
+    g.nodes.push({ op: 'Split', inputs: [x, sizes], outputs: [a, b], attrs: { axis: int(1) } });
+    g.output(g.op('Relu', [a], { name: 'ra', dtype: 'f32', shape: ['B', 2] }));
+    g.output(g.op('Relu', [b], { name: 'rb', dtype: 'f32', shape: ['B', 4] }));
+    const bytes = emitOnnx(g.build(), { weights: 'none' });
+    expect(decode(bytes).graph.node[0]!.output).toEqual(['a', 'b']);
+    expect((await checkOnnx(bytes)).message).toMatch(/^ok/);
+  });
+
   it('passes the checker for optional (empty) inputs and symbolic dims, with value_info off', async () => {
     const g = new GraphBuilder();
     const x = g.input('x', 'f32', ['batch', 'seq', 16]);
