@@ -295,3 +295,29 @@ describe('CUDA attempt when the provider libraries are assumed present', () => {
     expect(err.message).toContain('hint: install the CUDA provider libraries');
   });
 });
+
+describe('more binding shapes', () => {
+  it('sharded checkpoints: one hardlink per file; f16 graph inputs cross as Uint16Array', async () => {
+    const w = sampleWeights('bf16');
+    const keys = [...w.keys()];
+    const a = await checkpoint(new Map(keys.slice(0, 3).map((k) => [k, w.get(k)!])), 'shards');
+    const b = await checkpoint(new Map(keys.slice(3).map((k) => [k, w.get(k)!])), 'shards');
+    await a.source.close();
+    await b.source.close();
+    const source = await safetensorsWeightSource([a.path, b.path]);
+    const r = await runGraph(sampleGraph(), source, xIn(), { device: 'cpu', keepTempDir: true });
+    await source.close();
+    expect(r.binding.external).toBe(6);
+    expect((await readdir(r.binding.dir)).filter((f) => f.endsWith('.safetensors'))).toHaveLength(2);
+    await rm(r.binding.dir, { recursive: true });
+    expect(maxAbsDiff(r.outputs.get('y')!.data as Float32Array, sampleReference(X, XS, w).data)).toBeLessThan(1e-6);
+
+    const g = new GraphBuilder('f16io');
+    const x = g.input('x', 'f16', [3]);
+    g.output(g.op('Neg', [x], { name: 'y', dtype: 'f16', shape: [3] }));
+    const s = await createSession(g.build(), { tensors: new Map() }, { device: 'cpu' });
+    const out = (await s.run({ x: { dtype: 'f16', shape: [3], data: Uint16Array.from([0x3c00, 0x0001, 0xfc00]) } })).get('y')!;
+    expect(Array.from(out.data as Uint16Array)).toEqual([0xbc00, 0x8001, 0x7c00]);
+    await s.release();
+  });
+});
