@@ -142,9 +142,7 @@ async function readHeader(fh: FileHandle, size: number, path: string) {
     }
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new SafetensorsError('tensor-entry', `entry ${JSON.stringify(key)} is not an object`, path);
     const e = v as { dtype?: JsonValue; shape?: JsonValue; data_offsets?: JsonValue };
-    for (const f of Object.keys(e)) {
-      if (f !== 'dtype' && f !== 'shape' && f !== 'data_offsets') throw new SafetensorsError('tensor-entry', `entry ${JSON.stringify(key)} has an unknown field ${JSON.stringify(f)}`, path);
-    }
+    // Unknown fields inside an entry are ignored, as serde does in the reference implementation.
     if (typeof e.dtype !== 'string' || !(e.dtype in SAFETENSORS_KNOWN_DTYPES))
       throw new SafetensorsError('dtype', `tensor ${JSON.stringify(key)} has unknown dtype ${JSON.stringify(e.dtype)}`, path);
     const bits = SAFETENSORS_KNOWN_DTYPES[e.dtype]!;
