@@ -3,7 +3,7 @@
  * module tree + keymap, and trace entry points into graphs. Pure: all I/O goes through Host.
  */
 import type * as A from '../grammar/ast.ts';
-import { type Diagnostic, type Span, diag, hasErrors } from './diagnostics.ts';
+import { type Diagnostic, type Span, dedupeDiagnostics, diag, hasErrors } from './diagnostics.ts';
 import { type DType, isDType, isFloat } from './dtype.ts';
 import { GraphBuilder } from './graph.ts';
 import type { IrGraph, IrValue } from './ir.ts';
@@ -88,10 +88,10 @@ export function compile(opts: CompileOptions): CompiledModel {
     root = interp.instantiate(decl, rootFile, args, '');
   } catch (e) {
     if (!(e instanceof Abort)) throw e;
-    diagnostics.push(...interp.diags);
+    diagnostics.push(...dedupeDiagnostics(interp.diags));
     return fail();
   }
-  diagnostics.push(...interp.diags);
+  diagnostics.push(...dedupeDiagnostics(interp.diags));
   interp.diags.length = 0;
   const config: Record<string, unknown> = {};
   for (const p of paramsOf(decl)) config[p.name.name] = toJson(root.env.get(p.name.name) ?? NONE);

@@ -123,3 +123,26 @@ export function diag(
     ...(extra.notes && extra.notes.length ? { notes: extra.notes } : {}),
   };
 }
+
+/**
+ * Collapse repeats of the same diagnostic (same code, location and message), e.g. one failing
+ * assert in a block instantiated 28 times, into one entry with a note giving the count.
+ */
+export function dedupeDiagnostics(ds: readonly Diagnostic[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const counts = new Map<string, { index: number; n: number }>();
+  for (const d of ds) {
+    const key = `${d.code}|${d.span?.file}:${d.span?.start.offset}|${d.message}`;
+    const c = counts.get(key);
+    if (c) {
+      c.n++;
+      continue;
+    }
+    counts.set(key, { index: out.length, n: 1 });
+    out.push(d);
+  }
+  for (const { index, n } of counts.values()) {
+    if (n > 1) out[index] = { ...out[index]!, notes: [...(out[index]!.notes ?? []), `reported once for ${n} instances`] };
+  }
+  return out;
+}

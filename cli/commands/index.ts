@@ -1,10 +1,13 @@
 import type { Command } from 'commander';
 import type { CliIO } from '../io.ts';
+import { registerBuild } from './build.ts';
+import { registerCheck } from './check.ts';
 import { registerInspect } from './inspect.ts';
+import { registerRun } from './run.ts';
 import { registerVerify } from './verify.ts';
 
 /** A command registers itself on the program and reports its exit code through setExit. */
 export type RegisterCommand = (program: Command, io: CliIO, setExit: (code: number) => void) => void;
 
 // One import per command file; keep this list sorted.
-export const commands: RegisterCommand[] = [registerInspect, registerVerify];
+export const commands: RegisterCommand[] = [registerBuild, registerCheck, registerInspect, registerRun, registerVerify];

@@ -1,0 +1,92 @@
+/**
+ * sorac build MODEL.sora -o OUT/ [--config f] [--set k=v] [--opset N] [--weights W] [--no-onnx]
+ *
+ * Writes OUT/<model>.keymap.json (canonical JSON, contract hash) and one ONNX graph per entry
+ * point (OUT/<model>.onnx for `forward`, OUT/<model>.<entry>.onnx otherwise) whose weights are
+ * external data in OUT/<stem>.weights.safetensors (written when --weights is given).
+ * All files are written atomically; nothing is written when the model has errors.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { traceEntry } from '../../compiler/compile.ts';
+import { type Diagnostic, hasErrors } from '../../compiler/diagnostics.ts';
+import type { IrGraph } from '../../compiler/ir.ts';
+import { canonicalJson, parameterCount } from '../../compiler/keymap.ts';
+import type { CliIO } from '../io.ts';
+import { EXIT, UserError } from '../io.ts';
+import { addModelOptions, compileFromCli, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
+import { weightsErrorToUser } from '../weights.ts';
+import type { RegisterCommand } from './index.ts';
+
+export const registerBuild: RegisterCommand = (program: Command, io: CliIO, setExit) => {
+  addModelOptions(program.command('build').argument('<model>', '.sora model file'))
+    .description('compile a model to OUT/<model>.keymap.json and one ONNX graph per entry point')
+    .requiredOption('-o, --out <dir>', 'output directory')
+    .option('--opset <n>', 'ONNX opset (17 default; newer ops are decomposed)', '17')
+    .option('-w, --weights <weights>', 'also write the weights file the graphs reference, converted from this checkpoint')
+    .option('--no-onnx', 'write only the keymap')
+    .action(async (file: string, opts: ModelOpts & { out: string; opset: string; weights?: string; onnx: boolean }) => {
+      const opset = Number(opts.opset);
+      if (!Number.isInteger(opset) || opset < 17 || opset > 26) throw new UserError(`--opset ${opts.opset} is not supported`, 'use an integer from 17 to 26 (17 passes every ONNX checker; onnxruntime accepts up to 26)', EXIT.USAGE);
+      const t0 = performance.now();
+      const m = compileFromCli(file, opts, io);
+      const ds: Diagnostic[] = [...m.diagnostics];
+      const graphs: IrGraph[] = [];
+      if (!hasErrors(ds) && opts.onnx) {
+        for (const e of m.entries) {
+          const r = traceEntry(m, e.name, { opset });
+          ds.push(...r.diagnostics);
+          if (r.graph) graphs.push(r.graph);
+        }
+      }
+      if (hasErrors(ds) || !m.keymap) {
+        if (opts.json) io.stdout(JSON.stringify({ ok: false, diagnostics: ds }, null, 2) + '\n');
+        else {
+          printDiagnostics(ds, m, io);
+          io.stderr(`build failed: ${summarizeCounts(ds)}; nothing was written\n`);
+        }
+        setExit(EXIT.USER);
+        return;
+      }
+      try {
+        mkdirSync(opts.out, { recursive: true });
+      } catch (e) {
+        throw new UserError(`cannot create output directory ${opts.out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'choose a writable location with -o');
+      }
+      const { writeFileAtomic, writeModelFiles } = await import('../../runtime/model-files.ts');
+      const written: string[] = [];
+      const stem = m.modelName!;
+      const keymapPath = join(opts.out, `${stem}.keymap.json`);
+      try {
+        await writeFileAtomic(keymapPath, new TextEncoder().encode(canonicalJson(m.keymap)));
+        written.push(keymapPath);
+        let store: Awaited<ReturnType<typeof import('../../runtime/store.ts').openWeights>> | undefined;
+        if (opts.weights && graphs.length) {
+          const { openWeights } = await import('../../runtime/store.ts');
+          store = await openWeights(opts.weights, { cwd: io.cwd });
+        }
+        try {
+          for (const g of graphs) {
+            const entry = g.metadata['sorac.entry'];
+            const onnxPath = join(opts.out, entry === 'forward' ? `${stem}.onnx` : `${stem}.${entry}.onnx`);
+            const r = await writeModelFiles(onnxPath, g, store ? { weights: store } : {});
+            written.push(r.onnx, ...(r.weights ? [r.weights] : []));
+          }
+        } finally {
+          await store?.close();
+        }
+      } catch (e) {
+        throw weightsErrorToUser(e);
+      }
+      const ms = performance.now() - t0;
+      if (opts.json) {
+        io.stdout(JSON.stringify({ ok: true, model: stem, version: m.version, contract: m.keymap.contract, parameters: parameterCount(m.keymap), files: written, diagnostics: ds, ms: Math.round(ms) }, null, 2) + '\n');
+      } else {
+        printDiagnostics(ds, m, io);
+        io.stdout(`built ${stem} v${m.version} (${parameterCount(m.keymap).toLocaleString('en-US')} parameters, contract ${m.keymap.contract.slice(0, 19)}…) in ${ms.toFixed(0)} ms\n`);
+        for (const f of written) io.stdout(`  wrote ${f}\n`);
+      }
+      setExit(EXIT.OK);
+    });
+};

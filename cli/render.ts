@@ -1,0 +1,80 @@
+/**
+ * Diagnostic renderers. Stages produce Diagnostic data; this module turns it into text:
+ * - pretty: a code frame with carets (colour only when the terminal supports it);
+ * - compact: one `file:line:col: severity CODE: message` line plus hint/related lines;
+ * - baseline: the stable format used by golden tests (no colour, no absolute paths);
+ * - json: the data itself.
+ */
+import type { Diagnostic, Span } from '../compiler/diagnostics.ts';
+
+export type Sources = ReadonlyMap<string, string>;
+
+const C = {
+  red: (s: string) => `\x1b[31m${s}\x1b[39m`,
+  yellow: (s: string) => `\x1b[33m${s}\x1b[39m`,
+  blue: (s: string) => `\x1b[34m${s}\x1b[39m`,
+  cyan: (s: string) => `\x1b[36m${s}\x1b[39m`,
+  bold: (s: string) => `\x1b[1m${s}\x1b[22m`,
+  dim: (s: string) => `\x1b[2m${s}\x1b[22m`,
+};
+const NOC = { red: (s: string) => s, yellow: (s: string) => s, blue: (s: string) => s, cyan: (s: string) => s, bold: (s: string) => s, dim: (s: string) => s };
+
+export function loc(span: Span): string {
+  return `${span.file}:${span.start.line}:${span.start.col}`;
+}
+
+function frame(span: Span, sources: Sources, color: typeof C, label?: string): string[] {
+  const text = sources.get(span.file);
+  if (text === undefined) return [];
+  const lines = text.split('\n');
+  const out: string[] = [];
+  const first = span.start.line;
+  const last = Math.min(span.end.line, first + 2);
+  const width = String(last).length;
+  out.push(`${' '.repeat(width)} ${color.blue('|')}`);
+  for (let ln = first; ln <= last; ln++) {
+    const src = (lines[ln - 1] ?? '').replace(/\t/g, ' ');
+    out.push(`${color.blue(String(ln).padStart(width))} ${color.blue('|')} ${src}`);
+    const startCol = ln === first ? span.start.col : 1;
+    const endCol = ln === span.end.line ? Math.max(span.end.col, startCol + 1) : src.length + 1;
+    const carets = '^'.repeat(Math.max(1, Math.min(endCol, src.length + 1) - startCol));
+    out.push(`${' '.repeat(width)} ${color.blue('|')} ${' '.repeat(Math.max(0, startCol - 1))}${color.red(carets)}${ln === last && label ? ' ' + label : ''}`);
+  }
+  return out;
+}
+
+export function renderPretty(d: Diagnostic, sources: Sources, useColor: boolean): string {
+  const color = useColor ? C : NOC;
+  const sev = d.severity === 'error' ? color.red(color.bold('error')) : d.severity === 'warning' ? color.yellow(color.bold('warning')) : color.cyan('info');
+  const out = [`${sev}${color.bold(`[${d.code}]: ${d.message}`)}`];
+  if (d.span) {
+    out.push(`  ${color.blue('-->')} ${loc(d.span)}`);
+    out.push(...frame(d.span, sources, color).map((l) => '  ' + l));
+  }
+  for (const r of d.related ?? []) {
+    out.push(`  ${color.blue('=')} ${color.bold('note')}: ${r.message}`);
+    out.push(`    ${color.blue('-->')} ${loc(r.span)}`);
+    out.push(...frame(r.span, sources, color).map((l) => '    ' + l));
+  }
+  for (const n of d.notes ?? []) out.push(`  ${color.blue('=')} note: ${n}`);
+  if (d.hint) out.push(`  ${color.blue('=')} ${color.bold('help')}: ${d.hint}`);
+  return out.join('\n') + '\n';
+}
+
+export function renderCompact(d: Diagnostic): string {
+  const out = [`${d.span ? loc(d.span) + ': ' : ''}${d.severity} ${d.code}: ${d.message}`];
+  for (const r of d.related ?? []) out.push(`  ${loc(r.span)}: note: ${r.message}`);
+  for (const n of d.notes ?? []) out.push(`  note: ${n}`);
+  if (d.hint) out.push(`  hint: ${d.hint}`);
+  return out.join('\n') + '\n';
+}
+
+/** Golden-test baseline: compact lines followed by the code frame, no colour. */
+export function renderBaseline(ds: readonly Diagnostic[], sources: Sources): string {
+  if (!ds.length) return 'no diagnostics\n';
+  return ds.map((d) => renderPretty(d, sources, false)).join('\n');
+}
+
+export function renderDiagnostics(ds: readonly Diagnostic[], sources: Sources, opts: { pretty: boolean; color: boolean }): string {
+  return ds.map((d) => (opts.pretty ? renderPretty(d, sources, opts.color) : renderCompact(d))).join(opts.pretty ? '\n' : '');
+}
