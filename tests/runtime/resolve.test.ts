@@ -198,6 +198,23 @@ describe('local directories', () => {
     expect(v.ok).toBe(false);
   });
 
+  it('verify checks the CRC-32 of every torch zip record (bit rot in a local .pt)', async () => {
+    const d = join(tmp, 'crc');
+    cpSync(join(FIX, 'train/epoch1-global_step200'), d, { recursive: true });
+    expect((await verifyWeights(d)).ok).toBe(true);
+    const p = join(d, 'ema.pt');
+    const s = await openWeights(p);
+    const off = s.tensors.get('x_embedder.proj.weight')!.offset!;
+    await s.close();
+    const b = readFileSync(p);
+    b[off + 5]! ^= 0x01;
+    writeFileSync(p, b);
+    const v = await verifyWeights(d);
+    const f = v.files.find((x) => x.path === p)!;
+    expect(f.status).toBe('corrupt');
+    expect(f.detail).toMatch(/CRC-32 mismatch in 1 record\(s\): ema\/data\/0/);
+  });
+
   it('verify reports a truncated safetensors file', async () => {
     const d = join(tmp, 'trunc');
     cpSync(join(FIX, 'hf_model'), d, { recursive: true });
