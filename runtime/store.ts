@@ -11,7 +11,7 @@ import { type DType, DTYPE_SIZE } from '../compiler/dtype.ts';
 import { resolveWeights, type ResolveOptions, type ResolvedWeights } from './resolve.ts';
 import { openSafetensors, SafetensorsError, type SafetensorsFile } from './safetensors.ts';
 import { isTensor, numelOf, openTorchFile, type TorchFile } from './torch-file.ts';
-import { PyTuple, toPlain, type PyTensor, type PyValue } from './unpickle.ts';
+import { PickleError, PyTuple, toPlain, unpickle, type PyTensor, type PyValue } from './unpickle.ts';
 import { WeightsError } from './weights-error.ts';
 
 export interface StoredTensor {
@@ -113,7 +113,15 @@ async function openSingle(path: string, format: 'safetensors' | 'torch-zip', opt
     const tensors = new Map<string, StoredTensor>();
     for (const t of f.tensors.values())
       tensors.set(t.key, { key: t.key, dtype: t.dtype, shape: t.shape, byteLength: t.byteLength, file: path, offset: t.offset, read: () => f.read(t.key) });
-    return { format: 'safetensors', files: [path], tensors, metadata: { ...f.metadata }, notes: [], extras: {}, closers: [() => f.close()] };
+    const notes: string[] = [];
+    const extras: Record<string, unknown> = {};
+    try {
+      await decodeNonTensorKeys(f, tensors, notes, extras);
+    } catch (e) {
+      await f.close();
+      throw e;
+    }
+    return { format: 'safetensors', files: [path], tensors, metadata: { ...f.metadata }, notes, extras, closers: [() => f.close()] };
   }
   const tf = await openTorchFile(path);
   let collected;
@@ -125,6 +133,39 @@ async function openSingle(path: string, format: 'safetensors' | 'torch-zip', opt
   }
   const { tensors, extras, notes } = collected;
   return { format: 'torch-zip', files: [path], tensors, metadata: {}, notes, extras, closers: [() => tf.close()] };
+}
+
+/**
+ * ColossalAI's safetensors writer pickles non-tensor values (optimizer `step`, `param_groups`) into
+ * U8 tensors listed in `__metadata__.non_tensor_keys` (a JSON array string). Decode them with the
+ * restricted unpickler into `extras` instead of presenting them as tensors.
+ */
+async function decodeNonTensorKeys(f: SafetensorsFile, tensors: Map<string, StoredTensor>, notes: string[], extras: Record<string, unknown>) {
+  const raw = f.metadata.non_tensor_keys;
+  if (raw === undefined) return;
+  let keys: unknown;
+  try {
+    keys = JSON.parse(raw);
+  } catch {
+    notes.push('__metadata__.non_tensor_keys is not valid JSON; left as tensors');
+    return;
+  }
+  if (!Array.isArray(keys)) return;
+  let n = 0;
+  for (const k of keys) {
+    const t = typeof k === 'string' ? f.tensors.get(k) : undefined;
+    if (!t || t.dtype !== 'u8' || t.byteLength > 64 * 1024 * 1024) continue;
+    try {
+      extras[k] = toPlain(unpickle(await f.read(k)));
+    } catch (e) {
+      if (e instanceof PickleError && (e.kind === 'global' || e.kind === 'opcode'))
+        throw new WeightsError('SORA5003', `${f.path}: non-tensor value "${k}": ${e.message}`, 'sorac never executes pickle code; re-save the value as plain data', [], f.path);
+      throw new WeightsError('SORA5002', `${f.path}: non-tensor value "${k}" is not a valid pickle: ${(e as Error).message}`, undefined, [], f.path);
+    }
+    tensors.delete(k);
+    n++;
+  }
+  if (n) notes.push(`decoded ${n} pickled non-tensor value(s) listed in __metadata__.non_tensor_keys (ColossalAI) into extras`);
 }
 
 function hasTensor(v: PyValue, depth = 0): boolean {

@@ -161,6 +161,17 @@ describe('torch zip reader (files made by torch.save)', () => {
   });
 });
 
+describe('ColossalAI safetensors with pickled non-tensor values', () => {
+  it('decodes non_tensor_keys (protocol-4 pickles: FRAME, MEMOIZE, SHORT_BINUNICODE) into extras', async () => {
+    const s = await openWeights(join(FIX, 'colossal_optim/optimizer-00001.safetensors'));
+    expect([...s.tensors.keys()]).toEqual(['state.0.exp_avg']);
+    expect(s.extras['state.0.step']).toBe(7);
+    expect(s.extras.param_groups).toEqual([{ lr: 1e-4, betas: [0.9, 0.999], params: [0] }]);
+    expect(s.notes.join()).toMatch(/decoded 2 pickled non-tensor value/);
+    await s.close();
+  });
+});
+
 describe('restricted unpickler', () => {
   it('refuses opcodes outside the allow-list (INST, OBJ, EXT1)', () => {
     for (const op of [0x69, 0x6f, 0x82]) expect(() => unpickle(new Uint8Array([0x80, 2, op, 0, 0, 0x2e]))).toThrow(PickleError);
