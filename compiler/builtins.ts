@@ -351,6 +351,36 @@ export const BUILTINS: Record<string, Builtin> = {
     if (m !== 'constant' && m !== 'reflect' && m !== 'edge') ctx.interp.error('SORA3012', `pad mode "${mode}" is not supported (constant, reflect, replicate)`, a.mode!.span);
     return tv(ops.pad(ctx, t, pairs, m as 'constant' | 'reflect' | 'edge', F(ctx, a.value, 0)));
   },
+  narrow(ctx, pos, kw) {
+    // torch.narrow: x[..., start : start + length, ...] along `dim`. start may be an int, a
+    // dimension or a runtime integer scalar tensor (then, without a length, the result's size
+    // along `dim` is a new symbol `name`, read back from the result's shape where needed).
+    const a = sig(ctx, 'narrow', pos, kw, ['x', 'dim', 'start', 'length?', 'name?']);
+    const t = T(ctx, a.x);
+    const ax = ops.normAxis(ctx, I(ctx, a.dim), t.shape.length);
+    const sv = a.start!.v;
+    const lenSym = (x: Arg | undefined): Sym | undefined => (!x || x.v.k === 'none' ? undefined : x.v.k === 'int' ? Sym.const(x.v.v) : x.v.k === 'dim' ? x.v.s : ctx.interp.error('SORA3011', `narrow length must be an int or a dimension, got ${typeName(x.v)}`, x.span));
+    const len = lenSym(a.length);
+    if (sv.k === 'int' || sv.k === 'dim') {
+      const st = sv.k === 'int' ? Sym.const(sv.v) : sv.s;
+      return tv(ops.slice(ctx, t, ax, st, len ? st.add(len) : undefined, 1));
+    }
+    const s = T(ctx, a.start);
+    if (!isInt(s.dtype) || s.shape.length !== 0) ctx.interp.error('SORA3008', `narrow start must be an int, a dimension or an integer scalar tensor, got ${s.dtype}${ops.fmtShape(s.shape)}`, a.start!.span);
+    const s64 = s.dtype === 'i64' ? s : ops.cast(ctx, s, 'i64');
+    const startV = ops.reshape(ctx, s64, [Sym.const(1)]);
+    const endV = len ? ops.binary(ctx, '+', startV, ops.reshape(ctx, ops.dimTensor(ctx, len, 'i64'), [Sym.const(1)])).ir : ctx.g.constI64([Number.MAX_SAFE_INTEGER]);
+    const out = len ?? Sym.sym(S(ctx, a.name, `narrow${ctx.g.symbols.size}`));
+    const shape = [...t.shape];
+    shape[ax] = out;
+    const r = ops.mk(ctx, 'Slice', [t.ir, startV.ir, endV, ctx.g.constI64([ax]), ctx.g.constI64([1])], t.dtype, shape);
+    if (!len) {
+      const name = out.toString();
+      if (ctx.g.symbols.has(name)) ctx.interp.error('SORA3010', `narrow: the dimension name "${name}" is already in use`, ctx.span, { hint: 'pass name="..." with a fresh name' });
+      ctx.g.bindSymbol(name, { input: r.ir, axis: ax, divisor: 1, offset: 0 });
+    }
+    return tv(r);
+  },
   pad_to_multiple(ctx, pos, kw) {
     // zero-pad the trailing axes at the end so each becomes a multiple of the given factor
     const a = sig(ctx, 'pad_to_multiple', pos, kw, ['x', 'multiples', 'mode?']);
