@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { DType } from '../../compiler/dtype.ts';
 import { contractHash, type Keymap, type KeymapEntry } from '../../compiler/keymap.ts';
 import { collapseKeys } from '../../runtime/key-tree.ts';
-import { globToRegExp, loadReport, renderLoadReport } from '../../runtime/load-report.ts';
+import { checkWeights, globToRegExp, loadReport, renderLoadReport } from '../../runtime/load-report.ts';
 import { writeSafetensors, type WriterTensor } from '../../runtime/safetensors-writer.ts';
 import { openWeights } from '../../runtime/store.ts';
 
@@ -168,6 +168,20 @@ describe('load report', () => {
     expect(r2.ok).toBe(true);
     expect(loadReport(keymap({ a: [[2], 'f32'], b: [[2], 'f32'] }), s, { strictDtype: true }).ok).toBe(false);
     await s.close();
+  });
+});
+
+describe('checkWeights (the one call for sorac check)', () => {
+  it('ok / failed report / weights error', async () => {
+    const ok = await checkWeights(keymap(SD), join(FIX, 'hf_sharded'));
+    expect(ok.ok).toBe(true);
+    expect(ok.text).toMatch(/result: OK/);
+    const bad = await checkWeights(keymap({ ...SD, extra: [[1]] }), join(FIX, 'hf_sharded'));
+    expect(bad).toMatchObject({ ok: false, code: 'SORA5010' });
+    expect(bad.text).toMatch(/missing from the checkpoint \(1\)/);
+    const err = await checkWeights(keymap(SD), join(FIX, 'torch/malicious.pt'));
+    expect(err.error?.code).toBe('SORA5003');
+    expect(err.text).toMatch(/SORA5003/);
   });
 });
 

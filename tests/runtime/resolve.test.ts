@@ -146,6 +146,19 @@ describe('offline hub cache resolution', () => {
     await expect(resolveWeights('org/sharded/nope.safetensors', { env: e, cwd: tmp })).rejects.toMatchObject({ code: 'SORA5001', looked: expect.arrayContaining([expect.stringMatching(/nope\.safetensors \(not downloaded\)/)]) });
   });
 
+  it('a snapshot symlink to a missing / .incomplete blob is SORA5008; verify reports .incomplete files', async () => {
+    const c2 = join(tmp, 'hub-incomplete');
+    const repoDir = makeHubRepo(c2, 'org/partial', { 'model.safetensors': join(FIX, 'hf_model/model.safetensors') });
+    const { readdirSync, renameSync } = await import('node:fs');
+    const blob = readdirSync(join(repoDir, 'blobs'))[0]!;
+    renameSync(join(repoDir, 'blobs', blob), join(repoDir, 'blobs', blob + '.incomplete'));
+    const e = env({ HF_HUB_CACHE: c2 });
+    await expect(resolveWeights('org/partial/model.safetensors', { env: e, cwd: tmp })).rejects.toMatchObject({ code: 'SORA5008', message: expect.stringMatching(/partially downloaded/) });
+    const v = await verifyWeights(repoDir);
+    expect(v.ok).toBe(false);
+    expect(v.files.filter((f) => f.status !== 'ok').map((f) => f.status).sort()).toEqual(['incomplete', 'missing']);
+  });
+
   it('verification catches a corrupted blob (sha256 name ≠ content) and passes a clean repo', async () => {
     const e = env({ HF_HUB_CACHE: cache });
     const good = await verifyWeights('org/sharded', { env: e, cwd: tmp });
