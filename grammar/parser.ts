@@ -739,8 +739,16 @@ export function parse(text: string, file = '<input>'): ParseResult {
   for (const err of p.errors.slice(0, MAX_ERRORS)) {
     const t = err.token;
     const prev = (err as { previousToken?: IToken }).previousToken;
-    const at = t.tokenType === EOF || isNaN(t.startOffset) ? (prev && !isNaN(prev.startOffset) ? prev : undefined) : t;
-    const span = at ? tokenSpan(file, at) : pointSpan(file, text, Math.max(0, text.length - 1));
+    const prevOk = prev && !isNaN(prev.startOffset);
+    let span: Span;
+    if (err.name === 'MismatchedTokenException' && prevOk && (t.tokenType === EOF || isNaN(t.startOffset) || (t.startLine ?? 0) > (prev.endLine ?? 0))) {
+      // "expected ]" etc.: point just after the last good token, where the missing token belongs
+      const end = (prev.endOffset ?? prev.startOffset) + 1;
+      span = { file, start: { offset: end, line: prev.endLine ?? 1, col: (prev.endColumn ?? 0) + 1 }, end: { offset: end + 1, line: prev.endLine ?? 1, col: (prev.endColumn ?? 0) + 2 } };
+    } else {
+      const at = t.tokenType === EOF || isNaN(t.startOffset) ? (prevOk ? prev : undefined) : t;
+      span = at ? tokenSpan(file, at) : pointSpan(file, text, Math.max(0, text.length - 1));
+    }
     if (seen.has(span.start.offset)) continue;
     seen.add(span.start.offset);
     diagnostics.push(diag('SORA1002', `syntax error at ${describe(t)}: ${simplify(err.message)}`, span, { hint: hintFor(err.message) }));
