@@ -146,10 +146,10 @@ async function readHeader(fh: FileHandle, size: number, path: string) {
     if (typeof e.dtype !== 'string' || !(e.dtype in SAFETENSORS_KNOWN_DTYPES))
       throw new SafetensorsError('dtype', `tensor ${JSON.stringify(key)} has unknown dtype ${JSON.stringify(e.dtype)}`, path);
     const bits = SAFETENSORS_KNOWN_DTYPES[e.dtype]!;
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0) || (typeof d === 'bigint' && d >= 0n)))
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0 && !Object.is(d, -0)) || (typeof d === 'bigint' && d >= 0n)))
       throw new SafetensorsError('shape', `tensor ${JSON.stringify(key)} has an invalid shape ${show(e.shape)}`, path);
     const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0) || (typeof d === 'bigint' && d >= 0n)))
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0 && !Object.is(d, -0)) || (typeof d === 'bigint' && d >= 0n)))
       throw new SafetensorsError('offsets', `tensor ${JSON.stringify(key)} has invalid data_offsets ${show(off)}`, path);
     // numel and byte size with checked (bigint) arithmetic, as the reference does with checked_mul.
     let numel = 1n;

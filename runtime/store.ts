@@ -168,14 +168,27 @@ async function decodeNonTensorKeys(f: SafetensorsFile, tensors: Map<string, Stor
   if (n) notes.push(`decoded ${n} pickled non-tensor value(s) listed in __metadata__.non_tensor_keys (ColossalAI) into extras`);
 }
 
-function hasTensor(v: PyValue, depth = 0): boolean {
-  if (depth > 32) return false;
+/**
+ * Does `v` contain a tensor? Memoised per container (pickles can share sub-objects and form
+ * cycles; a container on the current path counts as tensor-free), so repeated calls are O(1).
+ */
+function hasTensor(v: PyValue, memo: Map<object, boolean> = new Map()): boolean {
   if (isTensor(v)) return true;
-  if (v instanceof Map) for (const x of v.values()) if (hasTensor(x, depth + 1)) return true;
-  if (Array.isArray(v)) return v.some((x) => hasTensor(x, depth + 1));
-  if (v instanceof PyTuple) return v.items.some((x) => hasTensor(x, depth + 1));
-  return false;
+  if (!v || typeof v !== 'object') return false;
+  const m = memo.get(v);
+  if (m !== undefined) return m;
+  memo.set(v, false);
+  let r = false;
+  if (v instanceof Map) {
+    for (const x of v.values()) if (hasTensor(x, memo)) { r = true; break; }
+  } else if (Array.isArray(v)) r = v.some((x) => hasTensor(x, memo));
+  else if (v instanceof PyTuple) r = v.items.some((x) => hasTensor(x, memo));
+  memo.set(v, r);
+  return r;
 }
+
+/** Upper bound on tensors + containers visited when flattening one pickle. */
+const MAX_WALK = 2_000_000;
 
 function collectTorch(tf: TorchFile, path: string, opts: OpenWeightsOptions) {
   const notes: string[] = [];
@@ -206,20 +219,33 @@ function collectTorch(tf: TorchFile, path: string, opts: OpenWeightsOptions) {
     }
   }
   const nonTensor: string[] = [];
+  const memo = new Map<object, boolean>();
+  let visits = 0;
+  const onPath = new Set<object>();
   const walk = (v: PyValue, key: string, depth: number) => {
+    if (++visits > MAX_WALK)
+      throw new WeightsError('SORA5005', `${path}: the pickled structure expands to more than ${MAX_WALK} entries`, 'the file is not a plain state dict; re-save the tensors only', [], path);
     if (isTensor(v)) {
       found.set(key, v);
       return;
     }
-    if (depth > 16) {
+    if (depth > 16 || (v && typeof v === 'object' && onPath.has(v))) {
       nonTensor.push(key);
       return;
     }
-    if (v instanceof Map && hasTensor(v)) {
+    if (v && typeof v === 'object') onPath.add(v);
+    try {
+      walkInner(v, key, depth);
+    } finally {
+      if (v && typeof v === 'object') onPath.delete(v);
+    }
+  };
+  const walkInner = (v: PyValue, key: string, depth: number) => {
+    if (v instanceof Map && hasTensor(v, memo)) {
       for (const [k, x] of v) walk(x, key ? `${key}.${String(k)}` : String(k), depth + 1);
       return;
     }
-    if ((Array.isArray(v) || v instanceof PyTuple) && hasTensor(v)) {
+    if ((Array.isArray(v) || v instanceof PyTuple) && hasTensor(v, memo)) {
       const items = Array.isArray(v) ? v : v.items;
       items.forEach((x, i) => walk(x, key ? `${key}.${i}` : String(i), depth + 1));
       return;

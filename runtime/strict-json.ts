@@ -1,8 +1,9 @@
 /**
  * A small strict JSON parser for untrusted headers: rejects duplicate object keys (JSON.parse
- * silently keeps the last), bounds nesting depth, and reports a position. Numbers are returned
- * as JS numbers when they are safe integers or non-integers, and as bigint when they are integers
- * beyond 2^53 (so a u64 offset is never silently rounded).
+ * silently keeps the last), bounds nesting depth, and reports a position. Integer literals are
+ * returned as JS numbers when safe and as bigint beyond 2^53 (so a u64 offset is never silently
+ * rounded); literals with a fraction or exponent are JsonFloat, so `1.0` is never taken for an
+ * integer (serde rejects it for usize fields too).
  */
 
 export class StrictJsonError extends Error {
@@ -15,7 +16,15 @@ export class StrictJsonError extends Error {
   }
 }
 
-export type JsonValue = null | boolean | number | bigint | string | JsonValue[] | { [k: string]: JsonValue };
+/** A number written with a fraction or exponent (`1.0`, `1e2`): never accepted where an integer is required. */
+export class JsonFloat {
+  constructor(public readonly value: number) {}
+  toJSON() {
+    return this.value;
+  }
+}
+
+export type JsonValue = null | boolean | number | bigint | JsonFloat | string | JsonValue[] | { [k: string]: JsonValue };
 
 export function parseStrictJson(text: string, maxDepth = 64): JsonValue {
   let i = 0;
@@ -74,7 +83,7 @@ export function parseStrictJson(text: string, maxDepth = 64): JsonValue {
       i++;
     }
   };
-  const num = (): number | bigint => {
+  const num = (): number | bigint | JsonFloat => {
     const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 400));
     if (!m) fail('bad number');
     const s = m![0];
@@ -84,7 +93,7 @@ export function parseStrictJson(text: string, maxDepth = 64): JsonValue {
       if (Number.isSafeInteger(v)) return v;
       return BigInt(s);
     }
-    return Number(s);
+    return new JsonFloat(Number(s));
   };
   const value = (depth: number): JsonValue => {
     if (depth > maxDepth) throw new StrictJsonError('depth', `nesting deeper than ${maxDepth}`, i);

@@ -108,7 +108,12 @@ export function isTensor(v: unknown): v is PyTensor {
 
 function toKey(v: PyValue): PyKey {
   if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return v;
-  if (v instanceof PyTuple) return JSON.stringify(v.items.map((x) => (typeof x === 'bigint' ? x.toString() : x)));
+  if (v instanceof PyTuple) {
+    // only flat tuples of primitives get a readable key; anything deeper is rejected (no recursion on hostile nesting)
+    if (v.items.every((x) => x === null || ['string', 'number', 'bigint', 'boolean'].includes(typeof x)))
+      return `(${v.items.map((x) => (typeof x === 'string' ? JSON.stringify(x) : String(x))).join(', ')})`;
+    throw new PickleError('format', 'nested tuple used as a dictionary key');
+  }
   throw new PickleError('format', 'unhashable dictionary key');
 }
 
@@ -127,12 +132,20 @@ function asIntTuple(v: PyValue, what: string): number[] {
 function rebuildTensor(args: readonly PyValue[], parameter = false): PyTensor {
   const [storage, offset, size, stride, requiresGrad] = args;
   if (!storage || typeof storage !== 'object' || (storage as PyStorage).kind !== 'storage') throw new PickleError('format', '_rebuild_tensor: first argument is not a storage');
+  const shape = asIntTuple(size ?? new PyTuple([]), 'size');
+  const strides = asIntTuple(stride ?? new PyTuple([]), 'stride');
+  const storageOffset = asInt(offset ?? 0, 'storage offset');
+  if (shape.some((d) => d < 0) || strides.some((d) => d < 0) || storageOffset < 0) throw new PickleError('format', '_rebuild_tensor: negative size, stride or offset');
+  if (shape.length > 64) throw new PickleError('format', `_rebuild_tensor: ${shape.length} dimensions`);
+  let n = 1;
+  for (const d of shape) n *= d;
+  if (!Number.isSafeInteger(n * 8)) throw new PickleError('format', '_rebuild_tensor: element count overflows');
   return {
     kind: 'tensor',
     storage: storage as PyStorage,
-    storageOffset: asInt(offset ?? 0, 'storage offset'),
-    shape: asIntTuple(size ?? new PyTuple([]), 'size'),
-    stride: asIntTuple(stride ?? new PyTuple([]), 'stride'),
+    storageOffset,
+    shape,
+    stride: strides,
     requiresGrad: requiresGrad === true,
     parameter,
   };
@@ -414,19 +427,32 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
   throw new PickleError('format', 'pickle ended without STOP (truncated?)');
 }
 
-/** Convert plain pickled data (no tensors) to JSON-friendly values, e.g. for sampler / lr_scheduler files. */
-export function toPlain(v: PyValue, depth = 0): unknown {
+/**
+ * Convert plain pickled data (no tensors) to JSON-friendly values, e.g. for sampler / lr_scheduler
+ * files. Cycles print as "<cycle>"; depth and total node count are bounded, so a hostile pickle
+ * (a list holding itself twice, repeated at every level) cannot make this exponential.
+ */
+export function toPlain(v: PyValue, depth = 0, budget = { nodes: 100_000 }, stack = new Set<object>()): unknown {
+  if (--budget.nodes < 0) return '…';
   if (depth > 64) return '…';
   if (v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'string') return v;
   if (typeof v === 'bigint') return v.toString();
   if (v instanceof Uint8Array) return `<${v.length} bytes>`;
-  if (Array.isArray(v)) return v.map((x) => toPlain(x, depth + 1));
-  if (v instanceof PyTuple) return v.items.map((x) => toPlain(x, depth + 1));
-  if (v instanceof Set) return [...v].map((x) => toPlain(x as PyValue, depth + 1));
-  if (v instanceof Map) {
-    const o: Record<string, unknown> = Object.create(null);
-    for (const [k, x] of v) o[String(k)] = toPlain(x, depth + 1);
-    return o;
+  if (typeof v === 'object') {
+    if (stack.has(v)) return '<cycle>';
+    stack.add(v);
+    try {
+      if (Array.isArray(v)) return v.map((x) => toPlain(x, depth + 1, budget, stack));
+      if (v instanceof PyTuple) return v.items.map((x) => toPlain(x, depth + 1, budget, stack));
+      if (v instanceof Set) return [...v].map((x) => toPlain(x as PyValue, depth + 1, budget, stack));
+      if (v instanceof Map) {
+        const o: Record<string, unknown> = Object.create(null);
+        for (const [k, x] of v) o[String(k)] = toPlain(x, depth + 1, budget, stack);
+        return o;
+      }
+    } finally {
+      stack.delete(v);
+    }
   }
   if (isTensor(v)) return `<tensor ${v.storage.dtype}[${v.shape.join(',')}]>`;
   if ((v as PyStorage).kind === 'storage') return `<storage ${(v as PyStorage).className}>`;

@@ -194,3 +194,26 @@ describe('restricted unpickler', () => {
     );
   });
 });
+
+describe('restricted unpickler: hostile structure', () => {
+  it('self-referencing containers (a list holding itself twice) load, reported as extras (a hang would hit the test timeout)', async () => {
+    const s = await openWeights(join(FIX, 'torch/cyclic.pt'));
+    expect([...s.tensors.keys()]).toEqual(['weight']);
+    expect(JSON.stringify(s.extras.loop)).toMatch(/<cycle>/);
+    await s.close();
+  });
+
+  it('deeply nested tuples as dict keys are a PickleError, not a stack overflow', () => {
+    const depth = 200_000;
+    const b = Buffer.alloc(2 + 1 + 1 + depth + 2 + 2);
+    let i = 0;
+    b[i++] = 0x80; b[i++] = 2; // PROTO 2
+    b[i++] = 0x7d; // EMPTY_DICT
+    b[i++] = 0x4e; // NONE
+    for (let k = 0; k < depth; k++) b[i++] = 0x85; // TUPLE1 (nest)
+    b[i++] = 0x4e; // value
+    b[i++] = 0x73; // SETITEM
+    b[i++] = 0x2e; // STOP
+    expect(() => unpickle(b.subarray(0, i))).toThrow(PickleError);
+  });
+});
