@@ -217,3 +217,38 @@ describe('restricted unpickler: hostile structure', () => {
     expect(() => unpickle(b.subarray(0, i))).toThrow(PickleError);
   });
 });
+
+describe('restricted unpickler: structured fuzzing', () => {
+  const g = (s: string) => [...Buffer.from(s, 'latin1')];
+  const OPS: fc.Arbitrary<number[]>[] = [
+    fc.constant([0x80, 2]),
+    ...[0x7d, 0x5d, 0x29, 0x4e, 0x88, 0x89, 0x28, 0x74, 0x75, 0x73, 0x61, 0x65, 0x85, 0x86, 0x87, 0x52, 0x62, 0x30, 0x32, 0x94, 0x51, 0x8f, 0x90, 0x91, 0x31, 0x6c, 0x64, 0x81].map((o) => fc.constant([o])),
+    fc.integer({ min: 0, max: 255 }).map((n) => [0x4b, n]),
+    fc.integer({ min: 0, max: 8 }).map((n) => [0x71, n]),
+    fc.integer({ min: 0, max: 8 }).map((n) => [0x68, n]),
+    fc.string({ maxLength: 6 }).map((s) => { const b = Buffer.from(s, 'utf8'); return [0x58, b.length, 0, 0, 0, ...b]; }),
+    fc.double().map((d) => { const b = Buffer.alloc(8); b.writeDoubleBE(d); return [0x47, ...b]; }),
+    fc.uint8Array({ maxLength: 9 }).map((b) => [0x8a, b.length, ...b]),
+    fc.constant([0x63, ...g('collections\nOrderedDict\n')]),
+    fc.constant([0x63, ...g('torch._utils\n_rebuild_tensor_v2\n')]),
+    fc.constant([0x63, ...g('torch\nFloatStorage\n')]),
+    fc.constant([0x63, ...g('builtins\nset\n')]),
+    fc.constant([0x63, ...g('_codecs\nencode\n')]),
+    fc.constant([0x95, 8, 0, 0, 0, 0, 0, 0, 0]),
+  ];
+  it('random opcode programs: a value or a PickleError, never another exception', () => {
+    const storage = { kind: 'storage', key: '0', dtype: 'f32', className: 'torch.FloatStorage', location: 'cpu', numel: 4 } as const;
+    fc.assert(
+      fc.property(fc.array(fc.oneof(...OPS), { maxLength: 40 }), fc.boolean(), (prog, stop) => {
+        const bytes = new Uint8Array([...prog.flat(), ...(stop ? [0x2e] : [])]);
+        try {
+          const v = unpickle(bytes, { persistentLoad: () => storage });
+          toPlain(v);
+        } catch (e) {
+          if (!(e instanceof PickleError)) throw e;
+        }
+      }),
+      { numRuns: 5000 },
+    );
+  });
+});
