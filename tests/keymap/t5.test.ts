@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compile } from '../../compiler/compile.ts';
+import { compile, traceEntry } from '../../compiler/compile.ts';
 import { fsHost } from '../../compiler/host.ts';
 import { type Keymap, parameterCount } from '../../compiler/keymap.ts';
 import { compileExample, goldenConfig, goldenMeta } from '../helpers/parity.ts';
@@ -101,6 +101,16 @@ describe('T5Encoder keymap', () => {
       'encoder.block.0.layer.1.layer_norm.weight',
     ]);
     expect(relu.tensors['encoder.block.0.layer.1.DenseReluDense.wi.weight']!.shape).toEqual([48, 32]);
+    const reluModel = compileExample(FILE, { ...goldenConfig('t5'), feed_forward_proj: 'relu' });
+    for (const absent of [[], ['attention_mask']]) {
+      const tr = traceEntry(reluModel, 'forward', { absent: new Set(absent) });
+      expect(tr.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+      const used = new Set(tr.graph!.weights.map((w) => w.key));
+      expect(used.has('encoder.block.1.layer.1.DenseReluDense.wi.weight')).toBe(true);
+      // the graph reads the embedding through shared.weight only (the alias is never read)
+      expect(used.has('shared.weight')).toBe(true);
+      expect(used.has('encoder.embed_tokens.weight')).toBe(false);
+    }
     // flan-t5 fp16 shards ship feed_forward_proj "gelu" with is_gated_act true: PretrainedConfig's
     // kwargs override T5Config's derived value, so the model is gated (wi_0 / wi_1)
     const gated = keymap({ ...goldenConfig('t5'), feed_forward_proj: 'gelu', is_gated_act: true });
