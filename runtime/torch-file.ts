@@ -18,8 +18,8 @@ export type SniffedFormat = 'safetensors' | 'torch-zip' | 'torch-legacy' | 'torc
 const LEGACY_MAGIC = Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
 
 export const LEGACY_HINT =
-  'convert it once with a recent PyTorch: python -c "import torch; torch.save(torch.load(\'OLD.pt\', map_location=\'cpu\'), \'NEW.pt\')" ' +
-  '(torch >= 1.6 writes the zip format by default; never pass _use_new_zipfile_serialization=False), or save it as safetensors';
+  'convert it once with a recent PyTorch (>= 1.6): python -c "import torch; torch.save(torch.load(\'OLD.pt\', map_location=\'cpu\'), \'NEW.pt\')" ' +
+  '(the zip format is the default; with older code pass _use_new_zipfile_serialization=True), or save it as safetensors';
 
 /** Identify a weights file by its first bytes (extensions lie: Open-Sora's `lr_scheduler` has none). */
 export async function sniffFile(path: string): Promise<SniffedFormat> {
