@@ -303,6 +303,16 @@ describe('MMDiT (Open-Sora 2.0) parity with the real PyTorch code', () => {
     expect(b.diagnostics.map((d) => d.message).join('\n')).toMatch(/Didn't get guidance strength/);
   });
 
+  it('one graph serves another batch size: sample 1 alone gives golden sample 1', async () => {
+    const second = (t: HostTensor): HostTensor => {
+      const n = t.data.length / t.shape[0]!;
+      return f32([1, ...t.shape.slice(1)], (t.data as Float32Array).slice(n, 2 * n));
+    };
+    const out = await run(CFG, weights, new Map([...inputs].map(([k, v]) => [k, second(v)])));
+    expect(out.shape).toEqual([1, 32, IN]);
+    expect(maxAbsDiff(out, second(get(reference, 'output')))).toBeLessThanOrEqual(1e-4);
+  });
+
   it('traces with symbolic batch and sequence lengths (B, L_img, L_txt)', () => {
     const tr = trace(CFG, inputs);
     const dims = Object.fromEntries(tr.graph!.inputs.map((i) => [i.name, i.shape]));
