@@ -191,9 +191,12 @@ export function loadReport(keymap: Keymap, store: Pick<TensorStore, 'tensors'> &
 
   detectRenames(missing, unexpected, suggestions);
   detectQkv(missing, unexpected, suggestions);
-  const mig = new Map<MigrationName, number>();
-  for (const i of shapeMismatch) if (i.migration) mig.set(i.migration, (mig.get(i.migration) ?? 0) + 1);
-  for (const [m, n] of mig) suggestions.push({ title: `shape migration ${m} applies to ${n} key(s)`, keys: n, migration: m });
+  const mig = new Map<MigrationName, LoadIssue[]>();
+  for (const i of shapeMismatch) if (i.migration) mig.set(i.migration, [...(mig.get(i.migration) ?? []), i]);
+  for (const [m, items] of mig) {
+    const names = items.length <= 3 ? items.map((i) => i.key).join(', ') : `${items.length} keys`;
+    suggestions.push({ title: `${names}: ${items[0]!.fix}`, keys: items.length, migration: m });
+  }
   if (allowedMissing.length) notes.push(`${allowedMissing.length} model key(s) absent but allowed by --allow-missing`);
 
   const ok = missing.length === 0 && unexpected.length === 0 && shapeMismatch.length === 0 && blockingDtype === 0 && (!opts.strictDtype || dtypeMismatch.length === 0);
@@ -376,10 +379,30 @@ export function renderLoadReport(r: LoadReport, opts: { maxLines?: number } = {}
     s += renderCollapsed(lines, '  ', max);
   };
   const fixOf = (i: LoadIssue) => (i.fix ? `  fix: ${i.fix}${i.migration && !i.fix.includes(i.migration) ? ` (migration ${i.migration})` : ''}` : '');
-  section('missing from the checkpoint', r.missing, (i) => `${sig(i.expected)}${fixOf(i)}`);
-  section('unexpected in the checkpoint', r.unexpected, (i) => `${sig(i.found)}${fixOf(i)}`);
+  // missing/unexpected: a rename explained by a suggestion shows its short tag; details are in "suggested fixes"
+  const tagOf = (i: LoadIssue) => (i.migration ? `  [${i.migration}]` : i.counterpart ? `  [${i.fix}]` : fixOf(i));
+  section('missing from the checkpoint', r.missing, (i) => `${sig(i.expected)}${tagOf(i)}`);
+  section('unexpected in the checkpoint', r.unexpected, (i) => `${sig(i.found)}${tagOf(i)}`);
   section('shape mismatch (model vs checkpoint)', r.shapeMismatch, (i) => `model ${fmt(i.expected!.shape)} vs checkpoint ${fmt(i.found!.shape)}${fixOf(i)}`);
-  section('dtype differences (model vs checkpoint)', r.dtypeMismatch, (i) => `model ${i.expected!.dtype} vs checkpoint ${i.found!.dtype}${fixOf(i)}`);
+  if (r.dtypeMismatch.length) {
+    // A whole-checkpoint cast (bf16 file, f32 model) is one line, not one line per tensor.
+    const groups = new Map<string, LoadIssue[]>();
+    for (const i of r.dtypeMismatch) {
+      const g = `${i.expected!.dtype}\u0000${i.found!.dtype}`;
+      if (!groups.has(g)) groups.set(g, []);
+      groups.get(g)!.push(i);
+    }
+    s += `\ndtype differences (model vs checkpoint) (${r.dtypeMismatch.length}):\n`;
+    for (const items of groups.values()) {
+      const first = items[0]!;
+      if (items.length > 8) {
+        const all = items.length === r.counts.matched ? 'all ' : '';
+        s += `  ${all}${items.length} tensors: model ${first.expected!.dtype} vs checkpoint ${first.found!.dtype}${fixOf(first)}\n`;
+      } else {
+        s += renderCollapsed(collapseKeys(items.map((i) => ({ key: i.key, detail: `model ${i.expected!.dtype} vs checkpoint ${i.found!.dtype}${fixOf(i)}` }))), '  ', max);
+      }
+    }
+  }
   if (r.suggestions.length) {
     s += '\nsuggested fixes:\n';
     for (const g of r.suggestions) s += `  - ${g.title}${g.migration ? ` → migration ${g.migration}` : ''}${g.how ? `\n      ${g.how}` : ''}\n`;
