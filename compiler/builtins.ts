@@ -516,6 +516,13 @@ export const BUILTINS: Record<string, Builtin> = {
     const a = sig(ctx, 'zeros', pos, kw, ['shape', 'dtype?']);
     return BUILTINS.full!(ctx, [a.shape!, { v: { k: 'int', v: 0 }, span: ctx.span }], new Map(a.dtype ? [['dtype', a.dtype]] : []));
   },
+  tensor(ctx, pos, kw) {
+    // a constant 1-D tensor from a list of numbers known at compile time (dtype: i64 for ints, else compute)
+    const a = sig(ctx, 'tensor', pos, kw, ['values', 'dtype?']);
+    const v = a.values!.v;
+    if (v.k !== 'list' && v.k !== 'tuple') ctx.interp.error('SORA3001', `tensor() takes a list of numbers, got ${typeName(v)}`, a.values!.span);
+    return tv(ops.asTensor(ctx, v, a.dtype ? Dt(ctx, a.dtype) : undefined, a.values!.span));
+  },
   ones(ctx, pos, kw) {
     const a = sig(ctx, 'ones', pos, kw, ['shape', 'dtype?']);
     return BUILTINS.full!(ctx, [a.shape!, { v: { k: 'int', v: 1 }, span: ctx.span }], new Map(a.dtype ? [['dtype', a.dtype]] : []));

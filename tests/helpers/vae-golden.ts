@@ -38,9 +38,10 @@ export function roundBf16(t: HostTensor): HostTensor {
  * f32 graph on the bf16 checkpoint (weights upcast on load) and bf16-rounded inputs, compared with the
  * reference `<name>_bf16` outputs (the real model run entirely in bf16). Returns max abs errors.
  */
-export async function bf16Errors(file: string, model: string, entry: string, extra?: (t: Map<string, HostTensor>) => Map<string, HostTensor>): Promise<Record<string, number>> {
+export async function bf16Errors(file: string, model: string, entry: string, extra?: (t: Map<string, HostTensor>) => Map<string, HostTensor>, config?: Record<string, unknown>): Promise<Record<string, number>> {
   const r = await runGolden(file, model, {
     entry,
+    ...(config ? { config } : {}),
     weights: 'model.bf16.safetensors',
     inputs: (t) => {
       const rounded = new Map([...t].map(([k, v]) => [k, roundBf16(v)] as const));

@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { traceEntry } from '../../compiler/compile.ts';
+import type { HostTensor } from '../../runtime/host-tensor.ts';
+import { runGraph, safetensorsWeightSource } from '../../runtime/run.ts';
+import { readTensorsFile } from '../../runtime/tensors-io.ts';
+import { GOLDEN, compileExample, maxAbsDiff, runGolden } from '../helpers/parity.ts';
+import { v13Config } from '../helpers/vae-v13-config.ts';
+import { bf16Errors, bf16Tolerance } from '../helpers/vae-golden.ts';
+
+const FILE = 'examples/vae_v13.sora';
+const config = v13Config();
+
+describe('OpenSoraVAE_V1_3 parity with the real PyTorch code (micro-frame chunks with overlap, video normalization)', () => {
+  for (const [entry, outs] of [['encode', ['posterior_logvar', 'posterior_mean', 'z_mode']], ['forward', ['recon', 'z_mode']], ['decode', ['decode_z']]] as const) {
+    it(`${entry}: ${outs.join(', ')} within 1e-4 (f32)`, async () => {
+      const r = await runGolden(FILE, 'vae_v13', { entry, config });
+      expect(Object.keys(r.errors).sort()).toEqual([...outs]);
+      console.log(`vae_v13 ${entry}`, r.errors);
+      for (const e of Object.values(r.errors)) expect(e).toBeLessThanOrEqual(1e-4);
+    });
+  }
+});
+
+describe('OpenSoraVAE_V1_3 with bf16 weights', () => {
+  it('bf16 checkpoint: within 2x the reference own bf16-vs-f32 gap', async () => {
+    const errs = { ...(await bf16Errors(FILE, 'vae_v13', 'encode', undefined, config)), ...(await bf16Errors(FILE, 'vae_v13', 'forward', undefined, config)), ...(await bf16Errors(FILE, 'vae_v13', 'decode', undefined, config)) };
+    console.log('vae_v13 bf16', errs);
+    expect(Object.keys(errs).sort()).toEqual(['decode_z', 'posterior_logvar', 'posterior_mean', 'recon', 'z_mode']);
+    for (const [k, e] of Object.entries(errs)) expect(e).toBeLessThanOrEqual(bf16Tolerance('vae_v13', k));
+  });
+});
+
+describe('OpenSoraVAE_V1_3 micro-frame branches agree with whole-clip encoding', () => {
+  async function run(cfg: Record<string, unknown>, entry: string, feed: Map<string, HostTensor>) {
+    const m = compileExample(FILE, { ...config, ...cfg });
+    const tr = traceEntry(m, entry);
+    if (!tr.graph) throw new Error(tr.diagnostics.map((d) => d.message).join('\n'));
+    const w = await safetensorsWeightSource([join(GOLDEN, 'vae_v13', 'a', 'model.safetensors')]);
+    try {
+      return (await runGraph(tr.graph, w, feed, { device: 'cpu' })).outputs;
+    } finally {
+      await w.close();
+    }
+  }
+  /** frames [t0, t1) of a [B, C, T, H, W] tensor */
+  function frames(x: HostTensor, t0: number, t1: number): HostTensor {
+    const [B, C, T, H, W] = x.shape as number[];
+    const n = t1 - t0;
+    const hw = H! * W!;
+    const out = new Float32Array(B! * C! * n * hw);
+    for (let b = 0; b < B! * C!; b++) out.set((x.data as Float32Array).subarray((b * T! + t0) * hw, (b * T! + t1) * hw), b * n * hw);
+    return { dtype: 'f32', shape: [B!, C!, n, H!, W!], data: out };
+  }
+  function cat(a: HostTensor, b: HostTensor): HostTensor {
+    const [B, C, Ta, H, W] = a.shape as number[];
+    const Tb = b.shape[2]!;
+    const hw = H! * W!;
+    const out = new Float32Array(B! * C! * (Ta! + Tb) * hw);
+    for (let i = 0; i < B! * C!; i++) {
+      out.set((a.data as Float32Array).subarray(i * Ta! * hw, (i + 1) * Ta! * hw), i * (Ta! + Tb) * hw);
+      out.set((b.data as Float32Array).subarray(i * Tb * hw, (i + 1) * Tb * hw), (i * (Ta! + Tb) + Ta!) * hw);
+    }
+    return { dtype: 'f32', shape: [B!, C!, Ta! + Tb, H!, W!], data: out };
+  }
+  it('non-overlapping chunks (temporal_overlap=false) = whole-clip encode/decode of each chunk', async () => {
+    const { tensors } = await readTensorsFile(join(GOLDEN, 'vae_v13', 'a', 'inputs.safetensors'));
+    const x9 = tensors.get('x')!;
+    const x10 = cat(x9, frames(x9, 0, 1)); // 10 frames = 2 chunks of 5
+    const chunked = await run({ temporal_overlap: false }, 'encode', new Map([['x', x10]]));
+    const a = await run({ micro_frame_size: null }, 'encode', new Map([['x', frames(x10, 0, 5)]]));
+    const b = await run({ micro_frame_size: null }, 'encode', new Map([['x', frames(x10, 5, 10)]]));
+    expect(chunked.get('posterior_mean')!.shape).toEqual([1, 16, 4, 2, 4]);
+    expect(maxAbsDiff(chunked.get('posterior_mean')!, cat(a.get('posterior_mean')!, b.get('posterior_mean')!))).toBeLessThanOrEqual(1e-5);
+    const z = chunked.get('z_mode')!;
+    const dec = await run({ temporal_overlap: false }, 'decode', new Map([['z', z]]));
+    const da = await run({ micro_frame_size: null }, 'decode', new Map([['z', frames(z, 0, 2)]]));
+    const db = await run({ micro_frame_size: null }, 'decode', new Map([['z', frames(z, 2, 4)]]));
+    expect(dec.get('decode_z')!.shape).toEqual([1, 3, 10, 16, 32]);
+    expect(maxAbsDiff(dec.get('decode_z')!, cat(da.get('decode_z')!, db.get('decode_z')!))).toBeLessThanOrEqual(1e-5);
+  });
+  it('micro_frame_size=none encodes any T, incl. a single frame', async () => {
+    const { tensors } = await readTensorsFile(join(GOLDEN, 'vae_v13', 'a', 'inputs.safetensors'));
+    for (const T of [1, 2, 5, 9]) {
+      const r = await run({ micro_frame_size: null }, 'forward', new Map([['x', frames(tensors.get('x')!, 0, T)]]));
+      const tz = Math.floor((Math.floor((T - 1) / 2) + 1 - 1) / 2) + 1;
+      expect(r.get('z_mode')!.shape).toEqual([1, 16, tz, 2, 4]);
+      expect(r.get('recon')!.shape).toEqual([1, 3, 4 * tz - 3, 16, 32]);
+    }
+  });
+});
