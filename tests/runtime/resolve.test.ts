@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +23,10 @@ function makeHubRepo(cache: string, repo: string, files: Record<string, string>,
   writeFileSync(join(repoDir, 'refs', opts.ref ?? 'main'), commit); // no newline, like the hub client
   for (const [inRepo, src] of Object.entries(files)) {
     const data = readFileSync(src);
-    const sha = createHash('sha256').update(data).digest('hex');
+    // LFS files (weights) are named by sha256; small git files (json, txt) by their git blob sha1
+    const sha = /\.(json|txt|md)$/.test(inRepo)
+      ? createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex')
+      : createHash('sha256').update(data).digest('hex');
     const blob = join(repoDir, 'blobs', sha);
     writeFileSync(blob, data);
     const dest = join(repoDir, 'snapshots', commit, inRepo);
@@ -163,9 +166,13 @@ describe('offline hub cache resolution', () => {
     const e = env({ HF_HUB_CACHE: cache });
     const good = await verifyWeights('org/sharded', { env: e, cwd: tmp });
     expect(good.ok).toBe(true);
-    expect(good.files.every((f) => f.expected?.algo === 'sha256')).toBe(true);
+    expect(good.files.map((f) => f.expected?.algo).sort()).toEqual(['git-sha1', 'sha256', 'sha256']);
+    // a modified small git file (index JSON) is caught through its git blob sha1 name
+    const idx = realpathSync((await resolveWeights('org/sharded', { env: e, cwd: tmp })).path);
+    writeFileSync(idx, readFileSync(idx, 'utf8').replace('"metadata"', '"metadata" '));
+    const idxBad = await verifyWeights('org/sharded', { env: e, cwd: tmp });
+    expect(idxBad.files.find((f) => f.expected?.algo === 'git-sha1')!.status).toBe('hash-mismatch');
     const r = await resolveWeights('hpcai-tech/OpenSora-STDiT-v3/model.safetensors', { env: e, cwd: tmp });
-    const { realpathSync } = await import('node:fs');
     const blob = realpathSync(r.path);
     const b = readFileSync(blob);
     b[b.length - 1]! ^= 0xff; // flip a data byte: structure still valid, hash is not
