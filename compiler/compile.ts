@@ -335,7 +335,7 @@ export function traceEntry(model: CompiledModel, entry: string, opts: TraceOptio
       }
       pos.push({ v: { k: 'tensor', t: tensor }, span: p.span });
     }
-    const result = interp.callFn(info.decl, file, root, pos, new Map(), info.decl.name.span);
+    const result = interp.callFn(info.decl, file, root, pos, new Map(), info.decl.name.span, { entryInputs: true });
     const vals = info.outputs.length > 1 ? (result.k === 'tuple' ? result.items : [result]) : [result];
     if (vals.length !== info.outputs.length) interp.error('SORA3013', `entry ${entry} returns ${vals.length} values but declares ${info.outputs.length} outputs`, info.decl.name.span);
     const outputs: IrValue[] = [];

@@ -478,7 +478,7 @@ export class Interp {
     return out;
   }
 
-  callFn(decl: A.FnDecl, file: LoadedFile, self: Instance | undefined, pos: { v: Value; span: Span }[], kw: Map<string, { v: Value; span: Span; name?: A.Ident }>, span: Span): Value {
+  callFn(decl: A.FnDecl, file: LoadedFile, self: Instance | undefined, pos: { v: Value; span: Span }[], kw: Map<string, { v: Value; span: Span; name?: A.Ident }>, span: Span, opts: { entryInputs?: boolean } = {}): Value {
     if (++this.depth > MAX_CALL_DEPTH) this.error('SORA2011', `${decl.name.name} calls itself too deeply`, span);
     const savedScope = this.graph?.scope;
     try {
@@ -495,7 +495,7 @@ export class Interp {
             else this.error('SORA2008', `missing argument "${p.name.name}" for ${owner}`, span, { related: [{ span: p.span, message: 'parameter declared here' }] });
           } else v = this.evalExpr(p.default, frame);
         }
-        if (p.type && v.k !== 'none') v = this.matchType(v, p, owner, symEnv, frame, span);
+        if (p.type && v.k !== 'none') v = this.matchType(v, p, owner, symEnv, frame, span, opts.entryInputs === true);
         vars.set(p.name.name, v);
       }
       for (const [k, s] of symEnv) if (!vars.has(k)) vars.set(k, dimValue(s));
@@ -511,7 +511,7 @@ export class Interp {
   }
 
   /** Match an argument against a declared parameter type, binding shape symbols. */
-  matchType(v: Value, p: A.Param, owner: string, symEnv: Map<string, Sym>, frame: Frame, callSpan: Span): Value {
+  matchType(v: Value, p: A.Param, owner: string, symEnv: Map<string, Sym>, frame: Frame, callSpan: Span, skipDtype = false): Value {
     const t = p.type!;
     const name = t.name?.name;
     if (!t.dims || (name && !isDType(name) && name !== 'Tensor')) {
@@ -520,7 +520,8 @@ export class Interp {
     }
     if (v.k !== 'tensor' && v.k !== 'slot') this.error('SORA3001', `${owner}: "${p.name.name}" must be a tensor, got ${typeName(v)}`, originSpan(v) ?? callSpan, { related: [{ span: p.span, message: 'declared here' }] });
     const tensor = this.tensorOf(v, callSpan);
-    if (name && isDType(name) && tensor.dtype !== name)
+    // entry inputs were already typed (and possibly cast by the dtype policy) by traceEntry
+    if (!skipDtype && name && isDType(name) && tensor.dtype !== name)
       this.error('SORA3008', `${owner}: "${p.name.name}" must be ${name}, got ${tensor.dtype}`, callSpan, { related: [{ span: t.span, message: 'declared here' }], hint: `cast it with cast(x, ${name})` });
     this.matchDims(tensor.shape, t.dims, symEnv, frame, `${owner}: "${p.name.name}"`, callSpan, t.span);
     return { k: 'tensor', t: tensor };

@@ -122,7 +122,7 @@ describe('sorac check', () => {
     const j = JSON.parse(r.out);
     expect(j.ok).toBe(false);
     expect(j.diagnostics[0].code).toBe('SORA3003');
-    expect(j.diagnostics[0].span.start.line).toBe(163);
+    expect(j.diagnostics[0].span.file).toBe('std/nn.sora');
     expect(j.diagnostics[0].related.length).toBeGreaterThanOrEqual(2);
   });
 });

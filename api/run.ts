@@ -1,0 +1,92 @@
+/**
+ * The high-level programmatic API: compile → load (resolve + validate a checkpoint) → run.
+ * Like cli/, this layer sits above both the compiler and the runtime; neither imports it.
+ */
+import { type CompiledModel, traceEntry } from '../compiler/compile.ts';
+import type { IrGraph } from '../compiler/ir.ts';
+import type { HostTensor } from '../runtime/host-tensor.ts';
+import { type LoadReport, loadReport } from '../runtime/load-report.ts';
+import { createSession, type SessionOptions, type SoracSession } from '../runtime/session.ts';
+import { openWeights, type OpenWeightsOptions, type TensorStore } from '../runtime/store.ts';
+
+export class ModelError extends Error {
+  constructor(
+    message: string,
+    public readonly report?: LoadReport,
+  ) {
+    super(message);
+    this.name = 'ModelError';
+  }
+}
+
+export interface LoadedModel {
+  readonly model: CompiledModel;
+  readonly store: TensorStore;
+  readonly report: LoadReport;
+  /** Create (and cache) a session for an entry and a pattern of absent optional inputs. */
+  session(entry?: string, absent?: Iterable<string>): Promise<SoracSession>;
+  close(): Promise<void>;
+}
+
+export interface LoadOptions extends OpenWeightsOptions, SessionOptions {
+  /** Glob patterns of keys that may be missing (deliberate partial loads). */
+  readonly allowMissing?: readonly string[];
+}
+
+function graphFor(model: CompiledModel, entry: string, absent: ReadonlySet<string>): IrGraph {
+  const r = traceEntry(model, entry, { absent });
+  if (!r.graph) throw new ModelError(r.diagnostics.map((d) => `${d.code}: ${d.message}`).join('\n'));
+  return r.graph;
+}
+
+/** Resolve a checkpoint and validate it strictly against the model's keymap. */
+export async function load(model: CompiledModel, weights: string | TensorStore, opts: LoadOptions = {}): Promise<LoadedModel> {
+  if (!model.keymap) throw new ModelError(`model did not compile:\n${model.diagnostics.map((d) => `${d.code}: ${d.message}`).join('\n')}`);
+  const store = typeof weights === 'string' ? await openWeights(weights, opts) : weights;
+  const report = loadReport(model.keymap, store, { allowMissing: opts.allowMissing ?? [] });
+  if (!report.ok) {
+    if (typeof weights === 'string') await store.close();
+    throw new ModelError(`checkpoint does not fit ${model.modelName}: ${report.missing.length} missing, ${report.unexpected.length} unexpected, ${report.shapeMismatch.length} shape mismatches`, report);
+  }
+  const sessions = new Map<string, Promise<SoracSession>>();
+  return {
+    model,
+    store,
+    report,
+    session(entry = 'forward', absent: Iterable<string> = []) {
+      const a = new Set(absent);
+      const key = `${entry}|${[...a].sort().join(',')}`;
+      let s = sessions.get(key);
+      if (!s) {
+        s = createSession(graphFor(model, entry, a), store, opts);
+        sessions.set(key, s);
+      }
+      return s;
+    },
+    async close() {
+      for (const s of sessions.values()) await (await s).release();
+      if (typeof weights === 'string') await store.close();
+    },
+  };
+}
+
+export interface RunOptions extends LoadOptions {
+  readonly weights: string | TensorStore;
+  readonly inputs: ReadonlyMap<string, HostTensor> | Readonly<Record<string, HostTensor>>;
+  readonly entry?: string;
+}
+
+/** One-shot: load, run the entry with the given inputs (absent optional inputs take the none path), close. */
+export async function run(model: CompiledModel, opts: RunOptions): Promise<Map<string, HostTensor>> {
+  const loaded = await load(model, opts.weights, opts);
+  try {
+    const entry = model.entries.find((e) => e.name === (opts.entry ?? 'forward'));
+    if (!entry) throw new ModelError(`${model.modelName} has no entry "${opts.entry}"`);
+    const given = new Set(opts.inputs instanceof Map ? opts.inputs.keys() : Object.keys(opts.inputs));
+    const absent = entry.inputs.filter((i) => i.optional && !given.has(i.name)).map((i) => i.name);
+    const s = await loaded.session(entry.name, absent);
+    return await s.run(opts.inputs);
+  } finally {
+    await loaded.close();
+  }
+}

@@ -1,0 +1,19 @@
+/**
+ * sorac programmatic API.
+ *
+ *   import { compile, traceEntry, load, run } from 'sorac'
+ *   const model = compile({ file: 'examples/stdit3.sora', host: fsHost, config: { values: { depth: 4 } } })
+ *   const { graph } = traceEntry(model, 'forward')
+ *   const out = await run(model, { weights: 'ckpt.safetensors', inputs: { x, timestep, ... } })
+ */
+export { compile, traceEntry } from './compiler/compile.ts';
+export type { CompiledModel, CompileOptions, ConfigInput, TraceOptions, TraceResult, EntryInfo } from './compiler/compile.ts';
+export { fsHost } from './compiler/host.ts';
+export type { Diagnostic, Span } from './compiler/diagnostics.ts';
+export type { Keymap, KeymapEntry } from './compiler/keymap.ts';
+export { canonicalJson, contractHash, parameterCount } from './compiler/keymap.ts';
+export type { IrGraph } from './compiler/ir.ts';
+export { format } from './grammar/format.ts';
+export { emitOnnx } from './compiler/emit/onnx.ts';
+export { load, run, ModelError } from './api/run.ts';
+export type { LoadedModel, LoadOptions, RunOptions } from './api/run.ts';
