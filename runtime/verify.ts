@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
 import { hubBlobOf, resolveWeights, type ResolveOptions } from './resolve.ts';
 import { openSafetensors, SafetensorsError } from './safetensors.ts';
 import { sniffFile } from './torch-file.ts';
@@ -96,6 +96,25 @@ async function withShards(p: string): Promise<string[]> {
     // reported by the structural check
   }
   return [p];
+}
+
+/** The etag recorded for a file downloaded with `--local-dir` (3-line .metadata: commit, etag, timestamp). */
+export async function localDirEtag(path: string): Promise<{ etag: string; algo: 'sha256' | 'git-sha1'; record: string } | undefined> {
+  let dir = dirname(path);
+  for (let up = 0; up < 12; up++) {
+    const record = join(dir, '.cache', 'huggingface', 'download', relative(dir, path) + '.metadata');
+    const text = await readFile(record, 'utf8').catch(() => undefined);
+    if (text !== undefined) {
+      const etag = text.split('\n')[1]?.trim().replace(/^"|"$/g, '') ?? '';
+      if (/^[0-9a-f]{64}$/.test(etag)) return { etag, algo: 'sha256', record };
+      if (/^[0-9a-f]{40}$/.test(etag)) return { etag, algo: 'git-sha1', record };
+      return undefined;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return undefined;
 }
 
 async function gitBlobSha1(path: string, size: number, buf: Buffer): Promise<string> {
@@ -213,6 +232,15 @@ export async function verifyFile(path: string, buf: Buffer = Buffer.allocUnsafe(
       return { ...base, status: 'hash-mismatch', detail: `hub blob ${basename(blob.blob)} hashes to ${actual} (${blob.algo}): corrupt or modified; delete the blob and download again` };
     const inc = await stat(blob.blob + '.incomplete').catch(() => null);
     if (inc) base.detail = 'a stale .incomplete sibling exists';
+  } else {
+    // `huggingface-cli download --local-dir DIR`: DIR/.cache/huggingface/download/<path>.metadata holds the etag
+    const meta = await localDirEtag(path);
+    if (meta) {
+      base.expected = { algo: meta.algo, hash: meta.etag };
+      const actual = meta.algo === 'sha256' ? sha256 : await gitBlobSha1(path, size, buf);
+      if (actual !== meta.etag)
+        return { ...base, status: 'hash-mismatch', detail: `content hashes to ${actual} but the download record ${meta.record} says ${meta.etag} (${meta.algo}): corrupt or modified since download; re-run huggingface-cli download` };
+    }
   }
   // structure
   let kind;

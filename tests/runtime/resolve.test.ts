@@ -235,6 +235,24 @@ describe('local directories', () => {
     expect(f.detail).toMatch(/CRC-32 mismatch in 1 record\(s\): ema\/data\/0/);
   });
 
+  it('verify checks --local-dir downloads against the etag in .cache/huggingface/download/*.metadata', async () => {
+    const d = join(tmp, 'localdir');
+    cpSync(join(FIX, 'hf_model'), join(d, 'sub'), { recursive: true });
+    const w = readFileSync(join(d, 'sub/model.safetensors'));
+    const c = readFileSync(join(d, 'sub/config.json'));
+    const md = join(d, '.cache/huggingface/download/sub');
+    mkdirSync(md, { recursive: true });
+    writeFileSync(join(md, 'model.safetensors.metadata'), `${COMMIT}\n${createHash('sha256').update(w).digest('hex')}\n1700000000.0\n`);
+    writeFileSync(join(md, 'config.json.metadata'), `${COMMIT}\n${createHash('sha1').update(`blob ${c.length}\0`).update(c).digest('hex')}\n1700000000.0\n`);
+    const ok = await verifyWeights(d);
+    expect(ok.ok).toBe(true);
+    expect(ok.files.map((f) => f.expected?.algo).sort()).toEqual(['git-sha1', 'sha256']);
+    w[w.length - 1]! ^= 1;
+    writeFileSync(join(d, 'sub/model.safetensors'), w);
+    const bad = await verifyWeights(join(d, 'sub'));
+    expect(bad.files.find((f) => f.path.endsWith('model.safetensors'))!.status).toBe('hash-mismatch');
+  });
+
   it('verify reports a truncated safetensors file', async () => {
     const d = join(tmp, 'trunc');
     cpSync(join(FIX, 'hf_model'), d, { recursive: true });
