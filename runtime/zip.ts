@@ -137,6 +137,8 @@ export async function readEntry(fh: FileHandle, size: number, e: ZipEntry, max: 
   await readExact(fh, buf, 0, e.compressedSize, start);
   if (e.method === 0) return buf;
   if (e.method === 8) {
+    // deflate cannot exceed ~1032:1; a larger claim is a zip bomb or a corrupt directory
+    if (e.size > e.compressedSize * 1032 + 1024) throw new ZipError(`entry "${e.name}" claims ${e.size} bytes from ${e.compressedSize} compressed bytes, more than deflate can produce`);
     let out: Buffer;
     try {
       out = inflateRawSync(buf, { maxOutputLength: Math.max(1, e.size) });

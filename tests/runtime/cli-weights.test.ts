@@ -36,6 +36,26 @@ describe('sorac inspect', () => {
     expect(typeof j.tensors['bf16.weight'].offset).toBe('number');
   });
 
+  it('resolves a hub id offline from --cache-dir', async () => {
+    const { createHash } = await import('node:crypto');
+    const { mkdirSync, symlinkSync } = await import('node:fs');
+    const repo = join(tmp, 'cache', 'models--org--tiny');
+    const data = readFileSync(join(FIX, 'hf_model/model.safetensors'));
+    const sha = createHash('sha256').update(data).digest('hex');
+    mkdirSync(join(repo, 'blobs'), { recursive: true });
+    mkdirSync(join(repo, 'refs'), { recursive: true });
+    mkdirSync(join(repo, 'snapshots', 'c'.repeat(40)), { recursive: true });
+    writeFileSync(join(repo, 'blobs', sha), data);
+    writeFileSync(join(repo, 'refs', 'main'), 'c'.repeat(40));
+    symlinkSync(`../../blobs/${sha}`, join(repo, 'snapshots', 'c'.repeat(40), 'model.safetensors'));
+    const r = await run(['inspect', 'org/tiny', '--cache-dir', join(tmp, 'cache'), '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ via: 'hub-cache', hub: { repo: 'org/tiny', revision: 'main' }, tensorCount: 13 });
+    const v = await run(['verify', 'org/tiny', '--cache-dir', join(tmp, 'cache')]);
+    expect(v.code).toBe(0);
+    expect(v.out).toMatch(/1 hub-cache blob\(s\) checked/);
+  });
+
   it('bad input: a typed error with code and hint, exit 1, no stack trace', async () => {
     for (const args of [['inspect', 'torch/malicious.pt'], ['inspect', 'torch/sd_legacy.pt'], ['inspect', 'nope/nothing'], ['inspect', './missing.safetensors']]) {
       const r = await run(args);
