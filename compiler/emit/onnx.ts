@@ -105,11 +105,18 @@ export function assignNames(graph: IrGraph, weightsAsInputs = false): Map<number
     reserve(v, v.name, 'graph output');
   }
   for (const w of graph.weights) reserve(w.value, w.key, weightsAsInputs ? 'weight input' : 'weight');
+  // per-base suffix counters keep this linear when thousands of values share a name ("h")
+  const nextSuffix = new Map<string, number>();
   const fresh = (v: IrValue) => {
     if (names.has(v.id)) return;
     const base = v.name || `v${v.id}`;
     let name = base;
-    for (let i = 1; taken.has(name); i++) name = `${base}__${i}`;
+    if (taken.has(name)) {
+      let i = nextSuffix.get(base) ?? 1;
+      while (taken.has(`${base}__${i}`)) i++;
+      name = `${base}__${i}`;
+      nextSuffix.set(base, i + 1);
+    }
     taken.add(name);
     names.set(v.id, name);
   };
@@ -312,9 +319,28 @@ export function buildModelProto(irGraph: IrGraph, opts: EmitOptions): O.IModelPr
   };
 }
 
+/** protobuf messages are limited to 2 GiB; larger models must use external data. */
+export const PROTOBUF_LIMIT = 2 ** 31 - 1;
+
+/** Error for a model that cannot be serialised as asked (not a tracer bug). */
+export class EmitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EmitError';
+  }
+}
+
 /** Serialise `graph` to ONNX ModelProto bytes. Same graph and options -> byte-identical output. */
 export function emitOnnx(graph: IrGraph, opts: EmitOptions): Uint8Array {
   const model = buildModelProto(graph, opts);
+  let inlineBytes = 0;
+  for (const t of model.graph?.initializer ?? []) inlineBytes += t.rawData?.length ?? 0;
+  if (inlineBytes > PROTOBUF_LIMIT - 64 * 1024 * 1024) {
+    throw new EmitError(
+      `${(inlineBytes / 2 ** 30).toFixed(2)} GiB of inline tensor data exceeds what one ONNX protobuf can hold (2 GiB); ` +
+        "emit the weights as external data (weights: 'external')",
+    );
+  }
   const err = onnx.ModelProto.verify(model);
   if (err) throw new InternalError(`ModelProto does not verify: ${err}`);
   return onnx.ModelProto.encode(model).finish();
