@@ -89,3 +89,19 @@ describe('OpenSoraVAE_V1_3 micro-frame branches agree with whole-clip encoding',
     }
   });
 });
+
+describe('OpenSoraVAE_V1_3 normalization="video_5frames"', () => {
+  it('z = (mean - m5[c, t % 5]) / s5[c, t % 5], and decode undoes it', async () => {
+    const r5 = await runGolden(FILE, 'vae_v13', { entry: 'encode', config: { ...config, normalization: 'video_5frames' } });
+    const z = r5.outputs.get('z_mode')!.data as Float32Array;
+    const mean = r5.reference.get('posterior_mean')!.data as Float32Array;
+    // [1, 16, 4, 2, 4]: channel c, latent frame t, 8 positions each; constants.py VAE_STAT_DICT["video_5frames"]
+    const at = (c: number, t: number) => (c * 4 + t) * 8;
+    const spot: [number, number, number, number][] = [[0, 0, -0.31038138270378113, 0.9969105124473572], [0, 3, -0.11228419095277786, 0.9288502335548401], [3, 1, -0.10902953892946243, 0.9105200171470642]];
+    for (const [c, t, m, s] of spot) for (let i = 0; i < 8; i++) expect(Math.abs(z[at(c, t) + i]! - (mean[at(c, t) + i]! - m) / s)).toBeLessThanOrEqual(1e-5);
+    const f5 = await runGolden(FILE, 'vae_v13', { entry: 'forward', config: { ...config, normalization: 'video_5frames' } });
+    expect(f5.errors.recon).toBeLessThanOrEqual(1e-4);
+    const n = await runGolden(FILE, 'vae_v13', { entry: 'forward', config: { ...config, normalization: null } });
+    expect(n.errors.recon).toBeLessThanOrEqual(1e-4);
+  });
+});
