@@ -7,7 +7,7 @@
  * byte buffer; offsets are relative to the start of the buffer (8 + N).
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { type DType, dtypeFromSafetensors } from '../compiler/dtype.ts';
+import { type DType, SAFETENSORS_DTYPE } from '../compiler/dtype.ts';
 import { type JsonValue, parseStrictJson, StrictJsonError } from './strict-json.ts';
 
 export interface TensorInfo {
@@ -84,6 +84,8 @@ export const SAFETENSORS_KNOWN_DTYPES: Readonly<Record<string, number>> = {
   F4: 4, F6_E2M3: 6, F6_E3M2: 6,
 };
 
+const ST_TO_DTYPE = new Map<string, DType>(Object.entries(SAFETENSORS_DTYPE).map(([k, v]) => [v, k as DType]));
+
 /** Read exactly `length` bytes at `position` (loops over short reads). */
 export async function readExact(fh: FileHandle, buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
   let done = 0;
@@ -152,8 +154,15 @@ async function readHeader(fh: FileHandle, size: number, path: string) {
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0 && !Object.is(d, -0)) || (typeof d === 'bigint' && d >= 0n)))
       throw new SafetensorsError('offsets', `tensor ${JSON.stringify(key)} has invalid data_offsets ${show(off)}`, path);
     // numel and byte size with checked (bigint) arithmetic, as the reference does with checked_mul.
-    let numel = 1n;
-    for (const d of e.shape) numel *= BigInt(d as number | bigint);
+    // fast path in doubles while exact (< 2^53), bigint beyond
+    let fast = 1;
+    for (const d of e.shape) fast *= typeof d === 'number' ? d : Number(d);
+    let numel: bigint;
+    if (Number.isSafeInteger(fast * bits)) numel = BigInt(fast);
+    else {
+      numel = 1n;
+      for (const d of e.shape) numel *= BigInt(d as number | bigint);
+    }
     const totalBits = numel * BigInt(bits);
     if (numel > 2n ** 64n - 1n || totalBits > 2n ** 64n - 1n)
       throw new SafetensorsError('numel-overflow', `tensor ${JSON.stringify(key)} shape ${show(e.shape)} overflows the element count`, path);
@@ -166,7 +175,7 @@ async function readHeader(fh: FileHandle, size: number, path: string) {
       throw new SafetensorsError('size-mismatch', `tensor ${JSON.stringify(key)} ${e.dtype}${show(e.shape)} needs ${need} bytes but data_offsets span ${end - begin}`, path);
     if (BigInt(dataStart) + end > BigInt(size))
       throw new SafetensorsError('truncated', `tensor ${JSON.stringify(key)} ends at byte ${BigInt(dataStart) + end} but the file is ${size} bytes (truncated download?)`, path);
-    const dtype = dtypeFromSafetensors(e.dtype);
+    const dtype = ST_TO_DTYPE.get(e.dtype);
     if (!dtype) throw new SafetensorsError('dtype-unsupported', `tensor ${JSON.stringify(key)} has dtype ${e.dtype}, which is valid safetensors but not supported by sorac`, path);
     list.push({ key, dtype, shape: (e.shape as number[]).map(Number), offset: dataStart + Number(begin), byteLength: Number(need) });
   }

@@ -83,12 +83,14 @@ export function parseStrictJson(text: string, maxDepth = 64): JsonValue {
       i++;
     }
   };
+  const NUM = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
   const num = (): number | bigint | JsonFloat => {
-    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 400));
+    NUM.lastIndex = i;
+    const m = NUM.exec(text);
     if (!m) fail('bad number');
     const s = m![0];
     i += s.length;
-    if (!m![2] && !m![3]) {
+    if (!m![1] && !m![2]) {
       const v = Number(s);
       if (Number.isSafeInteger(v)) return v;
       return BigInt(s);
