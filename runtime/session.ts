@@ -311,6 +311,8 @@ async function bindWeights(
   source: WeightSource,
   opts: SessionOptions,
   initialDir: string,
+  /** every temp dir created here is appended, so the caller can always clean up */
+  created: string[],
 ): Promise<Staged & { dir: string }> {
   const mode = opts.binding ?? 'auto';
   // validate all weights first: every problem at once
@@ -350,6 +352,7 @@ async function bindWeights(
       const near = dirname([...r.failed.keys()][0]!);
       const alt = await mkdtemp(join(near, '.sorac-session-')).catch(() => undefined);
       if (alt) {
+        created.push(alt);
         const r2 = await tryLinkAll(alt, files);
         if (r2.linked.size > r.linked.size) {
           await rm(dir, { recursive: true, force: true });
@@ -520,9 +523,10 @@ export async function createSession(graph: IrGraph, weights: WeightSource, opts:
 
   const parent = opts.tempDir ?? tmpdir();
   const dir0 = await mkdtemp(join(parent, 'sorac-session-'));
+  const created = [dir0];
   let dir = dir0;
   try {
-    const bound = await bindWeights(sg.graph, weights, opts, dir0);
+    const bound = await bindWeights(sg.graph, weights, opts, dir0, created);
     dir = bound.dir;
     const model = emitOnnx(sg.graph, {
       weights: opts.binding === 'inline' ? 'inline' : 'external',
@@ -569,10 +573,7 @@ export async function createSession(graph: IrGraph, weights: WeightSource, opts:
     }
     return makeSession(session, used, sg, { ...bound.report, dir }, createMs);
   } finally {
-    if (!opts.keepTempDir) {
-      await rm(dir, { recursive: true, force: true });
-      if (dir !== dir0) await rm(dir0, { recursive: true, force: true });
-    }
+    for (const d of created) if (!(opts.keepTempDir && d === dir)) await rm(d, { recursive: true, force: true });
   }
 }
 

@@ -321,3 +321,24 @@ describe('more binding shapes', () => {
     await s.release();
   });
 });
+
+describe('temp dirs never leak', () => {
+  it('on errors, including after moving next to the checkpoint', async () => {
+    const tmpParent = await mkdtemp(join(tmpdir(), 'sorac-leak-'));
+    const w = sampleWeights('f32');
+    const big = new Float32Array(64).fill(1e6);
+    w.set('proj.weight', { dtype: 'f32', shape: [8, 8], data: new Uint8Array(big.buffer) });
+    const { path, source } = await checkpoint(w, 'leak');
+    const ckptDir = join(dir, 'leak');
+    const shm = (await stat('/dev/shm').catch(() => undefined))?.dev !== (await stat(dir)).dev ? '/dev/shm' : tmpParent;
+    for (const tempDir of [tmpParent, shm]) {
+      const err = await createSession(sampleGraph({ projDtype: 'f16' }), source, { device: 'cpu', tempDir }).catch((e) => e);
+      expect(err.code).toBe('SORA5507');
+      expect((await readdir(tempDir)).filter((f) => f.startsWith('sorac-session-'))).toEqual([]);
+      expect((await readdir(ckptDir)).filter((f) => f.includes('sorac-session'))).toEqual([]);
+    }
+    await source.close();
+    expect(path.startsWith(ckptDir)).toBe(true);
+    await rm(tmpParent, { recursive: true });
+  });
+});
