@@ -1,0 +1,42 @@
+/**
+ * Every bundled example, at its golden (small) config, builds with `sorac build --weights` and every
+ * emitted graph passes Debian python3-onnx's `check_model(full_check=True)` with its external data.
+ */
+import { mkdtempSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../../cli/main.ts';
+import { memoryIO } from '../../cli/io.ts';
+import { checkOnnxFile } from '../helpers/onnx-check.ts';
+import { GOLDEN, goldenConfig } from '../helpers/parity.ts';
+import { v13Config } from '../helpers/vae-v13-config.ts';
+
+/** golden constructor kwargs as the example's config (vae_v13's nested kwargs need a mapping) */
+const configFor = (ex: string) => (ex === 'vae_v13' ? v13Config() : goldenConfig(ex));
+
+const examples = readdirSync('examples').filter((f) => f.endsWith('.sora')).map((f) => f.replace(/\.sora$/, '')).sort();
+
+describe('ONNX checker on every example', () => {
+  it('covers every example that has golden data', () => {
+    expect(examples.filter((e) => existsSync(join(GOLDEN, e, 'a'))).length).toBeGreaterThanOrEqual(5);
+  });
+  for (const ex of examples) {
+    const hasGolden = existsSync(join(GOLDEN, ex, 'a', 'meta.json'));
+    it.skipIf(!hasGolden)(`${ex}: build + onnx.checker(full_check)`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), `sorac-check-${ex}-`));
+      const cfg = join(dir, 'config.json');
+      writeFileSync(cfg, JSON.stringify(configFor(ex)));
+      const io = memoryIO();
+      const code = await main(['build', `examples/${ex}.sora`, '--config', cfg, '--weights', join(GOLDEN, ex, 'a', 'model.safetensors'), '-o', join(dir, 'out')], io);
+      expect(code, io.err).toBe(0);
+      const onnx = readdirSync(join(dir, 'out')).filter((f) => f.endsWith('.onnx'));
+      expect(onnx.length).toBeGreaterThan(0);
+      for (const f of onnx) {
+        const r = await checkOnnxFile(join(dir, 'out', f));
+        expect(r.ok, r.message).toBe(true);
+        expect(r.message).toMatch(/^ok 8 17$/);
+      }
+    });
+  }
+});
