@@ -7,7 +7,7 @@ import { emitOnnx, formatGraph, irVersionForOpset } from '../../compiler/emit/on
 import { InternalError } from '../../compiler/diagnostics.ts';
 import { openSafetensors } from '../../runtime/safetensors.ts';
 import { writeSafetensors } from '../../runtime/safetensors-writer.ts';
-import { checkOnnx } from '../helpers/onnx-check.ts';
+import { checkOnnx, probeChecker } from '../helpers/onnx-check.ts';
 import { GraphBuilder, int } from '../helpers/ir-build.ts';
 import { type ProjDtype, sampleGraph, sampleWeights } from '../helpers/sample-model.ts';
 
@@ -217,6 +217,12 @@ describe('emitOnnx', () => {
     const r = await checkOnnx(emitOnnx(g.build(), { weights: 'none' }));
     expect(r.ok).toBe(false);
     expect(r.message).toMatch(/Inferred shape and existing shape differ/);
+  });
+});
+
+describe('onnx-check helper', () => {
+  it('fails loudly (never skips) when the interpreter cannot import onnx', async () => {
+    await expect(probeChecker('/nonexistent/python3')).rejects.toThrow(/ONNX checker unavailable: .*\n.*apt-get install -y python3-onnx/);
   });
 });
 

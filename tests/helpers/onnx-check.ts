@@ -64,14 +64,19 @@ export async function checkOnnxFile(path: string): Promise<CheckResult> {
 let available: Promise<void> | undefined;
 
 export function assertCheckerAvailable(): Promise<void> {
-  available ??= run(CHECKER_PYTHON, ['-c', 'import onnx; print(onnx.__version__)'], { timeout: 60_000 }).then(
+  available ??= probeChecker(CHECKER_PYTHON);
+  return available;
+}
+
+/** Resolves when `python` can import onnx; otherwise rejects with how to install it. */
+export function probeChecker(python: string): Promise<void> {
+  return run(python, ['-c', 'import onnx; print(onnx.__version__)'], { timeout: 60_000 }).then(
     () => undefined,
     (e: Error) => {
       throw new Error(
-        `ONNX checker unavailable: ${CHECKER_PYTHON} cannot import onnx (${e.message.split('\n').slice(-2).join(' ').trim()}).\n` +
+        `ONNX checker unavailable: ${python} cannot import onnx (${e.message.split('\n').slice(-2).join(' ').trim()}).\n` +
           `Install it with: apt-get install -y python3-onnx  (Debian onnx 1.12; set SORAC_ONNX_PYTHON to use another interpreter)`,
       );
     },
   );
-  return available;
 }
