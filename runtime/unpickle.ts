@@ -81,6 +81,8 @@ export const STORAGE_DTYPE: Readonly<Record<string, DType>> = {
 
 const CALLABLE_GLOBALS = new Set([
   'collections.OrderedDict',
+  'torch._tensor._rebuild_from_type_v2',
+  'torch.Size',
   'torch._utils._rebuild_tensor_v2',
   'torch._utils._rebuild_tensor',
   'torch._utils._rebuild_parameter',
@@ -168,6 +170,21 @@ function call(fn: PyGlobal, args: readonly PyValue[]): PyValue {
       if (!isTensor(t)) throw new PickleError('format', '_rebuild_parameter: data is not a tensor');
       return { ...t, requiresGrad: args[1] === true, parameter: true };
     }
+    case 'torch._tensor._rebuild_from_type_v2': {
+      // torch >= 2: (func, new_type, args, state) for tensors with a __dict__ or a Parameter type
+      const [f, newType, fargs] = args;
+      if (!f || typeof f !== 'object' || (f as PyGlobal).kind !== 'global') throw new PickleError('format', '_rebuild_from_type_v2: func is not a global');
+      const typeName = newType && typeof newType === 'object' && (newType as PyGlobal).kind === 'global' ? (newType as PyGlobal).name : '?';
+      if (!TYPE_GLOBALS.has(typeName)) throw new PickleError('global', `refusing tensor subclass ${typeName}`, typeName);
+      if (!(fargs instanceof PyTuple)) throw new PickleError('format', '_rebuild_from_type_v2: args is not a tuple');
+      const t = call(f as PyGlobal, fargs.items);
+      if (!isTensor(t)) throw new PickleError('format', '_rebuild_from_type_v2: func did not build a tensor');
+      return typeName === 'torch.nn.parameter.Parameter' ? { ...t, parameter: true } : t;
+    }
+    case 'torch.Size': {
+      const a = args[0];
+      return a instanceof PyTuple ? a : new PyTuple(Array.isArray(a) ? a : []);
+    }
     case 'builtins.set':
     case 'builtins.frozenset': {
       const it = args[0];
@@ -195,6 +212,9 @@ function call(fn: PyGlobal, args: readonly PyValue[]): PyValue {
   throw new PickleError('global', `refusing to call ${fn.name}`, fn.name);
 }
 
+/** Type markers that may appear as arguments (never called on their own). */
+const TYPE_GLOBALS = new Set(['torch.Tensor', 'torch.nn.parameter.Parameter']);
+
 /** Normalise Python 2 spellings (`__builtin__`) the way pickle's fix_imports does. */
 function normaliseGlobal(module: string, name: string): string {
   if (module === '__builtin__') module = 'builtins';
@@ -204,7 +224,7 @@ function normaliseGlobal(module: string, name: string): string {
 
 function resolveGlobal(module: string, name: string): PyGlobal {
   const full = normaliseGlobal(module, name);
-  if (CALLABLE_GLOBALS.has(full)) return { kind: 'global', name: full };
+  if (CALLABLE_GLOBALS.has(full) || TYPE_GLOBALS.has(full)) return { kind: 'global', name: full };
   if (module === 'torch' && name in STORAGE_DTYPE) return { kind: 'global', name: full };
   if (module === 'torch' && /Storage$/.test(name))
     throw new PickleError('global', `unsupported storage type ${full} (supported: ${Object.keys(STORAGE_DTYPE).join(', ')})`, full);

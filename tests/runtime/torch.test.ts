@@ -173,6 +173,41 @@ describe('ColossalAI safetensors with pickled non-tensor values', () => {
 });
 
 describe('restricted unpickler', () => {
+  it('accepts torch.Size values (kept as plain data)', async () => {
+    const s = await openWeights(join(FIX, 'torch/with_size.pt'));
+    expect([...s.tensors.keys()]).toEqual(['weight']);
+    expect(s.extras.shape).toEqual([2, 3]);
+    await s.close();
+  });
+  it('torch >= 2 _rebuild_from_type_v2 for Parameter / Tensor types; other subclasses are refused by name', () => {
+    const G = (m: string, n: string) => [0x63, ...Buffer.from(`${m}\n${n}\n`, 'latin1')];
+    const U = (s: string) => [0x58, s.length, 0, 0, 0, ...Buffer.from(s, 'latin1')];
+    const storage = { kind: 'storage', key: '0', dtype: 'f32', className: 'torch.FloatStorage', location: 'cpu', numel: 4 } as const;
+    const prog = (typeMod: string, typeName: string) =>
+      new Uint8Array([
+        0x80, 2,
+        ...G('torch._tensor', '_rebuild_from_type_v2'),
+        0x28, // MARK (outer args)
+        ...G('torch._utils', '_rebuild_tensor_v2'),
+        ...G(typeMod, typeName),
+        0x28, // MARK (inner args)
+        ...U('pid'), 0x51, // BINPERSID → storage
+        0x4b, 0, // offset 0
+        0x4b, 4, 0x85, // size (4,)
+        0x4b, 1, 0x85, // stride (1,)
+        0x89, // requires_grad False
+        0x7d, // backward hooks
+        0x74, // TUPLE (inner args)
+        0x7d, // state
+        0x74, // TUPLE (outer args)
+        0x52, // REDUCE
+        0x2e,
+      ]);
+    const t = unpickle(prog('torch.nn.parameter', 'Parameter'), { persistentLoad: () => storage }) as unknown as { kind: string; shape: number[]; parameter: boolean };
+    expect(t).toMatchObject({ kind: 'tensor', shape: [4], parameter: true });
+    expect(() => unpickle(prog('mylib', 'EvilTensor'), { persistentLoad: () => storage })).toThrow(/mylib\.EvilTensor/);
+  });
+
   it('refuses opcodes outside the allow-list (INST, OBJ, EXT1)', () => {
     for (const op of [0x69, 0x6f, 0x82]) expect(() => unpickle(new Uint8Array([0x80, 2, op, 0, 0, 0x2e]))).toThrow(PickleError);
   });
