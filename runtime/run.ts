@@ -49,9 +49,22 @@ export async function runFiles(
   weights: WeightSource,
   inputsPath: string,
   outputsPath: string,
-  opts: SessionOptions = {},
+  opts: SessionOptions & {
+    /**
+     * Tensors in the inputs file that are not inputs of this graph: an error (default) or
+     * ignored with one info line (one inputs file shared by several entry points, e.g. a VAE's
+     * `x` for encode and `z` for decode).
+     */
+    readonly extraInputs?: 'error' | 'ignore';
+  } = {},
 ): Promise<RunResult> {
   const { tensors } = await readTensorsFile(inputsPath);
+  if (opts.extraInputs === 'ignore') {
+    const wanted = new Set(graph.inputs.map((v) => v.name));
+    const extra = [...tensors.keys()].filter((k) => !wanted.has(k));
+    for (const k of extra) tensors.delete(k);
+    if (extra.length) opts.onInfo?.(`note: ignoring ${extra.length} tensor(s) in ${inputsPath} that ${graph.name} does not take: ${extra.join(', ')}`);
+  }
   const r = await runGraph(graph, weights, tensors, opts);
   await writeTensorsFile(outputsPath, r.outputs, { 'sorac.graph': graph.name, 'sorac.device': r.device, ...pick(graph.metadata, 'sorac.contract') });
   return r;

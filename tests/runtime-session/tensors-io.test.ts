@@ -73,6 +73,13 @@ describe('runFiles', () => {
     expect(tensors.get('y16')!.dtype).toBe('f16');
     expect(maxAbsDiff(tensors.get('y')!.data as Float32Array, sampleReference(x, xs, w).data)).toBeLessThan(1e-6);
 
+    // extra tensors in the inputs file: an error by default, or ignored with one line
+    await writeTensorsFile(inPath, { x: { dtype: 'f32', shape: xs, data: x }, z: { dtype: 'f32', shape: [1], data: new Float32Array(1) } });
+    await expect(runFiles(sampleGraph(), weights, inPath, outPath, { device: 'cpu' })).rejects.toThrow(/unknown input "z"/);
+    const lines: string[] = [];
+    await runFiles(sampleGraph(), weights, inPath, outPath, { device: 'cpu', extraInputs: 'ignore', onInfo: (m) => lines.push(m) });
+    expect(lines).toEqual([`note: ignoring 1 tensor(s) in ${inPath} that sample does not take: z`, 'note: bf16 weights converted to f32 (CPU has no bf16 kernels)']);
+
     // a bad input writes nothing
     const outPath2 = join(dir, 'outputs2.safetensors');
     await writeTensorsFile(inPath, { x: { dtype: 'f32', shape: [1, 3, 2, 4, 4], data: new Float32Array(96) } });
