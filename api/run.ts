@@ -8,6 +8,7 @@ import type { HostTensor } from '../runtime/host-tensor.ts';
 import { type LoadReport, loadReport } from '../runtime/load-report.ts';
 import { createSession, type SessionOptions, type SoracSession } from '../runtime/session.ts';
 import { openWeights, type OpenWeightsOptions, type TensorStore } from '../runtime/store.ts';
+import { withAliases } from '../runtime/aliases.ts';
 
 export class ModelError extends Error {
   constructor(
@@ -42,10 +43,11 @@ function graphFor(model: CompiledModel, entry: string, absent: ReadonlySet<strin
 /** Resolve a checkpoint and validate it strictly against the model's keymap. */
 export async function load(model: CompiledModel, weights: string | TensorStore, opts: LoadOptions = {}): Promise<LoadedModel> {
   if (!model.keymap) throw new ModelError(`model did not compile:\n${model.diagnostics.map((d) => `${d.code}: ${d.message}`).join('\n')}`);
-  const store = typeof weights === 'string' ? await openWeights(weights, opts) : weights;
+  const opened = typeof weights === 'string' ? await openWeights(weights, opts) : weights;
+  const store = withAliases(model.keymap, opened);
   const report = loadReport(model.keymap, store, { allowMissing: opts.allowMissing ?? [] });
   if (!report.ok) {
-    if (typeof weights === 'string') await store.close();
+    if (typeof weights === 'string') await opened.close();
     throw new ModelError(`checkpoint does not fit ${model.modelName}: ${report.missing.length} missing, ${report.unexpected.length} unexpected, ${report.shapeMismatch.length} shape mismatches`, report);
   }
   const sessions = new Map<string, Promise<SoracSession>>();
@@ -65,7 +67,7 @@ export async function load(model: CompiledModel, weights: string | TensorStore, 
     },
     async close() {
       for (const s of sessions.values()) await (await s).release();
-      if (typeof weights === 'string') await store.close();
+      if (typeof weights === 'string') await opened.close();
     },
   };
 }

@@ -182,6 +182,17 @@ export class Interp {
         this.setMember(inst, m.path, { k: 'slot', slot });
         return;
       }
+      case 'alias': {
+        let target: Value | undefined = { k: 'module', inst };
+        for (const seg of m.target.segments) target = target?.k === 'module' ? target.inst.members.get(seg.name) : undefined;
+        if (!target || target.k !== 'slot')
+          this.error('SORA2009', `alias target "${m.target.segments.map((x) => x.name).join('.')}" is not a param or buffer declared earlier in this module`, m.target.span, { hint: 'declare the tensor first, then `alias other.name = tensor.name`' });
+        const key = joinPath(inst.path, m.path.segments.map((x) => x.name).join('.'));
+        const t = target.slot;
+        this.slots.push({ key, shape: t.shape, dtype: t.dtype, kind: t.kind, span: m.span, file: frame.file, aliasOf: t.key });
+        this.setMember(inst, m.path, target);
+        return;
+      }
       case 'sub': {
         const rel = m.path.segments.map((s) => s.name).join('.');
         if (m.cond && !this.truthy(this.evalExpr(m.cond, frame), m.cond.span)) {

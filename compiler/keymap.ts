@@ -11,6 +11,8 @@ export interface KeymapEntry {
   readonly kind: 'param' | 'buffer';
   /** Declaring source location, `file:line:col` (file relative to the project / as given). */
   readonly source: string;
+  /** Tied weights: this key names the same tensor as `alias` (checkpoints may hold either or both). */
+  readonly alias?: string;
 }
 
 export interface Keymap {
@@ -53,6 +55,7 @@ export function parameterCount(km: Keymap, kind: 'param' | 'buffer' | 'all' = 'p
   let n = 0;
   for (const e of Object.values(km.tensors)) {
     if (kind !== 'all' && e.kind !== kind) continue;
+    if (e.alias) continue; // tied weights are counted once
     n += e.shape.reduce((a, b) => a * b, 1);
   }
   return n;

@@ -43,6 +43,8 @@ export interface TensorSlot {
   readonly kind: 'param' | 'buffer';
   readonly span: Span;
   readonly file: LoadedFile;
+  /** for `alias` declarations: the key of the tensor this key is another name for */
+  readonly aliasOf?: string;
 }
 
 export interface Instance {

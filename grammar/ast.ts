@@ -60,7 +60,7 @@ export interface TypeExpr {
 
 export type DimSpec = { readonly kind: 'ellipsis'; readonly span: Span } | { readonly kind: 'wildcard'; readonly span: Span } | Expr;
 
-export type Member = ConfigBlock | DtypeBlock | TensorDecl | SubDecl | LetStmt | AssertStmt | FnDecl;
+export type Member = ConfigBlock | DtypeBlock | TensorDecl | AliasDecl | SubDecl | LetStmt | AssertStmt | FnDecl;
 
 export interface ConfigBlock {
   readonly kind: 'config';
@@ -92,6 +92,14 @@ export interface TensorDecl {
   readonly shape: readonly Expr[];
   readonly dtype?: Ident;
   readonly cond?: Expr;
+  readonly span: Span;
+}
+
+/** `alias encoder.embed_tokens.weight = shared.weight`: one tensor saved under two keys (tied weights). */
+export interface AliasDecl {
+  readonly kind: 'alias';
+  readonly path: Path;
+  readonly target: Path;
   readonly span: Span;
 }
 

@@ -192,6 +192,10 @@ class Printer {
         this.emit(ind, `${m.kind} ${formatPath(m.path)}: ${m.dtype ? m.dtype.name + ' ' : ''}[${m.shape.map(formatExpr).join(', ')}]${m.cond ? ` if ${formatExpr(m.cond)}` : ''}`);
         this.trail(m.span.end.line);
         return;
+      case 'alias':
+        this.emit(ind, `alias ${formatPath(m.path)} = ${formatPath(m.target)}`);
+        this.trail(m.span.end.line);
+        return;
       case 'sub':
         this.emit(ind, `${formatPath(m.path)} = ${formatExpr(m.value)}${m.cond ? ` if ${formatExpr(m.cond)}` : ''}`);
         this.trail(m.span.end.line);

@@ -166,6 +166,7 @@ class SoraParser extends EmbeddedActionsParser {
       { GATE: () => this.LA(1).image === 'config' && this.LA(2).tokenType === T.LBrace, ALT: () => this.SUBRULE(this.configBlock) },
       { GATE: () => this.LA(1).image === 'dtype' && this.LA(2).tokenType === T.LBrace, ALT: () => this.SUBRULE(this.dtypeBlock) },
       { ALT: () => this.SUBRULE(this.tensorDecl) },
+      { GATE: () => this.LA(1).image === 'alias' && this.LA(2).tokenType === T.Ident, ALT: () => this.SUBRULE(this.aliasDecl) },
       { ALT: () => this.SUBRULE(this.letStmt) },
       { ALT: () => this.SUBRULE(this.assertStmt) },
       { ALT: () => this.SUBRULE(this.fnDecl) },
@@ -238,6 +239,14 @@ class SoraParser extends EmbeddedActionsParser {
       ...(cond ? { cond } : {}),
       span: this.sp(start, this.last()),
     }));
+  });
+
+  private aliasDecl = this.RULE('aliasDecl', (): A.AliasDecl => {
+    const start = this.CONSUME(T.Ident);
+    const path = this.SUBRULE(this.path);
+    this.CONSUME(T.Eq);
+    const target = this.SUBRULE2(this.path);
+    return this.ACTION(() => ({ kind: 'alias' as const, path, target, span: this.sp(start, this.last()) }));
   });
 
   private subDecl = this.RULE('subDecl', (): A.SubDecl => {

@@ -12,6 +12,7 @@ import { parameterCount } from '../../compiler/keymap.ts';
 import type { CliIO } from '../io.ts';
 import { EXIT } from '../io.ts';
 import { addModelOptions, compileFromCli, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
+import { withAliases } from '../../runtime/aliases.ts';
 import type { RegisterCommand } from './index.ts';
 
 /** Trace every entry with optional inputs present and absent; returns de-duplicated diagnostics. */
@@ -61,7 +62,7 @@ export const registerCheck: RegisterCommand = (program: Command, io: CliIO, setE
           throw weightsErrorToUser(e);
         }
         try {
-          const r = loadReport(m.keymap, store, { allowMissing: opts.allowMissing ?? [] });
+          const r = loadReport(m.keymap, withAliases(m.keymap, store), { allowMissing: opts.allowMissing ?? [] });
           report = r;
           reportOk = r.ok;
           reportText = renderLoadReport(r);

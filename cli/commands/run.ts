@@ -13,6 +13,7 @@ import type { CliIO } from '../io.ts';
 import { EXIT, UserError } from '../io.ts';
 import { addModelOptions, compileFromCli, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
 import { weightsErrorToUser } from '../weights.ts';
+import { withAliases } from '../../runtime/aliases.ts';
 import type { RegisterCommand } from './index.ts';
 
 export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExit) => {
@@ -64,10 +65,10 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
         throw weightsErrorToUser(e);
       }
       try {
-        const report = loadReport(m.keymap, store);
+        const report = loadReport(m.keymap, withAliases(m.keymap, store));
         if (!report.ok) throw new UserError(`${opts.weights} does not fit ${m.modelName} v${m.version}; nothing was run\n${renderLoadReport(report)}`, 'see the fixes above, or `sorac check MODEL --weights W` for the full report');
         const { runGraph } = await import('../../runtime/run.ts');
-        const r = await runGraph(tr.graph, store, inputs, { device: opts.device as 'auto', onInfo: (s) => io.stderr(`${s}\n`) });
+        const r = await runGraph(tr.graph, withAliases(m.keymap, store), inputs, { device: opts.device as 'auto', onInfo: (s) => io.stderr(`${s}\n`) });
         await writeTensorsFile(opts.out, r.outputs, { 'sorac.model': m.modelName!, 'sorac.entry': entry.name, 'sorac.contract': m.keymap.contract, 'sorac.device': r.device });
         if (opts.json) io.stdout(JSON.stringify({ ok: true, out: opts.out, device: r.device, outputs: [...r.outputs].map(([k, v]) => ({ name: k, dtype: v.dtype, shape: v.shape })), createMs: Math.round(r.createMs), runMs: Math.round(r.runMs) }, null, 2) + '\n');
         else io.stdout(`ran ${m.modelName}.${entry.name} on ${r.device} in ${r.runMs.toFixed(0)} ms (session ${r.createMs.toFixed(0)} ms); wrote ${[...r.outputs].map(([k, v]) => `${k} ${v.dtype}[${v.shape.join(',')}]`).join(', ')} to ${opts.out}\n`);

@@ -11,7 +11,8 @@ const ALIAS = 'encoder.embed_tokens.weight';
 const keymap = (config: Record<string, unknown> = {}): Keymap => compileExample(FILE, config).keymap!;
 const numel = (km: Keymap, k: string) => km.tensors[k]!.shape.reduce((a, b) => a * b, 1);
 /** Distinct parameters: every key once, the tied alias not counted twice (= model.num_parameters()). */
-const distinctParams = (km: Keymap) => parameterCount(km) - numel(km, ALIAS);
+// the alias is declared with `alias`, so parameterCount already counts the tied tensor once
+const distinctParams = (km: Keymap) => parameterCount(km);
 
 // google/t5-v1_1-xxl as a T5EncoderModel export writes it (LTX-Video / CogVideoX text_encoder/config.json form)
 const HF_CONFIG_JSON = {
@@ -60,6 +61,7 @@ describe('T5Encoder keymap', () => {
     // the alias is a key of its own, same shape as the tensor it aliases
     expect(golden.find((e) => e.key === ALIAS)).toMatchObject({ tied_to: 'shared.weight' });
     expect(km.tensors[ALIAS]!.shape).toEqual(km.tensors['shared.weight']!.shape);
+    expect(km.tensors[ALIAS]!.alias).toBe('shared.weight');
     // relative_attention_bias only in block 0
     expect(Object.keys(km.tensors).filter((k) => k.includes('relative_attention_bias'))).toEqual(['encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight']);
     expect(distinctParams(km)).toBe(goldenMeta('t5').num_parameters);
@@ -77,7 +79,7 @@ describe('T5Encoder keymap', () => {
     expect(expected).toBe(4_762_310_656);
     expect(distinctParams(km)).toBe(4_762_310_656);
     // what a checkpoint holding both names stores (torch.save of state_dict())
-    expect(parameterCount(km)).toBe(4_762_310_656 + 32128 * 4096);
+    expect(parameterCount(km) + numel(km, ALIAS)).toBe(4_762_310_656 + 32128 * 4096);
     expect(km.tensors['encoder.block.23.layer.1.DenseReluDense.wo.weight']!.shape).toEqual([4096, 10240]);
     expect(km.tensors['encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight']!.shape).toEqual([32, 64]);
     expect(km.tensors['encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight']).toBeUndefined();
@@ -122,5 +124,41 @@ describe('T5Encoder keymap', () => {
     const m = compile({ file: FILE, host: fsHost, config: { values: { feed_forward_proj: 'gated-tanhh' } } });
     const e = m.diagnostics.find((d) => d.severity === 'error');
     expect(e?.message).toMatch(/feed_forward_proj must be ACT or gated-ACT/);
+  });
+});
+
+describe('T5 tied embedding (alias) at load time', () => {
+  it('a checkpoint holding only shared.weight (HF safetensors export) loads strictly; so does one holding only the alias', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { openSafetensors } = await import('../../runtime/safetensors.ts');
+    const { writeSafetensors } = await import('../../runtime/safetensors-writer.ts');
+    const { openWeights } = await import('../../runtime/store.ts');
+    const { loadReport } = await import('../../runtime/load-report.ts');
+    const { withAliases } = await import('../../runtime/aliases.ts');
+    const { GOLDEN } = await import('../helpers/parity.ts');
+    const km = compileExample('examples/t5.sora', goldenConfig('t5')).keymap!;
+    const src = await openSafetensors(join(GOLDEN, 't5', 'a', 'model.safetensors'));
+    const dir = mkdtempSync(join(tmpdir(), 'sorac-t5-alias-'));
+    try {
+      for (const drop of ['encoder.embed_tokens.weight', 'shared.weight']) {
+        const tensors = new Map<string, { dtype: any; shape: readonly number[]; data: Uint8Array }>();
+        for (const [k, t] of src.tensors) if (k !== drop) tensors.set(k, { dtype: t.dtype, shape: t.shape, data: await src.read(k) });
+        const path = join(dir, `without-${drop}.safetensors`);
+        await writeSafetensors(path, tensors);
+        const store = await openWeights(path);
+        try {
+          expect(loadReport(km, store).ok).toBe(false);
+          const r = loadReport(km, withAliases(km, store));
+          expect(r.ok, JSON.stringify(r.missing)).toBe(true);
+          expect(withAliases(km, store).tensors.has('shared.weight')).toBe(true);
+        } finally {
+          await store.close();
+        }
+      }
+    } finally {
+      await src.close();
+    }
   });
 });
