@@ -516,9 +516,11 @@ export async function createSession(graph: IrGraph, weights: WeightSource, opts:
   if (device === 'cuda' && !installed) {
     throw new RunError('SORA5505', `--device cuda: onnxruntime-node's CUDA execution provider is not installed (no libonnxruntime_providers_cuda.so in ${ortBinaryDir()})`, CUDA_FIX);
   }
+  // notes are printed only once the session exists (an error is then the only output)
+  const notes: string[] = [];
   if (device === 'auto') {
     useCuda = installed;
-    if (!useCuda) info('note: CUDA execution provider not installed; running on CPU (see docs/guides/gpu.md)');
+    if (!useCuda) notes.push('note: CUDA execution provider not installed; running on CPU (see docs/guides/gpu.md)');
   }
 
   const parent = opts.tempDir ?? tmpdir();
@@ -552,7 +554,7 @@ export async function createSession(graph: IrGraph, weights: WeightSource, opts:
         used = 'cuda';
       } catch (e) {
         if (device === 'cuda') throw new RunError('SORA5505', `--device cuda: cannot create a CUDA session: ${firstLine(e)}`, CUDA_FIX);
-        info(`note: CUDA unavailable (${firstLine(e)}); running on CPU`);
+        notes.push(`note: CUDA unavailable (${firstLine(e)}); running on CPU`);
       }
     }
     if (!session) {
@@ -564,6 +566,7 @@ export async function createSession(graph: IrGraph, weights: WeightSource, opts:
     }
     const createMs = performance.now() - t0;
 
+    for (const n of notes) info(n);
     for (const n of bound.report.notes) info(`note: ${n}`);
     const bf16OnCpu = used === 'cpu' && (sg.graph.weights.some((w) => w.value.dtype === 'bf16') || (bound.report.conversions['bf16->f32'] ?? 0) > 0);
     if (bf16OnCpu) info('note: bf16 weights converted to f32 (CPU has no bf16 kernels)');

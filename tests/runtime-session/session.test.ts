@@ -342,3 +342,15 @@ describe('temp dirs never leak', () => {
     await rm(tmpParent, { recursive: true });
   });
 });
+
+describe('output discipline', () => {
+  it('a failing session prints no notes, only the error', async () => {
+    const w = sampleWeights('bf16');
+    w.delete('proj.bias');
+    const lines: string[] = [];
+    const { source } = await checkpoint(w);
+    await expect(createSession(sampleGraph(), source, { device: 'auto', onInfo: (m) => lines.push(m) })).rejects.toThrow(RunError);
+    await source.close();
+    expect(lines).toEqual([]);
+  });
+});
