@@ -14,6 +14,8 @@ import { runGraph, safetensorsWeightSource } from '../../runtime/run.ts';
 import { readTensorsFile } from '../../runtime/tensors-io.ts';
 import { GraphBuilder, int, ints } from '../helpers/ir-build.ts';
 import { maxAbsDiff } from '../helpers/sample-model.ts';
+import { emitOnnx } from '../../compiler/emit/onnx.ts';
+import { checkOnnx } from '../helpers/onnx-check.ts';
 
 const DIR = 'tests/fixtures/golden/stdit3/a';
 
@@ -62,6 +64,10 @@ describe('STDiT3 modules vs torch (golden fixture)', async () => {
     ['x_embedder', xEmbedder, { x: inputs.get('x')! }],
     ['t_embedder', tEmbedder, { timestep: inputs.get('timestep')! }],
   ];
+  it('both graphs pass the ONNX checker (f32 and bf16 weights)', async () => {
+    for (const [, build] of cases) for (const d of ['f32', 'bf16'] as const) expect((await checkOnnx(emitOnnx(build(d), { weights: 'none' }))).message).toMatch(/^ok 8 17/);
+  });
+
   for (const [name, build, feeds] of cases) {
     it(`${name}: f32 checkpoint bound zero-copy matches torch`, async () => {
       const src = await safetensorsWeightSource([`${DIR}/model.safetensors`]);
