@@ -43,7 +43,7 @@ export interface VerifyProgress {
 
 export interface VerifyOptions extends ResolveOptions {
   onProgress?: (p: VerifyProgress) => void;
-  /** read buffer size (default 8 MiB) */
+  /** total read buffer size, split into 4 read-ahead slots (default 16 MiB) */
   chunkSize?: number;
 }
 
@@ -141,7 +141,7 @@ export async function verifyWeights(spec: string, opts: VerifyOptions = {}): Pro
   const sizes: number[] = [];
   for (const f of files) sizes.push((await stat(f).catch(() => null))?.size ?? 0);
   const totalBytes = sizes.reduce((a, b) => a + b, 0);
-  const buf = Buffer.allocUnsafe(opts.chunkSize ?? 8 * 1024 * 1024);
+  const buf = Buffer.allocUnsafe(opts.chunkSize ?? 16 * 1024 * 1024);
   const results: VerifyFileResult[] = [];
   let done = 0;
   for (let i = 0; i < files.length; i++) {
@@ -157,7 +157,7 @@ export async function verifyWeights(spec: string, opts: VerifyOptions = {}): Pro
 }
 
 /** Hash one file and check its structure. Never throws for a bad file; reports it. */
-export async function verifyFile(path: string, buf: Buffer = Buffer.allocUnsafe(8 << 20), onBytes?: (n: number) => void): Promise<VerifyFileResult> {
+export async function verifyFile(path: string, buf: Buffer = Buffer.allocUnsafe(16 << 20), onBytes?: (n: number) => void): Promise<VerifyFileResult> {
   if (path.endsWith('.incomplete')) {
     const size = (await stat(path).catch(() => null))?.size ?? 0;
     return { path, size, status: 'incomplete', detail: 'partial download left by the hub client (.incomplete); re-run the download' };
@@ -199,21 +199,55 @@ export async function verifyFile(path: string, buf: Buffer = Buffer.allocUnsafe(
     const h = createHash('sha256');
     const fh = await open(path, 'r');
     try {
+      // Read-ahead queue: while one chunk is hashed (synchronous CPU work), up to 3 more reads are
+      // in flight in the libuv pool, so disk and CPU overlap. Memory: the one buffer passed in.
+      if (buf.length < 4) buf = Buffer.allocUnsafe(4);
+      const DEPTH = 4;
+      const part = Math.floor(buf.length / DEPTH);
+      const bufs = Array.from({ length: DEPTH }, (_, k) => buf.subarray(k * part, (k + 1) * part));
+      const queue: { start: number; len: number; slot: Buffer; p: Promise<{ bytesRead: number }> }[] = [];
+      let next = 0;
+      let slot = 0;
+      const issue = () => {
+        const len = Math.min(part, size - next);
+        const b = bufs[slot]!;
+        queue.push({ start: next, len, slot: b, p: fh.read(b, 0, len, next) });
+        slot = (slot + 1) % DEPTH;
+        next += len;
+      };
+      for (let k = 0; k < DEPTH && next < size; k++) issue();
       let pos = 0;
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-        if (!bytesRead) break;
-        const chunk = buf.subarray(0, bytesRead);
+      while (queue.length) {
+        const q = queue.shift()!;
+        let got = (await q.p).bytesRead;
+        while (got < q.len) {
+          // short read: finish this chunk before moving on (keeps positions exact)
+          const { bytesRead } = await fh.read(q.slot, got, q.len - got, q.start + got);
+          if (!bytesRead) break;
+          got += bytesRead;
+        }
+        const chunk = q.slot.subarray(0, got);
         h.update(chunk);
         for (const r of zipRanges) {
-          if (r.end <= pos || r.start >= pos + bytesRead) continue;
+          if (r.end <= pos || r.start >= pos + got) continue;
           const a = Math.max(r.start, pos) - pos;
-          const b = Math.min(r.end, pos + bytesRead) - pos;
+          const b = Math.min(r.end, pos + got) - pos;
           r.crc = crc32(chunk.subarray(a, b), r.crc);
         }
-        pos += bytesRead;
-        onBytes?.(bytesRead);
+        pos += got;
+        onBytes?.(got);
+        if (got < q.len) break; // file shrank while reading
+        // this chunk is hashed: its slot may be refilled now
+        if (next < size) issue();
       }
+      // a file that grew since stat: hash the tail too, so the digest covers what is on disk
+      for (;;) {
+        const { bytesRead } = await fh.read(bufs[0]!, 0, part, pos);
+        if (!bytesRead) break;
+        h.update(bufs[0]!.subarray(0, bytesRead));
+        pos += bytesRead;
+      }
+      await Promise.allSettled(queue.map((q) => q.p));
       if (pos !== size) return { path, size, status: 'truncated', detail: `read ${pos} bytes, stat says ${size}` };
     } finally {
       await fh.close();

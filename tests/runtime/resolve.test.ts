@@ -253,6 +253,14 @@ describe('local directories', () => {
     expect(bad.files.find((f) => f.path.endsWith('model.safetensors'))!.status).toBe('hash-mismatch');
   });
 
+  it('verify digests equal a one-shot sha256 for any read-ahead chunk size', async () => {
+    for (const chunkSize of [4, 12, 1000, 4096, 16 << 20]) {
+      const r = await verifyWeights(join(FIX, 'train/epoch1-global_step200'), { chunkSize });
+      expect(r.ok).toBe(true);
+      for (const f of r.files) expect(f.sha256, `${f.path} @${chunkSize}`).toBe(createHash('sha256').update(readFileSync(f.path)).digest('hex'));
+    }
+  });
+
   it('verify reports a truncated safetensors file', async () => {
     const d = join(tmp, 'trunc');
     cpSync(join(FIX, 'hf_model'), d, { recursive: true });
