@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
 import { hubBlobOf, resolveWeights, type ResolveOptions } from './resolve.ts';
 import { openSafetensors, SafetensorsError } from './safetensors.ts';
@@ -29,6 +29,7 @@ export interface VerifyReport {
   target: string;
   ok: boolean;
   files: VerifyFileResult[];
+  /** bytes actually hashed (a blob reached through several links counts once) */
   bytes: number;
   seconds: number;
 }
@@ -47,7 +48,7 @@ export interface VerifyOptions extends ResolveOptions {
   chunkSize?: number;
 }
 
-const SKIP_DIRS = new Set(['.git', '.locks']);
+const SKIP_DIRS = new Set(['.git', '.locks', '.no_exist']);
 
 async function walk(dir: string, out: string[]) {
   const ents = await readdir(dir, { withFileTypes: true });
@@ -144,15 +145,26 @@ export async function verifyWeights(spec: string, opts: VerifyOptions = {}): Pro
   const buf = Buffer.allocUnsafe(opts.chunkSize ?? 16 * 1024 * 1024);
   const results: VerifyFileResult[] = [];
   let done = 0;
+  // snapshot symlinks and the blobs they point to are the same bytes: hash each real file once
+  const byReal = new Map<string, VerifyFileResult>();
   for (let i = 0; i < files.length; i++) {
     const f = files[i]!;
+    const real = await realpath(f).catch(() => f);
+    const prev = byReal.get(real);
+    if (prev) {
+      results.push({ ...prev, path: f, detail: prev.detail ?? `same file as ${prev.path}` });
+      done += sizes[i]!;
+      opts.onProgress?.({ file: f, fileIndex: i, fileCount: files.length, doneBytes: done, totalBytes });
+      continue;
+    }
     const r = await verifyFile(f, buf, (n) => {
       done += n;
       opts.onProgress?.({ file: f, fileIndex: i, fileCount: files.length, doneBytes: done, totalBytes });
     });
+    byReal.set(real, r);
     results.push(r);
   }
-  const bytes = results.reduce((a, r) => a + r.size, 0);
+  const bytes = [...byReal.values()].reduce((a, r) => a + r.size, 0);
   return { target, ok: results.every((r) => r.status === 'ok'), files: results, bytes, seconds: (performance.now() - t0) / 1000 };
 }
 
