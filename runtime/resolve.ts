@@ -279,19 +279,24 @@ async function resolveDir(
       if ((await statOrNull(join(dir, n)))?.isFile()) return { ...(await resolveFile(join(dir, n))), via: 'training-dir', training: { ...tr, chosen: 'model' } };
     }
     if (tr.parts.model) {
-      const r = await resolvePlainDir(join(dir, 'model'), opts, looked);
+      const r = await resolvePlainDir(join(dir, 'model'), opts, looked, notes);
       if (r) return { ...r, via: 'training-dir', training: { ...tr, chosen: 'model' } };
     } else looked.push(`${join(dir, 'model')} (missing)`);
     return undefined;
   }
-  const r = await resolvePlainDir(dir, opts, looked);
+  const r = await resolvePlainDir(dir, opts, looked, notes);
   return r ? { ...r, via: 'dir' } : undefined;
 }
 
-async function resolvePlainDir(dir: string, opts: ResolveOptions, looked: string[]): Promise<{ path: string; format: WeightsFormat } | undefined> {
-  for (const n of HF_DIR_ORDER) {
-    const p = join(dir, withVariant(n, opts.variant));
-    if ((await statOrNull(p))?.isFile()) return resolveFile(p);
+async function resolvePlainDir(dir: string, opts: ResolveOptions, looked: string[], notes: string[] = []): Promise<{ path: string; format: WeightsFormat } | undefined> {
+  for (let i = 0; i < HF_DIR_ORDER.length; i++) {
+    const p = join(dir, withVariant(HF_DIR_ORDER[i]!, opts.variant));
+    if ((await statOrNull(p))?.isFile()) {
+      const others: string[] = [];
+      for (const n of HF_DIR_ORDER.slice(i + 1)) if ((await statOrNull(join(dir, withVariant(n, opts.variant))))?.isFile()) others.push(withVariant(n, opts.variant));
+      if (others.length) notes.push(`${dir}: loading ${basename(p)}; also present, not loaded: ${others.join(', ')}`);
+      return resolveFile(p);
+    }
     looked.push(`${p} (missing)`);
   }
   let names: string[] = [];

@@ -205,6 +205,15 @@ describe('local directories', () => {
     await b.close();
   });
 
+  it('an HF dir with both safetensors and .bin weights loads safetensors and says what it skipped', async () => {
+    const d = join(tmp, 'both');
+    cpSync(join(FIX, 'hf_sharded'), d, { recursive: true });
+    cpSync(join(FIX, 'hf_bin/pytorch_model.bin'), join(d, 'pytorch_model.bin'));
+    const r = await resolveWeights(d);
+    expect(r.path).toBe(join(d, 'model.safetensors.index.json'));
+    expect(r.notes.join()).toMatch(/also present, not loaded: pytorch_model\.bin/);
+  });
+
   it('a dir with several weight files and no index is ambiguous (SORA5007)', async () => {
     await expect(resolveWeights(join(FIX, 'torch'))).rejects.toMatchObject({ code: 'SORA5007' });
   });
