@@ -23,7 +23,7 @@
  * f32 in-graph and back to bf16 bits in JS (exact, since the values are bf16). f16 crosses as-is
  * (Uint16Array bit patterns).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { link, mkdtemp, open, realpath, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -260,6 +260,22 @@ interface Staged {
   report: Omit<BindingReport, 'dir'>;
 }
 
+/**
+ * Temp dirs of sessions being created. If the process exits mid-creation (process.exit, an
+ * uncaught error), the 'exit' hook removes them synchronously. (A SIGKILL cannot be handled.)
+ */
+const liveDirs = new Set<string>();
+let exitHook = false;
+function trackDir(d: string): void {
+  liveDirs.add(d);
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const x of liveDirs) rmSync(x, { recursive: true, force: true });
+    });
+  }
+}
+
 const STAGED_FILE = 'staged-weights.bin';
 /** Staging chunk size (a multiple of every element size). */
 const CHUNK = 16 * 1024 * 1024;
@@ -353,6 +369,7 @@ async function bindWeights(
       const alt = await mkdtemp(join(near, '.sorac-session-')).catch(() => undefined);
       if (alt) {
         created.push(alt);
+        trackDir(alt);
         const r2 = await tryLinkAll(alt, files);
         if (r2.linked.size > r.linked.size) {
           await rm(dir, { recursive: true, force: true });
@@ -526,6 +543,7 @@ export async function createSession(graph: IrGraph, weights: WeightSource, opts:
   const parent = opts.tempDir ?? tmpdir();
   const dir0 = await mkdtemp(join(parent, 'sorac-session-'));
   const created = [dir0];
+  trackDir(dir0);
   let dir = dir0;
   try {
     const bound = await bindWeights(sg.graph, weights, opts, dir0, created);
@@ -576,7 +594,10 @@ export async function createSession(graph: IrGraph, weights: WeightSource, opts:
     }
     return makeSession(session, used, sg, { ...bound.report, dir }, createMs);
   } finally {
-    for (const d of created) if (!(opts.keepTempDir && d === dir)) await rm(d, { recursive: true, force: true });
+    for (const d of created) {
+      if (!(opts.keepTempDir && d === dir)) await rm(d, { recursive: true, force: true });
+      liveDirs.delete(d);
+    }
   }
 }
 

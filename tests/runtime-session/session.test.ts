@@ -354,3 +354,38 @@ describe('output discipline', () => {
     expect(lines).toEqual([]);
   });
 });
+
+describe('process exit during session creation', () => {
+  it('removes the temp dir in an exit hook', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { writeFile } = await import('node:fs/promises');
+    const parent = await mkdtemp(join(tmpdir(), 'sorac-exit-'));
+    const scriptDir = await mkdtemp(join(tmpdir(), 'sorac-exit-script-'));
+    const root = process.cwd();
+    const script = [
+      `import { createSession } from ${JSON.stringify(join(root, 'runtime/session.ts'))};`,
+      `import { sampleGraph } from ${JSON.stringify(join(root, 'tests/helpers/sample-model.ts'))};`,
+      // exit while the weights are being read (the read never finishes)
+      'const w = { read: () => { setTimeout(() => process.exit(3), 50); return new Promise(() => {}); } };',
+      "const g = sampleGraph({ projDtype: 'f32' });",
+      'const tensors = new Map(g.weights.map((x) => [x.key, { ...w, dtype: x.value.dtype, shape: x.value.shape, byteLength: x.value.shape.reduce((a, b) => a * b, 1) * 4 }]));',
+      `await createSession(g, { tensors }, { device: 'cpu', tempDir: ${JSON.stringify(parent)} });`,
+    ].join('\n');
+    const file = join(scriptDir, 'probe.mts'); // outside the package: .mts for ESM (top-level await)
+    await writeFile(file, script);
+    let code = 0;
+    try {
+      try {
+        execFileSync(join(root, 'node_modules', '.bin', 'tsx'), [file], { stdio: 'pipe' });
+      } catch (e) {
+        code = (e as { status: number }).status;
+        if (code !== 3) console.log(String((e as { stderr: Buffer }).stderr));
+      }
+      expect(code).toBe(3);
+      expect(await readdir(parent)).toEqual([]);
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+      await rm(scriptDir, { recursive: true, force: true });
+    }
+  });
+});
