@@ -28,3 +28,15 @@ describe('VAE examples emit valid ONNX', () => {
     });
   }
 });
+
+describe('VAE examples trace at the released defaults', () => {
+  for (const [file, name, , entries] of CASES) {
+    it(`${name}: ${entries.join(', ')}`, () => {
+      const m = compileExample(file, {});
+      for (const entry of entries) {
+        const tr = traceEntry(m, entry);
+        expect(tr.graph, `${name}.${entry}: ${tr.diagnostics.map((d) => d.message).join('\n')}`).toBeDefined();
+      }
+    });
+  }
+});
