@@ -63,22 +63,53 @@ describe('OpenSoraVAE_V1_3 micro-frame branches agree with whole-clip encoding',
     }
     return { dtype: 'f32', shape: [B!, C!, Ta! + Tb, H!, W!], data: out };
   }
-  it('non-overlapping chunks (temporal_overlap=false) = whole-clip encode/decode of each chunk', async () => {
-    const { tensors } = await readTensorsFile(join(GOLDEN, 'vae_v13', 'a', 'inputs.safetensors'));
-    const x9 = tensors.get('x')!;
-    const x10 = cat(x9, frames(x9, 0, 1)); // 10 frames = 2 chunks of 5
-    const chunked = await run({ temporal_overlap: false }, 'encode', new Map([['x', x10]]));
-    const a = await run({ micro_frame_size: null }, 'encode', new Map([['x', frames(x10, 0, 5)]]));
-    const b = await run({ micro_frame_size: null }, 'encode', new Map([['x', frames(x10, 5, 10)]]));
-    expect(chunked.get('posterior_mean')!.shape).toEqual([1, 16, 4, 2, 4]);
-    expect(maxAbsDiff(chunked.get('posterior_mean')!, cat(a.get('posterior_mean')!, b.get('posterior_mean')!))).toBeLessThanOrEqual(1e-5);
-    const z = chunked.get('z_mode')!;
-    const dec = await run({ temporal_overlap: false }, 'decode', new Map([['z', z]]));
-    const da = await run({ micro_frame_size: null }, 'decode', new Map([['z', frames(z, 0, 2)]]));
-    const db = await run({ micro_frame_size: null }, 'decode', new Map([['z', frames(z, 2, 4)]]));
-    expect(dec.get('decode_z')!.shape).toEqual([1, 3, 10, 16, 32]);
-    expect(maxAbsDiff(dec.get('decode_z')!, cat(da.get('decode_z')!, db.get('decode_z')!))).toBeLessThanOrEqual(1e-5);
-  });
+  /** a frames-long clip cycling through the golden x's 9 frames */
+  function clip(x: HostTensor, T: number): HostTensor {
+    let out = frames(x, 0, Math.min(T, 9));
+    while (out.shape[2]! < T) out = cat(out, frames(x, 0, Math.min(T - out.shape[2]!, 9)));
+    return out;
+  }
+  const avg = (a: HostTensor, b: HostTensor): HostTensor => ({ ...a, data: (a.data as Float32Array).map((v, i) => 0.5 * (v + (b.data as Float32Array)[i]!)) });
+  /** PyTorch's encode_micro_frame / decode_micro_frame loops, over whole-clip (micro_frame_size=none) runs */
+  async function reference(x: HostTensor, overlap: boolean) {
+    const T = x.shape[2]!;
+    const mf = 5;
+    const starts: number[] = [];
+    if (T === 1) starts.push(0);
+    else for (let i = 0; i < (overlap ? T - 1 : T); i += overlap ? mf - 1 : mf) starts.push(i);
+    let mean: HostTensor | undefined;
+    for (const s0 of starts) {
+      const m = (await run({ micro_frame_size: null }, 'encode', new Map([['x', frames(x, s0, Math.min(s0 + mf, T))]]))).get('z_mode')!;
+      mean = mean ? cat(mean, m) : m;
+    }
+    const Tz = mean!.shape[2]!;
+    let dec: HostTensor | undefined;
+    for (let i = 0; i < Tz; i += 2) {
+      let xb = (await run({ micro_frame_size: null }, 'decode', new Map([['z', frames(mean!, i, Math.min(i + 2, Tz))]]))).get('decode_z')!;
+      if (overlap && dec) {
+        const n = dec.shape[2]!;
+        dec = cat(cat(frames(dec, 0, n - 1), avg(frames(dec, n - 1, n), frames(xb, 0, 1))), frames(xb, 1, xb.shape[2]!));
+        continue;
+      }
+      dec = dec ? cat(dec, xb) : xb;
+    }
+    return { z: mean!, dec: dec! };
+  }
+  for (const overlap of [true, false]) {
+    it(`every frame count, incl. a short last chunk and T = 1 (temporal_overlap=${overlap})`, async () => {
+      const { tensors } = await readTensorsFile(join(GOLDEN, 'vae_v13', 'a', 'inputs.safetensors'));
+      for (const T of overlap ? [1, 2, 4, 5, 6, 8, 9, 10, 12, 14] : [1, 3, 5, 6, 9, 10, 12]) {
+        const x = clip(tensors.get('x')!, T);
+        const ref = await reference(x, overlap);
+        const enc = await run({ temporal_overlap: overlap }, 'encode', new Map([['x', x]]));
+        expect(enc.get('z_mode')!.shape, `T=${T}`).toEqual(ref.z.shape);
+        expect(maxAbsDiff(enc.get('z_mode')!, ref.z), `T=${T}`).toBeLessThanOrEqual(1e-5);
+        const dec = await run({ temporal_overlap: overlap }, 'decode', new Map([['z', ref.z]]));
+        expect(dec.get('decode_z')!.shape, `T=${T}`).toEqual(ref.dec.shape);
+        expect(maxAbsDiff(dec.get('decode_z')!, ref.dec), `T=${T}`).toBeLessThanOrEqual(1e-5);
+      }
+    }, 120_000);
+  }
   it('micro_frame_size=none encodes any T, incl. a single frame', async () => {
     const { tensors } = await readTensorsFile(join(GOLDEN, 'vae_v13', 'a', 'inputs.safetensors'));
     for (const T of [1, 2, 5, 9]) {
