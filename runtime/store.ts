@@ -349,14 +349,26 @@ async function openIndex(indexPath: string, opts: OpenWeightsOptions): Promise<T
       formats.add(part.format);
       for (const n of part.notes) notes.push(`${shard}: ${n}`);
       for (const [ek, ev] of Object.entries(part.extras)) extras[`${shard}:${ek}`] = ev;
+      // Optimizer indexes (ColossalAI) list param ids ("0") whose entries flatten to "0.exp_avg"
+      // (torch shards) or "state.0.exp_avg" (async safetensors shards): a listed key covers those.
       const listed = new Set(keys);
+      const idOf = (k: string): string | undefined => {
+        const segs = k.split('.');
+        return segs[0] === 'state' && segs.length > 2 ? segs[1] : segs.length > 1 ? segs[0] : undefined;
+      };
+      const present = new Set<string>();
+      for (const k of [...part.tensors.keys(), ...Object.keys(part.extras)]) {
+        present.add(k);
+        const id = idOf(k);
+        if (id !== undefined) present.add(`\u0000${id}`);
+      }
       for (const k of keys) {
-        // ColossalAI optimizer indexes list param ids ("0") whose tensors flatten to "0.exp_avg"
-        if (!part.tensors.has(k) && ![...part.tensors.keys()].some((t) => t.startsWith(k + '.')))
+        if (!present.has(k) && !present.has(`\u0000${k}`))
           throw new WeightsError('SORA5006', `${indexPath}: weight_map says "${k}" is in ${shard}, but that shard has no such tensor`, 'the index and shards come from different saves; re-download the checkpoint', [], indexPath);
       }
       for (const [k, t] of part.tensors) {
-        const listedKey = listed.has(k) || [...listed].some((l) => k.startsWith(l + '.'));
+        const id = idOf(k);
+        const listedKey = listed.has(k) || (id !== undefined && listed.has(id) && (k.startsWith(id + '.') || k.startsWith(`state.${id}.`)));
         if (!listedKey) throw new WeightsError('SORA5006', `${indexPath}: shard ${shard} holds "${k}", which the weight_map does not list`, 'the index and shards come from different saves', [], indexPath);
         if (tensors.has(k)) throw new WeightsError('SORA5011', `tensor "${k}" is defined in two shards (${tensors.get(k)!.file} and ${t.file})`, undefined, [], indexPath);
         tensors.set(k, t);

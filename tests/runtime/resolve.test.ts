@@ -214,6 +214,24 @@ describe('local directories', () => {
     expect(r.notes.join()).toMatch(/also present, not loaded: pytorch_model\.bin/);
   });
 
+  it('Open-Sora 2.0 training dir: ema.safetensors, master.safetensors, async optimizer shards (state.<id>.<k>)', async () => {
+    const d = join(FIX, 'train2/epoch0-global_step1000');
+    const a = await openWeights(d);
+    expect(a.resolved!.path).toBe(join(d, 'ema.safetensors'));
+    expect(a.resolved!.training!.parts).toMatchObject({ master: true, ema: 'ema.safetensors' });
+    expect(a.tensors.get('x_embedder.proj.weight')!.dtype).toBe('bf16');
+    await a.close();
+    const m = await openWeights(d, { part: 'model' });
+    expect(m.format).toBe('safetensors-sharded');
+    await m.close();
+    const o = await openWeights(join(d, 'optimizer'));
+    expect([...o.tensors.keys()]).toContain('state.0.exp_avg');
+    expect(o.extras['optimizer-00001.safetensors:state.0.step']).toBe(1);
+    expect(o.metadata.param_groups).toBe('pytorch_optim_group.bin');
+    await o.close();
+    expect((await verifyWeights(d)).ok).toBe(true);
+  });
+
   it('a dir with several weight files and no index is ambiguous (SORA5007)', async () => {
     await expect(resolveWeights(join(FIX, 'torch'))).rejects.toMatchObject({ code: 'SORA5007' });
   });
