@@ -31,18 +31,19 @@ describe('OpenSoraVAE_V1_3 with bf16 weights', () => {
   });
 });
 
-describe('OpenSoraVAE_V1_3 micro-frame branches agree with whole-clip encoding', () => {
-  async function run(cfg: Record<string, unknown>, entry: string, feed: Map<string, HostTensor>) {
-    const m = compileExample(FILE, { ...config, ...cfg });
-    const tr = traceEntry(m, entry);
-    if (!tr.graph) throw new Error(tr.diagnostics.map((d) => d.message).join('\n'));
-    const w = await safetensorsWeightSource([join(GOLDEN, 'vae_v13', 'a', 'model.safetensors')]);
-    try {
-      return (await runGraph(tr.graph, w, feed, { device: 'cpu' })).outputs;
-    } finally {
-      await w.close();
-    }
+async function run(cfg: Record<string, unknown>, entry: string, feed: Map<string, HostTensor>) {
+  const m = compileExample(FILE, { ...config, ...cfg });
+  const tr = traceEntry(m, entry);
+  if (!tr.graph) throw new Error(tr.diagnostics.map((d) => d.message).join('\n'));
+  const w = await safetensorsWeightSource([join(GOLDEN, 'vae_v13', 'a', 'model.safetensors')]);
+  try {
+    return (await runGraph(tr.graph, w, feed, { device: 'cpu' })).outputs;
+  } finally {
+    await w.close();
   }
+}
+
+describe('OpenSoraVAE_V1_3 micro-frame branches agree with whole-clip encoding', () => {
   /** frames [t0, t1) of a [B, C, T, H, W] tensor */
   function frames(x: HostTensor, t0: number, t1: number): HostTensor {
     const [B, C, T, H, W] = x.shape as number[];
@@ -134,5 +135,13 @@ describe('OpenSoraVAE_V1_3 normalization="video_5frames"', () => {
     expect(f5.errors.recon).toBeLessThanOrEqual(1e-4);
     const n = await runGolden(FILE, 'vae_v13', { entry: 'forward', config: { ...config, normalization: null } });
     expect(n.errors.recon).toBeLessThanOrEqual(1e-4);
+  });
+  it('micro_batch_size=none: PyTorch runs the whole clip at once even with micro_frame_size set', async () => {
+    const { tensors } = await readTensorsFile(join(GOLDEN, 'vae_v13', 'a', 'inputs.safetensors'));
+    const feed = new Map([['x', tensors.get('x')!]]);
+    const a = await run({ micro_batch_size: null }, 'encode', feed);
+    const b = await run({ micro_frame_size: null }, 'encode', feed);
+    expect(a.get('z_mode')!.shape).toEqual([1, 16, 3, 2, 4]);
+    expect(maxAbsDiff(a.get('z_mode')!, b.get('z_mode')!)).toBe(0);
   });
 });
