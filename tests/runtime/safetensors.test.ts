@@ -187,6 +187,35 @@ describe('safetensors properties', () => {
     );
   });
 
+  it('random edits of a valid header (insert/delete/replace, length prefix adjusted or not) are typed errors or valid files', async () => {
+    let i = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        dictArb,
+        fc.array(fc.record({ at: fc.nat(), del: fc.integer({ min: 0, max: 4 }), ins: fc.string({ maxLength: 4 }) }), { minLength: 1, maxLength: 3 }),
+        fc.boolean(),
+        fc.integer({ min: -16, max: 16 }),
+        async (dict, edits, fixLength, lenDelta) => {
+          const p = join(tmp, `hedit-${i++}.safetensors`);
+          await writeSafetensors(p, new Map<string, WriterTensor>(Object.entries(dict)));
+          const buf = readFileSync(p);
+          const n = Number(buf.readBigUInt64LE(0));
+          let text = buf.subarray(8, 8 + n).toString('utf8');
+          for (const e of edits) {
+            const at = e.at % (text.length + 1);
+            text = text.slice(0, at) + e.ins + text.slice(at + e.del);
+          }
+          const h = Buffer.from(text, 'utf8');
+          const len = Buffer.alloc(8);
+          len.writeBigUInt64LE(BigInt(Math.max(0, (fixLength ? h.length : n) + (fixLength ? 0 : lenDelta))));
+          await assertTypedOrValid(Buffer.concat([len, h, buf.subarray(8 + n)]), p);
+          rmSync(p, { force: true });
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('random header text and length prefixes never crash, hang or over-allocate', async () => {
     let i = 0;
     const headerText = fc.oneof(
