@@ -327,6 +327,7 @@ async function openIndex(indexPath: string, opts: OpenWeightsOptions): Promise<T
     byShard.get(v)!.push(k);
   }
   const notes: string[] = [];
+  const shardNotes: [string, string][] = [];
   const tensors = new Map<string, StoredTensor>();
   const extras: Record<string, unknown> = {};
   const closers: (() => Promise<void>)[] = [];
@@ -347,7 +348,7 @@ async function openIndex(indexPath: string, opts: OpenWeightsOptions): Promise<T
       closers.push(...part.closers);
       files.push(r.path);
       formats.add(part.format);
-      for (const n of part.notes) notes.push(`${shard}: ${n}`);
+      for (const n of part.notes) shardNotes.push([shard, n]);
       for (const [ek, ev] of Object.entries(part.extras)) extras[`${shard}:${ek}`] = ev;
       // Optimizer indexes (ColossalAI) list param ids ("0") whose entries flatten to "0.exp_avg"
       // (torch shards) or "state.0.exp_avg" (async safetensors shards): a listed key covers those.
@@ -378,6 +379,14 @@ async function openIndex(indexPath: string, opts: OpenWeightsOptions): Promise<T
     for (const c of closers) await c().catch(() => {});
     throw e;
   }
+  // The same kind of note from many shards (optimizer shards all flatten param-id containers) is one line.
+  const kinds = new Map<string, [string, string][]>();
+  for (const [shard, n] of shardNotes) {
+    const kind = n.replace(/ \[[^\]]*\](?: \(…\))?/g, '').replace(/\(\d+\)/g, '').replace(/:$/, '');
+    if (!kinds.has(kind)) kinds.set(kind, []);
+    kinds.get(kind)!.push([shard, n]);
+  }
+  for (const [kind, items] of kinds) notes.push(items.length === 1 ? `${items[0]![0]}: ${items[0]![1]}` : `${items.length} shards: ${kind}`);
   const total = [...tensors.values()].reduce((a, t) => a + t.byteLength, 0);
   const ts = idx.metadata?.total_size;
   if (typeof ts === 'number') {

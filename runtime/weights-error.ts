@@ -22,10 +22,12 @@ export const WEIGHTS_CODES = {
 } as const;
 
 export type WeightsCode = keyof typeof WEIGHTS_CODES;
+/** Other runtime modules may raise their own SORA5xxx codes (documented in docs/diagnostics.md) with this class. */
+export type AnyWeightsCode = WeightsCode | `SORA5${number}`;
 
 export class WeightsError extends Error {
   constructor(
-    public readonly code: WeightsCode,
+    public readonly code: AnyWeightsCode,
     message: string,
     public readonly hint?: string,
     /** Every place looked at, in search order (resolution failures). */

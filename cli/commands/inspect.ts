@@ -87,7 +87,9 @@ export function renderInspect(d: ReturnType<typeof inspectData>, opts: { all?: b
   const extras = Object.entries(d.extras);
   if (extras.length) {
     s += 'non-tensor data:\n';
-    for (const [k, v] of extras) s += `  ${k || '(root)'}: ${JSON.stringify(v).slice(0, 200)}\n`;
+    const shown = opts.all ? extras : extras.slice(0, 20);
+    for (const [k, v] of shown) s += `  ${k || '(root)'}: ${JSON.stringify(v).slice(0, 200)}\n`;
+    if (shown.length < extras.length) s += `  … ${extras.length - shown.length} more (--all or --json)\n`;
   }
   if (d.keys.length) {
     s += `keys (${d.tensorCount} tensors, ${d.keys.length} lines with layer indices collapsed):\n`;
