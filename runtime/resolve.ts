@@ -268,7 +268,7 @@ async function resolveDir(
     looked.push(`${dir} (Open-Sora training checkpoint dir, part "${want}")`);
     if (want === 'ema') {
       if (tr.parts.ema) {
-        notes.push(`training checkpoint: loading ${tr.parts.ema} (EMA weights; use part "model" / --part model for model/)`);
+        notes.push(`training checkpoint: loading ${tr.parts.ema} (the EMA weights, the default)${tr.parts.model ? '; the raw model/ weights are also there (part "model")' : ''}`);
         return { ...(await resolveFile(join(dir, tr.parts.ema))), via: 'training-dir', training: tr };
       }
       looked.push(`${join(dir, 'ema.safetensors')} (missing)`, `${join(dir, 'ema.pt')} (missing)`);
