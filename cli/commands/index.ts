@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CliIO } from '../io.ts';
 import { registerBuild } from './build.ts';
 import { registerCheck } from './check.ts';
+import { registerCkpt } from './ckpt.ts';
 import { registerFmt } from './fmt.ts';
 import { registerInspect } from './inspect.ts';
 import { registerRun } from './run.ts';
@@ -11,4 +12,4 @@ import { registerVerify } from './verify.ts';
 export type RegisterCommand = (program: Command, io: CliIO, setExit: (code: number) => void) => void;
 
 // One import per command file; keep this list sorted.
-export const commands: RegisterCommand[] = [registerBuild, registerCheck, registerFmt, registerInspect, registerRun, registerVerify];
+export const commands: RegisterCommand[] = [registerBuild, registerCheck, registerCkpt, registerFmt, registerInspect, registerRun, registerVerify];

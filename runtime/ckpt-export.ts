@@ -1,0 +1,369 @@
+/**
+ * Training checkpoint tools that read every byte: `verifyCheckpoint` (structure, sha256, readability
+ * of every part through the restricted unpickler, comparison with a manifest), `writeManifest`
+ * (sha256 + size of every file, written atomically inside the checkpoint dir), and
+ * `exportCheckpoint` (EMA or model weights → inference safetensors, streamed one tensor at a time,
+ * optionally validated against a compiled model first, written atomically).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
+import type { DType } from '../compiler/dtype.ts';
+import { DTYPE_SIZE } from '../compiler/dtype.ts';
+import type { Keymap } from '../compiler/keymap.ts';
+import { withAliases } from './aliases.ts';
+import { canConvert, convertBytes } from './convert.ts';
+import { faultPoint } from './fault-hooks.ts';
+import { loadReport, renderLoadReport, type LoadReport } from './load-report.ts';
+import { atomicWrite, writeSafetensors, writeShardedSafetensors, type WriterTensor } from './safetensors-writer.ts';
+import { openWeights, openWeightsFile, type TensorStore } from './store.ts';
+import { openTorchFile, sniffFile } from './torch-file.ts';
+import { inspectCheckpoint, ioError, MANIFEST_NAME, type CheckpointInfo } from './training-ckpt.ts';
+import { verifyFile, type VerifyProgress, type VerifyStatus } from './verify.ts';
+import { WeightsError } from './weights-error.ts';
+
+export const MANIFEST_FORMAT = 'sorac-ckpt-manifest/1';
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  checkpoint: string;
+  created: string;
+  files: Record<string, { size: number; sha256: string }>;
+}
+
+/** Our own temp names (atomicWrite's `.<name>.<pid>.<hex>.tmp`, `.<name>.sorac-tmp-…`, `.…sorac-prune-…`). */
+const TEMP_NAME = /^\..*(\.\d+\.[0-9a-f]+\.tmp|\.sorac-(tmp|prune)-\d+-[0-9a-f]+)$/;
+
+async function listFiles(root: string, dir = root, out: string[] = [], temps: string[] = []): Promise<{ files: string[]; temps: string[] }> {
+  const ents = await readdir(dir, { withFileTypes: true });
+  for (const e of ents.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const p = join(dir, e.name);
+    if (TEMP_NAME.test(e.name)) {
+      temps.push(relative(root, p));
+      continue;
+    }
+    if (e.isDirectory()) await listFiles(root, p, out, temps);
+    else if (e.isFile() || e.isSymbolicLink()) {
+      if (dir === root && e.name === MANIFEST_NAME) continue;
+      out.push(relative(root, p));
+    }
+  }
+  return { files: out, temps };
+}
+
+function incompleteError(info: CheckpointInfo, what: string): WeightsError {
+  return new WeightsError(
+    'SORA5102',
+    `${info.dir} is not a complete checkpoint; refusing to ${what}:\n${info.problems.map((p) => `  - ${p}`).join('\n')}`,
+    'a save was interrupted or files were lost in a copy: use an older complete checkpoint (`sorac ckpt ls`, `sorac ckpt latest`), or copy the missing files again',
+    [],
+    info.dir,
+  );
+}
+
+// ---- manifest --------------------------------------------------------------------------------
+
+export async function writeManifest(dirIn: string, opts: { onProgress?: (p: VerifyProgress) => void } = {}): Promise<{ path: string; manifest: Manifest; bytes: number }> {
+  const dir = resolvePath(dirIn);
+  const info = await inspectCheckpoint(dir);
+  if (!info.complete) throw incompleteError(info, 'write a manifest for it');
+  const { files } = await listFiles(dir);
+  const sizes = await Promise.all(files.map(async (f) => (await stat(join(dir, f))).size));
+  const totalBytes = sizes.reduce((a, b) => a + b, 0);
+  const buf = Buffer.allocUnsafe(16 << 20);
+  const manifest: Manifest = { format: MANIFEST_FORMAT, checkpoint: info.name, created: new Date().toISOString(), files: {} };
+  let done = 0;
+  for (let i = 0; i < files.length; i++) {
+    const rel = files[i]!;
+    const r = await verifyFile(join(dir, rel), buf, (n) => {
+      done += n;
+      opts.onProgress?.({ file: rel, fileIndex: i, fileCount: files.length, doneBytes: done, totalBytes });
+    });
+    if (r.status !== 'ok' || !r.sha256) throw new WeightsError('SORA5102', `${join(dir, rel)} is ${r.status}: ${r.detail ?? ''}; refusing to write a manifest that blesses it`, 'fix or re-copy the file first (`sorac ckpt verify`)', [], join(dir, rel));
+    manifest.files[rel] = { size: r.size, sha256: r.sha256 };
+  }
+  const text = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
+  const path = join(dir, MANIFEST_NAME);
+  try {
+    await atomicWrite(path, async (fh) => {
+      const half = text.length >> 1;
+      await fh.write(text, 0, half, 0);
+      await faultPoint(1); // tests: kill -9 / ENOSPC with half the manifest written
+      await fh.write(text, half, text.length - half, half);
+    });
+  } catch (e) {
+    throw ioError(e, path);
+  }
+  return { path, manifest, bytes: totalBytes };
+}
+
+// ---- verify ----------------------------------------------------------------------------------
+
+export type CkptFileStatus = VerifyStatus | 'extra';
+
+export interface CkptVerifyFile {
+  path: string;
+  size: number;
+  sha256?: string;
+  status: CkptFileStatus;
+  detail?: string;
+}
+
+export interface CkptVerifyReport {
+  dir: string;
+  ok: boolean;
+  checkpoint: CheckpointInfo;
+  files: CkptVerifyFile[];
+  /** parts opened through the readers (restricted unpickler for torch files, index ↔ shard keys) */
+  readable: { part: string; ok: boolean; detail?: string }[];
+  manifest: { present: boolean; files: number; missing: number; mismatched: number; extra: number };
+  /** leftovers of interrupted sorac writes (not part of the checkpoint) */
+  temps: string[];
+  problems: string[];
+  bytes: number;
+  seconds: number;
+}
+
+export async function verifyCheckpoint(dirIn: string, opts: { onProgress?: (p: VerifyProgress) => void } = {}): Promise<CkptVerifyReport> {
+  const t0 = performance.now();
+  const dir = resolvePath(dirIn);
+  const s = await stat(dir).catch(() => null);
+  if (!s?.isDirectory()) throw new WeightsError('SORA5001', `no such checkpoint directory: ${dir}`, 'pass an epochN-global_stepM/ dir (see `sorac ckpt ls EXP_DIR`)', [], dir);
+  const info = await inspectCheckpoint(dir);
+  const problems = [...info.problems];
+  const { files, temps } = await listFiles(dir);
+  // manifest
+  let manifest: Manifest | undefined;
+  const mpath = join(dir, MANIFEST_NAME);
+  const mtext = await readFile(mpath, 'utf8').catch(() => undefined);
+  if (mtext !== undefined) {
+    try {
+      const m = JSON.parse(mtext);
+      if (m?.format !== MANIFEST_FORMAT || typeof m.files !== 'object') throw new Error(`not a ${MANIFEST_FORMAT} manifest`);
+      manifest = m;
+    } catch (e) {
+      problems.push(`${MANIFEST_NAME}: ${(e as Error).message}`);
+    }
+  }
+  const listed = new Set(manifest ? Object.keys(manifest.files) : []);
+  const all = [...files];
+  for (const f of listed) if (!files.includes(f)) all.push(f);
+  const sizes = await Promise.all(all.map(async (f) => (await stat(join(dir, f)).catch(() => null))?.size ?? 0));
+  const totalBytes = sizes.reduce((a, b) => a + b, 0);
+  const buf = Buffer.allocUnsafe(16 << 20);
+  const out: CkptVerifyFile[] = [];
+  let done = 0;
+  let bytes = 0;
+  const mstat = { present: manifest !== undefined, files: listed.size, missing: 0, mismatched: 0, extra: 0 };
+  for (let i = 0; i < all.length; i++) {
+    const rel = all[i]!;
+    const r = await verifyFile(join(dir, rel), buf, (n) => {
+      done += n;
+      opts.onProgress?.({ file: rel, fileIndex: i, fileCount: all.length, doneBytes: done, totalBytes });
+    });
+    bytes += r.status === 'missing' ? 0 : r.size;
+    const f: CkptVerifyFile = { path: rel, size: r.size, sha256: r.sha256, status: r.status, ...(r.detail ? { detail: r.detail } : {}) };
+    if (manifest) {
+      const want = manifest.files[rel];
+      if (!want) {
+        if (f.status === 'ok') {
+          f.status = 'extra';
+          f.detail = 'not in the manifest (added after it was written)';
+        }
+        mstat.extra++;
+      } else if (r.status === 'missing') {
+        mstat.missing++;
+        f.detail = `listed in ${MANIFEST_NAME} (${want.size} bytes) but missing`;
+      } else if (r.sha256 !== want.sha256 || r.size !== want.size) {
+        mstat.mismatched++;
+        f.status = 'hash-mismatch';
+        f.detail = `manifest: ${want.size} bytes sha256 ${want.sha256}; on disk: ${r.size} bytes sha256 ${r.sha256}`;
+      }
+    }
+    out.push(f);
+  }
+  // readability through the readers
+  const readable: CkptVerifyReport['readable'] = [];
+  for (const rel of files) {
+    const p = join(dir, rel);
+    if (/\.(json|txt|log|md)$/.test(rel)) continue;
+    let kind;
+    try {
+      kind = await sniffFile(p);
+    } catch {
+      continue;
+    }
+    if (kind !== 'torch-zip' && kind !== 'pickle') continue;
+    try {
+      const tf = await openTorchFile(p);
+      await tf.close();
+      readable.push({ part: rel, ok: true });
+    } catch (e) {
+      readable.push({ part: rel, ok: false, detail: `${(e as WeightsError).code ? (e as WeightsError).code + ': ' : ''}${(e as Error).message}` });
+    }
+  }
+  for (const sub of ['model', 'optimizer', 'lora']) {
+    const idx = (await readdir(join(dir, sub)).catch(() => [] as string[])).find((n) => n.endsWith('.index.json'));
+    if (!idx) continue;
+    try {
+      const st = await openWeightsFile(join(dir, sub, idx), { unwrap: false });
+      await st.close();
+      readable.push({ part: `${sub}/${idx} (index ↔ shard keys)`, ok: true });
+    } catch (e) {
+      readable.push({ part: `${sub}/${idx} (index ↔ shard keys)`, ok: false, detail: `${(e as WeightsError).code ? (e as WeightsError).code + ': ' : ''}${(e as Error).message}` });
+    }
+  }
+  for (const f of out) if (f.status !== 'ok' && f.status !== 'extra') problems.push(`${f.path}: ${f.status}${f.detail ? ` (${f.detail})` : ''}`);
+  for (const r of readable) if (!r.ok) problems.push(`${r.part}: not readable: ${r.detail}`);
+  const uniq = [...new Set(problems)];
+  return {
+    dir,
+    ok: uniq.length === 0,
+    checkpoint: info,
+    files: out,
+    readable,
+    manifest: mstat,
+    temps,
+    problems: uniq,
+    bytes,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+// ---- export ----------------------------------------------------------------------------------
+
+export type ExportDtype = 'bf16' | 'f16' | 'f32';
+
+export interface ExportOptions {
+  from: 'ema' | 'model';
+  /** float tensors are cast to this dtype (ints/bools kept); default: keep the stored dtypes */
+  dtype?: ExportDtype;
+  out: string;
+  /** max data bytes per shard: write OUT/ as HF shards + model.safetensors.index.json */
+  shardSize?: number;
+  /** validate against this compiled model first (strict load report); nothing is written if it fails */
+  keymap?: Keymap;
+  allowMissing?: string[];
+  /** replace an existing OUT (atomically) */
+  overwrite?: boolean;
+  onProgress?: (p: VerifyProgress) => void;
+}
+
+export interface ExportResult {
+  out: string;
+  files: string[];
+  tensors: number;
+  bytes: number;
+  seconds: number;
+  checkpoint: CheckpointInfo;
+  metadata: Record<string, string>;
+  report?: LoadReport;
+  notes: string[];
+}
+
+/** `1.5GB`, `500MB`, `4GiB`, `1048576` → bytes. */
+export function parseSize(s: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i)?)?b?\s*$/i.exec(s);
+  if (!m) return undefined;
+  const pow = m[2] ? { k: 1, m: 2, g: 3, t: 4 }[m[2].toLowerCase() as 'k' | 'm' | 'g' | 't'] : 0;
+  const n = Math.floor(Number(m[1]) * (m[3] ? 1024 : 1000) ** pow);
+  return n > 0 ? n : undefined;
+}
+
+async function exists(p: string) {
+  return (await stat(p).catch(() => null)) !== null;
+}
+
+export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Promise<ExportResult> {
+  const t0 = performance.now();
+  const dir = resolvePath(dirIn);
+  const out = resolvePath(opts.out);
+  const info = await inspectCheckpoint(dir);
+  if (!info.complete) throw incompleteError(info, 'export it');
+  if (opts.from === 'ema' && !info.parts.ema)
+    throw new WeightsError('SORA5102', `${dir} has no EMA weights (ema.pt / ema.safetensors)`, 'export the trained weights instead: --from model', [], dir);
+  if (!opts.overwrite && (await exists(out))) throw new WeightsError('SORA5103', `${out} already exists`, 'pass --force to replace it (atomically), or choose another -o', [], out);
+  const store: TensorStore = await openWeights(dir, { part: opts.from });
+  try {
+    let report: LoadReport | undefined;
+    if (opts.keymap) {
+      report = loadReport(opts.keymap, withAliases(opts.keymap, store), { allowMissing: opts.allowMissing ?? [] });
+      if (!report.ok)
+        throw Object.assign(
+          new WeightsError('SORA5010', `the ${opts.from} weights of ${info.name} do not match the model; nothing was written\n${renderLoadReport(report)}`, 'follow the per-key fixes above, or check --config/--set', [], dir),
+          { report },
+        );
+    }
+    const metadata: Record<string, string> = {
+      format: 'pt',
+      source: dir,
+      source_checkpoint: info.name,
+      source_part: opts.from,
+      epoch: String(info.epoch ?? info.nameEpoch),
+      step: String(info.step ?? ''),
+      global_step: String(info.globalStep ?? info.nameStep),
+      exported_by: 'sorac ckpt export',
+    };
+    if (info.actualUpdateStep !== undefined) metadata.actual_update_step = String(info.actualUpdateStep);
+    if (opts.dtype) metadata.dtype = opts.dtype;
+    const keys = [...store.tensors.keys()];
+    const outDtype = (d: DType): DType => (opts.dtype && canConvert(d, opts.dtype) && d !== opts.dtype ? opts.dtype : d);
+    const totalBytes = keys.reduce((a, k) => {
+      const t = store.tensors.get(k)!;
+      return a + (t.byteLength / DTYPE_SIZE[t.dtype]) * DTYPE_SIZE[outDtype(t.dtype)];
+    }, 0);
+    let done = 0;
+    let produced = 0;
+    const tensors = new Map<string, WriterTensor>();
+    keys.forEach((k) => {
+      const t = store.tensors.get(k)!;
+      const to = outDtype(t.dtype);
+      tensors.set(k, {
+        dtype: to,
+        shape: t.shape,
+        data: async () => {
+          await faultPoint(produced);
+          produced++;
+          const raw = await t.read();
+          const bytes = to === t.dtype ? raw : convertBytes(raw, t.dtype, to, { key: k });
+          done += bytes.byteLength;
+          opts.onProgress?.({ file: k, fileIndex: produced - 1, fileCount: keys.length, doneBytes: done, totalBytes });
+          return bytes;
+        },
+      });
+    });
+    const files: string[] = [];
+    try {
+      if (opts.shardSize) {
+        const parent = dirname(out);
+        const tmp = join(parent, `.${basename(out)}.sorac-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+        await mkdir(tmp);
+        try {
+          const w = await writeShardedSafetensors(tmp, tensors, { maxShardSize: opts.shardSize, metadata });
+          const dh = await open(tmp, 'r');
+          await dh.sync().catch(() => {});
+          await dh.close();
+          let old: string | undefined;
+          if (await exists(out)) {
+            old = join(parent, `.${basename(out)}.sorac-prune-${process.pid}-${randomBytes(3).toString('hex')}`);
+            await rename(out, old);
+          }
+          await rename(tmp, out);
+          if (old) await rm(old, { recursive: true, force: true });
+          files.push(...w.shards.map((s) => join(out, basename(s.path))), join(out, basename(w.indexPath)));
+        } catch (e) {
+          await rm(tmp, { recursive: true, force: true }).catch(() => {});
+          throw e;
+        }
+      } else {
+        await writeSafetensors(out, tensors, { metadata });
+        files.push(out);
+      }
+    } catch (e) {
+      throw ioError(e, out);
+    }
+    return { out, files, tensors: keys.length, bytes: totalBytes, seconds: (performance.now() - t0) / 1000, checkpoint: info, metadata, report, notes: store.notes };
+  } finally {
+    await store.close();
+  }
+}

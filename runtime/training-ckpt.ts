@@ -1,0 +1,631 @@
+/**
+ * Open-Sora training checkpoint directories (`<exp>/epoch{E}-global_step{S}/`, written by
+ * `opensora/utils/ckpt_utils.py@v1.x` `save()` and `opensora/utils/ckpt.py@HEAD` `CheckpointIO.save`
+ * through ColossalAI): list them, decide which are complete from headers and sizes alone (cheap:
+ * no tensor bytes are read), pick the latest complete one, prune old ones, and write new ones in
+ * the same layout, atomically.
+ *
+ * Complete means: `running_states.json` parses with integer `epoch` and `step`; the model weights
+ * are present (`model/` sharded with an index, `model.safetensors|pt`, or `lora/`); every shard an
+ * index names exists with the size its header implies (safetensors `8 + N + data`, zip archives end
+ * with their central directory); and every other part that is present (EMA, optimizer,
+ * lr_scheduler, sampler, master weights) is structurally whole. Absent optional parts are listed.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { DTYPE_SIZE } from '../compiler/dtype.ts';
+import { readExact } from './safetensors.ts';
+import { atomicWrite, writeSafetensors, type WriterTensor, type WriterTensors } from './safetensors-writer.ts';
+import { WeightsError } from './weights-error.ts';
+import { readZipDirectory } from './zip.ts';
+
+export const CKPT_NAME = /^epoch(\d+)-global_step(\d+)$/;
+/** Manifest written by `sorac ckpt manifest` inside a checkpoint dir. */
+export const MANIFEST_NAME = 'sorac-manifest.json';
+
+export type PartName = 'model' | 'ema' | 'optimizer' | 'lr_scheduler' | 'sampler' | 'master' | 'running_states' | 'lora';
+
+export interface PartInfo {
+  name: PartName;
+  /** path relative to the checkpoint dir (`model/`, `ema.safetensors`, …) */
+  path: string;
+  ok: boolean;
+  /** apparent bytes of the part's files */
+  bytes: number;
+  files: number;
+  problems: string[];
+}
+
+export interface CheckpointInfo {
+  name: string;
+  dir: string;
+  /** from the dir name (Open-Sora sorts by these) */
+  nameEpoch: number;
+  nameStep: number;
+  epoch?: number;
+  step?: number;
+  globalStep?: number;
+  actualUpdateStep?: number;
+  batchSize?: number | null;
+  runningStates?: Record<string, unknown>;
+  parts: Partial<Record<PartName, PartInfo>>;
+  /** `v1.x` (torch shards), `2.0` (safetensors shards), `unknown` */
+  layout: string;
+  bytes: number;
+  mtimeMs: number;
+  complete: boolean;
+  /** why it is incomplete */
+  problems: string[];
+  /** not fatal: absent optional parts, odd metadata */
+  warnings: string[];
+  /** only `eval/` left (pruned by Open-Sora's rm_checkpoints or `sorac ckpt prune`) */
+  pruned?: boolean;
+}
+
+export interface ExperimentListing {
+  dir: string;
+  /** oldest first, by (epoch, step) from the dir name */
+  checkpoints: CheckpointInfo[];
+  latest?: CheckpointInfo;
+  /** other entries in the experiment dir (logs, configs, tensorboard) */
+  others: string[];
+}
+
+async function statOrNull(p: string) {
+  try {
+    return await stat(p);
+  } catch {
+    return null;
+  }
+}
+
+/** Size check of one weights/pickle file from its header or zip directory only. */
+export async function checkFileShape(path: string): Promise<{ ok: boolean; size: number; problem?: string; tensorBytes?: number; keys?: string[] }> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { ok: false, size: 0, problem: code === 'ENOENT' ? 'missing' : `unreadable (${code ?? (e as Error).message})` };
+  }
+  try {
+    const size = (await fh.stat()).size;
+    if (size === 0) return { ok: false, size, problem: 'empty file (0 bytes)' };
+    const head = Buffer.alloc(Math.min(size, 16));
+    await readExact(fh, head, 0, head.length, 0);
+    if (head.length >= 4 && head.readUInt32LE(0) === 0x04034b50) {
+      try {
+        await readZipDirectory(fh, size);
+      } catch (e) {
+        return { ok: false, size, problem: `zip: ${(e as Error).message}` };
+      }
+      return { ok: true, size };
+    }
+    if (size >= 9 && (head[8] === 0x7b || head[8] === 0x20) && head.readBigUInt64LE(0) + 8n <= BigInt(size)) {
+      const n = Number(head.readBigUInt64LE(0));
+      if (n > 100_000_000) return { ok: false, size, problem: `safetensors header of ${n} bytes` };
+      const hb = Buffer.alloc(n);
+      await readExact(fh, hb, 0, n, 8);
+      let h: Record<string, { data_offsets?: [number, number]; dtype?: string; shape?: number[] }>;
+      try {
+        h = JSON.parse(hb.toString('utf8'));
+      } catch (e) {
+        return { ok: false, size, problem: `safetensors header is not JSON (${(e as Error).message})` };
+      }
+      let end = 0;
+      const keys: string[] = [];
+      for (const [k, v] of Object.entries(h)) {
+        if (k === '__metadata__') continue;
+        keys.push(k);
+        const e2 = v?.data_offsets?.[1];
+        if (typeof e2 === 'number' && e2 > end) end = e2;
+      }
+      const want = 8 + n + end;
+      if (want !== size)
+        return { ok: false, size, problem: want > size ? `truncated: header says ${want} bytes, file has ${size}` : `${size - want} trailing bytes after the data the header describes` };
+      return { ok: true, size, tensorBytes: end, keys };
+    }
+    if (head[0] === 0x80) return { ok: true, size }; // raw pickle: structure checked by `ckpt verify`
+    return { ok: false, size, problem: 'neither a safetensors file nor a torch zip archive' };
+  } catch (e) {
+    return { ok: false, size: 0, problem: `unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
+  } finally {
+    await fh.close();
+  }
+}
+
+async function checkIndexedDir(ckptDir: string, rel: string, name: PartName, opts: { optimizer?: boolean } = {}): Promise<PartInfo> {
+  const dir = join(ckptDir, rel);
+  const part: PartInfo = { name, path: rel + '/', ok: false, bytes: 0, files: 0, problems: [] };
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    part.problems.push(`${rel}/ unreadable (${(e as NodeJS.ErrnoException).code})`);
+    return part;
+  }
+  const indexes = names.filter((n) => /\.index(\..*)?\.json$/.test(n));
+  if (indexes.length === 0) {
+    // a single unsharded file (ColossalAI shard=False) or LoRA adapter dir
+    const single = names.filter((n) => /\.(safetensors|bin|pt|pth)$/.test(n));
+    if (single.length === 1) {
+      const r = await checkFileShape(join(dir, single[0]!));
+      part.bytes += r.size;
+      part.files++;
+      if (!r.ok) part.problems.push(`${rel}/${single[0]}: ${r.problem}`);
+      part.ok = part.problems.length === 0;
+      return part;
+    }
+    part.problems.push(single.length ? `${rel}/ holds ${single.length} weight files and no *.index.json` : `${rel}/ has no *.index.json (shards not indexed yet?)`);
+    return part;
+  }
+  if (indexes.length > 1) {
+    part.problems.push(`${rel}/ holds ${indexes.length} index files (${indexes.join(', ')}); ColossalAI requires exactly one`);
+    return part;
+  }
+  const indexPath = join(dir, indexes[0]!);
+  let idx: { metadata?: Record<string, unknown>; weight_map?: Record<string, unknown> };
+  try {
+    const text = await readFile(indexPath, 'utf8');
+    part.bytes += Buffer.byteLength(text);
+    part.files++;
+    idx = JSON.parse(text);
+  } catch (e) {
+    part.problems.push(`${rel}/${indexes[0]}: not valid JSON (${(e as Error).message})`);
+    return part;
+  }
+  if (!idx || typeof idx.weight_map !== 'object' || idx.weight_map === null || Array.isArray(idx.weight_map)) {
+    part.problems.push(`${rel}/${indexes[0]}: no "weight_map" object`);
+    return part;
+  }
+  const shards = new Map<string, string[]>();
+  for (const [k, v] of Object.entries(idx.weight_map)) {
+    if (typeof v !== 'string' || v.includes('/') || v.includes('\\') || v === '..') {
+      part.problems.push(`${rel}/${indexes[0]}: weight_map["${k}"] is not a shard file name`);
+      return part;
+    }
+    if (!shards.has(v)) shards.set(v, []);
+    shards.get(v)!.push(k);
+  }
+  let tensorBytes = 0;
+  let allSafetensors = true;
+  for (const [shard, keys] of shards) {
+    const r = await checkFileShape(join(dir, shard));
+    part.bytes += r.size;
+    if (r.size) part.files++;
+    if (!r.ok) {
+      part.problems.push(`${rel}/${shard}: ${r.problem}${r.problem === 'missing' ? ` (the index lists ${keys.length} tensor(s) there, e.g. ${keys[0]})` : ''}`);
+      continue;
+    }
+    if (r.keys) {
+      tensorBytes += r.tensorBytes ?? 0;
+      if (!opts.optimizer) {
+        const have = new Set(r.keys);
+        const lost = keys.filter((k) => !have.has(k));
+        if (lost.length) part.problems.push(`${rel}/${shard}: lacks ${lost.length} tensor(s) the index puts there, e.g. ${lost[0]}`);
+      }
+    } else allSafetensors = false;
+  }
+  if (opts.optimizer) {
+    const group = idx.metadata?.param_groups;
+    if (typeof group === 'string') {
+      const r = await checkFileShape(join(dir, group));
+      part.bytes += r.size;
+      if (r.size) part.files++;
+      if (!r.ok) part.problems.push(`${rel}/${group} (param groups): ${r.problem}`);
+    }
+  }
+  // the model index total_size is exact for safetensors shards (bytes for HF, float MiB for ColossalAI)
+  const ts = idx.metadata?.total_size;
+  if (!opts.optimizer && allSafetensors && typeof ts === 'number' && part.problems.length === 0 && shards.size > 0) {
+    const mib = tensorBytes / 1024 / 1024;
+    if (!(ts === tensorBytes || Math.abs(ts - mib) <= Math.max(1e-6, mib * 1e-6)))
+      part.problems.push(`${rel}/${indexes[0]}: total_size ${ts} does not match the ${tensorBytes} tensor bytes in its shards (a shard from another save?)`);
+  }
+  part.ok = part.problems.length === 0;
+  return part;
+}
+
+async function checkFilePart(ckptDir: string, rel: string, name: PartName): Promise<PartInfo> {
+  const r = await checkFileShape(join(ckptDir, rel));
+  return { name, path: rel, ok: r.ok, bytes: r.size, files: r.size ? 1 : 0, problems: r.ok ? [] : [`${rel}: ${r.problem}`] };
+}
+
+async function dirBytes(dir: string): Promise<{ bytes: number; mtimeMs: number }> {
+  let bytes = 0;
+  let mtimeMs = 0;
+  let ents;
+  try {
+    ents = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return { bytes, mtimeMs };
+  }
+  for (const e of ents) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      const r = await dirBytes(p);
+      bytes += r.bytes;
+      mtimeMs = Math.max(mtimeMs, r.mtimeMs);
+    } else {
+      const s = await statOrNull(p);
+      if (s) {
+        bytes += s.size;
+        mtimeMs = Math.max(mtimeMs, s.mtimeMs);
+      }
+    }
+  }
+  return { bytes, mtimeMs };
+}
+
+/** Inspect one checkpoint dir (headers and sizes only). */
+export async function inspectCheckpoint(dirIn: string): Promise<CheckpointInfo> {
+  const dir = resolvePath(dirIn);
+  const name = basename(dir);
+  const m = CKPT_NAME.exec(name);
+  const info: CheckpointInfo = {
+    name,
+    dir,
+    nameEpoch: m ? Number(m[1]) : NaN,
+    nameStep: m ? Number(m[2]) : NaN,
+    parts: {},
+    layout: 'unknown',
+    bytes: 0,
+    mtimeMs: 0,
+    complete: false,
+    problems: [],
+    warnings: [],
+  };
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    info.problems.push(`cannot read the directory (${(e as NodeJS.ErrnoException).code})`);
+    return info;
+  }
+  const has = (n: string) => names.includes(n);
+  const isDir = async (n: string) => has(n) && (await statOrNull(join(dir, n)))?.isDirectory() === true;
+  const visible = names.filter((n) => !n.startsWith('.'));
+  if (visible.length === 1 && visible[0] === 'eval' && (await isDir('eval'))) {
+    info.pruned = true;
+    info.problems.push('pruned: only eval/ is left');
+    return info;
+  }
+  // running states
+  if (has('running_states.json')) {
+    const p = join(dir, 'running_states.json');
+    try {
+      const text = await readFile(p, 'utf8');
+      const rs = JSON.parse(text);
+      info.parts.running_states = { name: 'running_states', path: 'running_states.json', ok: true, bytes: Buffer.byteLength(text), files: 1, problems: [] };
+      if (!rs || typeof rs !== 'object' || Array.isArray(rs)) throw new Error('not a JSON object');
+      info.runningStates = rs;
+      const int = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) ? v : undefined);
+      info.epoch = int(rs.epoch);
+      info.step = int(rs.step);
+      info.globalStep = int(rs.global_step);
+      info.actualUpdateStep = int(rs.actual_update_step);
+      info.batchSize = rs.batch_size === null ? null : int(rs.batch_size);
+      if (info.epoch === undefined || info.step === undefined) {
+        info.parts.running_states.ok = false;
+        info.parts.running_states.problems.push('running_states.json lacks integer "epoch" and "step" (Open-Sora load() returns them)');
+      } else if (m && info.epoch !== info.nameEpoch) info.warnings.push(`running_states.json says epoch ${info.epoch}, the dir name says ${info.nameEpoch}`);
+    } catch (e) {
+      info.parts.running_states = { name: 'running_states', path: 'running_states.json', ok: false, bytes: 0, files: 1, problems: [`running_states.json unreadable: ${(e as Error).message}`] };
+    }
+  } else info.problems.push('running_states.json is missing (Open-Sora load() asserts it exists; written near the end of a save)');
+  // model weights
+  if (await isDir('model')) info.parts.model = await checkIndexedDir(dir, 'model', 'model');
+  else if (has('model.safetensors')) info.parts.model = await checkFilePart(dir, 'model.safetensors', 'model');
+  else if (has('model.pt')) info.parts.model = await checkFilePart(dir, 'model.pt', 'model');
+  else if (await isDir('lora')) info.parts.lora = await checkIndexedDir(dir, 'lora', 'lora');
+  else info.problems.push('model weights are missing (no model/, model.safetensors, model.pt or lora/)');
+  if (info.parts.model?.path === 'model/') {
+    const idx = names.includes('model') ? (await readdir(join(dir, 'model')).catch(() => [] as string[])).find((n) => n.endsWith('.index.json')) : undefined;
+    info.layout = idx?.includes('safetensors') ? '2.0' : idx ? 'v1.x' : 'unknown';
+  }
+  // EMA
+  if (has('ema.safetensors')) info.parts.ema = await checkFilePart(dir, 'ema.safetensors', 'ema');
+  else if (has('ema.pt')) info.parts.ema = await checkFilePart(dir, 'ema.pt', 'ema');
+  else info.warnings.push('no ema.pt / ema.safetensors (export --from model, or Open-Sora load(ema=…) fails)');
+  // optimizer and the small pickles
+  if (await isDir('optimizer')) info.parts.optimizer = await checkIndexedDir(dir, 'optimizer', 'optimizer', { optimizer: true });
+  else info.warnings.push('no optimizer/ (Open-Sora --load restores the optimizer and fails without it)');
+  if (has('lr_scheduler')) info.parts.lr_scheduler = await checkFilePart(dir, 'lr_scheduler', 'lr_scheduler');
+  if (has('sampler')) info.parts.sampler = await checkFilePart(dir, 'sampler', 'sampler');
+  if (has('master.safetensors')) info.parts.master = await checkFilePart(dir, 'master.safetensors', 'master');
+  for (const p of Object.values(info.parts)) info.problems.push(...p.problems);
+  const { bytes, mtimeMs } = await dirBytes(dir);
+  info.bytes = bytes;
+  info.mtimeMs = mtimeMs;
+  info.complete = info.problems.length === 0;
+  return info;
+}
+
+export function compareCheckpoints(a: Pick<CheckpointInfo, 'nameEpoch' | 'nameStep' | 'name'>, b: Pick<CheckpointInfo, 'nameEpoch' | 'nameStep' | 'name'>): number {
+  return a.nameEpoch - b.nameEpoch || a.nameStep - b.nameStep || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+
+/**
+ * Every `epoch*-global_step*` dir of an experiment dir, oldest first (Open-Sora's `rm_checkpoints`
+ * order: epoch, then the step in the name). When `dir` is itself a checkpoint dir, that one alone.
+ */
+export async function listCheckpoints(dirIn: string): Promise<ExperimentListing> {
+  const dir = resolvePath(dirIn);
+  const s = await statOrNull(dir);
+  if (!s) throw new WeightsError('SORA5001', `no such directory: ${dir}`, 'pass the experiment dir that holds the epochN-global_stepM/ checkpoints (e.g. outputs/000-STDiT3-XL-2)', [], dir);
+  if (!s.isDirectory()) throw new WeightsError('SORA5101', `${dir} is not a directory`, 'pass the experiment dir that holds the epochN-global_stepM/ checkpoints', [], dir);
+  if (CKPT_NAME.test(basename(dir))) {
+    const one = await inspectCheckpoint(dir);
+    return { dir: dirname(dir), checkpoints: [one], latest: one.complete ? one : undefined, others: [] };
+  }
+  let ents;
+  try {
+    ents = await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    throw new WeightsError('SORA5012', `cannot read ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'check permissions', [], dir);
+  }
+  const names = ents.filter((e) => (e.isDirectory() || e.isSymbolicLink()) && CKPT_NAME.test(e.name)).map((e) => e.name);
+  const others = ents.filter((e) => !CKPT_NAME.test(e.name)).map((e) => e.name).sort();
+  // headers of different checkpoints are independent: inspect a few at a time
+  const infos: CheckpointInfo[] = new Array(names.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < names.length) {
+      const i = next++;
+      infos[i] = await inspectCheckpoint(join(dir, names[i]!));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, names.length) }, worker));
+  const checkpoints = infos.filter((c) => !c.pruned).sort(compareCheckpoints);
+  const complete = checkpoints.filter((c) => c.complete);
+  return { dir, checkpoints, latest: complete[complete.length - 1], others };
+}
+
+export interface PrunePlanItem {
+  checkpoint: CheckpointInfo;
+  action: 'keep' | 'delete';
+  reason: string;
+}
+
+export interface PruneOptions {
+  keep: number;
+  dryRun?: boolean;
+  /** keep incomplete checkpoints older than the latest complete one too (default: delete them) */
+  keepIncomplete?: boolean;
+  onDelete?: (item: PrunePlanItem) => void;
+}
+
+/** Which checkpoints `prune --keep N` keeps and deletes, newest first. */
+export function planPrune(listing: ExperimentListing, opts: Pick<PruneOptions, 'keep' | 'keepIncomplete'>): PrunePlanItem[] {
+  if (!Number.isInteger(opts.keep) || opts.keep < 1)
+    throw new WeightsError('SORA5104', `--keep must be an integer >= 1 (got ${opts.keep})`, 'prune never deletes the only complete checkpoint; to remove a whole experiment use rm -r');
+  const newestFirst = [...listing.checkpoints].reverse();
+  const latest = listing.latest;
+  let kept = 0;
+  return newestFirst.map((c): PrunePlanItem => {
+    if (c.complete) {
+      if (kept < opts.keep) {
+        kept++;
+        return { checkpoint: c, action: 'keep', reason: kept === 1 ? 'latest complete' : `complete, newest ${opts.keep}` };
+      }
+      return { checkpoint: c, action: 'delete', reason: `complete, older than the newest ${opts.keep}` };
+    }
+    if (!latest || compareCheckpoints(c, latest) > 0) return { checkpoint: c, action: 'keep', reason: 'incomplete and newer than the latest complete one: may still be being written' };
+    if (opts.keepIncomplete) return { checkpoint: c, action: 'keep', reason: 'incomplete (kept: --keep-incomplete)' };
+    return { checkpoint: c, action: 'delete', reason: `incomplete, older than the latest complete one: ${c.problems[0] ?? ''}` };
+  });
+}
+
+/**
+ * Delete a checkpoint so that no half-deleted dir ever looks like a checkpoint: it is first renamed
+ * to a hidden name in the same dir (atomic), then removed. An `eval/` sub-dir is kept in place, as
+ * Open-Sora's rm_checkpoints does.
+ */
+export async function deleteCheckpoint(dir: string): Promise<void> {
+  const trash = join(dirname(dir), `.${basename(dir)}.sorac-prune-${process.pid}-${randomBytes(3).toString('hex')}`);
+  await rename(dir, trash);
+  if ((await statOrNull(join(trash, 'eval')))?.isDirectory()) {
+    await mkdir(dir);
+    await rename(join(trash, 'eval'), join(dir, 'eval'));
+  }
+  await rm(trash, { recursive: true, force: true });
+}
+
+export async function pruneCheckpoints(expDir: string, opts: PruneOptions): Promise<{ listing: ExperimentListing; plan: PrunePlanItem[]; deleted: string[]; freedBytes: number }> {
+  const listing = await listCheckpoints(expDir);
+  const plan = planPrune(listing, opts);
+  const deleted: string[] = [];
+  let freedBytes = 0;
+  for (const item of plan) {
+    if (item.action !== 'delete') continue;
+    opts.onDelete?.(item);
+    if (!opts.dryRun) {
+      try {
+        await deleteCheckpoint(item.checkpoint.dir);
+      } catch (e) {
+        throw new WeightsError('SORA5105', `cannot delete ${item.checkpoint.dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'check that the experiment dir is writable', [], item.checkpoint.dir);
+      }
+    }
+    deleted.push(item.checkpoint.dir);
+    freedBytes += item.checkpoint.bytes;
+  }
+  return { listing, plan, deleted, freedBytes };
+}
+
+// ---- writing ---------------------------------------------------------------------------------
+
+export interface WriteTrainingCheckpointOptions {
+  epoch: number;
+  /** step within the epoch (running_states.json "step") */
+  step: number;
+  globalStep: number;
+  /** Open-Sora 2.0 names the dir after this (and writes it to running_states.json) */
+  actualUpdateStep?: number;
+  batchSize?: number | null;
+  /** the model weights (→ model/ shards + model.safetensors.index.json) */
+  model: WriterTensors;
+  /** EMA weights (→ ema.safetensors, which Open-Sora 2.0's CheckpointIO.load prefers) */
+  ema?: WriterTensors;
+  /** bytes per model shard (default 4096 MiB, Open-Sora's size_per_shard=4096) */
+  shardSize?: number;
+  /** carry these parts over byte-for-byte from an existing checkpoint dir (optimizer/, lr_scheduler, sampler, master.safetensors) */
+  copyFrom?: string;
+  /** extra running_states.json fields */
+  extraRunningStates?: Record<string, unknown>;
+  /** safetensors __metadata__ for the weight files */
+  metadata?: Readonly<Record<string, string>>;
+}
+
+function writerEntries(t: WriterTensors): [string, WriterTensor][] {
+  return t instanceof Map ? [...t.entries()] : Object.entries(t as Record<string, WriterTensor>);
+}
+
+async function fsyncDir(dir: string) {
+  try {
+    const dh = await open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch {
+    // best effort (not supported everywhere)
+  }
+}
+
+async function copyTree(src: string, dst: string): Promise<void> {
+  const s = await stat(src);
+  if (s.isDirectory()) {
+    await mkdir(dst);
+    for (const n of await readdir(src)) await copyTree(join(src, n), join(dst, n));
+    await fsyncDir(dst);
+    return;
+  }
+  const from = await open(src, 'r');
+  try {
+    await atomicWrite(dst, async (fh) => {
+      const buf = Buffer.allocUnsafe(8 << 20);
+      let pos = 0;
+      for (;;) {
+        const { bytesRead } = await from.read(buf, 0, buf.length, pos);
+        if (!bytesRead) break;
+        let w = 0;
+        while (w < bytesRead) w += (await fh.write(buf, w, bytesRead - w, pos + w)).bytesWritten;
+        pos += bytesRead;
+      }
+    });
+  } finally {
+    await from.close();
+  }
+}
+
+/**
+ * Write `<expDir>/epoch{E}-global_step{S}/` the way Open-Sora 2.0's CheckpointIO does (model/ as
+ * ColossalAI safetensors shards `model-0000K.safetensors` + `model.safetensors.index.json` with a
+ * float MiB total_size, `ema.safetensors`, `running_states.json` last), atomically: everything goes
+ * into a hidden temp dir next to it, every file and dir is fsynced, and the temp dir is renamed to
+ * its final name. An existing checkpoint of that name is never overwritten.
+ */
+export async function writeTrainingCheckpoint(expDir: string, opts: WriteTrainingCheckpointOptions): Promise<{ dir: string; files: string[] }> {
+  for (const [k, v] of [['epoch', opts.epoch], ['step', opts.step], ['globalStep', opts.globalStep]] as const)
+    if (!Number.isInteger(v) || v < 0) throw new WeightsError('SORA5104', `writeTrainingCheckpoint: ${k} must be a non-negative integer (got ${v})`);
+  const nameStep = opts.actualUpdateStep ?? opts.globalStep;
+  const name = `epoch${opts.epoch}-global_step${nameStep}`;
+  const root = resolvePath(expDir);
+  const final = join(root, name);
+  if (await statOrNull(final)) throw new WeightsError('SORA5103', `${final} already exists`, 'checkpoints are never overwritten; pick another step or delete it first', [], final);
+  await mkdir(root, { recursive: true });
+  const tmp = join(root, `.${name}.sorac-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  await mkdir(tmp);
+  const files: string[] = [];
+  try {
+    await mkdir(join(tmp, 'model'));
+    const shardSize = opts.shardSize ?? 4096 * 1024 * 1024;
+    const list = writerEntries(opts.model);
+    const groups: [string, WriterTensor][][] = [];
+    let cur: [string, WriterTensor][] = [];
+    let curSize = 0;
+    for (const e of list) {
+      const n = e[1].shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[e[1].dtype];
+      if (cur.length && curSize + n > shardSize) {
+        groups.push(cur);
+        cur = [];
+        curSize = 0;
+      }
+      cur.push(e);
+      curSize += n;
+    }
+    groups.push(cur);
+    const weightMap: Record<string, string> = {};
+    let totalMiB = 0;
+    for (let i = 0; i < groups.length; i++) {
+      const shard = `model-${String(i + 1).padStart(5, '0')}.safetensors`;
+      const w = await writeSafetensors(join(tmp, 'model', shard), new Map(groups[i]!), { metadata: opts.metadata });
+      files.push(`model/${shard}`);
+      for (const [k, t] of groups[i]!) {
+        weightMap[k] = shard;
+        totalMiB += (t.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[t.dtype]) / 1024 / 1024;
+      }
+      void w;
+    }
+    const index = JSON.stringify({ metadata: { total_size: totalMiB }, weight_map: weightMap }, null, 2) + '\n';
+    await atomicWrite(join(tmp, 'model', 'model.safetensors.index.json'), (fh) => fh.writeFile(index).then(() => undefined));
+    files.push('model/model.safetensors.index.json');
+    await fsyncDir(join(tmp, 'model'));
+    if (opts.ema) {
+      await writeSafetensors(join(tmp, 'ema.safetensors'), opts.ema, { metadata: opts.metadata });
+      files.push('ema.safetensors');
+    }
+    if (opts.copyFrom) {
+      for (const n of ['optimizer', 'lr_scheduler', 'sampler', 'master.safetensors']) {
+        const src = join(opts.copyFrom, n);
+        if (!(await statOrNull(src))) continue;
+        await copyTree(src, join(tmp, n));
+        files.push(n);
+      }
+    }
+    const rs: Record<string, unknown> = { epoch: opts.epoch, step: opts.step, global_step: opts.globalStep, batch_size: opts.batchSize ?? null };
+    if (opts.actualUpdateStep !== undefined) rs.actual_update_step = opts.actualUpdateStep;
+    Object.assign(rs, opts.extraRunningStates ?? {});
+    const rsText = JSON.stringify(rs, null, 4);
+    await atomicWrite(join(tmp, 'running_states.json'), (fh) => fh.writeFile(rsText).then(() => undefined));
+    files.push('running_states.json');
+    await fsyncDir(tmp);
+    try {
+      await rename(tmp, final);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new WeightsError('SORA5103', `${final} already exists`, 'checkpoints are never overwritten', [], final);
+      throw e;
+    }
+    await fsyncDir(root);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => {});
+    throw ioError(e, final);
+  }
+  return { dir: final, files };
+}
+
+/** Map a file-system error while writing `target` to a WeightsError with a clear message and fix. */
+export function ioError(e: unknown, target: string): unknown {
+  if (e instanceof WeightsError) return e;
+  const code = (e as NodeJS.ErrnoException)?.code;
+  const where = dirname(target);
+  switch (code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new WeightsError('SORA5105', `no space left on the device holding ${where} while writing ${basename(target)} (${code}); nothing was left at ${target}`, 'free space or write elsewhere (-o on another disk); the partial temp output was removed', [], target);
+    case 'EROFS':
+      return new WeightsError('SORA5105', `${where} is on a read-only file system (EROFS); nothing was written`, 'write to a writable location with -o', [], target);
+    case 'EACCES':
+    case 'EPERM':
+      return new WeightsError('SORA5105', `permission denied writing into ${where} (${code}); nothing was written`, 'write to a directory you can write to, or fix its permissions', [], target);
+    case 'ENOENT':
+      return new WeightsError('SORA5105', `${where} does not exist (${code})`, 'create the output directory first', [], target);
+    case 'ENOTDIR':
+      return new WeightsError('SORA5105', `a component of ${where} is not a directory (${code})`, 'check the output path', [], target);
+    default:
+      return e;
+  }
+}
