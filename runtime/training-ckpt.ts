@@ -102,9 +102,9 @@ export async function checkFileShape(path: string): Promise<{ ok: boolean; size:
       }
       return { ok: true, size };
     }
-    if (size >= 9 && (head[8] === 0x7b || head[8] === 0x20) && head.readBigUInt64LE(0) + 8n <= BigInt(size)) {
+    if (size >= 9 && (head[8] === 0x7b || head[8] === 0x20) && head.readBigUInt64LE(0) <= 100_000_000n) {
       const n = Number(head.readBigUInt64LE(0));
-      if (n > 100_000_000) return { ok: false, size, problem: `safetensors header of ${n} bytes` };
+      if (8 + n > size) return { ok: false, size, problem: `truncated: the safetensors header alone is ${8 + n} bytes, file has ${size}` };
       const hb = Buffer.alloc(n);
       await readExact(fh, hb, 0, n, 8);
       let h: Record<string, { data_offsets?: [number, number]; dtype?: string; shape?: number[] }>;
@@ -157,7 +157,7 @@ async function checkIndexedDir(ckptDir: string, rel: string, name: PartName, opt
       part.ok = part.problems.length === 0;
       return part;
     }
-    part.problems.push(single.length ? `${rel}/ holds ${single.length} weight files and no *.index.json` : `${rel}/ has no *.index.json (shards not indexed yet?)`);
+    part.problems.push(`${rel}/ has no *.index.json${single.length ? ` but ${single.length} weight files` : ''} (a save still in progress, or the index was lost)`);
     return part;
   }
   if (indexes.length > 1) {
