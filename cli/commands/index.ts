@@ -5,6 +5,7 @@ import { registerCheck } from './check.ts';
 import { registerCkpt } from './ckpt.ts';
 import { registerFmt } from './fmt.ts';
 import { registerInspect } from './inspect.ts';
+import { registerMigrate } from './migrate.ts';
 import { registerRun } from './run.ts';
 import { registerVerify } from './verify.ts';
 
@@ -12,4 +13,4 @@ import { registerVerify } from './verify.ts';
 export type RegisterCommand = (program: Command, io: CliIO, setExit: (code: number) => void) => void;
 
 // One import per command file; keep this list sorted.
-export const commands: RegisterCommand[] = [registerBuild, registerCheck, registerCkpt, registerFmt, registerInspect, registerRun, registerVerify];
+export const commands: RegisterCommand[] = [registerBuild, registerCheck, registerCkpt, registerFmt, registerInspect, registerMigrate, registerRun, registerVerify];

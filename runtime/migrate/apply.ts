@@ -1,0 +1,302 @@
+/**
+ * Apply a migration plan to a checkpoint, streaming: the plan is resolved against the source's
+ * header (no data read), then each output tensor is computed when the writer asks for it, so at
+ * most one output tensor and its inputs are in memory (a concat holds its parts). Tensors that a
+ * plan only renames or reshapes are copied straight from the source file in 8 MiB chunks without
+ * being materialised.
+ *
+ * The output is written atomically: a `.safetensors` path through the writer's temp-file +
+ * fsync + rename; a directory (sharded) is built in a hidden temp directory next to it and
+ * renamed into place at the end. The input is opened read-only and the output may not be (or
+ * be inside) any input file. `__metadata__` records the migration and the source's hash.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { open, rename, rm, stat, realpath, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, resolve as resolvePath, sep } from 'node:path';
+import { DTYPE_SIZE } from '../../compiler/dtype.ts';
+import { canonicalJson } from '../../compiler/keymap.ts';
+import { openWeights, type OpenWeightsOptions, type StoredTensor, type TensorStore } from '../store.ts';
+import { writeSafetensors, writeShardedSafetensors, type WriterTensor } from '../safetensors-writer.ts';
+import { verifyFile } from '../verify.ts';
+import { MigrateError } from './errors.ts';
+import { castBytes, concatDim, initBytes, padDim, permute, scaleBytes, sliceDim, tileDim } from './kernels.ts';
+import { invertPlan, planHash, type Plan } from './plan.ts';
+import { byteSize, passThrough, resolvePlan, type Node, type Resolved, type Sig } from './resolve.ts';
+
+export interface ApplyProgress {
+  readonly key: string;
+  readonly index: number;
+  readonly count: number;
+  readonly doneBytes: number;
+  readonly totalBytes: number;
+}
+
+export interface ApplyOptions {
+  /** checkpoint to read (anything openWeights accepts) */
+  readonly input: string;
+  /** `*.safetensors` → one file; anything else → a sharded directory */
+  readonly out: string;
+  /** a plan, or a function of the source's signature that returns one (built-ins; it handles direction itself) */
+  readonly plan: Plan | ((sig: ReadonlyMap<string, Sig>) => Plan);
+  /** apply the inverse of a static plan (ignored for a plan function) */
+  readonly reverse?: boolean;
+  /** replace an existing output */
+  readonly force?: boolean;
+  /** shard size in bytes for directory output (default 5 GB) */
+  readonly shardSize?: number;
+  /** `files` (default): sha256 of each source file; `header`: sha256 of the source's key/shape/dtype/offset table */
+  readonly sourceHash?: 'files' | 'header';
+  readonly open?: OpenWeightsOptions;
+  readonly onProgress?: (p: ApplyProgress) => void;
+  /** called after each output tensor is written to the temp output (tests use it to kill the process mid-apply) */
+  readonly afterTensor?: (index: number, key: string) => Promise<void> | void;
+}
+
+export interface ApplyResult {
+  readonly out: string;
+  readonly layout: 'file' | 'sharded';
+  readonly plan: Plan;
+  readonly planHash: string;
+  readonly tensors: number;
+  readonly bytes: number;
+  readonly seconds: number;
+  readonly source: { readonly files: string[]; readonly hash: string; readonly mode: 'files' | 'header' };
+  readonly largestTensorBytes: number;
+  readonly warnings: { code: string; message: string }[];
+  readonly ops: Resolved['ops'];
+}
+
+const CHUNK = 8 << 20;
+
+/** The signature (key → shape/dtype) of a store. */
+export function storeSignature(store: Pick<TensorStore, 'tensors'>): Map<string, Sig> {
+  const m = new Map<string, Sig>();
+  for (const [k, t] of store.tensors) m.set(k, { shape: t.shape, dtype: t.dtype });
+  return m;
+}
+
+/** Evaluate one output node to bytes (materialised). */
+export async function evalNode(n: Node, read: (key: string) => Promise<Uint8Array>, key: string, warn: (m: string) => void): Promise<Uint8Array> {
+  const e = n.expr;
+  const es = DTYPE_SIZE[n.sig.dtype];
+  switch (e.k) {
+    case 'src':
+      return read(e.key);
+    case 'view':
+      return evalNode(e.of, read, key, warn);
+    case 'permute':
+      return permute(await evalNode(e.of, read, key, warn), e.of.sig.shape, e.perm, es);
+    case 'slice':
+      return sliceDim(await evalNode(e.of, read, key, warn), e.of.sig.shape, e.dim, e.start, e.end, es);
+    case 'concat': {
+      const parts: Uint8Array[] = [];
+      for (const p of e.of) parts.push(await evalNode(p, read, key, warn));
+      return concatDim(parts, e.of.map((p) => p.sig.shape), e.dim, es);
+    }
+    case 'pad':
+      return padDim(await evalNode(e.of, read, key, warn), e.of.sig.shape, e.dim, e.before, e.after, e.mode, n.sig.dtype);
+    case 'tile':
+      return tileDim(await evalNode(e.of, read, key, warn), e.of.sig.shape, e.dim, e.times, es);
+    case 'scale': {
+      const r = scaleBytes(await evalNode(e.of, read, key, warn), n.sig.dtype, e.factor, key);
+      if (r.inexact) warn(`scale ×${e.factor} of ${key}: ${r.inexact} value(s) under/overflow in ${n.sig.dtype}, so scaling back will not restore them exactly`);
+      return r.bytes;
+    }
+    case 'cast':
+      return castBytes(await evalNode(e.of, read, key, warn), e.of.sig.dtype, e.to, key);
+    case 'init':
+      return initBytes(n.sig.shape, n.sig.dtype, e.fill, key);
+  }
+}
+
+/** Double-buffered chunk reader for a tensor stored contiguously at `offset` in `fh`. */
+async function* streamRange(fh: FileHandle, offset: number, length: number, file: string, key: string): AsyncIterable<Uint8Array> {
+  let bufs = [Buffer.allocUnsafe(Math.min(CHUNK, length)), Buffer.allocUnsafe(Math.min(CHUNK, Math.max(0, length - CHUNK)))];
+  const readAt = async (buf: Buffer, pos: number, n: number) => {
+    let got = 0;
+    while (got < n) {
+      const { bytesRead } = await fh.read(buf, got, n - got, offset + pos + got);
+      if (!bytesRead) throw new MigrateError('SORA6002', `${file} ended while reading ${key} (truncated?)`, 'run `sorac verify` on the input');
+      got += bytesRead;
+    }
+    return buf.subarray(0, n);
+  };
+  let pos = 0;
+  let i = 0;
+  let pending: Promise<Buffer> | undefined = length ? readAt(bufs[0]!, 0, Math.min(CHUNK, length)) : undefined;
+  while (pending) {
+    const cur = await pending;
+    const next = pos + cur.length;
+    pending = next < length ? readAt(bufs[(i + 1) % 2]!, next, Math.min(CHUNK, length - next)) : undefined;
+    yield cur;
+    pos = next;
+    i++;
+  }
+  bufs = [];
+}
+
+function errnoToMigrate(e: unknown, out: string): unknown {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new MigrateError('SORA6008', `no space left on the device while writing ${out}; nothing was written at ${out}`, 'free space (the output is about as large as the input) or pass --out on another disk');
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new MigrateError('SORA6008', `cannot write ${out}: ${code === 'EROFS' ? 'read-only file system' : 'permission denied'}`, 'pick an --out in a writable directory');
+  if (code === 'ENOENT' || code === 'ENOTDIR') return new MigrateError('SORA6008', `cannot write ${out}: the directory ${dirname(out)} does not exist`, `create it first (mkdir -p ${dirname(out)})`);
+  if (code === 'EFBIG') return new MigrateError('SORA6008', `cannot write ${out}: file too large for this file system or ulimit`, 'write a sharded directory instead (an --out without .safetensors) or raise the limit');
+  if (code === 'EIO') return new MigrateError('SORA6008', `I/O error while writing ${out}`, 'check the disk');
+  return e;
+}
+
+/** Check that `out` may be written: not an input, not inside an input dir, absent unless --force. */
+async function checkOutput(out: string, inputs: string[], force: boolean) {
+  const abs = resolvePath(out);
+  const real = async (p: string) => realpath(p).catch(() => resolvePath(p));
+  const outReal = join(await real(dirname(abs)), basename(abs));
+  for (const f of inputs) {
+    const r = await real(f);
+    if (r === outReal || r.startsWith(outReal + sep) || (await stat(outReal).then((s) => s.isDirectory(), () => false) && r.startsWith(outReal + sep)))
+      throw new MigrateError('SORA6007', `--out ${out} is (or contains) the input ${f}; a migration never modifies its input`, 'write to a new path');
+  }
+  const st = await stat(abs).catch(() => undefined);
+  if (st && !force) throw new MigrateError('SORA6007', `${out} already exists`, 'pick a new path, or pass --force to replace it (atomically, after the new output is complete)');
+  const parent = await stat(dirname(abs)).catch(() => undefined);
+  if (!parent || !parent.isDirectory()) throw new MigrateError('SORA6008', `cannot write ${out}: the directory ${dirname(abs)} does not exist`, `create it first (mkdir -p ${dirname(abs)})`);
+}
+
+/** sha256 of the signature table: keys, shapes, dtypes, files and offsets (documented in docs/cli/migrate.md). */
+function headerHash(store: TensorStore): string {
+  const rows = [...store.tensors.values()].map((t) => [t.key, t.dtype, t.shape, basename(t.file), t.offset ?? null]).sort((a, b) => ((a[0] as string) < (b[0] as string) ? -1 : 1));
+  return createHash('sha256').update(canonicalJson(rows, 0)).digest('hex');
+}
+
+async function filesHash(files: string[]): Promise<string> {
+  const out: Record<string, string> = {};
+  const buf = Buffer.allocUnsafe(16 << 20);
+  for (const f of files) {
+    const r = await verifyFile(f, buf);
+    if (!r.sha256) throw new MigrateError('SORA6002', `cannot hash the input ${f}: ${r.detail ?? r.status}`, 'run `sorac verify` on the input');
+    out[basename(f)] = r.sha256;
+  }
+  return files.length === 1 ? out[basename(files[0]!)]! : canonicalJson(out, 0).trim();
+}
+
+export async function applyMigration(opts: ApplyOptions): Promise<ApplyResult> {
+  const t0 = performance.now();
+  const given = opts.plan;
+  const staticPlan = typeof given === 'function' ? undefined : opts.reverse ? invertPlan(given) : given;
+  const store = await openWeights(opts.input, opts.open ?? {});
+  try {
+    const files = store.files.filter((f) => !f.endsWith('.json'));
+    await checkOutput(opts.out, store.files, !!opts.force);
+    const sig = storeSignature(store);
+    const plan = staticPlan ?? (given as (s: ReadonlyMap<string, Sig>) => Plan)(sig);
+    const resolved = resolvePlan(plan, sig);
+    const warnings: { code: string; message: string }[] = [...resolved.warnings];
+    const mode = opts.sourceHash ?? 'files';
+    // hash the source while the output is written (both are I/O bound; they share the page cache)
+    const hashP = mode === 'header' ? Promise.resolve(headerHash(store)) : filesHash(files);
+    hashP.catch(() => {});
+
+    const handles = new Map<string, Promise<FileHandle>>();
+    const fhOf = (file: string) => {
+      if (!handles.has(file)) handles.set(file, open(file, 'r'));
+      return handles.get(file)!;
+    };
+    const read = (key: string) => {
+      const t = store.tensors.get(key);
+      if (!t) throw new Error(`internal: source ${key} vanished`);
+      return t.read();
+    };
+    const entries = [...resolved.tensors];
+    const totalBytes = entries.reduce((a, [, n]) => a + byteSize(n.sig), 0);
+    let done = 0;
+    let index = 0;
+    let largest = 0;
+    const tensors = new Map<string, WriterTensor>();
+    for (const [key, node] of entries) {
+      largest = Math.max(largest, byteSize(node.sig));
+      const src = passThrough(node);
+      const st: StoredTensor | undefined = src !== undefined ? store.tensors.get(src) : undefined;
+      const size = byteSize(node.sig);
+      const finish = async () => {
+        done += size;
+        const i = index++;
+        opts.onProgress?.({ key, index: i, count: entries.length, doneBytes: done, totalBytes });
+        await opts.afterTensor?.(i, key);
+      };
+      tensors.set(key, {
+        dtype: node.sig.dtype,
+        shape: node.sig.shape,
+        data: async function* () {
+          if (st && st.offset !== undefined) {
+            yield* streamRange(await fhOf(st.file), st.offset, st.byteLength, st.file, st.key);
+          } else {
+            yield await evalNode(node, read, key, (m) => warnings.push({ code: 'SORA6010', message: m }));
+          }
+          await finish();
+        },
+      });
+    }
+    const srcMeta: Record<string, string> = {};
+    for (const [k, v] of Object.entries(store.metadata)) if (typeof v === 'string' && !k.startsWith('sorac.migration') && !k.startsWith('sorac.source')) srcMeta[k] = v;
+    const hash = planHash(plan);
+    const planJson = canonicalJson(plan, 0).trim();
+    let sourceHash: string;
+    const metaFor = async () => {
+      sourceHash = await hashP;
+      return {
+        ...srcMeta,
+        'sorac.migration': plan.name,
+        'sorac.migration.hash': hash,
+        ...(planJson.length <= 65536 ? { 'sorac.migration.plan': planJson } : {}),
+        'sorac.source': files.map((f) => basename(f)).join(','),
+        'sorac.source.sha256': mode === 'header' ? `header:${sourceHash}` : sourceHash,
+      };
+    };
+
+    const abs = resolvePath(opts.out);
+    const layout: 'file' | 'sharded' = abs.endsWith('.safetensors') ? 'file' : 'sharded';
+    try {
+      // the metadata sits in the header, which is written first: the source hash must be known before
+      // the data is streamed. For the default 'files' mode the hash pass therefore runs first; it is a
+      // sequential read that also warms the page cache for the copy.
+      const metadata = await metaFor();
+      if (layout === 'file') {
+        await writeSafetensors(abs, tensors, { metadata });
+      } else {
+        const tmp = join(dirname(abs), `.${basename(abs)}.sorac-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+        try {
+          const { mkdir } = await import('node:fs/promises');
+          await mkdir(tmp);
+          await writeShardedSafetensors(tmp, tensors, { metadata, ...(opts.shardSize ? { maxShardSize: opts.shardSize } : {}) });
+          if (opts.force && (await stat(abs).catch(() => undefined))) {
+            const old = `${tmp}-old`;
+            await rename(abs, old);
+            await rename(tmp, abs);
+            await rm(old, { recursive: true, force: true });
+          } else await rename(tmp, abs);
+        } catch (e) {
+          await rm(tmp, { recursive: true, force: true }).catch(() => {});
+          throw e;
+        }
+      }
+    } catch (e) {
+      throw errnoToMigrate(e, opts.out);
+    } finally {
+      for (const p of handles.values()) await p.then((h) => h.close()).catch(() => {});
+    }
+    return {
+      out: opts.out,
+      layout,
+      plan,
+      planHash: hash,
+      tensors: entries.length,
+      bytes: totalBytes,
+      seconds: (performance.now() - t0) / 1000,
+      source: { files, hash: sourceHash!, mode },
+      largestTensorBytes: largest,
+      warnings,
+      ops: resolved.ops,
+    };
+  } finally {
+    await store.close();
+  }
+}
