@@ -57,6 +57,8 @@ export interface Suggestion {
   readonly migration?: MigrationName;
   /** how to apply it, when it is not a migration (e.g. an open option) */
   readonly how?: string;
+  /** for a migration: the exact `sorac migrate apply …` command */
+  readonly command?: string;
 }
 
 export interface LoadReport {
@@ -82,6 +84,16 @@ export interface LoadReportOptions {
   allowUnexpected?: readonly string[];
   /** fail on any dtype difference (default: only on float↔int/bool differences; float casts are reported) */
   strictDtype?: boolean;
+  /** the weights argument as the user wrote it, for the `sorac migrate apply` commands in suggestions */
+  weights?: string;
+}
+
+/** The `sorac migrate apply` command that performs a suggested migration (docs/cli/migrate.md). */
+export function migrateCommand(name: MigrationName, weights = 'WEIGHTS', params: Record<string, string | number> = {}): string {
+  const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+  const out = weights.endsWith('.safetensors') ? weights.replace(/\.safetensors$/, `.${name}.safetensors`) : `${weights.replace(/\/+$/, '')}-${name}`;
+  const ps = Object.entries(params).map(([k, v]) => ` --param ${k}=${v}`).join('');
+  return `sorac migrate apply ${name} --in ${q(weights)} --out ${q(out)}${ps}`;
 }
 
 export function globToRegExp(glob: string): RegExp {
@@ -142,6 +154,9 @@ function dtypeFix(model: DType, ckpt: DType): { fix: string; blocking: boolean }
   return { fix: `${ckpt} values cannot stand in for ${model}: re-export the tensor with the right dtype`, blocking: true };
 }
 
+/** The layouts the mmdit-*-qkv built-ins handle: `P.qkv` ↔ `P.{q,k,v}_proj` anywhere, and MMDiT's single-block `linear1` ↔ `q_proj/k_proj/v_mlp`. */
+const MMDIT_FUSED = /^(.+\.(qkv|q_proj|k_proj|v_proj)|single_blocks\.\d+\.(linear1|v_mlp))\.(weight|bias)$/;
+
 const QKV_SPLITS: [string, string, string][] = [
   ['q_proj', 'k_proj', 'v_proj'],
   ['to_q', 'to_k', 'to_v'],
@@ -198,6 +213,8 @@ export function loadReport(keymap: Keymap, store: Pick<TensorStore, 'tensors'> &
     suggestions.push({ title: `${names}: ${items[0]!.fix}`, keys: items.length, migration: m });
   }
   if (allowedMissing.length) notes.push(`${allowedMissing.length} model key(s) absent but allowed by --allow-missing`);
+  const rows = shapeMismatch.find((i) => i.migration === 'caption-table-resize')?.expected?.shape[0];
+  const withCommands = suggestions.map((g) => (g.migration ? { ...g, command: migrateCommand(g.migration, opts.weights, g.migration === 'caption-table-resize' && rows !== undefined ? { rows } : {}) } : g));
 
   const ok = missing.length === 0 && unexpected.length === 0 && shapeMismatch.length === 0 && blockingDtype === 0 && (!opts.strictDtype || dtypeMismatch.length === 0);
   return {
@@ -210,7 +227,7 @@ export function loadReport(keymap: Keymap, store: Pick<TensorStore, 'tensors'> &
     shapeMismatch,
     dtypeMismatch,
     allowedMissing,
-    suggestions,
+    suggestions: withCommands,
     notes,
   };
 }
@@ -295,6 +312,8 @@ function detectRenames(missing: LoadIssue[], unexpected: LoadIssue[], suggestion
       const pat = [...segs.slice(0, i), '\u0000', ...segs.slice(i + 1)].join('.');
       for (const { m, seg } of index.get(pat) ?? []) {
         if (seg === s || m.counterpart) continue;
+        // a rename keeps the tensor: a different shape is not explained by it (fused qkv vs q_proj …)
+        if (!same(u.found!.shape, m.expected!.shape)) continue;
         const r = `${s}\u0000${seg}`;
         if (!renames.has(r)) renames.set(r, []);
         renames.get(r)!.push([u, m]);
@@ -317,46 +336,52 @@ function detectQkv(missing: LoadIssue[], unexpected: LoadIssue[], suggestions: S
   const mMap = new Map(missing.map((m) => [m.key, m]));
   let fuse = 0;
   let unfuse = 0;
+  let other = 0;
   for (const m of missing) {
-    const r = /^(.*)\.qkv\.(weight|bias)$/.exec(m.key);
+    const r = /^(.*)\.(qkv|linear1)\.(weight|bias)$/.exec(m.key);
     if (!r) continue;
-    for (const [q, k, v] of QKV_SPLITS) {
-      const parts = [q, k, v].map((n) => uMap.get(`${r[1]}.${n}.${r[2]}`));
+    for (const [q, k, v] of r[2] === 'linear1' ? [['q_proj', 'k_proj', 'v_mlp'] as [string, string, string]] : QKV_SPLITS) {
+      const parts = [q, k, v].map((n) => uMap.get(`${r[1]}.${n}.${r[3]}`));
       if (parts.some((p) => !p)) continue;
-      const fix = `concatenate ${[q, k, v].join('/')} along dim 0 into qkv`;
+      const fix = `concatenate ${[q, k, v].join('/')} along dim 0 into ${r[2]}`;
+      const mm = MMDIT_FUSED.test(m.key) && (q === 'q_proj' || r[2] === 'linear1');
       m.fix = fix;
-      m.migration = 'mmdit-fuse-qkv';
+      if (mm) m.migration = 'mmdit-fuse-qkv';
       m.counterpart = parts.map((p) => p!.key).join(', ');
       for (const p of parts) {
         p!.fix = fix;
-        p!.migration = 'mmdit-fuse-qkv';
+        if (mm) p!.migration = 'mmdit-fuse-qkv';
         p!.counterpart = m.key;
       }
-      fuse++;
+      if (mm) fuse++;
+      else other++;
       break;
     }
   }
   for (const u of unexpected) {
-    const r = /^(.*)\.qkv\.(weight|bias)$/.exec(u.key);
+    const r = /^(.*)\.(qkv|linear1)\.(weight|bias)$/.exec(u.key);
     if (!r) continue;
-    for (const [q, k, v] of QKV_SPLITS) {
-      const parts = [q, k, v].map((n) => mMap.get(`${r[1]}.${n}.${r[2]}`));
+    for (const [q, k, v] of r[2] === 'linear1' ? [['q_proj', 'k_proj', 'v_mlp'] as [string, string, string]] : QKV_SPLITS) {
+      const parts = [q, k, v].map((n) => mMap.get(`${r[1]}.${n}.${r[3]}`));
       if (parts.some((p) => !p)) continue;
-      const fix = `split qkv into ${[q, k, v].join('/')} (3 equal chunks along dim 0)`;
+      const fix = r[2] === 'linear1' ? `split linear1 into ${[q, k, v].join('/')} (C, C, C+M rows along dim 0)` : `split qkv into ${[q, k, v].join('/')} (3 equal chunks along dim 0)`;
+      const mm = MMDIT_FUSED.test(u.key) && (q === 'q_proj' || r[2] === 'linear1');
       u.fix = fix;
-      u.migration = 'mmdit-unfuse-qkv';
+      if (mm) u.migration = 'mmdit-unfuse-qkv';
       u.counterpart = parts.map((p) => p!.key).join(', ');
       for (const p of parts) {
         p!.fix = fix;
-        p!.migration = 'mmdit-unfuse-qkv';
+        if (mm) p!.migration = 'mmdit-unfuse-qkv';
         p!.counterpart = u.key;
       }
-      unfuse++;
+      if (mm) unfuse++;
+      else other++;
       break;
     }
   }
   if (fuse) suggestions.push({ title: `the checkpoint has separate q/k/v projections where the model has a fused qkv (${fuse} tensors)`, keys: fuse, migration: 'mmdit-fuse-qkv' });
   if (unfuse) suggestions.push({ title: `the checkpoint has a fused qkv where the model has separate q/k/v projections (${unfuse} tensors)`, keys: unfuse, migration: 'mmdit-unfuse-qkv' });
+  if (other) suggestions.push({ title: `fused vs separate q/k/v projections outside the MMDiT layout (${other} tensors)`, keys: other, how: 'write a migration with split/concat ops: `sorac migrate new CHECKPOINT MODEL.sora -o migrations/NAME.ts`' });
 }
 
 const sig = (s?: TensorSig) => (s ? `${fmt(s.shape)} ${s.dtype}` : '');
@@ -405,7 +430,7 @@ export function renderLoadReport(r: LoadReport, opts: { maxLines?: number } = {}
   }
   if (r.suggestions.length) {
     s += '\nsuggested fixes:\n';
-    for (const g of r.suggestions) s += `  - ${g.title}${g.migration ? ` → migration ${g.migration}` : ''}${g.how ? `\n      ${g.how}` : ''}\n`;
+    for (const g of r.suggestions) s += `  - ${g.title}${g.migration ? ` → migration ${g.migration}` : ''}${g.how ? `\n      ${g.how}` : ''}${g.command ? `\n      run: ${g.command}` : ''}\n`;
   }
   if (r.allowedMissing.length) {
     s += `\nallowed missing (${r.allowedMissing.length}):\n`;

@@ -62,7 +62,7 @@ export const registerCheck: RegisterCommand = (program: Command, io: CliIO, setE
           throw weightsErrorToUser(e);
         }
         try {
-          const r = loadReport(m.keymap, withAliases(m.keymap, store), { allowMissing: opts.allowMissing ?? [] });
+          const r = loadReport(m.keymap, withAliases(m.keymap, store), { allowMissing: opts.allowMissing ?? [], weights: opts.weights });
           report = r;
           reportOk = r.ok;
           reportText = renderLoadReport(r);

@@ -96,13 +96,12 @@ const pixartToStdit3: Builtin = {
   },
 };
 
-/** MMDiT sizes from a signature: hidden size C and the single-block v_mlp rows (C+M). */
+/** MMDiT sizes from a signature: hidden size C and the single-block v_mlp rows (C+M); undefined when there are no MMDiT blocks. */
 function mmdit(sig: ReadonlyMap<string, Sig>, fused: boolean, name: string) {
   const dq = find(sig, fused ? /^double_blocks\.\d+\.(img|txt)_attn\.qkv\.weight$/ : /^double_blocks\.\d+\.(img|txt)_attn\.q_proj\.weight$/);
   const sq = find(sig, fused ? /^single_blocks\.\d+\.linear1\.weight$/ : /^single_blocks\.\d+\.q_proj\.weight$/);
   const sv = find(sig, /^single_blocks\.\d+\.v_mlp\.weight$/);
-  if (!dq.length && !sq.length)
-    none(name, fused ? 'fused MMDiT projections (double_blocks.N.{img,txt}_attn.qkv, single_blocks.N.linear1)' : 'unfused MMDiT projections (double_blocks.N.{img,txt}_attn.q_proj, single_blocks.N.q_proj)', sig, /^(double|single)_blocks\.0\./, fused ? 'already unfused?' : 'already fused?');
+  if (!dq.length && !sq.length) return undefined;
   const C = dq.length ? (fused ? dq[0]![1].shape[1]! : dq[0]![1].shape[0]!) : fused ? sq[0]![1].shape[1]! : sq[0]![1].shape[0]!;
   const rows1 = fused ? sq[0]?.[1].shape[0] : undefined;
   const vRows = fused ? (rows1 !== undefined ? rows1 - 2 * C : undefined) : sv[0]?.[1].shape[0];
@@ -114,29 +113,49 @@ const D_FUSED = 'double_blocks.(\\d+).(img|txt)_attn.qkv.(weight|bias)';
 const D_PARTS = ['q_proj', 'k_proj', 'v_proj'].map((p) => `double_blocks.$1.$2_attn.${p}.$3`);
 const S_FUSED = 'single_blocks.(\\d+).linear1.(weight|bias)';
 const S_PARTS = ['q_proj', 'k_proj', 'v_mlp'].map((p) => `single_blocks.$1.${p}.$2`);
+const MM_KEY = /^(double_blocks\.\d+\.(img|txt)_attn|single_blocks\.\d+)\./;
 
 function unfuseOps(sig: ReadonlyMap<string, Sig>, name: string): Op[] {
-  const { C, vRows, hasDouble, hasSingle } = mmdit(sig, true, name);
+  const mm = mmdit(sig, true, name);
   const ops: Op[] = [];
-  if (hasDouble) ops.push({ op: 'split', key: D_FUSED, dim: 0, into: D_PARTS, sizes: [C, C, C] });
-  if (hasSingle) ops.push({ op: 'split', key: S_FUSED, dim: 0, into: S_PARTS, sizes: [C, C, vRows!] });
+  if (mm?.hasDouble) ops.push({ op: 'split', key: D_FUSED, dim: 0, into: D_PARTS, sizes: [mm.C, mm.C, mm.C] });
+  if (mm?.hasSingle) ops.push({ op: 'split', key: S_FUSED, dim: 0, into: S_PARTS, sizes: [mm.C, mm.C, mm.vRows!] });
+  // any other fused `P.qkv.{weight,bias}` → P.q_proj / P.k_proj / P.v_proj (three equal row blocks)
+  for (const [k, s] of find(sig, /^(.+)\.qkv\.(weight|bias)$/)) {
+    if (MM_KEY.test(k)) continue;
+    const r = s.shape[0]!;
+    if (r % 3) throw new MigrateError('SORA6002', `${name}: ${k} ${fmt(s.shape)} has ${r} rows, not 3 equal blocks`);
+    const [, p, leaf] = /^(.+)\.qkv\.(weight|bias)$/.exec(k)!;
+    ops.push({ op: 'split', key: k, dim: 0, into: ['q_proj', 'k_proj', 'v_proj'].map((n) => `${p}.${n}.${leaf}`), sizes: [r / 3, r / 3, r / 3] });
+  }
+  if (!ops.length) none(name, 'fused projections (double_blocks.N.{img,txt}_attn.qkv, single_blocks.N.linear1, or P.qkv)', sig, /^(double|single)_blocks\.0\./, 'already unfused?');
   return ops;
 }
 
 function fuseOps(sig: ReadonlyMap<string, Sig>, name: string): Op[] {
-  const { C, vRows, hasDouble, hasSingle } = mmdit(sig, false, name);
+  const mm = mmdit(sig, false, name);
   const ops: Op[] = [];
-  if (hasDouble) ops.push({ op: 'concat', from: ['double_blocks.(\\d+).(img|txt)_attn.q_proj.(weight|bias)', ...D_PARTS.slice(1)], dim: 0, to: 'double_blocks.$1.$2_attn.qkv.$3', sizes: [C, C, C] });
-  if (hasSingle) {
-    if (vRows === undefined) throw new MigrateError('SORA6002', `${name}: single_blocks have q_proj but no v_mlp`);
-    ops.push({ op: 'concat', from: ['single_blocks.(\\d+).q_proj.(weight|bias)', ...S_PARTS.slice(1)], dim: 0, to: 'single_blocks.$1.linear1.$2', sizes: [C, C, vRows] });
+  if (mm?.hasDouble) ops.push({ op: 'concat', from: ['double_blocks.(\\d+).(img|txt)_attn.q_proj.(weight|bias)', ...D_PARTS.slice(1)], dim: 0, to: 'double_blocks.$1.$2_attn.qkv.$3', sizes: [mm.C, mm.C, mm.C] });
+  if (mm?.hasSingle) {
+    if (mm.vRows === undefined) throw new MigrateError('SORA6002', `${name}: single_blocks have q_proj but no v_mlp`);
+    ops.push({ op: 'concat', from: ['single_blocks.(\\d+).q_proj.(weight|bias)', ...S_PARTS.slice(1)], dim: 0, to: 'single_blocks.$1.linear1.$2', sizes: [mm.C, mm.C, mm.vRows] });
   }
+  // any other P.q_proj / P.k_proj / P.v_proj → P.qkv
+  for (const [k, s] of find(sig, /^(.+)\.q_proj\.(weight|bias)$/)) {
+    if (MM_KEY.test(k)) continue;
+    const [, p, leaf] = /^(.+)\.q_proj\.(weight|bias)$/.exec(k)!;
+    const kk = sig.get(`${p}.k_proj.${leaf}`);
+    const vv = sig.get(`${p}.v_proj.${leaf}`);
+    if (!kk || !vv) continue;
+    ops.push({ op: 'concat', from: [k, `${p}.k_proj.${leaf}`, `${p}.v_proj.${leaf}`], dim: 0, to: `${p}.qkv.${leaf}`, sizes: [s.shape[0]!, kk.shape[0]!, vv.shape[0]!] });
+  }
+  if (!ops.length) none(name, 'separate q_proj/k_proj/v_proj (or single-block q_proj/k_proj/v_mlp) projections', sig, /^(double|single)_blocks\.0\./, 'already fused?');
   return ops;
 }
 
 const unfuse: Builtin = {
   name: 'mmdit-unfuse-qkv',
-  description: 'MMDiT fused → unfused projections (Flux layout → Open-Sora 2.0): double_blocks.N.{img,txt}_attn.qkv → q_proj/k_proj/v_proj (3 × C rows); single_blocks.N.linear1 → q_proj/k_proj/v_mlp (C, C, C+M rows)',
+  description: 'MMDiT fused → unfused projections (Flux layout → Open-Sora 2.0): double_blocks.N.{img,txt}_attn.qkv → q_proj/k_proj/v_proj (3 × C rows); single_blocks.N.linear1 → q_proj/k_proj/v_mlp (C, C, C+M rows); any other P.qkv → P.q_proj/k_proj/v_proj (3 equal blocks)',
   upstream: 'opensora/models/mmdit layers: fused_qkv=True/False parameter layouts (stdit.md §5.3)',
   params: [],
   plan(sig, _p, reverse) {
