@@ -9,6 +9,8 @@ import { type LoadReport, loadReport } from '../runtime/load-report.ts';
 import { createSession, type SessionOptions, type SoracSession } from '../runtime/session.ts';
 import { openWeights, type OpenWeightsOptions, type TensorStore } from '../runtime/store.ts';
 import { withAliases } from '../runtime/aliases.ts';
+import { graphForDevice } from '../runtime/cpu-lowering.ts';
+import { describeLossy, lossyConversions } from '../runtime/lossy.ts';
 
 export class ModelError extends Error {
   constructor(
@@ -32,6 +34,8 @@ export interface LoadedModel {
 export interface LoadOptions extends OpenWeightsOptions, SessionOptions {
   /** Glob patterns of keys that may be missing (deliberate partial loads). */
   readonly allowMissing?: readonly string[];
+  /** Accept narrowing checkpoint dtypes at load (e.g. f32 weights into a bf16 model). */
+  readonly allowLossy?: boolean;
 }
 
 function graphFor(model: CompiledModel, entry: string, absent: ReadonlySet<string>): IrGraph {
@@ -60,7 +64,12 @@ export async function load(model: CompiledModel, weights: string | TensorStore, 
       const key = `${entry}|${[...a].sort().join(',')}`;
       let s = sessions.get(key);
       if (!s) {
-        s = createSession(graphFor(model, entry, a), store, opts);
+        const g = graphFor(model, entry, a);
+        const lossy = lossyConversions(g, store);
+        if (lossy.length && !opts.allowLossy) return Promise.reject(new ModelError(`loading would narrow ${lossy.length} tensor(s) to the model's dtypes (pass allowLossy):\n${describeLossy(lossy)}`));
+        const prepared = graphForDevice(g, opts.device ?? 'auto');
+        if (prepared.note) opts.onInfo?.(prepared.note);
+        s = createSession(prepared.graph, store, opts);
         sessions.set(key, s);
       }
       return s;

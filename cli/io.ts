@@ -8,8 +8,18 @@ export interface CliIO {
   readonly cwd: string;
 }
 
+let pipeHandled = false;
+
 export function defaultIO(): CliIO {
   const isTTY = !!process.stdout.isTTY;
+  if (!pipeHandled) {
+    // `sorac ... | head`: a closed pipe is not an error worth a stack trace
+    pipeHandled = true;
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(0);
+      throw e;
+    });
+  }
   return {
     stdout: (s) => void process.stdout.write(s),
     stderr: (s) => void process.stderr.write(s),

@@ -10,6 +10,7 @@ import { EXIT, UserError } from './io.ts';
 import { renderDiagnostics, type Sources } from './render.ts';
 
 export interface ModelOpts {
+  dtype?: string[];
   config?: string;
   set?: string[];
   model?: string;
@@ -77,7 +78,13 @@ export function compileFromCli(file: string, opts: ModelOpts, io: CliIO): Compil
   checkSourceFile(file);
   const set = parseSets(opts.set ?? []);
   const cfgFile = opts.config ? { path: opts.config, values: readConfigFile(opts.config) } : undefined;
-  return compile({ file, host: fsHost, cwd: io.cwd, ...(opts.model ? { model: opts.model } : {}), config: { ...(cfgFile ? { file: cfgFile } : {}), set } });
+  const dtype: Record<string, string> = {};
+  for (const d of opts.dtype ?? []) {
+    const i = d.indexOf('=');
+    if (i <= 0) throw new UserError(`--dtype ${d}: expected rule=value`, 'e.g. --dtype compute=bf16 --dtype params=bf16', EXIT.USAGE);
+    dtype[d.slice(0, i).trim()] = d.slice(i + 1).trim();
+  }
+  return compile({ file, host: fsHost, cwd: io.cwd, ...(opts.model ? { model: opts.model } : {}), config: { ...(cfgFile ? { file: cfgFile } : {}), set }, ...(opts.dtype?.length ? { dtype } : {}) });
 }
 
 export function sourcesOf(m: CompiledModel): Sources {

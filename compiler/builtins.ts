@@ -19,6 +19,8 @@ export interface BuiltinCtx {
   readonly g: GraphBuilder;
   readonly span: Span;
   readonly policy: DtypePolicy;
+  /** the compute dtype in effect at this call (policy compute, or an island's) */
+  readonly compute: DType;
 }
 
 type Arg = { v: Value; span: Span; name?: Ident };
@@ -115,10 +117,17 @@ function mathFn(onnx: string, f: (x: number) => number, needFloat = true): Built
   };
 }
 
-function f32Island<R>(ctx: BuiltinCtx, x: Tensor, body: (x32: Tensor) => Tensor): Tensor {
-  const x32 = x.dtype === 'f32' || x.dtype === 'f64' ? x : ops.cast(ctx, x, 'f32');
+/** Compute `body` in f32 and cast back to x's dtype (the reference implementations' f32 islands). */
+function f32Island(ctx: BuiltinCtx, x: Tensor, body: (x32: Tensor) => Tensor, why = 'f32 island'): Tensor {
+  const x32 = x.dtype === 'f32' || x.dtype === 'f64' ? x : ops.cast(ctx, x, 'f32', why);
   const y = body(x32);
-  return y.dtype === x.dtype ? y : ops.cast(ctx, y, x.dtype);
+  return y.dtype === x.dtype ? y : ops.cast(ctx, y, x.dtype, `${why} (back)`);
+}
+
+/** Op-kind islands from the policy's `f32:` list (e.g. `f32: [softmax, layer_norm]`). */
+function maybeIsland(ctx: BuiltinCtx, op: string, x: Tensor, body: (x: Tensor) => Tensor): Tensor {
+  if (ctx.policy.f32Ops.has(op) && x.dtype !== 'f32' && isFloat(x.dtype)) return f32Island(ctx, x, body, `dtype rule f32: [${op}]`);
+  return body(x);
 }
 
 function geluTanh(ctx: BuiltinCtx, x: Tensor): Tensor {
@@ -223,6 +232,19 @@ export const BUILTINS: Record<string, Builtin> = {
     if (v.k === 'int' || v.k === 'float') return { k: 'float', v: 1 / Math.sqrt(v.v) };
     const t = T(ctx, a.x);
     return tv(ops.unary(ctx, 'Reciprocal', ops.unary(ctx, 'Sqrt', t)));
+  },
+  dtype_min(ctx, pos, kw) {
+    // torch.finfo(dtype).min: the large negative used for additive attention masks
+    const a = sig(ctx, 'dtype_min', pos, kw, ['dtype']);
+    const d = Dt(ctx, a.dtype);
+    const MIN: Partial<Record<DType, number>> = { f32: -3.4028234663852886e38, f64: -Number.MAX_VALUE, bf16: -3.3895313892515355e38, f16: -65504 };
+    if (MIN[d] === undefined) ctx.interp.error('SORA3012', `dtype_min needs a floating dtype, got ${d}`, a.dtype!.span);
+    return { k: 'float', v: MIN[d]! };
+  },
+  compute_dtype(ctx, pos, kw) {
+    // the compute dtype in effect here (the policy's, or the enclosing island's)
+    sig(ctx, 'compute_dtype', pos, kw, []);
+    return { k: 'dtype', d: ctx.compute };
   },
   // ---- shapes ----
   shape(ctx, pos, kw) {
@@ -446,7 +468,8 @@ export const BUILTINS: Record<string, Builtin> = {
     const a = sig(ctx, 'silu', pos, kw, ['x']);
     const t = T(ctx, a.x);
     ops.requireFloat(ctx, t, 'silu');
-    return tv(ops.binary(ctx, '*', t, ops.unary(ctx, 'Sigmoid', t)));
+    // one kernel upstream: computed in f32 inside, rounded once in reduced precision
+    return tv(f32Island(ctx, t, (x) => ops.binary(ctx, '*', x, ops.unary(ctx, 'Sigmoid', x)), 'silu kernel'));
   },
   gelu(ctx, pos, kw) {
     const a = sig(ctx, 'gelu', pos, kw, ['x', 'approximate?']);
@@ -454,11 +477,13 @@ export const BUILTINS: Record<string, Builtin> = {
     ops.requireFloat(ctx, t, 'gelu');
     const mode = S(ctx, a.approximate, 'none');
     if (mode !== 'none' && mode !== 'tanh') ctx.interp.error('SORA3012', `gelu approximate must be "none" or "tanh", got "${mode}"`, a.approximate!.span);
-    return tv(mode === 'tanh' ? geluTanh(ctx, t) : geluErf(ctx, t));
+    // one kernel upstream: computed in f32 inside, rounded once in reduced precision
+    return tv(f32Island(ctx, t, (x) => (mode === 'tanh' ? geluTanh(ctx, x) : geluErf(ctx, x)), 'gelu kernel'));
   },
   softmax(ctx, pos, kw) {
     const a = sig(ctx, 'softmax', pos, kw, ['x', 'dim?']);
-    return tv(ops.softmax(ctx, T(ctx, a.x), I(ctx, a.dim, -1)));
+    const dim = I(ctx, a.dim, -1);
+    return tv(maybeIsland(ctx, 'softmax', T(ctx, a.x), (x) => ops.softmax(ctx, x, dim)));
   },
   mean(ctx, pos, kw) {
     return reduceFn(ctx, pos, kw, 'mean', 'ReduceMean');
@@ -503,7 +528,7 @@ export const BUILTINS: Record<string, Builtin> = {
   },
   full(ctx, pos, kw) {
     const a = sig(ctx, 'full', pos, kw, ['shape', 'value', 'dtype?']);
-    const dt = Dt(ctx, a.dtype, ctx.policy.compute);
+    const dt = Dt(ctx, a.dtype, ctx.compute);
     const v = F(ctx, a.value);
     const ds = dims(ctx, a.shape!);
     if (ds.every((d) => d.isConst())) {
@@ -578,9 +603,15 @@ export const BUILTINS: Record<string, Builtin> = {
     const cv = C.value();
     if (cv === undefined && !w) ctx.interp.error('SORA3011', 'layer_norm without a weight needs a last dimension of known size', ctx.span);
     const scale = w ?? ops.constTensor(ctx, Array(cv!).fill(1), x.dtype, [cv!]);
-    // always pass a bias: onnxruntime's SkipLayerNormFusion crashes on a LayerNormalization without one
-    const bias = b ?? (cv !== undefined ? ops.constTensor(ctx, Array(cv).fill(0), x.dtype, [cv]) : ops.binary(ctx, '*', scale, ops.scalar(ctx, 0, x.dtype)));
-    return tv(ops.mk(ctx, 'LayerNormalization', [x.ir, scale.ir, bias.ir], x.dtype, x.shape, { axis: -1, epsilon: { float: F(ctx, a.eps, 1e-5) } }));
+    // always pass a bias (below): onnxruntime's SkipLayerNormFusion crashes on a LayerNormalization without one
+    const eps = F(ctx, a.eps, 1e-5);
+    return tv(
+      maybeIsland(ctx, 'layer_norm', x, (xx) => {
+        const sc = scale.dtype === xx.dtype ? scale : ops.cast(ctx, scale, xx.dtype, 'layer_norm weight to the input dtype');
+        const bias = b ? (b.dtype === xx.dtype ? b : ops.cast(ctx, b, xx.dtype, 'layer_norm bias to the input dtype')) : cv !== undefined ? ops.constTensor(ctx, Array(cv).fill(0), xx.dtype, [cv]) : ops.binary(ctx, '*', sc, ops.scalar(ctx, 0, xx.dtype));
+        return ops.mk(ctx, 'LayerNormalization', [xx.ir, sc.ir, bias.ir], xx.dtype, xx.shape, { axis: -1, epsilon: { float: eps } });
+      }),
+    );
   },
   rms_norm(ctx, pos, kw) {
     // y = weight * cast_back(x32 * rsqrt(mean(x32^2) + eps)) as LlamaRMSNorm / Flux RMSNorm
@@ -608,17 +639,23 @@ export const BUILTINS: Record<string, Builtin> = {
     const N = x.shape[0]!;
     const C = x.shape[1]!;
     if (!C.divisibleBy(G)) ctx.interp.error('SORA3003', `group_norm: ${C} channels are not divisible into ${G} groups`, ctx.span);
-    // InstanceNormalization over [N, G, rest] computes per-group statistics
+    // InstanceNormalization over [N, G, rest] computes per-group statistics; one kernel upstream
+    // (f32 inside, rounded once in reduced precision), so it is an f32 island here
     const rest = ops.numel(x.shape.slice(1)).divExact(Sym.const(G))!;
-    const r = ops.reshape(ctx, x, [N, Sym.const(G), rest]);
-    const ones = ops.constTensor(ctx, Array(G).fill(1), x.dtype, [G]);
-    const zeros = ops.constTensor(ctx, Array(G).fill(0), x.dtype, [G]);
-    const nrm = ops.mk(ctx, 'InstanceNormalization', [r.ir, ones.ir, zeros.ir], x.dtype, r.shape, { epsilon: { float: eps } });
-    let y = ops.reshape(ctx, nrm, x.shape);
-    const bshape = [C, ...x.shape.slice(2).map(() => Sym.const(1))];
-    if (w) y = ops.binary(ctx, '*', y, ops.reshape(ctx, w, bshape));
-    if (b) y = ops.binary(ctx, '+', y, ops.reshape(ctx, b, bshape));
-    return tv(y);
+    return tv(
+      f32Island(ctx, x, (xx) => {
+        const r = ops.reshape(ctx, xx, [N, Sym.const(G), rest]);
+        const ones = ops.constTensor(ctx, Array(G).fill(1), xx.dtype, [G]);
+        const zeros = ops.constTensor(ctx, Array(G).fill(0), xx.dtype, [G]);
+        const nrm = ops.mk(ctx, 'InstanceNormalization', [r.ir, ones.ir, zeros.ir], xx.dtype, r.shape, { epsilon: { float: eps } });
+        let y = ops.reshape(ctx, nrm, xx.shape);
+        const bshape = [C, ...xx.shape.slice(2).map(() => Sym.const(1))];
+        const as = (t: Tensor) => (t.dtype === xx.dtype ? t : ops.cast(ctx, t, xx.dtype, 'group_norm affine in f32'));
+        if (w) y = ops.binary(ctx, '*', y, ops.reshape(ctx, as(w), bshape));
+        if (b) y = ops.binary(ctx, '+', y, ops.reshape(ctx, as(b), bshape));
+        return y;
+      }, 'group_norm kernel'),
+    );
   },
   embedding(ctx, pos, kw) {
     const a = sig(ctx, 'embedding', pos, kw, ['ids', 'table']);

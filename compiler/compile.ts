@@ -7,7 +7,8 @@ import { type Diagnostic, type Span, dedupeDiagnostics, diag, hasErrors } from '
 import { type DType, isDType, isFloat } from './dtype.ts';
 import { GraphBuilder } from './graph.ts';
 import type { IrGraph, IrValue } from './ir.ts';
-import { Abort, DEFAULT_POLICY, type DtypePolicy, Interp, dimValue, paramsOf } from './interp.ts';
+import { Abort, DEFAULT_POLICY, type DtypePolicy, Interp, dimValue, paramsOf, pathGlob } from './interp.ts';
+import * as ops from './ops.ts';
 import { type Keymap, type KeymapEntry, contractHash } from './keymap.ts';
 import { type Host, type LoadedFile, type Program, loadProgram, suggest } from './program.ts';
 import { Sym } from './sym.ts';
@@ -29,6 +30,8 @@ export interface CompileOptions {
   readonly rootText?: string;
   readonly model?: string;
   readonly config?: ConfigInput;
+  /** Override dtype policy rules (`--dtype compute=bf16`): rule -> dtype name / cast|exact. */
+  readonly dtype?: Readonly<Record<string, string>>;
 }
 
 export interface EntryInfo {
@@ -78,8 +81,9 @@ export function compile(opts: CompileOptions): CompiledModel {
   const interp = new Interp(program);
   const rootFile = program.root;
   // dtype policy
-  const policy = readPolicy(decl, interp, diagnostics);
+  const policy = readPolicy(decl, interp, diagnostics, opts.dtype);
   interp.policy = policy;
+  interp.compute = policy.compute;
   // config
   const args = applyConfig(decl, opts.config, diagnostics, interp, rootFile);
   if (hasErrors(diagnostics)) return fail();
@@ -93,6 +97,7 @@ export function compile(opts: CompileOptions): CompiledModel {
   }
   diagnostics.push(...dedupeDiagnostics(interp.diags));
   interp.diags.length = 0;
+  diagnostics.push(...policyConflicts(policy, interp.instancePaths));
   const config: Record<string, unknown> = {};
   for (const p of paramsOf(decl)) config[p.name.name] = toJson(root.env.get(p.name.name) ?? NONE);
   // keymap
@@ -132,11 +137,42 @@ function outputNames(f: A.FnDecl): string[] {
   return f.ret.map((r, i) => r.name?.name ?? `output_${i}`);
 }
 
-function readPolicy(decl: A.ModuleDecl, interp: Interp, diagnostics: Diagnostic[]): DtypePolicy {
+/** Op kinds that a `f32:` entry can name; any other entry is a module path glob. */
+export const F32_OP_KINDS = ['softmax', 'layer_norm', 'group_norm'] as const;
+
+/** A module that the policy both forces to a non-f32 dtype and requires in f32 (e.g. a norm forced to f16). */
+function policyConflicts(p: DtypePolicy, paths: readonly string[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const m of p.modules) {
+    if (m.dtype === 'f32') continue;
+    const re = pathGlob(m.glob);
+    for (const g of p.f32Modules) {
+      const rf = pathGlob(g);
+      const hit = paths.find((x) => x && re.test(x) && rf.test(x));
+      if (hit)
+        out.push(
+          diag('SORA3008', `dtype policy conflict: module ${hit} is forced to ${m.dtype} by modules "${m.glob}" but the f32 rule "${g}" requires it in f32`, m.span, {
+            related: p.spans.f32 ? [{ span: p.spans.f32, message: `f32 rule "${g}" is here` }] : [],
+            hint: `narrow the modules glob "${m.glob}" so it does not cover ${hit}, or remove "${g}" from the f32 list`,
+          }),
+        );
+    }
+  }
+  return out;
+}
+
+function readPolicy(decl: A.ModuleDecl, interp: Interp, diagnostics: Diagnostic[], overrides?: Readonly<Record<string, string>>): DtypePolicy {
   const block = decl.members.find((m): m is A.DtypeBlock => m.kind === 'dtype');
-  const p: DtypePolicy = { ...DEFAULT_POLICY, f32: [], spans: {} };
-  if (!block) return p;
-  for (const r of block.rules) {
+  const p: DtypePolicy = { ...DEFAULT_POLICY, f32: [], f32Ops: new Set(), f32Modules: [], modules: [], spans: {} };
+  const rules: { key: A.Ident; value: A.Expr; span: Span }[] = [...(block?.rules ?? [])];
+  for (const [k, v] of Object.entries(overrides ?? {})) {
+    const span: Span = { file: `--dtype ${k}=${v}`, start: { offset: 0, line: 1, col: 1 }, end: { offset: 0, line: 1, col: 1 } };
+    const idx = rules.findIndex((r) => r.key.name === k);
+    const rule = { key: { name: k, span }, value: { kind: 'name', name: v, span } as A.Expr, span };
+    if (idx >= 0) rules[idx] = rule;
+    else rules.push(rule);
+  }
+  for (const r of rules) {
     const key = r.key.name;
     p.spans[key] = r.span;
     const dt = (e: A.Expr): DType | undefined => (e.kind === 'name' && isDType(e.name) ? e.name : undefined);
@@ -159,11 +195,31 @@ function readPolicy(decl: A.ModuleDecl, interp: Interp, diagnostics: Diagnostic[
         else diagnostics.push(diag('SORA3001', 'dtype rule "inputs" must be `cast` or `exact`', r.value.span));
         break;
       case 'f32':
-        if (r.value.kind === 'list') p.f32 = r.value.items.map((x) => (x.kind === 'name' ? x.name : x.kind === 'str' ? x.value : ''));
-        else diagnostics.push(diag('SORA3001', 'dtype rule "f32" takes a list of module paths or op kinds', r.value.span));
+        if (r.value.kind === 'list') {
+          p.f32 = r.value.items.map((x) => (x.kind === 'name' ? x.name : x.kind === 'str' ? x.value : ''));
+          for (const e of p.f32) {
+            if ((F32_OP_KINDS as readonly string[]).includes(e)) p.f32Ops.add(e);
+            else if (e) p.f32Modules.push(e);
+          }
+        } else diagnostics.push(diag('SORA3001', 'dtype rule "f32" takes a list of op kinds (softmax, layer_norm, group_norm) and module path globs ("t_embedder", "*.rope")', r.value.span));
         break;
+      case 'modules': {
+        const bad = () => diagnostics.push(diag('SORA3001', 'dtype rule "modules" takes a list of ("module path glob", dtype) pairs, e.g. [("final_layer", f32)]', r.value.span));
+        if (r.value.kind !== 'list') {
+          bad();
+          break;
+        }
+        for (const it of r.value.items) {
+          if (it.kind !== 'tuple' || it.items.length !== 2 || it.items[0]!.kind !== 'str' || it.items[1]!.kind !== 'name' || !isDType((it.items[1] as A.NameExpr).name) || !isFloat((it.items[1] as A.NameExpr).name as DType)) {
+            bad();
+            continue;
+          }
+          p.modules.push({ glob: (it.items[0] as A.StrLit).value, dtype: (it.items[1] as A.NameExpr).name as DType, span: it.span });
+        }
+        break;
+      }
       default:
-        diagnostics.push(diag('SORA2005', `unknown dtype rule "${key}"`, r.key.span, { hint: suggest(key, ['params', 'compute', 'inputs', 'outputs', 'f32']) ?? 'rules: params, compute, inputs, outputs, f32' }));
+        diagnostics.push(diag('SORA2005', `unknown dtype rule "${key}"`, r.key.span, { hint: suggest(key, ['params', 'compute', 'inputs', 'outputs', 'f32', 'modules']) ?? 'rules: params, compute, inputs, outputs, f32, modules' }));
     }
   }
   void interp;
@@ -281,6 +337,7 @@ export function traceEntry(model: CompiledModel, entry: string, opts: TraceOptio
   if (!info) return { diagnostics: [diag('SORA2010', `model ${model.modelName} has no entry "${entry}"`, undefined, { hint: suggest(entry, model.entries.map((e) => e.name)) ?? `entries: ${model.entries.map((e) => e.name).join(', ')}` })] };
   const g = new GraphBuilder(entry === 'forward' ? model.modelName! : `${model.modelName}.${entry}`, opts.opset ?? 17);
   interp.graph = g;
+  interp.compute = model.policy!.compute;
   interp.diags.length = 0;
   const file = (root.file ?? model.program.root) as LoadedFile;
   try {
@@ -298,7 +355,9 @@ export function traceEntry(model: CompiledModel, entry: string, opts: TraceOptio
         pos.push({ v: NONE, span: p.span });
         continue;
       }
-      const declared = t!.name && isDType(t!.name.name) ? (t!.name.name as DType) : model.policy!.compute;
+      // an input without a dtype is f32 at the graph boundary when the policy casts inputs, and
+      // must already be in the compute dtype when it does not (`inputs: exact`)
+      const declared = t!.name && isDType(t!.name.name) ? (t!.name.name as DType) : model.policy!.inputs === 'cast' ? 'f32' : model.policy!.compute;
       const dims: Sym[] = [];
       const irDims: (number | string)[] = [];
       const pending: { axis: number; name: string; divisor: number; offset: number }[] = [];
@@ -329,9 +388,9 @@ export function traceEntry(model: CompiledModel, entry: string, opts: TraceOptio
       const input = g.input(p.name.name, declared, irDims);
       for (const s of pending) g.bindSymbol(s.name, { input, axis: s.axis, divisor: s.divisor, offset: s.offset });
       let tensor: { dtype: DType; shape: readonly Sym[]; ir: IrValue } = { dtype: declared, shape: dims, ir: input as IrValue };
+      g.source = { file: p.span.file, line: p.span.start.line, col: p.span.start.col };
       if (model.policy!.inputs === 'cast' && isFloat(declared) && declared !== model.policy!.compute) {
-        const ctx = interp.bctx(p.span);
-        tensor = castTensor(ctx, tensor, model.policy!.compute);
+        tensor = ops.cast(interp.bctx(p.span), tensor, model.policy!.compute, `input ${p.name.name}: ${declared} -> compute ${model.policy!.compute} (dtype rule inputs: cast)`);
       }
       pos.push({ v: { k: 'tensor', t: tensor }, span: p.span });
     }
@@ -342,7 +401,14 @@ export function traceEntry(model: CompiledModel, entry: string, opts: TraceOptio
     vals.forEach((v, i) => {
       const name = info.outputs[i]!;
       let t = interp.tensorOf(v, info.decl.name.span);
-      if (model.policy!.outputs && isFloat(t.dtype) && t.dtype !== model.policy!.outputs) t = castTensor(interp.bctx(info.decl.name.span), t, model.policy!.outputs);
+      const declaredName = info.decl.ret?.[i]?.type.name?.name;
+      const declared = declaredName && isDType(declaredName) ? declaredName : undefined;
+      if (declared && t.dtype !== declared) {
+        if (!(isFloat(declared) && isFloat(t.dtype)))
+          interp.error('SORA3013', `${entry}: output ${name} is ${t.dtype} but declared ${declared}`, info.decl.ret![i]!.span, { hint: `cast it before returning: cast(x, ${declared})` });
+        t = ops.cast(interp.bctx(info.decl.ret![i]!.span), t, declared, `output ${name}: ${t.dtype} -> declared ${declared}`);
+      } else if (!declared && model.policy!.outputs && isFloat(t.dtype) && t.dtype !== model.policy!.outputs)
+        t = ops.cast(interp.bctx(info.decl.name.span), t, model.policy!.outputs, `output ${name}: ${t.dtype} -> ${model.policy!.outputs} (dtype rule outputs)`);
       const out = g.value(t.dtype, t.shape.map((s) => s.value() ?? s.toString()), name);
       g.node('Identity', [t.ir], [out]);
       outputs.push(out);
@@ -363,12 +429,6 @@ export function traceEntry(model: CompiledModel, entry: string, opts: TraceOptio
   } finally {
     interp.graph = undefined;
   }
-}
-
-function castTensor(ctx: ReturnType<Interp['bctx']>, t: { dtype: DType; shape: readonly Sym[]; ir: IrValue }, to: DType) {
-  const ONNX: Record<string, number> = { f32: 1, f16: 10, bf16: 16, f64: 11 };
-  const ir = ctx.g.op1('Cast', [t.ir], to, t.shape.map((s) => s.value() ?? s.toString()), { to: ONNX[to]! });
-  return { dtype: to, shape: t.shape, ir };
 }
 
 function isBoundName(interp: Interp, root: Instance, file: LoadedFile, n: string): boolean {

@@ -40,6 +40,12 @@ export class GraphBuilder {
   /** Current module path, for node scopes and value names. */
   scope = '';
   source: IrSourceRef | undefined;
+  /** every float->float Cast with why it was placed (for --explain-dtypes) */
+  readonly casts: { value: IrValue; from: DType; to: DType; reason: string; source?: IrSourceRef; scope: string }[] = [];
+
+  recordCast(value: IrValue, from: DType, to: DType, reason: string): void {
+    this.casts.push({ value, from, to, reason, ...(this.source ? { source: this.source } : {}), scope: this.scope });
+  }
 
   constructor(
     readonly name: string,
@@ -187,7 +193,7 @@ export class GraphBuilder {
   }
 
   finish(outputs: IrValue[], metadata: Record<string, string>): IrGraph {
-    return { name: this.name, inputs: this.inputs, outputs, nodes: this.nodes, constants: this.constants, weights: this.weights, opset: this.opset, metadata };
+    return { name: this.name, inputs: this.inputs, outputs, nodes: this.nodes, constants: this.constants, weights: this.weights, opset: this.opset, metadata, casts: this.casts };
   }
 }
 

@@ -27,12 +27,23 @@ export interface DtypePolicy {
   compute: DType;
   inputs: 'cast' | 'exact';
   outputs?: DType;
-  /** module path globs / op kinds computed in f32 */
+  /** the `f32:` list as written: op kinds and module path globs computed in f32 */
   f32: string[];
+  /** op kinds (builtin names such as softmax, layer_norm, group_norm) computed in f32 */
+  f32Ops: Set<string>;
+  /** module path globs computed in f32 (e.g. "t_embedder", "*.rope") */
+  f32Modules: string[];
+  /** per-module compute dtype overrides: `modules: [("final_layer", f16)]` */
+  modules: { glob: string; dtype: DType; span?: Span }[];
   spans: Partial<Record<string, Span>>;
 }
 
-export const DEFAULT_POLICY: DtypePolicy = { params: 'f32', compute: 'f32', inputs: 'cast', f32: [], spans: {} };
+export const DEFAULT_POLICY: DtypePolicy = { params: 'f32', compute: 'f32', inputs: 'cast', f32: [], f32Ops: new Set(), f32Modules: [], modules: [], spans: {} };
+
+/** Module path globs of the dtype policy: `*` matches any run of characters, dots included ("*.norm*" matches "blocks.0.norm1"). */
+export function pathGlob(glob: string): RegExp {
+  return new RegExp(`^${glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+}
 
 interface Frame {
   readonly vars: Map<string, Value>;
@@ -46,6 +57,10 @@ export class Interp {
   readonly diags: Diagnostic[] = [];
   graph: GraphBuilder | undefined;
   policy: DtypePolicy = DEFAULT_POLICY;
+  /** the compute dtype in effect (policy compute, or an island's dtype inside it) */
+  compute: DType = 'f32';
+  /** every module instance path, for policy checks */
+  readonly instancePaths: string[] = [];
   private depth = 0;
   /** collects tensor slots during elaboration */
   readonly slots: TensorSlot[] = [];
@@ -75,6 +90,7 @@ export class Interp {
     if (++this.depth > MAX_CALL_DEPTH) this.error('SORA2011', `module ${decl.name.name} instantiates itself (nesting deeper than ${MAX_CALL_DEPTH})`, callSpan ?? decl.name.span);
     try {
       const inst: Instance = { decl, file, path, env: new Map(), members: new Map(), ...(callSpan ? { callSpan } : {}) };
+      this.instancePaths.push(path);
       const frame: Frame = { vars: inst.env, self: undefined, file };
       // parameters: module header params or the model's config fields
       const params = paramsOf(decl);
@@ -511,9 +527,25 @@ export class Interp {
       }
       for (const [k, s] of symEnv) if (!vars.has(k)) vars.set(k, dimValue(s));
       if (this.graph && self) this.graph.scope = self.path;
-      const r = this.execBlock(decl.body.stmts, frame);
+      // dtype islands: a module whose path the policy computes in another dtype
+      const outer = this.compute;
+      const island = self && this.graph ? this.islandDtype(self.path) : undefined;
+      if (island && island.dtype !== outer) {
+        for (const [k, v] of vars) if (v.k === 'tensor' && isFloat(v.t.dtype) && v.t.dtype !== island.dtype) vars.set(k, { k: 'tensor', t: ops.cast(this.bctx(span), v.t, island.dtype, `${island.why}: ${self!.path} computes in ${island.dtype}`) });
+        this.compute = island.dtype;
+      }
+      let r: Value | undefined;
+      try {
+        r = this.execBlock(decl.body.stmts, frame);
+      } finally {
+        this.compute = outer;
+      }
+      if (island && island.dtype !== outer && r) {
+        const back = (v: Value): Value => (v.k === 'tensor' && isFloat(v.t.dtype) && v.t.dtype === island.dtype ? { k: 'tensor', t: ops.cast(this.bctx(span), v.t, outer, `leaving ${island.why} ${self!.path}`) } : v);
+        r = r.k === 'tuple' ? { k: 'tuple', items: r.items.map(back) } : back(r);
+      }
       const result = r ?? NONE;
-      if (decl.ret && result.k !== 'none') this.checkReturn(decl, result, symEnv, frame);
+      if (decl.ret && result.k !== 'none') this.checkReturn(decl, result, symEnv, frame, opts.entryInputs === true);
       return result;
     } finally {
       this.depth--;
@@ -575,7 +607,7 @@ export class Interp {
     return !!this.global(f.file, name);
   }
 
-  private checkReturn(decl: A.FnDecl, result: Value, symEnv: Map<string, Sym>, frame: Frame): void {
+  private checkReturn(decl: A.FnDecl, result: Value, symEnv: Map<string, Sym>, frame: Frame, entry = false): void {
     const specs = decl.ret!;
     const vals = specs.length > 1 ? (result.k === 'tuple' ? result.items : [result]) : [result];
     if (vals.length !== specs.length) this.error('SORA3013', `${decl.name.name} declares ${specs.length} outputs but returns ${vals.length}`, decl.name.span);
@@ -584,7 +616,8 @@ export class Interp {
       if (!s.type.dims) return;
       if (v.k !== 'tensor') this.error('SORA3013', `${decl.name.name}: output ${s.name?.name ?? i} must be a tensor, got ${typeName(v)}`, s.span);
       const name = s.type.name?.name;
-      if (name && isDType(name) && v.t.dtype !== name) this.error('SORA3013', `${decl.name.name}: output ${s.name?.name ?? i} is ${v.t.dtype} but declared ${name}`, s.span, { hint: `cast it before returning: cast(x, ${name})` });
+      // entry outputs are cast to their declared dtype by traceEntry (a declared conversion)
+      if (!entry && name && isDType(name) && v.t.dtype !== name) this.error('SORA3013', `${decl.name.name}: output ${s.name?.name ?? i} is ${v.t.dtype} but declared ${name}`, s.span, { hint: `cast it before returning: cast(x, ${name})` });
       this.matchDims(v.t.shape, s.type.dims, symEnv, frame, `${decl.name.name}: output ${s.name?.name ?? i}`, s.span, s.span);
     });
   }
@@ -735,6 +768,14 @@ export class Interp {
     }
   }
 
+  /** The compute dtype a module instance runs in, when the policy makes it an island. */
+  islandDtype(path: string): { dtype: DType; why: string } | undefined {
+    if (!path) return undefined;
+    for (const m of this.policy.modules) if (pathGlob(m.glob).test(path)) return { dtype: m.dtype, why: `dtype rule modules "${m.glob}"` };
+    for (const g of this.policy.f32Modules) if (pathGlob(g).test(path)) return { dtype: 'f32', why: `f32 island "${g}"` };
+    return undefined;
+  }
+
   tensorOf(v: Value, span: Span): Tensor {
     if (v.k === 'tensor') return v.t;
     if (v.k === 'slot') return ops.loadSlot(this.bctx(span), v.slot);
@@ -747,6 +788,9 @@ export class Interp {
       interp: this,
       span,
       policy: this.policy,
+      get compute() {
+        return self.compute;
+      },
       get g() {
         if (!self.graph) return self.error('SORA3011', 'tensor operations are only allowed inside fn/entry bodies', span, { hint: 'config-level code (lets, shapes, asserts) works on ints, floats and bools only' });
         return self.graph;

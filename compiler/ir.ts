@@ -69,4 +69,15 @@ export interface IrGraph {
   readonly opset: number;
   /** Extra metadata_props (the contract hash, model name, version, entry). */
   readonly metadata: Readonly<Record<string, string>>;
+  /** Where float casts were placed and why (the dtype policy at work); not serialised. */
+  readonly casts?: readonly IrCast[];
+}
+
+export interface IrCast {
+  readonly value: IrValue;
+  readonly from: DType;
+  readonly to: DType;
+  readonly reason: string;
+  readonly source?: IrSourceRef;
+  readonly scope: string;
 }

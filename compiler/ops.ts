@@ -22,7 +22,22 @@ export function fmtShape(shape: readonly Sym[]): string {
   return `[${shape.map(String).join(', ')}]`;
 }
 
+/** Ops whose ONNX schema has no bf16 type before opset 22 (Conv-22, Sin-22, ...). */
+const NO_BF16_BEFORE_22 = new Set(['Conv', 'ConvTranspose', 'Sin', 'Cos', 'InstanceNormalization', 'Einsum', 'Resize']);
+
 export function mk(ctx: Ctx, op: string, inputs: (IrValue | null)[], dtype: DType, shape: readonly Sym[], attrs: Record<string, unknown> = {}): Tensor {
+  if (dtype === 'bf16' && ctx.g.opset < 22 && NO_BF16_BEFORE_22.has(op)) {
+    // compute in f32 and round the result once: what bf16 kernels with f32 accumulation do
+    const why = `${op} has no bf16 type before opset 22 (target opset ${ctx.g.opset})`;
+    const ins = inputs.map((v) => {
+      if (!v || v.dtype !== 'bf16') return v;
+      const w = ctx.g.op1('Cast', [v], 'f32', v.shape, { to: 1 });
+      ctx.g.recordCast(w, 'bf16', 'f32', why);
+      return w;
+    });
+    const y = ctx.g.op1(op, ins, 'f32', irShape(shape), attrs as never);
+    return cast(ctx, { dtype: 'f32', shape, ir: y }, 'bf16', `${why} (back)`);
+  }
   const ir = ctx.g.op1(op, inputs, dtype, irShape(shape), attrs as never);
   return { dtype, shape, ir };
 }
@@ -30,8 +45,8 @@ export function mk(ctx: Ctx, op: string, inputs: (IrValue | null)[], dtype: DTyp
 export function loadSlot(ctx: Ctx, slot: TensorSlot): Tensor {
   const ir = ctx.g.weight(slot.key, slot.dtype, slot.shape);
   const t: Tensor = { dtype: slot.dtype, shape: slot.shape.map((n) => Sym.const(n)), ir };
-  const compute = ctx.policy.compute;
-  if (isFloat(slot.dtype) && slot.dtype !== compute) return cast(ctx, t, compute);
+  const compute = ctx.compute;
+  if (isFloat(slot.dtype) && slot.dtype !== compute) return cast(ctx, t, compute, `${slot.key}: storage ${slot.dtype} -> compute ${compute}`);
   return t;
 }
 
@@ -52,10 +67,12 @@ export function dimTensor(ctx: Ctx, s: Sym, dtype: DType): Tensor {
   return dtype === 'i64' ? t : cast(ctx, t, dtype);
 }
 
-export function cast(ctx: Ctx, t: Tensor, dtype: DType): Tensor {
+export function cast(ctx: Ctx, t: Tensor, dtype: DType, reason = 'explicit cast()'): Tensor {
   if (t.dtype === dtype) return t;
   const ONNX: Record<string, number> = { f32: 1, u8: 2, i8: 3, i16: 5, i32: 6, i64: 7, bool: 9, f16: 10, f64: 11, bf16: 16 };
-  return mk(ctx, 'Cast', [t.ir], dtype, t.shape, { to: ONNX[dtype] });
+  const out = mk(ctx, 'Cast', [t.ir], dtype, t.shape, { to: ONNX[dtype] });
+  if (isFloat(t.dtype) && isFloat(dtype)) ctx.g.recordCast(out.ir, t.dtype, dtype, reason);
+  return out;
 }
 
 /** Turn a Value into a tensor; scalars adopt `like`'s dtype. */
@@ -68,7 +85,7 @@ export function asTensor(ctx: Ctx, v: Value, like: DType | undefined, span: Span
     case 'int':
       return scalar(ctx, v.v, like ?? 'i64');
     case 'float':
-      return scalar(ctx, v.v, like && isFloat(like) ? like : ctx.policy.compute);
+      return scalar(ctx, v.v, like && isFloat(like) ? like : ctx.compute);
     case 'bool':
       return scalar(ctx, v.v ? 1 : 0, like ?? 'bool');
     case 'dim':
@@ -78,7 +95,7 @@ export function asTensor(ctx: Ctx, v: Value, like: DType | undefined, span: Span
       const nums = v.items.map((x) => (x.k === 'int' || x.k === 'float' ? x.v : NaN));
       if (nums.some((n) => Number.isNaN(n))) return ctx.interp.error('SORA3001', `cannot make a tensor from ${typeName(v)}`, span);
       const allInt = v.items.every((x) => x.k === 'int');
-      return constTensor(ctx, nums, like ?? (allInt ? 'i64' : ctx.policy.compute), [nums.length]);
+      return constTensor(ctx, nums, like ?? (allInt ? 'i64' : ctx.compute), [nums.length]);
     }
     default:
       return ctx.interp.error('SORA3001', `expected a tensor, got ${typeName(v)}`, span);
@@ -119,7 +136,7 @@ export function binaryValues(ctx: Ctx, op: BinaryOp, l: Value, r: Value, lspan: 
     a = asTensor(ctx, l, b.dtype, lspan);
   } else {
     // dim with float: runtime scalar arithmetic in the compute dtype
-    const dt = ctx.policy.compute;
+    const dt = ctx.compute;
     a = asTensor(ctx, l, dt, lspan);
     b = asTensor(ctx, r, dt, rspan);
   }
@@ -129,11 +146,9 @@ export function binaryValues(ctx: Ctx, op: BinaryOp, l: Value, r: Value, lspan: 
 export function binary(ctx: Ctx, op: BinaryOp, a: Tensor, b: Tensor, lspan?: Span, rspan?: Span): Tensor {
   if (op === '@') return matmul(ctx, a, b, lspan, rspan);
   if (a.dtype !== b.dtype) {
-    // the only implicit conversion: an int/bool scalar constant meeting a float tensor is handled by asTensor;
-    ctx.interp.error('SORA3008', `"${op}" mixes ${a.dtype} and ${b.dtype}`, ctx.span, {
-      related: [...(lspan ? [{ span: lspan, message: `this is ${a.dtype}` }] : []), ...(rspan ? [{ span: rspan, message: `this is ${b.dtype}` }] : [])],
-      hint: `cast one side explicitly, e.g. cast(x, ${a.dtype}), or add a rule to the model's dtype block`,
-    });
+    // no implicit conversion between tensors: scalars adopt the tensor's dtype (asTensor), everything
+    // else must be an explicit cast() or a cast placed by the dtype policy
+    dtypeConflict(ctx, `"${op}" mixes ${a.dtype} and ${b.dtype}`, a.dtype, b.dtype, lspan, rspan);
   }
   const shape = broadcast(ctx, a.shape, b.shape, `"${op}"`, lspan, rspan);
   switch (op) {
@@ -178,6 +193,11 @@ export function constValue(ctx: Ctx, t: Tensor): number | undefined {
     case 'f64': return dv.getFloat64(0, true);
     case 'i64': return Number(dv.getBigInt64(0, true));
     case 'i32': return dv.getInt32(0, true);
+    case 'bf16': {
+      const f = new DataView(new ArrayBuffer(4));
+      f.setUint32(0, dv.getUint16(0, true) << 16);
+      return f.getFloat32(0);
+    }
     default: return undefined;
   }
 }
@@ -190,8 +210,21 @@ export function requireFloat(ctx: Ctx, t: Tensor, what: string): void {
   if (!isFloat(t.dtype)) ctx.interp.error('SORA3008', `${what} needs a floating-point tensor, got ${t.dtype}`, ctx.span, { hint: `cast it first: cast(x, f32)` });
 }
 
+/** A dtype conflict, with related locations for both operands and the policy lines that decide dtypes. */
+export function dtypeConflict(ctx: Ctx, message: string, da: DType, db: DType, lspan?: Span, rspan?: Span): never {
+  const related = [...(lspan ? [{ span: lspan, message: `this is ${da}` }] : []), ...(rspan ? [{ span: rspan, message: `this is ${db}` }] : [])];
+  for (const k of ['compute', 'params', 'f32', 'modules']) {
+    const sp = ctx.policy.spans[k];
+    if (sp) related.push({ span: sp, message: `dtype policy rule "${k}"` });
+  }
+  return ctx.interp.error('SORA3008', message, ctx.span, {
+    related,
+    hint: `cast one side explicitly (cast(x, ${da}) or cast(y, ${db})), or change the dtype policy so both sides agree (compute dtype is ${ctx.compute})`,
+  });
+}
+
 export function matmul(ctx: Ctx, a: Tensor, b: Tensor, lspan?: Span, rspan?: Span): Tensor {
-  if (a.dtype !== b.dtype) ctx.interp.error('SORA3008', `matmul of ${a.dtype} and ${b.dtype}`, ctx.span, { hint: 'cast one operand, or add a dtype policy rule' });
+  if (a.dtype !== b.dtype) dtypeConflict(ctx, `matmul of ${a.dtype} and ${b.dtype}`, a.dtype, b.dtype, lspan, rspan);
   if (a.shape.length < 2 || b.shape.length < 2) ctx.interp.error('SORA3004', `matmul needs tensors of rank >= 2, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`, ctx.span);
   const k1 = a.shape[a.shape.length - 1]!;
   const k2 = b.shape[b.shape.length - 2]!;

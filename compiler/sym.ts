@@ -27,6 +27,8 @@ export class Sym {
     return n === 0 ? new Sym(new Map()) : new Sym(new Map([['', { coeff: n, atoms: [] }]]));
   }
   static sym(name: string): Sym {
+    // atoms are keyed by their printed form: a symbol must never look like a floor()/mod() atom
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`internal: invalid symbol name ${JSON.stringify(name)}`);
     return Sym.atom({ kind: 'sym', name });
   }
   private static atom(a: Atom): Sym {

@@ -587,7 +587,8 @@ export async function createSession(graph: IrGraph, weights: WeightSource, opts:
     for (const n of notes) info(n);
     for (const n of bound.report.notes) info(`note: ${n}`);
     const bf16OnCpu = used === 'cpu' && (sg.graph.weights.some((w) => w.value.dtype === 'bf16') || (bound.report.conversions['bf16->f32'] ?? 0) > 0);
-    if (bf16OnCpu) info('note: bf16 weights converted to f32 (CPU has no bf16 kernels)');
+    // a graph already lowered for CPU (runtime/cpu-lowering.ts) has said so in its own single line
+    if (bf16OnCpu && !sg.graph.metadata['sorac.cpu_emulation']) info('note: bf16 weights converted to f32 (CPU has no bf16 kernels)');
     for (const [pair, n] of Object.entries(bound.report.conversions)) {
       if (pair === 'bf16->f32' && bf16OnCpu) continue;
       info(`note: ${n} ${pair.replace('->', ' weight(s) converted to ')} at load (the graph expects that dtype)`);

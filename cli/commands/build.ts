@@ -26,7 +26,9 @@ export const registerBuild: RegisterCommand = (program: Command, io: CliIO, setE
     .option('--opset <n>', 'ONNX opset (17 default; newer ops are decomposed)', '17')
     .option('-w, --weights <weights>', 'also write the weights file the graphs reference, converted from this checkpoint')
     .option('--no-onnx', 'write only the keymap')
-    .action(async (file: string, opts: ModelOpts & { out: string; opset: string; weights?: string; onnx: boolean }) => {
+    .option('--dtype <rule=value>', 'override a dtype policy rule, e.g. --dtype compute=bf16 (repeatable)', (v: string, p: string[] = []) => [...p, v], [] as string[])
+    .option('--explain-dtypes', 'print every cast the dtype policy placed, with where and why')
+    .action(async (file: string, opts: ModelOpts & { out: string; opset: string; weights?: string; onnx: boolean; explainDtypes?: boolean }) => {
       const opset = Number(opts.opset);
       if (!Number.isInteger(opset) || opset < 17 || opset > 26) throw new UserError(`--opset ${opts.opset} is not supported`, 'use an integer from 17 to 26 (17 passes every ONNX checker; onnxruntime accepts up to 26)', EXIT.USAGE);
       const t0 = performance.now();
@@ -81,12 +83,40 @@ export const registerBuild: RegisterCommand = (program: Command, io: CliIO, setE
       }
       const ms = performance.now() - t0;
       if (opts.json) {
-        io.stdout(JSON.stringify({ ok: true, model: stem, version: m.version, contract: m.keymap.contract, parameters: parameterCount(m.keymap), files: written, diagnostics: ds, ms: Math.round(ms) }, null, 2) + '\n');
+        io.stdout(
+          JSON.stringify(
+            {
+              ok: true,
+              model: stem,
+              version: m.version,
+              contract: m.keymap.contract,
+              parameters: parameterCount(m.keymap),
+              files: written,
+              diagnostics: ds,
+              ms: Math.round(ms),
+              ...(opts.explainDtypes ? { casts: graphs.flatMap((g) => (g.casts ?? []).map((c) => ({ entry: g.metadata['sorac.entry'], value: c.value.name, from: c.from, to: c.to, reason: c.reason, scope: c.scope, source: c.source ? `${c.source.file}:${c.source.line}:${c.source.col}` : null }))) } : {}),
+            },
+            null,
+            2,
+          ) + '\n',
+        );
       } else {
         printDiagnostics(ds, m, io);
+        if (opts.explainDtypes) io.stdout(explainDtypes(m.policy!, graphs));
         io.stdout(`built ${stem} v${m.version} (${parameterCount(m.keymap).toLocaleString('en-US')} parameters, contract ${m.keymap.contract.slice(0, 19)}…) in ${ms.toFixed(0)} ms\n`);
         for (const f of written) io.stdout(`  wrote ${f}\n`);
       }
       setExit(EXIT.OK);
     });
 };
+
+/** The --explain-dtypes table: the policy, then every float cast per entry with its source and reason. */
+export function explainDtypes(p: NonNullable<import('../../compiler/compile.ts').CompiledModel['policy']>, graphs: readonly IrGraph[]): string {
+  const lines = [`dtype policy: params ${p.params}, compute ${p.compute}, inputs ${p.inputs}${p.outputs ? `, outputs ${p.outputs}` : ''}${p.f32.length ? `, f32 [${p.f32.join(', ')}]` : ''}${p.modules.length ? `, modules [${p.modules.map((m) => `${m.glob}: ${m.dtype}`).join(', ')}]` : ''}`];
+  for (const g of graphs) {
+    const casts = g.casts ?? [];
+    lines.push(`${g.metadata['sorac.entry']}: ${casts.length} cast${casts.length === 1 ? '' : 's'}`);
+    for (const c of casts) lines.push(`  ${(c.source ? `${c.source.file}:${c.source.line}:${c.source.col}` : '<entry>').padEnd(30)} ${`${c.from}->${c.to}`.padEnd(10)} ${c.value.name.padEnd(40)} ${c.reason}`);
+  }
+  return lines.join('\n') + '\n';
+}

@@ -25,7 +25,9 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
     .option('-e, --entry <name>', 'entry point', 'forward')
     .option('-d, --device <device>', 'auto | cpu | cuda', 'auto')
     .option('--from <part>', 'for training checkpoint dirs: ema or model', 'ema')
-    .action(async (file: string, opts: ModelOpts & { weights: string; inputs: string; out: string; entry: string; device: string; from: string }) => {
+    .option('--dtype <rule=value>', 'override a dtype policy rule, e.g. --dtype compute=bf16 (repeatable)', (v: string, p: string[] = []) => [...p, v], [] as string[])
+    .option('--allow-lossy', 'allow narrowing checkpoint dtypes at load (e.g. f32 weights into a bf16 model)')
+    .action(async (file: string, opts: ModelOpts & { weights: string; inputs: string; out: string; entry: string; device: string; from: string; allowLossy?: boolean }) => {
       if (!['auto', 'cpu', 'cuda'].includes(opts.device)) throw new UserError(`--device ${opts.device} is not one of auto, cpu, cuda`, undefined, EXIT.USAGE);
       const m = compileFromCli(file, opts, io);
       if (hasErrors(m.diagnostics) || !m.keymap) {
@@ -67,8 +69,15 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
       try {
         const report = loadReport(m.keymap, withAliases(m.keymap, store));
         if (!report.ok) throw new UserError(`${opts.weights} does not fit ${m.modelName} v${m.version}; nothing was run\n${renderLoadReport(report)}`, 'see the fixes above, or `sorac check MODEL --weights W` for the full report');
+        const { lossyConversions, describeLossy } = await import('../../runtime/lossy.ts');
+        const lossy = lossyConversions(tr.graph, withAliases(m.keymap, store));
+        if (lossy.length && !opts.allowLossy)
+          throw new UserError(`loading ${opts.weights} would narrow ${lossy.length} tensor${lossy.length > 1 ? 's' : ''} to the model's dtypes; nothing was run\n${describeLossy(lossy)}`, 'pass --allow-lossy to accept the rounding, or change the dtype policy (params:) to the checkpoint dtype');
+        const { graphForDevice } = await import('../../runtime/cpu-lowering.ts');
+        const prepared = graphForDevice(tr.graph, opts.device as 'auto');
+        if (prepared.note) io.stderr(`${prepared.note}\n`);
         const { runGraph } = await import('../../runtime/run.ts');
-        const r = await runGraph(tr.graph, withAliases(m.keymap, store), inputs, { device: opts.device as 'auto', onInfo: (s) => io.stderr(`${s}\n`) });
+        const r = await runGraph(prepared.graph, withAliases(m.keymap, store), inputs, { device: opts.device as 'auto', onInfo: (s) => io.stderr(`${s}\n`) });
         await writeTensorsFile(opts.out, r.outputs, { 'sorac.model': m.modelName!, 'sorac.entry': entry.name, 'sorac.contract': m.keymap.contract, 'sorac.device': r.device });
         if (opts.json) io.stdout(JSON.stringify({ ok: true, out: opts.out, device: r.device, outputs: [...r.outputs].map(([k, v]) => ({ name: k, dtype: v.dtype, shape: v.shape })), createMs: Math.round(r.createMs), runMs: Math.round(r.runMs) }, null, 2) + '\n');
         else io.stdout(`ran ${m.modelName}.${entry.name} on ${r.device} in ${r.runMs.toFixed(0)} ms (session ${r.createMs.toFixed(0)} ms); wrote ${[...r.outputs].map(([k, v]) => `${k} ${v.dtype}[${v.shape.join(',')}]`).join(', ')} to ${opts.out}\n`);
