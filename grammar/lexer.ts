@@ -1,9 +1,11 @@
 /** .sora tokens (chevrotain). `#` starts a line comment; `//` is floor division. */
 import { createToken, Lexer, type TokenType } from 'chevrotain';
 
-export const Ident = createToken({ name: 'Ident', pattern: /[A-Za-z_][A-Za-z0-9_]*/ });
+/** Any name-like token: identifiers and keywords (key segments after a dot may be keywords, e.g. `spatial_vae.module`). */
+export const Name = createToken({ name: 'Name', pattern: Lexer.NA });
+export const Ident = createToken({ name: 'Ident', pattern: /[A-Za-z_][A-Za-z0-9_]*/, categories: [Name] });
 
-const kw = (word: string) => createToken({ name: 'Kw_' + word, pattern: new RegExp(word + '(?![A-Za-z0-9_])'), longer_alt: Ident });
+const kw = (word: string) => createToken({ name: 'Kw_' + word, pattern: new RegExp(word + '(?![A-Za-z0-9_])'), longer_alt: Ident, categories: [Name] });
 
 export const KEYWORDS = ['module', 'model', 'fn', 'entry', 'let', 'param', 'buffer', 'return', 'if', 'else', 'for', 'in', 'assert', 'import', 'from', 'true', 'false', 'none', 'and', 'or', 'not', 'is'] as const;
 export const Kw = Object.fromEntries(KEYWORDS.map((w) => [w, kw(w)])) as Record<(typeof KEYWORDS)[number], TokenType>;
@@ -50,6 +52,7 @@ export const Semi = p('Semi', ';');
 export const Dot = p('Dot', '.');
 
 export const allTokens: TokenType[] = [
+  Name,
   WhiteSpace,
   Comment,
   Float,

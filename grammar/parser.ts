@@ -207,7 +207,7 @@ class SoraParser extends EmbeddedActionsParser {
     const segs: IToken[] = [first];
     this.MANY(() => {
       this.CONSUME(T.Dot);
-      const s = this.OR([{ ALT: () => this.CONSUME2(T.Ident) }, { ALT: () => this.CONSUME(T.Int) }]);
+      const s = this.OR([{ ALT: () => this.CONSUME2(T.Name) }, { ALT: () => this.CONSUME(T.Int) }]);
       this.ACTION(() => segs.push(s));
     });
     return this.ACTION(() => ({ segments: segs.map((t) => this.ident(t)), span: this.sp(first, this.last()) }));
@@ -535,7 +535,7 @@ class SoraParser extends EmbeddedActionsParser {
         {
           ALT: () => {
             this.CONSUME(T.Dot);
-            const n = this.OR2([{ ALT: () => this.CONSUME(T.Ident) }, { ALT: () => this.CONSUME(T.Int) }]);
+            const n = this.OR2([{ ALT: () => this.CONSUME(T.Name) }, { ALT: () => this.CONSUME(T.Int) }]);
             this.ACTION(() => (e = { kind: 'member', object: e, name: this.ident(n), span: this.join(e.span, this.sp(n)) }));
           },
         },
