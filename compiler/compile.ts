@@ -366,7 +366,21 @@ export function traceEntry(model: CompiledModel, entry: string, opts: TraceOptio
           interp.error('SORA3010', 'entry inputs need a fully specified shape (no ... or _)', d.span, { hint: 'name every dimension, e.g. x: f32[B, C, T, H, W]' });
         }
         const e = d as A.Expr;
-        const symbolic = parseSymDim(e, (n) => isBoundName(interp, root, file, n), symSeen);
+        const constInt = (x: A.Expr): number | undefined => {
+          if (x.kind === 'num') return x.isInt ? x.value : undefined;
+          if (x.kind === 'name' && !isBoundName(interp, root, file, x.name)) return undefined;
+          try {
+            const v = interp.evalExpr(x, { vars: new Map(symVars), self: root, file } as never);
+            return v.k === 'int' ? v.v : undefined;
+          } catch (err) {
+            if (err instanceof Abort) {
+              interp.diags.pop();
+              return undefined;
+            }
+            throw err;
+          }
+        };
+        const symbolic = parseSymDim(e, (n) => isBoundName(interp, root, file, n), symSeen, constInt);
         if (symbolic) {
           dims.push(Sym.sym(symbolic.name).scale(symbolic.divisor).add(symbolic.offset));
           irDims.push(symbolic.divisor === 1 && symbolic.offset === 0 ? symbolic.name : `${symbolic.divisor === 1 ? '' : symbolic.divisor + '*'}${symbolic.name}${symbolic.offset ? '+' + symbolic.offset : ''}`);
@@ -394,7 +408,9 @@ export function traceEntry(model: CompiledModel, entry: string, opts: TraceOptio
       }
       pos.push({ v: { k: 'tensor', t: tensor }, span: p.span });
     }
-    const result = interp.callFn(info.decl, file, root, pos, new Map(), info.decl.name.span, { entryInputs: true });
+    const entrySymbols = new Map<string, Sym>();
+    for (const [k, v] of symVars) if (v.k === 'dim') entrySymbols.set(k, v.s);
+    const result = interp.callFn(info.decl, file, root, pos, new Map(), info.decl.name.span, { entryInputs: true, entrySymbols });
     const vals = info.outputs.length > 1 ? (result.k === 'tuple' ? result.items : [result]) : [result];
     if (vals.length !== info.outputs.length) interp.error('SORA3013', `entry ${entry} returns ${vals.length} values but declares ${info.outputs.length} outputs`, info.decl.name.span);
     const outputs: IrValue[] = [];
@@ -436,15 +452,25 @@ function isBoundName(interp: Interp, root: Instance, file: LoadedFile, n: string
 }
 
 /** `B`, `8*h`, `h*8`, `4*t+1`: an input dimension that introduces a symbol. */
-function parseSymDim(e: A.Expr, bound: (n: string) => boolean, seen: ReadonlySet<string> = new Set()): { name: string; divisor: number; offset: number } | undefined {
-  if (e.kind === 'name') return bound(e.name) || seen.has(e.name) ? undefined : { name: e.name, divisor: 1, offset: 0 };
-  if (e.kind === 'binary' && e.op === '+' && e.right.kind === 'num' && e.right.isInt) {
-    const inner = parseSymDim(e.left, bound, seen);
-    return inner && inner.offset === 0 ? { ...inner, offset: e.right.value } : undefined;
+/**
+ * `B`, `8*h`, `h*factor` (factor an int from the config), `4*t+1`: an input dimension that introduces a
+ * symbol. `constInt` evaluates config-level expressions (undefined when not a known int).
+ */
+function parseSymDim(e: A.Expr, bound: (n: string) => boolean, seen: ReadonlySet<string> = new Set(), constInt: (e: A.Expr) => number | undefined = () => undefined): { name: string; divisor: number; offset: number } | undefined {
+  const fresh = (x: A.Expr): x is A.NameExpr => x.kind === 'name' && !bound(x.name) && !seen.has(x.name);
+  if (e.kind === 'name') return fresh(e) ? { name: e.name, divisor: 1, offset: 0 } : undefined;
+  if (e.kind === 'binary' && e.op === '+') {
+    const off = constInt(e.right);
+    if (off === undefined) return undefined;
+    const inner = parseSymDim(e.left, bound, seen, constInt);
+    return inner && inner.offset === 0 ? { ...inner, offset: off } : undefined;
   }
   if (e.kind === 'binary' && e.op === '*') {
-    const [n, s] = e.left.kind === 'num' ? [e.left, e.right] : [e.right, e.left];
-    if (n.kind === 'num' && n.isInt && s.kind === 'name' && !bound(s.name) && !seen.has(s.name)) return { name: s.name, divisor: n.value, offset: 0 };
+    for (const [k, sym] of [[e.left, e.right], [e.right, e.left]] as const) {
+      if (!fresh(sym)) continue;
+      const c = constInt(k);
+      if (c !== undefined && c > 0) return { name: sym.name, divisor: c, offset: 0 };
+    }
   }
   return undefined;
 }

@@ -505,7 +505,7 @@ export class Interp {
     return out;
   }
 
-  callFn(decl: A.FnDecl, file: LoadedFile, self: Instance | undefined, pos: { v: Value; span: Span }[], kw: Map<string, { v: Value; span: Span; name?: A.Ident }>, span: Span, opts: { entryInputs?: boolean } = {}): Value {
+  callFn(decl: A.FnDecl, file: LoadedFile, self: Instance | undefined, pos: { v: Value; span: Span }[], kw: Map<string, { v: Value; span: Span; name?: A.Ident }>, span: Span, opts: { entryInputs?: boolean; entrySymbols?: ReadonlyMap<string, Sym> } = {}): Value {
     if (++this.depth > MAX_CALL_DEPTH) this.error('SORA2011', `${decl.name.name} calls itself too deeply`, span);
     const savedScope = this.graph?.scope;
     try {
@@ -522,9 +522,11 @@ export class Interp {
             else this.error('SORA2008', `missing argument "${p.name.name}" for ${owner}`, span, { related: [{ span: p.span, message: 'parameter declared here' }] });
           } else v = this.evalExpr(p.default, frame);
         }
-        if (p.type && v.k !== 'none') v = this.matchType(v, p, owner, symEnv, frame, span, opts.entryInputs === true);
+        // entry inputs were built from their declared types by traceEntry (symbols in entrySymbols)
+        if (p.type && v.k !== 'none' && !opts.entrySymbols) v = this.matchType(v, p, owner, symEnv, frame, span, opts.entryInputs === true);
         vars.set(p.name.name, v);
       }
+      for (const [k, s] of opts.entrySymbols ?? []) symEnv.set(k, s);
       for (const [k, s] of symEnv) if (!vars.has(k)) vars.set(k, dimValue(s));
       if (this.graph && self) this.graph.scope = self.path;
       // dtype islands: a module whose path the policy computes in another dtype
