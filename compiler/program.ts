@@ -67,13 +67,11 @@ export function loadProgram(rootPath: string, host: Host, opts: { rootText?: str
     return { root: empty, files, scopes, diagnostics };
   }
 
-  const queue: LoadedFile[] = [root];
-  const processed = new Set<string>();
-  while (queue.length) {
-    const f = queue.shift()!;
-    if (processed.has(f.path)) continue;
-    processed.add(f.path);
-    const scope = new Map<string, GlobalDecl>();
+  /** The file's own top-level declarations (imports are added below). */
+  const ownScope = (f: LoadedFile): Map<string, GlobalDecl> => {
+    let scope = scopes.get(f.path);
+    if (scope) return scope;
+    scope = new Map<string, GlobalDecl>();
     scopes.set(f.path, scope);
     for (const d of f.ast.decls) {
       if (d.kind === 'module' || d.kind === 'fn') {
@@ -87,7 +85,9 @@ export function loadProgram(rootPath: string, host: Host, opts: { rootText?: str
         for (const n of d.names) scope.set(n.name, { kind: 'let', decl: d, file: f });
       }
     }
-  }
+    return scope;
+  };
+
   // imports (second pass so that cycles resolve)
   const importQueue: LoadedFile[] = [root];
   const importsDone = new Set<string>();
@@ -95,15 +95,7 @@ export function loadProgram(rootPath: string, host: Host, opts: { rootText?: str
     const f = importQueue.shift()!;
     if (importsDone.has(f.path)) continue;
     importsDone.add(f.path);
-    let scope = scopes.get(f.path);
-    if (!scope) {
-      scope = new Map();
-      scopes.set(f.path, scope);
-      for (const d of f.ast.decls) {
-        if (d.kind === 'module' || d.kind === 'fn') scope.set(d.name.name, d.kind === 'module' ? { kind: 'module', decl: d, file: f } : { kind: 'fn', decl: d, file: f });
-        else if (d.kind === 'let') for (const n of d.names) scope.set(n.name, { kind: 'let', decl: d, file: f });
-      }
-    }
+    const scope = ownScope(f);
     for (const d of f.ast.decls) {
       if (d.kind !== 'import') continue;
       const spec = d.from.value;
@@ -119,16 +111,7 @@ export function loadProgram(rootPath: string, host: Host, opts: { rootText?: str
         continue;
       }
       importQueue.push(imported);
-      // make sure the imported file's own scope exists
-      if (!scopes.has(imported.path)) {
-        const s2 = new Map<string, GlobalDecl>();
-        for (const d2 of imported.ast.decls) {
-          if (d2.kind === 'module' || d2.kind === 'fn') s2.set(d2.name.name, d2.kind === 'module' ? { kind: 'module', decl: d2, file: imported } : { kind: 'fn', decl: d2, file: imported });
-          else if (d2.kind === 'let') for (const n of d2.names) s2.set(n.name, { kind: 'let', decl: d2, file: imported });
-        }
-        scopes.set(imported.path, s2);
-      }
-      const theirs = scopes.get(imported.path)!;
+      const theirs = ownScope(imported);
       for (const n of d.names) {
         const g = theirs.get(n.name);
         if (!g) {
