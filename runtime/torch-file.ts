@@ -39,11 +39,13 @@ export function sniffBytes(head: Buffer, size: number): SniffedFormat {
   if (head.length >= 4 && head.readUInt32LE(0) === 0x04034b50) return 'torch-zip';
   if (head.length >= LEGACY_MAGIC.length && head.subarray(0, LEGACY_MAGIC.length).equals(LEGACY_MAGIC)) return 'torch-legacy';
   if (head.length >= 262 && head.toString('latin1', 257, 262) === 'ustar') return 'torch-legacy-tar';
-  if (head[0] === 0x80) return 'pickle';
+  // safetensors before the pickle test: a header length whose low byte is 0x80 (1 in 32 of
+  // 8-byte-padded headers) starts the file with the pickle PROTO opcode
   if (head.length >= 9) {
     const n = head.readBigUInt64LE(0);
     if (n > 0n && n + 8n <= BigInt(size) && (head[8] === 0x7b || head[8] === 0x20)) return 'safetensors';
   }
+  if (head[0] === 0x80) return 'pickle';
   const t = head.toString('utf8').trimStart();
   if (t.startsWith('{')) return 'json';
   return 'unknown';

@@ -3,7 +3,8 @@
  * header (no data read), then each output tensor is computed when the writer asks for it, so at
  * most one output tensor and its inputs are in memory (a concat holds its parts). Tensors that a
  * plan only renames or reshapes are copied straight from the source file in 8 MiB chunks without
- * being materialised.
+ * being materialised; so are dim-0 splits and concatenations (fused ↔ unfused qkv), which are
+ * byte ranges of their sources.
  *
  * The output is written atomically: a `.safetensors` path through the writer's temp-file +
  * fsync + rename; a directory (sharded) is built in a hidden temp directory next to it and
@@ -21,7 +22,7 @@ import { verifyFile } from '../verify.ts';
 import { MigrateError } from './errors.ts';
 import { castBytes, concatDim, initBytes, padDim, permute, scaleBytes, sliceDim, tileDim } from './kernels.ts';
 import { invertPlan, planHash, type Plan } from './plan.ts';
-import { byteSize, passThrough, resolvePlan, type Node, type Resolved, type Sig } from './resolve.ts';
+import { byteRanges, byteSize, resolvePlan, type Node, type Resolved, type Sig } from './resolve.ts';
 
 export interface ApplyProgress {
   readonly key: string;
@@ -213,8 +214,9 @@ export async function applyMigration(opts: ApplyOptions): Promise<ApplyResult> {
     const tensors = new Map<string, WriterTensor>();
     for (const [key, node] of entries) {
       largest = Math.max(largest, byteSize(node.sig));
-      const src = passThrough(node);
-      const st: StoredTensor | undefined = src !== undefined ? store.tensors.get(src) : undefined;
+      // contiguous byte ranges of sources (renames, reshapes, dim-0 split/concat) stream from disk
+      const ranges = byteRanges(node)?.map((r) => ({ ...r, st: store.tensors.get(r.key) as StoredTensor }));
+      const streamable = ranges && ranges.every((r) => r.st && r.st.offset !== undefined);
       const size = byteSize(node.sig);
       const finish = async () => {
         done += size;
@@ -226,8 +228,8 @@ export async function applyMigration(opts: ApplyOptions): Promise<ApplyResult> {
         dtype: node.sig.dtype,
         shape: node.sig.shape,
         data: async function* () {
-          if (st && st.offset !== undefined) {
-            yield* streamRange(await fhOf(st.file), st.offset, st.byteLength, st.file, st.key);
+          if (streamable) {
+            for (const r of ranges) if (r.end > r.start) yield* streamRange(await fhOf(r.st.file), r.st.offset! + r.start, r.end - r.start, r.st.file, r.st.key);
           } else {
             yield await evalNode(node, read, key, (m) => warnings.push({ code: 'SORA6010', message: m }));
           }

@@ -294,3 +294,56 @@ export function passThrough(n: Node): string | undefined {
   if (e.k === 'view') return passThrough(e.of);
   return undefined;
 }
+
+export interface ByteRange {
+  readonly key: string;
+  readonly start: number;
+  readonly end: number;
+}
+
+/**
+ * When the output's bytes are a sequence of contiguous byte ranges of source tensors (renames,
+ * reshapes, dim-0 splits/slices and dim-0 concatenations such as fused ↔ unfused qkv), those
+ * ranges: the output is then streamed from the source files without materialising anything.
+ */
+export function byteRanges(n: Node): ByteRange[] | undefined {
+  const e = n.expr;
+  const es = DTYPE_SIZE[n.sig.dtype];
+  switch (e.k) {
+    case 'src':
+      return [{ key: e.key, start: 0, end: byteSize(n.sig) }];
+    case 'view':
+      return byteRanges(e.of);
+    case 'slice': {
+      if (numel(e.of.sig.shape.slice(0, e.dim)) !== 1) return undefined;
+      const inner = numel(e.of.sig.shape.slice(e.dim + 1)) * es;
+      const r = byteRanges(e.of);
+      return r && subRanges(r, e.start * inner, e.end * inner);
+    }
+    case 'concat': {
+      if (numel(n.sig.shape.slice(0, e.dim)) !== 1) return undefined;
+      const out: ByteRange[] = [];
+      for (const p of e.of) {
+        const r = byteRanges(p);
+        if (!r) return undefined;
+        out.push(...r);
+      }
+      return out;
+    }
+    default:
+      return undefined;
+  }
+}
+
+function subRanges(rs: readonly ByteRange[], from: number, to: number): ByteRange[] {
+  const out: ByteRange[] = [];
+  let pos = 0;
+  for (const r of rs) {
+    const len = r.end - r.start;
+    const a = Math.max(from, pos);
+    const b = Math.min(to, pos + len);
+    if (b > a) out.push({ key: r.key, start: r.start + (a - pos), end: r.start + (b - pos) });
+    pos += len;
+  }
+  return out;
+}

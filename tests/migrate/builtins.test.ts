@@ -153,3 +153,14 @@ describe('plans as data', () => {
     expect(run([{ op: 'drop', key: 'zz' }]).warnings).toEqual([expect.objectContaining({ code: 'SORA6009' })]);
   });
 });
+
+describe('regressions found by the migrate properties', () => {
+  it('a safetensors file whose header length has low byte 0x80 is sniffed as safetensors, not pickle', async () => {
+    const { sniffBytes } = await import('../../runtime/torch-file.ts');
+    const head = Buffer.alloc(200, 0x20);
+    head.writeBigUInt64LE(128n, 0);
+    head[8] = 0x7b;
+    expect(sniffBytes(head, 1000)).toBe('safetensors');
+    expect(sniffBytes(Buffer.from([0x80, 0x02, 0x7d, 0x71, 0x00, 0x2e]), 6)).toBe('pickle');
+  });
+});
