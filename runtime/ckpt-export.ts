@@ -6,7 +6,7 @@
  * optionally validated against a compiled model first, written atomically).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
 import type { DType } from '../compiler/dtype.ts';
 import { DTYPE_SIZE } from '../compiler/dtype.ts';
@@ -284,6 +284,7 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
     throw new WeightsError('SORA5102', `${dir} has no EMA weights (ema.pt / ema.safetensors)`, 'export the trained weights instead: --from model', [], dir);
   if (!opts.overwrite && (await exists(out))) throw new WeightsError('SORA5103', `${out} already exists`, 'pass --force to replace it (atomically), or choose another -o', [], out);
   const store: TensorStore = await openWeights(dir, { part: opts.from });
+  const handleList: FileHandle[] = [];
   try {
     let report: LoadReport | undefined;
     if (opts.keymap) {
@@ -314,21 +315,57 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
     }, 0);
     let done = 0;
     let produced = 0;
+    // Streaming: a tensor stored contiguously (safetensors, contiguous torch records) is copied in
+    // CHUNK pieces through one reused buffer (the writer awaits each write before pulling the
+    // next piece), cast piece by piece; views without a file offset are read whole, one at a time.
+    const CHUNK = 8 << 20;
+    const chunkBuf = Buffer.allocUnsafe(CHUNK);
+    const handles = new Map<string, FileHandle>();
+    const handle = async (file: string) => {
+      let fh = handles.get(file);
+      if (!fh) {
+        handles.set(file, (fh = await open(file, 'r')));
+        handleList.push(fh);
+      }
+      return fh;
+    };
     const tensors = new Map<string, WriterTensor>();
     keys.forEach((k) => {
       const t = store.tensors.get(k)!;
       const to = outDtype(t.dtype);
+      const es = DTYPE_SIZE[t.dtype];
       tensors.set(k, {
         dtype: to,
         shape: t.shape,
-        data: async () => {
+        data: async function* () {
           await faultPoint(produced);
-          produced++;
-          const raw = await t.read();
-          const bytes = to === t.dtype ? raw : convertBytes(raw, t.dtype, to, { key: k });
-          done += bytes.byteLength;
-          opts.onProgress?.({ file: k, fileIndex: produced - 1, fileCount: keys.length, doneBytes: done, totalBytes });
-          return bytes;
+          const index = produced++;
+          const report = (n: number) => {
+            done += n;
+            opts.onProgress?.({ file: k, fileIndex: index, fileCount: keys.length, doneBytes: done, totalBytes });
+          };
+          if (t.offset === undefined) {
+            const raw = await t.read();
+            const bytes = to === t.dtype ? raw : convertBytes(raw, t.dtype, to, { key: k });
+            report(bytes.byteLength);
+            yield bytes;
+            return;
+          }
+          const fh = await handle(t.file);
+          const step = CHUNK - (CHUNK % (es * 8));
+          for (let pos = 0; pos < t.byteLength; pos += step) {
+            const len = Math.min(step, t.byteLength - pos);
+            let got = 0;
+            while (got < len) {
+              const { bytesRead } = await fh.read(chunkBuf, got, len - got, t.offset + pos + got);
+              if (!bytesRead) throw new WeightsError('SORA5012', `${t.file}: unexpected end of file reading "${k}" (the file shrank?)`, 'run `sorac ckpt verify` on the checkpoint', [], t.file);
+              got += bytesRead;
+            }
+            const piece = chunkBuf.subarray(0, len);
+            const bytes = to === t.dtype ? piece : convertBytes(piece, t.dtype, to, { key: k, indexOffset: pos / es });
+            report(bytes.byteLength);
+            yield bytes;
+          }
         },
       });
     });
@@ -364,6 +401,7 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
     }
     return { out, files, tensors: keys.length, bytes: totalBytes, seconds: (performance.now() - t0) / 1000, checkpoint: info, metadata, report, notes: store.notes };
   } finally {
+    for (const fh of handleList) await fh.close().catch(() => {});
     await store.close();
   }
 }

@@ -81,7 +81,7 @@ async function statOrNull(p: string) {
 }
 
 /** Size check of one weights/pickle file from its header or zip directory only. */
-export async function checkFileShape(path: string): Promise<{ ok: boolean; size: number; problem?: string; tensorBytes?: number; keys?: string[] }> {
+export async function checkFileShape(path: string): Promise<{ ok: boolean; size: number; problem?: string; tensorBytes?: number; tensorCount?: number }> {
   let fh;
   try {
     fh = await open(path, 'r');
@@ -107,24 +107,23 @@ export async function checkFileShape(path: string): Promise<{ ok: boolean; size:
       if (8 + n > size) return { ok: false, size, problem: `truncated: the safetensors header alone is ${8 + n} bytes, file has ${size}` };
       const hb = Buffer.alloc(n);
       await readExact(fh, hb, 0, n, 8);
-      let h: Record<string, { data_offsets?: [number, number]; dtype?: string; shape?: number[] }>;
-      try {
-        h = JSON.parse(hb.toString('utf8'));
-      } catch (e) {
-        return { ok: false, size, problem: `safetensors header is not JSON (${(e as Error).message})` };
-      }
+      // A scan, not a parse: the largest data_offsets end and the tensor count are all the size
+      // rule needs (JSON.parse of a 1000-tensor header costs 4x more; `ckpt verify` and every
+      // loader validate the header fully).
+      const text = hb.toString('latin1');
+      if (text.trimStart()[0] !== '{' || text.trimEnd().slice(-1) !== '}') return { ok: false, size, problem: 'safetensors header is not a JSON object (cut short?)' };
+      const re = /"data_offsets"\s*:\s*\[\s*(\d+)\s*,\s*(\d+)\s*\]/g;
       let end = 0;
-      const keys: string[] = [];
-      for (const [k, v] of Object.entries(h)) {
-        if (k === '__metadata__') continue;
-        keys.push(k);
-        const e2 = v?.data_offsets?.[1];
-        if (typeof e2 === 'number' && e2 > end) end = e2;
+      let count = 0;
+      for (let mm = re.exec(text); mm; mm = re.exec(text)) {
+        count++;
+        const e2 = Number(mm[2]);
+        if (e2 > end) end = e2;
       }
       const want = 8 + n + end;
       if (want !== size)
         return { ok: false, size, problem: want > size ? `truncated: header says ${want} bytes, file has ${size}` : `${size - want} trailing bytes after the data the header describes` };
-      return { ok: true, size, tensorBytes: end, keys };
+      return { ok: true, size, tensorBytes: end, tensorCount: count };
     }
     if (head[0] === 0x80) return { ok: true, size }; // raw pickle: structure checked by `ckpt verify`
     return { ok: false, size, problem: 'neither a safetensors file nor a torch zip archive' };
@@ -179,32 +178,34 @@ async function checkIndexedDir(ckptDir: string, rel: string, name: PartName, opt
     part.problems.push(`${rel}/${indexes[0]}: no "weight_map" object`);
     return part;
   }
-  const shards = new Map<string, string[]>();
-  for (const [k, v] of Object.entries(idx.weight_map)) {
+  // shard → [tensor count, first key]
+  const shards = new Map<string, [number, string]>();
+  for (const k in idx.weight_map) {
+    const v = idx.weight_map[k];
     if (typeof v !== 'string' || v.includes('/') || v.includes('\\') || v === '..') {
       part.problems.push(`${rel}/${indexes[0]}: weight_map["${k}"] is not a shard file name`);
       return part;
     }
-    if (!shards.has(v)) shards.set(v, []);
-    shards.get(v)!.push(k);
+    const e = shards.get(v);
+    if (e) e[0]++;
+    else shards.set(v, [1, k]);
   }
   let tensorBytes = 0;
   let allSafetensors = true;
-  for (const [shard, keys] of shards) {
-    const r = await checkFileShape(join(dir, shard));
+  const checks = await Promise.all([...shards.keys()].map((shard) => checkFileShape(join(dir, shard))));
+  let i = 0;
+  for (const [shard, [count, first]] of shards) {
+    const r = checks[i++]!;
     part.bytes += r.size;
     if (r.size) part.files++;
     if (!r.ok) {
-      part.problems.push(`${rel}/${shard}: ${r.problem}${r.problem === 'missing' ? ` (the index lists ${keys.length} tensor(s) there, e.g. ${keys[0]})` : ''}`);
+      part.problems.push(`${rel}/${shard}: ${r.problem}${r.problem === 'missing' ? ` (the index lists ${count} tensor(s) there, e.g. ${first})` : ''}`);
       continue;
     }
-    if (r.keys) {
+    if (r.tensorCount !== undefined) {
       tensorBytes += r.tensorBytes ?? 0;
-      if (!opts.optimizer) {
-        const have = new Set(r.keys);
-        const lost = keys.filter((k) => !have.has(k));
-        if (lost.length) part.problems.push(`${rel}/${shard}: lacks ${lost.length} tensor(s) the index puts there, e.g. ${lost[0]}`);
-      }
+      if (!opts.optimizer && r.tensorCount !== count)
+        part.problems.push(`${rel}/${shard}: holds ${r.tensorCount} tensor(s), the index puts ${count} there (a shard from another save?)`);
     } else allSafetensors = false;
   }
   if (opts.optimizer) {
@@ -314,28 +315,33 @@ export async function inspectCheckpoint(dirIn: string): Promise<CheckpointInfo> 
       info.parts.running_states = { name: 'running_states', path: 'running_states.json', ok: false, bytes: 0, files: 1, problems: [`running_states.json unreadable: ${(e as Error).message}`] };
     }
   } else info.problems.push('running_states.json is missing (Open-Sora load() asserts it exists; written near the end of a save)');
-  // model weights
-  if (await isDir('model')) info.parts.model = await checkIndexedDir(dir, 'model', 'model');
-  else if (has('model.safetensors')) info.parts.model = await checkFilePart(dir, 'model.safetensors', 'model');
-  else if (has('model.pt')) info.parts.model = await checkFilePart(dir, 'model.pt', 'model');
-  else if (await isDir('lora')) info.parts.lora = await checkIndexedDir(dir, 'lora', 'lora');
+  // model weights, EMA, optimizer and the small pickles: independent, checked concurrently
+  const jobs: Promise<void>[] = [];
+  const add = (p: Promise<PartInfo>) => jobs.push(p.then((x) => void (info.parts[x.name] = x)));
+  const [modelDir, optDir, loraDir] = await Promise.all([isDir('model'), isDir('optimizer'), isDir('lora')]);
+  if (modelDir) add(checkIndexedDir(dir, 'model', 'model'));
+  else if (has('model.safetensors')) add(checkFilePart(dir, 'model.safetensors', 'model'));
+  else if (has('model.pt')) add(checkFilePart(dir, 'model.pt', 'model'));
+  else if (loraDir) add(checkIndexedDir(dir, 'lora', 'lora'));
   else info.problems.push('model weights are missing (no model/, model.safetensors, model.pt or lora/)');
+  if (has('ema.safetensors')) add(checkFilePart(dir, 'ema.safetensors', 'ema'));
+  else if (has('ema.pt')) add(checkFilePart(dir, 'ema.pt', 'ema'));
+  else info.warnings.push('no ema.pt / ema.safetensors (export --from model, or Open-Sora load(ema=…) fails)');
+  if (optDir) add(checkIndexedDir(dir, 'optimizer', 'optimizer', { optimizer: true }));
+  else info.warnings.push('no optimizer/ (Open-Sora --load restores the optimizer and fails without it)');
+  if (has('lr_scheduler')) add(checkFilePart(dir, 'lr_scheduler', 'lr_scheduler'));
+  if (has('sampler')) add(checkFilePart(dir, 'sampler', 'sampler'));
+  if (has('master.safetensors')) add(checkFilePart(dir, 'master.safetensors', 'master'));
+  const sizeJob = dirBytes(dir);
+  await Promise.all(jobs);
   if (info.parts.model?.path === 'model/') {
-    const idx = names.includes('model') ? (await readdir(join(dir, 'model')).catch(() => [] as string[])).find((n) => n.endsWith('.index.json')) : undefined;
+    const idx = (await readdir(join(dir, 'model')).catch(() => [] as string[])).find((n) => n.endsWith('.index.json'));
     info.layout = idx?.includes('safetensors') ? '2.0' : idx ? 'v1.x' : 'unknown';
   }
-  // EMA
-  if (has('ema.safetensors')) info.parts.ema = await checkFilePart(dir, 'ema.safetensors', 'ema');
-  else if (has('ema.pt')) info.parts.ema = await checkFilePart(dir, 'ema.pt', 'ema');
-  else info.warnings.push('no ema.pt / ema.safetensors (export --from model, or Open-Sora load(ema=…) fails)');
-  // optimizer and the small pickles
-  if (await isDir('optimizer')) info.parts.optimizer = await checkIndexedDir(dir, 'optimizer', 'optimizer', { optimizer: true });
-  else info.warnings.push('no optimizer/ (Open-Sora --load restores the optimizer and fails without it)');
-  if (has('lr_scheduler')) info.parts.lr_scheduler = await checkFilePart(dir, 'lr_scheduler', 'lr_scheduler');
-  if (has('sampler')) info.parts.sampler = await checkFilePart(dir, 'sampler', 'sampler');
-  if (has('master.safetensors')) info.parts.master = await checkFilePart(dir, 'master.safetensors', 'master');
-  for (const p of Object.values(info.parts)) info.problems.push(...p.problems);
-  const { bytes, mtimeMs } = await dirBytes(dir);
+  const order: PartName[] = ['running_states', 'model', 'lora', 'ema', 'optimizer', 'lr_scheduler', 'sampler', 'master'];
+  info.parts = Object.fromEntries(order.filter((k) => info.parts[k]).map((k) => [k, info.parts[k]!]));
+  for (const k of order) info.problems.push(...(info.parts[k]?.problems ?? []));
+  const { bytes, mtimeMs } = await sizeJob;
   info.bytes = bytes;
   info.mtimeMs = mtimeMs;
   info.complete = info.problems.length === 0;

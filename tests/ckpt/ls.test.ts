@@ -3,7 +3,7 @@
  * copies of it: a missing shard, a truncated shard, a truncated EMA, running_states.json absent —
  * each is reported incomplete and never picked as the latest.
  */
-import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { inspectCheckpoint, listCheckpoints } from '../../runtime/training-ckpt.ts';
@@ -67,6 +67,7 @@ const tears: Tear[] = [
   ['the param groups file missing', (d) => unlinkSync(join(d, 'optimizer/pytorch_optim_group.bin')), /pytorch_optim_group\.bin \(param groups\): missing/],
   ['trailing garbage after a shard', (d) => appendFileSync(join(d, 'model/model-00001.safetensors'), Buffer.alloc(5)), /5 trailing bytes/],
   ['no model index yet', (d) => unlinkSync(join(d, 'model/model.safetensors.index.json')), /model\/ has no \*\.index\.json/],
+  ['a shard from another save', (d) => copyFileSync(join(d, 'model/model-00002.safetensors'), join(d, 'model/model-00001.safetensors')), /model-00001\.safetensors: holds \d+ tensor\(s\), the index puts \d+ there/],
   ['lr_scheduler truncated (zip without its central directory)', (d) => truncateSync(join(d, 'lr_scheduler'), 300), /lr_scheduler: zip: no end-of-central-directory/],
 ];
 
