@@ -384,6 +384,20 @@ export async function listCheckpoints(dirIn: string): Promise<ExperimentListing>
   };
   await Promise.all(Array.from({ length: Math.min(8, names.length) }, worker));
   const checkpoints = infos.filter((c) => !c.pruned).sort(compareCheckpoints);
+  // A save writes its parts one after another (v1.x and 2.0: model/, optimizer/, lr_scheduler,
+  // running_states.json, then ema and sampler), so a checkpoint lacking a part that the previous
+  // complete checkpoint of the run has is most likely still being written (or was cut short).
+  let prev: CheckpointInfo | undefined;
+  for (const c of checkpoints) {
+    if (c.complete && prev) {
+      const lost = (Object.keys(prev.parts) as PartName[]).filter((p) => !c.parts[p] && !(p === 'model' && c.parts.lora) && !(p === 'lora' && c.parts.model));
+      if (lost.length) {
+        c.complete = false;
+        c.problems.push(`no ${lost.join(', ')}, which ${prev.name} has: a save still in progress, or cut short`);
+      }
+    }
+    if (c.complete) prev = c;
+  }
   const complete = checkpoints.filter((c) => c.complete);
   return { dir, checkpoints, latest: complete[complete.length - 1], others };
 }

@@ -88,6 +88,20 @@ describe('torn checkpoints', () => {
     });
   }
 
+  it('a save in progress (running_states.json written, ema.pt and sampler not yet) is not complete', async () => {
+    const exp = copyExp(tmp, 'midsave');
+    unlinkSync(join(exp, SYNC20, 'ema.pt'));
+    unlinkSync(join(exp, SYNC20, 'sampler'));
+    rmSync(join(exp, ASYNC20), { recursive: true });
+    const l = await listCheckpoints(exp);
+    const c = l.checkpoints.find((x) => x.name === SYNC20)!;
+    expect(c.complete).toBe(false);
+    expect(c.problems).toContain(`no ema, sampler, which ${V12} has: a save still in progress, or cut short`);
+    expect(l.latest?.name).toBe(V12);
+    // on its own (nothing older to compare with) it is complete, with warnings
+    expect((await inspectCheckpoint(join(exp, SYNC20))).complete).toBe(true);
+  });
+
   it('a torn v1.2 torch shard (zip cut short) is incomplete', async () => {
     const exp = copyExp(tmp, 'torn-v12');
     truncateSync(join(exp, V12, 'model/pytorch_model-00002.bin'), 2000);
