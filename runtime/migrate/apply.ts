@@ -110,9 +110,13 @@ export async function evalNode(n: Node, read: (key: string) => Promise<Uint8Arra
   }
 }
 
-/** Double-buffered chunk reader for a tensor stored contiguously at `offset` in `fh`. */
-async function* streamRange(fh: FileHandle, offset: number, length: number, file: string, key: string): AsyncIterable<Uint8Array> {
-  let bufs = [Buffer.allocUnsafe(Math.min(CHUNK, length)), Buffer.allocUnsafe(Math.min(CHUNK, Math.max(0, length - CHUNK)))];
+/** Two read buffers shared by every streamed range of one apply (the writer consumes one chunk at a time). */
+interface ChunkBuffers {
+  bufs: [Buffer, Buffer];
+}
+
+/** Double-buffered chunk reader for a tensor stored contiguously at `offset` in `fh`: the next read overlaps the write of the current chunk. */
+async function* streamRange(fh: FileHandle, offset: number, length: number, file: string, key: string, shared: ChunkBuffers): AsyncIterable<Uint8Array> {
   const readAt = async (buf: Buffer, pos: number, n: number) => {
     let got = 0;
     while (got < n) {
@@ -124,16 +128,15 @@ async function* streamRange(fh: FileHandle, offset: number, length: number, file
   };
   let pos = 0;
   let i = 0;
-  let pending: Promise<Buffer> | undefined = length ? readAt(bufs[0]!, 0, Math.min(CHUNK, length)) : undefined;
+  let pending: Promise<Buffer> | undefined = length ? readAt(shared.bufs[0], 0, Math.min(CHUNK, length)) : undefined;
   while (pending) {
     const cur = await pending;
     const next = pos + cur.length;
-    pending = next < length ? readAt(bufs[(i + 1) % 2]!, next, Math.min(CHUNK, length - next)) : undefined;
+    pending = next < length ? readAt(shared.bufs[(i + 1) % 2]!, next, Math.min(CHUNK, length - next)) : undefined;
     yield cur;
     pos = next;
     i++;
   }
-  bufs = [];
 }
 
 function errnoToMigrate(e: unknown, out: string): unknown {
@@ -206,6 +209,7 @@ export async function applyMigration(opts: ApplyOptions): Promise<ApplyResult> {
       if (!t) throw new Error(`internal: source ${key} vanished`);
       return t.read();
     };
+    const chunks: ChunkBuffers = { bufs: [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)] };
     const entries = [...resolved.tensors];
     const totalBytes = entries.reduce((a, [, n]) => a + byteSize(n.sig), 0);
     let done = 0;
@@ -229,7 +233,7 @@ export async function applyMigration(opts: ApplyOptions): Promise<ApplyResult> {
         shape: node.sig.shape,
         data: async function* () {
           if (streamable) {
-            for (const r of ranges) if (r.end > r.start) yield* streamRange(await fhOf(r.st.file), r.st.offset! + r.start, r.end - r.start, r.st.file, r.st.key);
+            for (const r of ranges) if (r.end > r.start) yield* streamRange(await fhOf(r.st.file), r.st.offset! + r.start, r.end - r.start, r.st.file, r.st.key, chunks);
           } else {
             yield await evalNode(node, read, key, (m) => warnings.push({ code: 'SORA6010', message: m }));
           }

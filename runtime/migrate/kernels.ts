@@ -104,6 +104,8 @@ export function padDim(src: Uint8Array, shape: readonly number[], dim: number, b
   return out;
 }
 
+const VIEW: Record<number, { new (b: ArrayBuffer, o?: number, n?: number): { [i: number]: number | bigint; length: number } }> = { 1: Uint8Array, 2: Uint16Array, 4: Uint32Array, 8: BigUint64Array };
+
 export function permute(src: Uint8Array, shape: readonly number[], perm: readonly number[], es: number): Uint8Array {
   const nd = shape.length;
   const outShape = perm.map((p) => shape[p]!);
@@ -115,19 +117,29 @@ export function permute(src: Uint8Array, shape: readonly number[], perm: readonl
   }
   const n = prod(shape);
   const out = new Uint8Array(n * es);
+  // element-typed views (a misaligned source is copied once)
+  const V = VIEW[es]!;
+  const a = src.byteOffset % es === 0 ? src : src.slice();
+  const sv = new V(a.buffer as ArrayBuffer, a.byteOffset, n);
+  const ov = new V(out.buffer, 0, n);
   // iterate output indices in order; the source offset follows the permuted strides
   const srcStride = perm.map((p) => inStrides[p]!);
   const idx = new Array<number>(nd).fill(0);
   let srcOff = 0;
-  for (let i = 0; i < n; i++) {
-    out.set(src.subarray(srcOff * es, srcOff * es + es), i * es);
-    for (let d = nd - 1; d >= 0; d--) {
+  const last = nd - 1;
+  const lastStride = srcStride[last] ?? 1;
+  const lastExtent = outShape[last] ?? 1;
+  for (let i = 0; i < n; ) {
+    // innermost dimension as a tight loop
+    for (let j = 0; j < lastExtent; j++, i++) ov[i] = sv[srcOff + j * lastStride]!;
+    for (let d = last - 1; d >= 0; d--) {
       idx[d]!++;
       srcOff += srcStride[d]!;
       if (idx[d]! < outShape[d]!) break;
       srcOff -= srcStride[d]! * outShape[d]!;
       idx[d] = 0;
     }
+    if (nd === 0) break;
   }
   return out;
 }
