@@ -18,7 +18,7 @@ import { loadReport, renderLoadReport, type LoadReport } from './load-report.ts'
 import { atomicWrite, writeSafetensors, writeShardedSafetensors, type WriterTensor } from './safetensors-writer.ts';
 import { openWeights, openWeightsFile, type TensorStore } from './store.ts';
 import { openTorchFile, sniffFile } from './torch-file.ts';
-import { inspectCheckpoint, ioError, MANIFEST_NAME, type CheckpointInfo } from './training-ckpt.ts';
+import { CKPT_NAME, inspectCheckpoint, ioError, MANIFEST_NAME, type CheckpointInfo } from './training-ckpt.ts';
 import { verifyFile, type VerifyProgress, type VerifyStatus } from './verify.ts';
 import { WeightsError } from './weights-error.ts';
 
@@ -51,6 +51,24 @@ async function listFiles(root: string, dir = root, out: string[] = [], temps: st
   return { files: out, temps };
 }
 
+/** Inspect `dir`, refusing an experiment dir (or any dir that is not one checkpoint) with a pointer to the checkpoints in it. */
+async function checkpointDir(dir: string): Promise<CheckpointInfo> {
+  const names = await readdir(dir).catch((e: NodeJS.ErrnoException) => {
+    throw new WeightsError(e.code === 'ENOENT' ? 'SORA5001' : 'SORA5012', `cannot read ${dir}: ${e.code ?? e.message}`, 'pass an epochN-global_stepM/ checkpoint dir', [], dir);
+  });
+  if (!CKPT_NAME.test(basename(dir)) && !names.includes('running_states.json') && !names.includes('model')) {
+    const inside = names.filter((n) => CKPT_NAME.test(n)).sort();
+    throw new WeightsError(
+      'SORA5101',
+      `${dir} is not a training checkpoint dir${inside.length ? ` (it is an experiment dir holding ${inside.length} checkpoint(s))` : ''}`,
+      inside.length ? `pass one checkpoint, e.g. ${join(dir, inside[inside.length - 1]!)}, or the latest complete one: $(sorac ckpt latest ${dir})` : 'pass an epochN-global_stepM/ dir (see `sorac ckpt ls EXP_DIR`)',
+      [],
+      dir,
+    );
+  }
+  return inspectCheckpoint(dir);
+}
+
 function incompleteError(info: CheckpointInfo, what: string): WeightsError {
   return new WeightsError(
     'SORA5102',
@@ -65,7 +83,7 @@ function incompleteError(info: CheckpointInfo, what: string): WeightsError {
 
 export async function writeManifest(dirIn: string, opts: { onProgress?: (p: VerifyProgress) => void } = {}): Promise<{ path: string; manifest: Manifest; bytes: number }> {
   const dir = resolvePath(dirIn);
-  const info = await inspectCheckpoint(dir);
+  const info = await checkpointDir(dir);
   if (!info.complete) throw incompleteError(info, 'write a manifest for it');
   const { files } = await listFiles(dir);
   const sizes = await Promise.all(files.map(async (f) => (await stat(join(dir, f))).size));
@@ -129,7 +147,7 @@ export async function verifyCheckpoint(dirIn: string, opts: { onProgress?: (p: V
   const dir = resolvePath(dirIn);
   const s = await stat(dir).catch(() => null);
   if (!s?.isDirectory()) throw new WeightsError('SORA5001', `no such checkpoint directory: ${dir}`, 'pass an epochN-global_stepM/ dir (see `sorac ckpt ls EXP_DIR`)', [], dir);
-  const info = await inspectCheckpoint(dir);
+  const info = await checkpointDir(dir);
   const problems = [...info.problems];
   const { files, temps } = await listFiles(dir);
   // manifest
@@ -278,7 +296,7 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
   const t0 = performance.now();
   const dir = resolvePath(dirIn);
   const out = resolvePath(opts.out);
-  const info = await inspectCheckpoint(dir);
+  const info = await checkpointDir(dir);
   if (!info.complete) throw incompleteError(info, 'export it');
   if (opts.from === 'ema' && !info.parts.ema)
     throw new WeightsError('SORA5102', `${dir} has no EMA weights (ema.pt / ema.safetensors)`, 'export the trained weights instead: --from model', [], dir);

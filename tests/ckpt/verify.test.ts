@@ -92,6 +92,16 @@ describe('ckpt verify', () => {
     expect(j.problems.join('\n')).toMatch(/sampler: missing/);
   });
 
+  it('an experiment dir instead of a checkpoint: SORA5101 pointing at the checkpoints in it', async () => {
+    for (const cmd of ['verify', 'manifest', 'export']) {
+      const r = await run(['ckpt', cmd, EXP, ...(cmd === 'export' ? ['-o', join(tmp, 'nope.safetensors')] : [])]);
+      expect(r.code, cmd).toBe(1);
+      expect(r.err).toMatch(/SORA5101: .* is not a training checkpoint dir \(it is an experiment dir holding 3 checkpoint\(s\)\)/);
+      expect(r.err).toMatch(/hint: pass one checkpoint, e\.g\. .*epoch1-global_step6/);
+    }
+    expect(existsSync(join(tmp, 'nope.safetensors'))).toBe(false);
+  });
+
   it('manifest refuses an incomplete checkpoint', async () => {
     const exp = copyExp(tmp, 'inc');
     unlinkSync(join(exp, ASYNC20, 'model/model-00001.safetensors'));
