@@ -14,7 +14,6 @@ export const MIGRATE_CODES = {
   SORA6008: 'cannot write the output',
   SORA6009: 'op matched no key (warning)',
   SORA6010: 'not exactly reversible on this checkpoint (warning)',
-  SORA6011: 'diff sources could not be read',
 } as const;
 
 export type MigrateCode = keyof typeof MIGRATE_CODES;
