@@ -437,7 +437,8 @@ export function where(ctx: Ctx, c: Tensor, a: Tensor, b: Tensor): Tensor {
 export function reduce(ctx: Ctx, op: 'ReduceMean' | 'ReduceSum' | 'ReduceMax' | 'ReduceMin', t: Tensor, axes: readonly number[], keepdims: boolean): Tensor {
   const norm = axes.map((a) => normAxis(ctx, a, t.shape.length)).sort((x, y) => x - y);
   const shape = keepdims ? t.shape.map((d, i) => (norm.includes(i) ? Sym.const(1) : d)) : t.shape.filter((_, i) => !norm.includes(i));
-  if (op === 'ReduceSum') return mk(ctx, op, [t.ir, ctx.g.constI64(norm)], t.dtype, shape, { keepdims: keepdims ? 1 : 0 });
+  // ReduceSum takes axes as an input from opset 13, the other reductions from opset 18
+  if (op === 'ReduceSum' || ctx.g.opset >= 18) return mk(ctx, op, [t.ir, ctx.g.constI64(norm)], t.dtype, shape, { keepdims: keepdims ? 1 : 0 });
   return mk(ctx, op, [t.ir], t.dtype, shape, { axes: norm, keepdims: keepdims ? 1 : 0 });
 }
 
