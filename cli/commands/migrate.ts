@@ -179,7 +179,13 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
               s += `\nnot matched (${d.unmatched.length}):\n`;
               for (const u of d.unmatched) s += `  ${u.side === 'from' ? 'FROM' : 'TO  '} ${u.key} ${fmtSig(u.sig)}\n       why: ${u.reason}\n       plan: ${u.proposal}\n`;
             }
-            s += `\n${d.complete ? 'the proposed plan turns FROM into TO exactly' : 'the proposed plan is incomplete: review the keys above'}; write it with \`sorac migrate new ${from} ${to} -o migrations/NAME.ts\`\n`;
+            const flags = [
+              ...(o.fromConfig ? ['--from-config', o.fromConfig] : []),
+              ...(o.fromSet ?? []).flatMap((v) => ['--from-set', v]),
+              ...(o.toConfig ? ['--to-config', o.toConfig] : []),
+              ...(o.toSet ?? []).flatMap((v) => ['--to-set', v]),
+            ].join(' ');
+            s += `\n${d.complete ? 'the proposed plan turns FROM into TO exactly' : 'the proposed plan is incomplete: review the keys above'}; write it with \`sorac migrate new ${from} ${to}${flags ? ' ' + flags : ''} -o migrations/NAME.ts\`\n`;
           }
           io.stdout(s);
         }

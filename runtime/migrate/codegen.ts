@@ -8,7 +8,8 @@ import { IndentationText, Project, QuoteKind } from 'ts-morph';
 import type { DiffResult } from './diff.ts';
 import type { Op, Plan } from './plan.ts';
 
-const lit = (v: unknown) => JSON.stringify(v);
+/** A literal in the repo's style: single-quoted strings, arrays of literals. */
+const lit = (v: unknown): string => (typeof v === 'string' ? `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'` : Array.isArray(v) ? `[${v.map(lit).join(', ')}]` : JSON.stringify(v));
 
 /** The builder call for one op (see builder.ts). */
 export function builderCall(op: Op): string {
