@@ -43,6 +43,7 @@ export const registerCheck: RegisterCommand = (program: Command, io: CliIO, setE
     .option('-w, --weights <weights>', 'checkpoint to validate against the model (file, dir, or hub id resolved offline)')
     .option('--allow-missing <pattern>', 'glob of keys that may be missing from the checkpoint (repeatable)', (v: string, p: string[] = []) => [...p, v], [] as string[])
     .option('--from <part>', 'for training checkpoint dirs: ema or model', 'ema')
+    .option('--dtype <rule=value>', 'override a dtype policy rule, e.g. --dtype compute=bf16 (repeatable)', (v: string, p: string[] = []) => [...p, v], [] as string[])
     .action(async (file: string, opts: ModelOpts & { weights?: string; allowMissing?: string[]; from?: string }) => {
       const m = compileFromCli(file, opts, io);
       const ds = [...m.diagnostics];
