@@ -334,10 +334,10 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
     let done = 0;
     let produced = 0;
     // Streaming: a tensor stored contiguously (safetensors, contiguous torch records) is copied in
-    // CHUNK pieces through one reused buffer (the writer awaits each write before pulling the
-    // next piece), cast piece by piece; views without a file offset are read whole, one at a time.
+    // CHUNK pieces through two reused buffers (the writer awaits each write before pulling the
+    // next piece, which is read meanwhile), cast piece by piece; views without a file offset are read whole, one at a time.
     const CHUNK = 8 << 20;
-    const chunkBuf = Buffer.allocUnsafe(CHUNK);
+    const chunkBufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
     const handles = new Map<string, FileHandle>();
     const handle = async (file: string) => {
       let fh = handles.get(file);
@@ -371,15 +371,24 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
           }
           const fh = await handle(t.file);
           const step = CHUNK - (CHUNK % (es * 8));
-          for (let pos = 0; pos < t.byteLength; pos += step) {
+          // double-buffered: the next piece is read while the writer writes this one
+          const readPiece = async (pos: number, buf: Buffer) => {
             const len = Math.min(step, t.byteLength - pos);
             let got = 0;
             while (got < len) {
-              const { bytesRead } = await fh.read(chunkBuf, got, len - got, t.offset + pos + got);
+              const { bytesRead } = await fh.read(buf, got, len - got, t.offset! + pos + got);
               if (!bytesRead) throw new WeightsError('SORA5012', `${t.file}: unexpected end of file reading "${k}" (the file shrank?)`, 'run `sorac ckpt verify` on the checkpoint', [], t.file);
               got += bytesRead;
             }
-            const piece = chunkBuf.subarray(0, len);
+            return buf.subarray(0, len);
+          };
+          let slot = 0;
+          let next: Promise<Buffer> | undefined = t.byteLength > 0 ? readPiece(0, chunkBufs[0]!) : undefined;
+          for (let pos = 0; next; pos += step) {
+            const piece = await next;
+            slot ^= 1;
+            next = pos + step < t.byteLength ? readPiece(pos + step, chunkBufs[slot]!) : undefined;
+            next?.catch(() => {}); // surfaced when awaited
             const bytes = to === t.dtype ? piece : convertBytes(piece, t.dtype, to, { key: k, indexOffset: pos / es });
             report(bytes.byteLength);
             yield bytes;

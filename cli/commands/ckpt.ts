@@ -211,6 +211,7 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
           printDiagnostics(m.diagnostics, m, io);
           throw new UserError(`${o.model} does not compile (${summarizeCounts(m.diagnostics)}); nothing was exported`);
         }
+        if (!o.json) printDiagnostics(m.diagnostics, m, io); // warnings (e.g. unknown config keys)
         keymap = m.keymap;
       }
       const bar = io.isTTY && !o.json ? progressBar(io) : undefined;
