@@ -17,3 +17,8 @@ export { format } from './grammar/format.ts';
 export { emitOnnx } from './compiler/emit/onnx.ts';
 export { load, run, ModelError } from './api/run.ts';
 export type { LoadedModel, LoadOptions, RunOptions } from './api/run.ts';
+// Open-Sora training checkpoint dirs (docs/guides/training-checkpoints.md)
+export { listCheckpoints, inspectCheckpoint, planPrune, pruneCheckpoints, writeTrainingCheckpoint } from './runtime/training-ckpt.ts';
+export type { CheckpointInfo, ExperimentListing, PartInfo, PrunePlanItem, WriteTrainingCheckpointOptions } from './runtime/training-ckpt.ts';
+export { exportCheckpoint, verifyCheckpoint, writeManifest } from './runtime/ckpt-export.ts';
+export type { CkptVerifyReport, ExportOptions, ExportResult, Manifest } from './runtime/ckpt-export.ts';
