@@ -548,6 +548,33 @@ export const BUILTINS: Record<string, Builtin> = {
     if (v.k !== 'list' && v.k !== 'tuple') ctx.interp.error('SORA3001', `tensor() takes a list of numbers, got ${typeName(v)}`, a.values!.span);
     return tv(ops.asTensor(ctx, v, a.dtype ? Dt(ctx, a.dtype) : undefined, a.values!.span));
   },
+  micro_batch(ctx, pos, kw) {
+    // A declaration, no graph nodes: the entry's computation is independent across consecutive groups of
+    // `step` elements of the input dimension named `axis`, each group giving `out_step` elements of every
+    // output along `out_dim` (default: the output dimension named `axis`). `length` names a scalar integer
+    // input that is the total output extent along that dimension (the runtime gives each chunk its share).
+    // Recorded as graph metadata `sorac.micro_batch` for the runtime (runtime/micro-batch.ts, docs/adr/005).
+    const a = sig(ctx, 'micro_batch', pos, kw, ['axis', 'step?', 'out_step?', 'out_dim?', 'length?']);
+    const axis = S(ctx, a.axis);
+    const g = ctx.g as GraphBuilder | undefined;
+    if (!g) return ctx.interp.error('SORA3012', 'micro_batch() declares how an entry can be micro-batched: call it in an entry body', ctx.span);
+    if (!g.symbols.has(axis))
+      ctx.interp.error('SORA3010', `micro_batch(): "${axis}" is not a dimension named by the entry's inputs`, a.axis!.span, { hint: `dimensions: ${[...g.symbols.keys()].join(', ') || 'none'}` });
+    const step = I(ctx, a.step, 1);
+    const outStep = I(ctx, a.out_step, step);
+    if (step < 1 || outStep < 1) ctx.interp.error('SORA3012', `micro_batch(): step and out_step must be positive, got ${step} and ${outStep}`, ctx.span);
+    const outDim = a.out_dim && a.out_dim.v.k !== 'none' ? I(ctx, a.out_dim) : undefined;
+    const length = a.length && a.length.v.k !== 'none' ? S(ctx, a.length) : undefined;
+    if (length !== undefined) {
+      const inp = g.inputs.find((v) => v.name === length);
+      if (!inp || inp.shape.length !== 0 || !isInt(inp.dtype)) ctx.interp.error('SORA3012', `micro_batch(): length "${length}" must name a scalar integer input of the entry`, a.length!.span);
+    }
+    const prev = JSON.parse(g.annotations['sorac.micro_batch'] ?? '[]') as { axis: string }[];
+    if (prev.some((p) => p.axis === axis)) ctx.interp.error('SORA2002', `micro_batch(): axis "${axis}" is declared twice`, ctx.span);
+    prev.push({ axis, step, out_step: outStep, ...(outDim !== undefined ? { out_dim: outDim } : {}), ...(length !== undefined ? { length } : {}) } as never);
+    g.annotations['sorac.micro_batch'] = JSON.stringify(prev);
+    return NONE;
+  },
   ones(ctx, pos, kw) {
     const a = sig(ctx, 'ones', pos, kw, ['shape', 'dtype?']);
     return BUILTINS.full!(ctx, [a.shape!, { v: { k: 'int', v: 1 }, span: ctx.span }], new Map(a.dtype ? [['dtype', a.dtype]] : []));

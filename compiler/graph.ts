@@ -40,6 +40,8 @@ export class GraphBuilder {
   /** Current module path, for node scopes and value names. */
   scope = '';
   source: IrSourceRef | undefined;
+  /** Extra graph metadata set by declarations in the entry body (e.g. `sorac.micro_batch` from micro_batch()). */
+  readonly annotations: Record<string, string> = {};
   /** every float->float Cast with why it was placed (for --explain-dtypes) */
   readonly casts: { value: IrValue; from: DType; to: DType; reason: string; source?: IrSourceRef; scope: string }[] = [];
 
@@ -193,7 +195,7 @@ export class GraphBuilder {
   }
 
   finish(outputs: IrValue[], metadata: Record<string, string>): IrGraph {
-    return { name: this.name, inputs: this.inputs, outputs, nodes: this.nodes, constants: this.constants, weights: this.weights, opset: this.opset, metadata, casts: this.casts };
+    return { name: this.name, inputs: this.inputs, outputs, nodes: this.nodes, constants: this.constants, weights: this.weights, opset: this.opset, metadata: { ...this.annotations, ...metadata }, casts: this.casts };
   }
 }
 

@@ -87,6 +87,16 @@ describe('OpenSoraVAE_V1_2 = sd_vae + vae_temporal composed (golden weights)', (
     });
   }
 
+  it('decode with num_frames not matching the last chunk (min(17, remaining) as the loop computes it)', async () => {
+    for (const [Tz, nf] of [[15, 37], [12, 60], [12, 35]] as const) {
+      const z = randomTensor([1, 4, Tz, 8, 8], 31 + nf);
+      const mine = await decode(z, nf);
+      const ref = await referenceDecode(z, nf, MF);
+      expect(mine.shape).toEqual(ref.shape);
+      expect(maxAbsDiff(mine, ref)).toBeLessThanOrEqual(1e-5);
+    }
+  });
+
   it('micro_frame_size none: encode/decode run the temporal VAE on the whole clip', async () => {
     const x = randomTensor([1, 3, 22, 16, 16], 3);
     const e1 = maxAbsDiff(await encode(x, { micro_frame_size: null }), await referenceEncode(x, null));
