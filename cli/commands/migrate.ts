@@ -184,6 +184,8 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
               ...(o.fromSet ?? []).flatMap((v) => ['--from-set', v]),
               ...(o.toConfig ? ['--to-config', o.toConfig] : []),
               ...(o.toSet ?? []).flatMap((v) => ['--to-set', v]),
+              ...(o.fromPart && o.fromPart !== 'ema' ? ['--from-part', o.fromPart] : []),
+              ...(o.toPart && o.toPart !== 'ema' ? ['--to-part', o.toPart] : []),
             ].join(' ');
             s += `\n${d.complete ? 'the proposed plan turns FROM into TO exactly' : 'the proposed plan is incomplete: review the keys above'}; write it with \`sorac migrate new ${from} ${to}${flags ? ' ' + flags : ''} -o migrations/NAME.ts\`\n`;
           }

@@ -216,7 +216,20 @@ export function diffSignatures(from: ReadonlyMap<string, Sig>, to: ReadonlyMap<s
       if (r.from.dtype !== r.to.dtype) push({ op: 'cast', key: r.key, from: r.from.dtype, to: r.to.dtype }, `${r.key}: ${r.from.dtype} → ${r.to.dtype}`);
     } else unmatched.push({ key: r.key, side: 'from', sig: r.from, reason: `shape ${fmt(r.from)} vs ${fmt(r.to)} in TO: no rule relates them (element counts ${numel(a)} vs ${numel(b)})`, proposal: 'none: write the op by hand' });
   }
-  for (const r of d.retyped) push({ op: 'cast', key: r.key, from: r.from.dtype, to: r.to.dtype }, `${r.key}: ${r.from.dtype} → ${r.to.dtype}`);
+  // casts: one pattern op when every tensor of a dtype changes the same way ("bf16 checkpoint, f32 model")
+  const castGroups = new Map<string, typeof d.retyped>();
+  for (const r of d.retyped) {
+    const g = `${r.from.dtype}>${r.to.dtype}`;
+    castGroups.set(g, [...(castGroups.get(g) ?? []), r]);
+  }
+  for (const items of castGroups.values()) {
+    const { dtype: from } = items[0]!.from;
+    const { dtype: to } = items[0]!.to;
+    const all = [...cur.values()].filter((s) => s.dtype === from).length;
+    const clean = ![...cur.values()].some((s) => s.dtype === to);
+    if (items.length >= 2 && items.length === all && clean) push({ op: 'cast', key: '(.+)', from, to }, `all ${items.length} ${from} tensors → ${to}`);
+    else for (const r of items) push({ op: 'cast', key: r.key, from, to }, `${r.key}: ${from} → ${to}`);
+  }
 
   // 4. leftovers
   const near = (key: string, pool: DiffEntry[]): DiffEntry | undefined => {

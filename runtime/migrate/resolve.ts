@@ -5,7 +5,7 @@
  */
 import { type DType, DTYPE_SIZE } from '../../compiler/dtype.ts';
 import { MigrateError } from './errors.ts';
-import { keyMatcher, fillTemplate, describeOp, invertOp, patternRenamer, type Fill, type Op, type Plan } from './plan.ts';
+import { keyMatcher, fillTemplate, describeOp, invertOp, isPattern, patternRenamer, type Fill, type Op, type Plan } from './plan.ts';
 
 export interface Sig {
   readonly shape: readonly number[];
@@ -196,6 +196,17 @@ function applyOp(op: Op, state: Map<string, Node>, fail: (m: string, h?: string)
         else if (!consumed.has(k)) next.set(k, node);
       }
       return { state: next, matched: hits.length };
+    }
+    case 'cast': {
+      // with a pattern, `from` selects: "cast every bf16 tensor to f32"; with an exact key it is checked
+      let hits = select(op.key, state);
+      if (op.from && isPattern(op.key)) {
+        const already = hits.filter(([k]) => state.get(k)!.sig.dtype === op.to && op.to !== op.from);
+        if (already.length) warnings.push({ code: 'SORA6010', message: `${where}: ${already[0]![0]}${already.length > 1 ? ` and ${already.length - 1} more` : ''} already ${op.to}; the reverse cast would convert ${already.length > 1 ? 'them' : 'it'} too` });
+        hits = hits.filter(([k]) => state.get(k)!.sig.dtype === op.from);
+      }
+      for (const [k] of hits) replace(state, k, shapeOp(op, k, state.get(k)!, fail));
+      return { state, matched: hits.length };
     }
     default: {
       const hits = select(op.key, state);

@@ -142,6 +142,19 @@ describe('plans as data', () => {
     expect(r.warnings).toEqual([expect.objectContaining({ code: 'SORA6010', message: expect.stringMatching(/not exactly reversible on this checkpoint/) })]);
   });
 
+  it('a pattern cast with from selects that dtype (whole-checkpoint cast) and reverses exactly unless the target dtype was already present', async () => {
+    const plan: Plan = { format: 'sorac.migration/1', name: 'c', ops: [{ op: 'cast', key: '(.+)', from: 'bf16', to: 'f32' }] };
+    const x = ckpt({ a: [[2, 3], 'bf16'], b: [[4], 'bf16'], n: [[2], 'i32'] });
+    const { out, warnings } = await applyMem(plan, x);
+    expect(warnings).toEqual([]);
+    expect([...out.values()].map((t) => t.sig.dtype)).toEqual(['f32', 'f32', 'i32']);
+    expect(canon((await applyMem(invertPlan(plan), out)).out)).toEqual(canon(x));
+    const mixed = ckpt({ a: [[2], 'bf16'], c: [[2], 'f32'] });
+    expect(resolvePlan(plan, sigOf(mixed)).warnings).toEqual([expect.objectContaining({ code: 'SORA6010', message: expect.stringMatching(/c already f32; the reverse cast would convert it too/) })]);
+    // an exact key with the wrong dtype is an error, not a skip
+    expect(() => resolvePlan({ ...plan, ops: [{ op: 'cast', key: 'n', from: 'bf16', to: 'f32' }] }, sigOf(x))).toThrow(/n is i32, the op expects bf16/);
+  });
+
   it('ops that do not fit say which key and why; ops that match nothing warn', () => {
     const sig = sigOf(ckpt({ a: [[2, 3]], b: [[4]] }));
     const run = (ops: unknown[]) => resolvePlan(validatePlan({ format: 'sorac.migration/1', name: 'x', ops }), sig);
