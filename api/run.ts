@@ -11,6 +11,7 @@ import { openWeights, type OpenWeightsOptions, type TensorStore } from '../runti
 import { withAliases } from '../runtime/aliases.ts';
 import { graphForDevice } from '../runtime/cpu-lowering.ts';
 import { describeLossy, lossyConversions } from '../runtime/lossy.ts';
+import { MicroBatchError, planMicroBatch, runMicroBatched } from '../runtime/micro-batch.ts';
 
 export class ModelError extends Error {
   constructor(
@@ -85,6 +86,11 @@ export interface RunOptions extends LoadOptions {
   readonly weights: string | TensorStore;
   readonly inputs: ReadonlyMap<string, HostTensor> | Readonly<Record<string, HostTensor>>;
   readonly entry?: string;
+  /**
+   * Run the entry chunk by chunk along an axis it declares with micro_batch() (default: its first declared
+   * axis), `size` elements of the axis per run, in one session (docs/adr/005-micro-batching.md).
+   */
+  readonly microBatch?: { readonly size: number; readonly axis?: string };
 }
 
 /** One-shot: load, run the entry with the given inputs (absent optional inputs take the none path), close. */
@@ -95,6 +101,17 @@ export async function run(model: CompiledModel, opts: RunOptions): Promise<Map<s
     if (!entry) throw new ModelError(`${model.modelName} has no entry "${opts.entry}"`);
     const given = new Set(opts.inputs instanceof Map ? opts.inputs.keys() : Object.keys(opts.inputs));
     const absent = entry.inputs.filter((i) => i.optional && !given.has(i.name)).map((i) => i.name);
+    if (opts.microBatch) {
+      let plan;
+      try {
+        plan = planMicroBatch(graphFor(model, entry.name, new Set(absent)), opts.microBatch.axis !== undefined ? { axis: opts.microBatch.axis } : {});
+      } catch (e) {
+        if (e instanceof MicroBatchError) throw new ModelError(e.hint ? `${e.message}\nhint: ${e.hint}` : e.message);
+        throw e;
+      }
+      const s = await loaded.session(entry.name, absent);
+      return (await runMicroBatched(s, plan, opts.inputs, { size: opts.microBatch.size })).outputs!;
+    }
     const s = await loaded.session(entry.name, absent);
     return await s.run(opts.inputs);
   } finally {

@@ -1,10 +1,12 @@
 /**
  * sorac run MODEL.sora --weights W --inputs in.safetensors --out out.safetensors
- *           [--entry NAME] [--device auto|cpu|cuda] [--config f] [--set k=v]
+ *           [--entry NAME] [--device auto|cpu|cuda] [--config f] [--set k=v] [--micro-batch N [--micro-axis NAME]]
  *
  * Validates everything before any compute (input names/dtypes/shapes, the checkpoint against the
  * model's keymap), runs the entry point with onnxruntime and writes the outputs atomically.
  * Optional inputs absent from the inputs file take the model's default (None) path.
+ * --micro-batch N runs the entry N elements at a time along an axis it declares with micro_batch(), in one
+ * session, writing each chunk's outputs straight into --out (docs/adr/005-micro-batching.md).
  */
 import type { Command } from 'commander';
 import { traceEntry } from '../../compiler/compile.ts';
@@ -27,8 +29,13 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
     .option('--from <part>', 'for training checkpoint dirs: ema or model', 'ema')
     .option('--dtype <rule=value>', 'override a dtype policy rule, e.g. --dtype compute=bf16 (repeatable)', (v: string, p: string[] = []) => [...p, v], [] as string[])
     .option('--allow-lossy', 'allow narrowing checkpoint dtypes at load (e.g. f32 weights into a bf16 model)')
-    .action(async (file: string, opts: ModelOpts & { weights: string; inputs: string; out: string; entry: string; device: string; from: string; allowLossy?: boolean }) => {
+    .option('--micro-batch <n>', 'run in chunks of N elements along an axis the entry declares with micro_batch() (bounded memory; outputs streamed to --out)')
+    .option('--micro-axis <name>', 'the axis for --micro-batch (default: the first the entry declares)')
+    .action(async (file: string, opts: ModelOpts & { weights: string; inputs: string; out: string; entry: string; device: string; from: string; allowLossy?: boolean; microBatch?: string; microAxis?: string }) => {
       if (!['auto', 'cpu', 'cuda'].includes(opts.device)) throw new UserError(`--device ${opts.device} is not one of auto, cpu, cuda`, undefined, EXIT.USAGE);
+      const microSize = opts.microBatch === undefined ? undefined : Number(opts.microBatch);
+      if (microSize !== undefined && !(Number.isSafeInteger(microSize) && microSize > 0)) throw new UserError(`--micro-batch ${opts.microBatch} is not a positive integer`, undefined, EXIT.USAGE);
+      if (opts.microAxis !== undefined && microSize === undefined) throw new UserError('--micro-axis needs --micro-batch N', undefined, EXIT.USAGE);
       const m = compileFromCli(file, opts, io);
       if (hasErrors(m.diagnostics) || !m.keymap) {
         printDiagnostics(m.diagnostics, m, io);
@@ -58,6 +65,16 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
         setExit(EXIT.USER);
         return;
       }
+      const mb = await import('../../runtime/micro-batch.ts');
+      let plan;
+      try {
+        plan = microSize === undefined ? undefined : mb.planMicroBatch(tr.graph, opts.microAxis !== undefined ? { axis: opts.microAxis } : {});
+        if (plan && microSize! % plan.step !== 0)
+          throw new mb.MicroBatchError(`${plan.graph} splits ${plan.axis} in whole groups of ${plan.step}: ${microSize} is not a multiple of ${plan.step}`, `use a multiple of ${plan.step}`);
+      } catch (e) {
+        if (e instanceof mb.MicroBatchError) throw new UserError(`--micro-batch: ${e.message}`, e.hint, EXIT.USAGE);
+        throw e;
+      }
       const { openWeights } = await import('../../runtime/store.ts');
       const { loadReport, renderLoadReport } = await import('../../runtime/load-report.ts');
       let store;
@@ -76,11 +93,28 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
         const { graphForDevice } = await import('../../runtime/cpu-lowering.ts');
         const prepared = graphForDevice(tr.graph, opts.device as 'auto');
         if (prepared.note) io.stderr(`${prepared.note}\n`);
-        const { runGraph } = await import('../../runtime/run.ts');
-        const r = await runGraph(prepared.graph, withAliases(m.keymap, store), inputs, { device: opts.device as 'auto', onInfo: (s) => io.stderr(`${s}\n`) });
-        await writeTensorsFile(opts.out, r.outputs, { 'sorac.model': m.modelName!, 'sorac.entry': entry.name, 'sorac.contract': m.keymap.contract, 'sorac.device': r.device });
-        if (opts.json) io.stdout(JSON.stringify({ ok: true, out: opts.out, device: r.device, outputs: [...r.outputs].map(([k, v]) => ({ name: k, dtype: v.dtype, shape: v.shape })), createMs: Math.round(r.createMs), runMs: Math.round(r.runMs) }, null, 2) + '\n');
-        else io.stdout(`ran ${m.modelName}.${entry.name} on ${r.device} in ${r.runMs.toFixed(0)} ms (session ${r.createMs.toFixed(0)} ms); wrote ${[...r.outputs].map(([k, v]) => `${k} ${v.dtype}[${v.shape.join(',')}]`).join(', ')} to ${opts.out}\n`);
+        const meta = (device: string) => ({ 'sorac.model': m.modelName!, 'sorac.entry': entry.name, 'sorac.contract': m.keymap!.contract, 'sorac.device': device });
+        let r: { outputs: Map<string, { dtype: string; shape: readonly number[] }>; device: string; createMs: number; runMs: number; chunks?: number };
+        if (plan) {
+          // one session; every chunk's outputs go straight into --out at their final offsets
+          const { createSession } = await import('../../runtime/session.ts');
+          const s = await createSession(prepared.graph, withAliases(m.keymap, store), { device: opts.device as 'auto', onInfo: (x) => io.stderr(`${x}\n`) });
+          try {
+            const mr = await mb.runMicroBatched(s, plan, inputs, { size: microSize!, out: { path: opts.out, metadata: { ...meta(s.device), 'sorac.micro_batch': `${plan.axis}:${microSize}` } } }).catch((e: unknown) => {
+              throw e instanceof mb.MicroBatchError ? new UserError(`--micro-batch: ${e.message}`, e.hint) : e;
+            });
+            r = { outputs: new Map(mr.shapes), device: s.device, createMs: s.createMs, runMs: mr.runMs, chunks: mr.chunks };
+          } finally {
+            await s.release();
+          }
+        } else {
+          const { runGraph } = await import('../../runtime/run.ts');
+          const rr = await runGraph(prepared.graph, withAliases(m.keymap, store), inputs, { device: opts.device as 'auto', onInfo: (s) => io.stderr(`${s}\n`) });
+          await writeTensorsFile(opts.out, rr.outputs, meta(rr.device));
+          r = rr;
+        }
+        if (opts.json) io.stdout(JSON.stringify({ ok: true, out: opts.out, device: r.device, outputs: [...r.outputs].map(([k, v]) => ({ name: k, dtype: v.dtype, shape: v.shape })), createMs: Math.round(r.createMs), runMs: Math.round(r.runMs), ...(plan ? { microBatch: { axis: plan.axis, size: microSize, chunks: r.chunks } } : {}) }, null, 2) + '\n');
+        else io.stdout(`ran ${m.modelName}.${entry.name} on ${r.device} in ${r.runMs.toFixed(0)} ms (session ${r.createMs.toFixed(0)} ms${plan ? `; ${r.chunks} chunk${r.chunks === 1 ? '' : 's'} of ${microSize} along ${plan.axis}` : ''}); wrote ${[...r.outputs].map(([k, v]) => `${k} ${v.dtype}[${v.shape.join(',')}]`).join(', ')} to ${opts.out}\n`);
         setExit(EXIT.OK);
       } catch (e) {
         throw weightsErrorToUser(e);
