@@ -264,7 +264,7 @@ function applyConfig(decl: A.ModuleDecl, cfg: ConfigInput | undefined, diagnosti
   };
   if (cfg?.file) {
     const unknown: string[] = [];
-    for (const [k, raw] of Object.entries(cfg.file.values)) {
+    for (const [k, raw] of flattenConfig(cfg.file.values, new Set(names), diagnostics, cfg.file.path)) {
       const p = params.find((x) => x.name.name === k);
       if (!p) {
         unknown.push(k);
@@ -307,6 +307,42 @@ function applyConfig(decl: A.ModuleDecl, cfg: ConfigInput | undefined, diagnosti
   void interp;
   void file;
   return out;
+}
+
+/**
+ * Config files as users have them: flat (`{"depth": 28}`, an HF config.json) or nested the way
+ * constructors take them (`{"STDiT3Config": {...}}`, `{"encoder": {...}, "decoder": {...}}`). Nested
+ * objects under keys that are not config fields are unwrapped; a top-level value wins over a nested one,
+ * and nested values that disagree are reported.
+ */
+function flattenConfig(values: Readonly<Record<string, unknown>>, fields: ReadonlySet<string>, diagnostics: Diagnostic[], path: string): [string, unknown][] {
+  const out = new Map<string, { v: unknown; from: string }>();
+  const unwrapped: string[] = [];
+  const conflicts: string[] = [];
+  const visit = (obj: Readonly<Record<string, unknown>>, prefix: string, depth: number) => {
+    const nested: [string, Record<string, unknown>][] = [];
+    for (const [k, v] of Object.entries(obj)) {
+      const isObj = v !== null && typeof v === 'object' && !Array.isArray(v);
+      if (isObj && !fields.has(k) && depth < 3) {
+        nested.push([k, v as Record<string, unknown>]);
+        continue;
+      }
+      const from = prefix ? `${prefix}.${k}` : k;
+      const prev = out.get(k);
+      if (!prev) out.set(k, { v, from });
+      else if (prefix && fields.has(k) && JSON.stringify(prev.v) !== JSON.stringify(v)) conflicts.push(`${k} (${prev.from} = ${JSON.stringify(prev.v)}, ${from} = ${JSON.stringify(v)})`);
+    }
+    for (const [k, v] of nested) {
+      unwrapped.push(prefix ? `${prefix}.${k}` : k);
+      visit(v, prefix ? `${prefix}.${k}` : k, depth + 1);
+    }
+  };
+  visit(values, '', 0);
+  if (unwrapped.length)
+    diagnostics.push(diag('SORA7006', `config file ${path}: read nested objects ${unwrapped.join(', ')} as config values`, undefined, { severity: 'info', hint: 'a flat JSON object of config keys avoids any ambiguity' }));
+  if (conflicts.length)
+    diagnostics.push(diag('SORA7006', `config file ${path}: nested objects disagree on ${conflicts.join('; ')}; using the first`, undefined, { severity: 'warning', hint: 'give the value at the top level of the file to choose' }));
+  return [...out].map(([k, e]) => [k, e.v]);
 }
 
 function typeText(t: A.TypeExpr): string {

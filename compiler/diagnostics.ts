@@ -103,6 +103,7 @@ export const CODES = {
   SORA7003: 'invalid --set value',
   SORA7004: 'unknown config key (ignored)',
   SORA7005: 'config value has wrong type',
+  SORA7006: 'nested config objects unwrapped',
 } as const;
 
 export type Code = keyof typeof CODES;
@@ -115,7 +116,7 @@ export function diag(
 ): Diagnostic {
   return {
     code,
-    severity: extra.severity ?? (code.startsWith('SORA7004') ? 'warning' : 'error'),
+    severity: extra.severity ?? (code === 'SORA7004' ? 'warning' : 'error'),
     message,
     ...(span ? { span } : {}),
     ...(extra.related && extra.related.length ? { related: extra.related } : {}),

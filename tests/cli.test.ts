@@ -175,3 +175,18 @@ describe('sorac fmt', () => {
     expect(readFileSync(f, 'utf8')).toBe('model M { param w: [1, }');
   });
 });
+
+describe('--config files in the shapes users have', () => {
+  it('reads constructor-style nested kwargs (meta.json constructor_kwargs) like the flat form', async () => {
+    const d = tmp();
+    const meta = JSON.parse(readFileSync('tests/fixtures/golden/stdit3/a/meta.json', 'utf8'));
+    writeFileSync(join(d, 'nested.json'), JSON.stringify(meta.constructor_kwargs));
+    writeFileSync(join(d, 'flat.json'), JSON.stringify(meta.constructor_kwargs.STDiT3Config));
+    const a = await sorac('check', 'examples/stdit3.sora', '--config', join(d, 'nested.json'), '--json');
+    const b = await sorac('check', 'examples/stdit3.sora', '--config', join(d, 'flat.json'), '--json');
+    expect(a.code).toBe(0);
+    expect(JSON.parse(a.out).contract).toBe(JSON.parse(b.out).contract);
+    expect(JSON.parse(a.out).parameters).toBe(meta.num_parameters);
+    expect(JSON.parse(a.out).diagnostics.map((x: { code: string }) => x.code)).toContain('SORA7006');
+  });
+});
