@@ -22,14 +22,11 @@ function bench(label: string, args: string[]) {
   let rss = 0;
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
-    const res = (() => {
-      try {
-        return execFileSync('/usr/bin/time', ['-f', 'PEAKRSS %M', 'node', join(root, 'bin', 'sorac.js'), ...args], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
-      } catch (e) {
-        throw new Error(`sorac ${args.join(' ')} failed:\n${(e as { stderr?: string }).stderr}`);
-      }
-    })();
-    void res;
+    try {
+      execFileSync('node', [join(root, 'bin', 'sorac.js'), ...args], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (e) {
+      throw new Error(`sorac ${args.join(' ')} failed:\n${(e as { stderr?: string }).stderr}`);
+    }
     times.push(performance.now() - t0);
   }
   // peak RSS from one extra run (execFileSync does not return stderr on success)

@@ -81,11 +81,11 @@ export function compile(opts: CompileOptions): CompiledModel {
   const interp = new Interp(program);
   const rootFile = program.root;
   // dtype policy
-  const policy = readPolicy(decl, interp, diagnostics, opts.dtype);
+  const policy = readPolicy(decl, diagnostics, opts.dtype);
   interp.policy = policy;
   interp.compute = policy.compute;
   // config
-  const args = applyConfig(decl, opts.config, diagnostics, interp, rootFile);
+  const args = applyConfig(decl, opts.config, diagnostics);
   if (hasErrors(diagnostics)) return fail();
   let root: Instance;
   try {
@@ -161,7 +161,7 @@ function policyConflicts(p: DtypePolicy, paths: readonly string[]): Diagnostic[]
   return out;
 }
 
-function readPolicy(decl: A.ModuleDecl, interp: Interp, diagnostics: Diagnostic[], overrides?: Readonly<Record<string, string>>): DtypePolicy {
+function readPolicy(decl: A.ModuleDecl, diagnostics: Diagnostic[], overrides?: Readonly<Record<string, string>>): DtypePolicy {
   const block = decl.members.find((m): m is A.DtypeBlock => m.kind === 'dtype');
   const p: DtypePolicy = { ...DEFAULT_POLICY, f32: [], f32Ops: new Set(), f32Modules: [], modules: [], spans: {} };
   const rules: { key: A.Ident; value: A.Expr; span: Span }[] = [...(block?.rules ?? [])];
@@ -222,7 +222,6 @@ function readPolicy(decl: A.ModuleDecl, interp: Interp, diagnostics: Diagnostic[
         diagnostics.push(diag('SORA2005', `unknown dtype rule "${key}"`, r.key.span, { hint: suggest(key, ['params', 'compute', 'inputs', 'outputs', 'f32', 'modules']) ?? 'rules: params, compute, inputs, outputs, f32, modules' }));
     }
   }
-  void interp;
   return p;
 }
 
@@ -239,7 +238,7 @@ function jsonToValue(v: unknown, origin: { span?: Span; label?: string }): Value
   return undefined;
 }
 
-function applyConfig(decl: A.ModuleDecl, cfg: ConfigInput | undefined, diagnostics: Diagnostic[], interp: Interp, file: LoadedFile): Map<string, Value> {
+function applyConfig(decl: A.ModuleDecl, cfg: ConfigInput | undefined, diagnostics: Diagnostic[]): Map<string, Value> {
   const params = paramsOf(decl);
   const names = params.map((p) => p.name.name);
   const out = new Map<string, Value>();
@@ -304,8 +303,6 @@ function applyConfig(decl: A.ModuleDecl, cfg: ConfigInput | undefined, diagnosti
       out.set(k, coerce(p, v));
     }
   }
-  void interp;
-  void file;
   return out;
 }
 

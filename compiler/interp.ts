@@ -184,7 +184,7 @@ export class Interp {
           const v = this.evalExpr(e, frame);
           const n = v.k === 'int' ? v.v : v.k === 'dim' ? v.s.value() : undefined;
           if (n === undefined || !Number.isInteger(n)) this.error('SORA3010', `a ${m.kind} shape must be integers known from the config, got ${typeName(v)}`, e.span);
-          if (n < 0) this.error('SORA3010', `negative dimension ${n} in the shape of ${m.path.segments.map((s) => s.name).join('.')}`, e.span, { related: relatedFor(e, frame, this) });
+          if (n < 0) this.error('SORA3010', `negative dimension ${n} in the shape of ${m.path.segments.map((s) => s.name).join('.')}`, e.span, { related: relatedFor(e, frame) });
           return n;
         });
         let dtype: DType = this.policy.params;
@@ -269,7 +269,7 @@ export class Interp {
     const v = this.evalExpr(s.cond, frame);
     if (v.k !== 'bool') this.error('SORA3011', `assert needs a condition known at compile time, got ${typeName(v)}`, s.cond.span);
     if (!v.v) {
-      const related = relatedFor(s.cond, frame, this);
+      const related = relatedFor(s.cond, frame);
       if (inst?.callSpan) related.push({ span: inst.callSpan, message: `${inst.decl?.name.name ?? 'module'} instantiated here` });
       const nd = s.cond.kind === 'binary' && s.cond.op === '==' && s.cond.left.kind === 'binary' && s.cond.left.op === '%';
       this.error(nd ? 'SORA3003' : 'SORA3009', s.message?.value ?? `assertion failed: ${exprText(s.cond, frame.file)}`, s.cond.span, {
@@ -599,7 +599,7 @@ export class Interp {
       const ws = want.k === 'int' ? Sym.const(want.v) : want.k === 'dim' ? want.s : undefined;
       if (!ws) this.error('SORA3010', `dimension must be an int, got ${typeName(want)}`, e.span);
       if (!ws.equals(actual))
-        this.error('SORA3002', `${what} has shape ${fmt()}: expected ${exprText(e, frame.file)} = ${ws} but got ${actual}`, callSpan, { related: [{ span: e.span, message: 'expected here' }, ...relatedFor(e, frame, this)] });
+        this.error('SORA3002', `${what} has shape ${fmt()}: expected ${exprText(e, frame.file)} = ${ws} but got ${actual}`, callSpan, { related: [{ span: e.span, message: 'expected here' }, ...relatedFor(e, frame)] });
     }
   }
 
@@ -841,7 +841,7 @@ export function exprText(e: A.Expr | A.DimSpec, file: LoadedFile): string {
 }
 
 /** Related locations for every name used in an expression: where each value was set. */
-function relatedFor(e: A.Expr, f: Frame, interp: Interp): RelatedInfo[] {
+function relatedFor(e: A.Expr, f: Frame): RelatedInfo[] {
   const out: RelatedInfo[] = [];
   const seen = new Set<string>();
   const walk = (x: A.Expr) => {
@@ -866,7 +866,6 @@ function relatedFor(e: A.Expr, f: Frame, interp: Interp): RelatedInfo[] {
     }
   };
   walk(e);
-  void interp;
   return out;
 }
 

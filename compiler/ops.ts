@@ -360,12 +360,11 @@ export function index(ctx: Ctx, t: Tensor, items: readonly IndexArg[]): Tensor {
   if (consumes > t.shape.length) ctx.interp.error('SORA3004', `too many indices (${consumes}) for a tensor of rank ${t.shape.length}`, ctx.span);
   // expand the ellipsis into full slices
   const expanded: IndexArg[] = [];
-  items.forEach((it, i) => {
+  for (const it of items) {
     if (it.kind === 'ellipsis') {
       for (let j = 0; j < t.shape.length - consumes; j++) expanded.push({ kind: 'slice', span: it.span });
     } else expanded.push(it);
-    void i;
-  });
+  }
   if (ellIdx < 0) while (expanded.filter((i) => i.kind !== 'newaxis').length < t.shape.length) expanded.push({ kind: 'slice', span: ctx.span });
   const toSym = (v: Value | undefined, span: Span): Sym | undefined => {
     if (!v || v.k === 'none') return undefined;
