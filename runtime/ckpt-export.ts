@@ -69,6 +69,18 @@ async function checkpointDir(dir: string): Promise<CheckpointInfo> {
   return inspectCheckpoint(dir);
 }
 
+/** Thrown when an AbortSignal fires mid-write; the write's temp output is removed on the way out. */
+export class InterruptedError extends Error {
+  constructor() {
+    super('interrupted');
+    this.name = 'InterruptedError';
+  }
+}
+
+function checkAbort(signal: AbortSignal | undefined) {
+  if (signal?.aborted) throw new InterruptedError();
+}
+
 function incompleteError(info: CheckpointInfo, what: string): WeightsError {
   return new WeightsError(
     'SORA5102',
@@ -81,7 +93,7 @@ function incompleteError(info: CheckpointInfo, what: string): WeightsError {
 
 // ---- manifest --------------------------------------------------------------------------------
 
-export async function writeManifest(dirIn: string, opts: { onProgress?: (p: VerifyProgress) => void } = {}): Promise<{ path: string; manifest: Manifest; bytes: number }> {
+export async function writeManifest(dirIn: string, opts: { onProgress?: (p: VerifyProgress) => void; signal?: AbortSignal } = {}): Promise<{ path: string; manifest: Manifest; bytes: number }> {
   const dir = resolvePath(dirIn);
   const info = await checkpointDir(dir);
   if (!info.complete) throw incompleteError(info, 'write a manifest for it');
@@ -93,6 +105,7 @@ export async function writeManifest(dirIn: string, opts: { onProgress?: (p: Veri
   let done = 0;
   for (let i = 0; i < files.length; i++) {
     const rel = files[i]!;
+    checkAbort(opts.signal);
     const r = await verifyFile(join(dir, rel), buf, (n) => {
       done += n;
       opts.onProgress?.({ file: rel, fileIndex: i, fileCount: files.length, doneBytes: done, totalBytes });
@@ -107,6 +120,7 @@ export async function writeManifest(dirIn: string, opts: { onProgress?: (p: Veri
       const half = text.length >> 1;
       await fh.write(text, 0, half, 0);
       await faultPoint(1); // tests: kill -9 / ENOSPC with half the manifest written
+      checkAbort(opts.signal);
       await fh.write(text, half, text.length - half, half);
     });
   } catch (e) {
@@ -265,6 +279,8 @@ export interface ExportOptions {
   /** replace an existing OUT (atomically) */
   overwrite?: boolean;
   onProgress?: (p: VerifyProgress) => void;
+  /** abort (e.g. on Ctrl-C): the write stops at the next piece and its temp output is removed */
+  signal?: AbortSignal;
 }
 
 export interface ExportResult {
@@ -357,6 +373,7 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
         shape: t.shape,
         data: async function* () {
           await faultPoint(produced);
+          checkAbort(opts.signal);
           const index = produced++;
           const report = (n: number) => {
             done += n;
@@ -386,6 +403,7 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
           let next: Promise<Buffer> | undefined = t.byteLength > 0 ? readPiece(0, chunkBufs[0]!) : undefined;
           for (let pos = 0; next; pos += step) {
             const piece = await next;
+            checkAbort(opts.signal);
             slot ^= 1;
             next = pos + step < t.byteLength ? readPiece(pos + step, chunkBufs[slot]!) : undefined;
             next?.catch(() => {}); // surfaced when awaited
@@ -398,6 +416,7 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
     });
     const files: string[] = [];
     try {
+      await mkdir(dirname(out), { recursive: true });
       if (opts.shardSize) {
         const parent = dirname(out);
         const tmp = join(parent, `.${basename(out)}.sorac-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);

@@ -14,7 +14,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { type Command } from 'commander';
 import { hasErrors } from '../../compiler/diagnostics.ts';
-import { exportCheckpoint, parseSize, verifyCheckpoint, writeManifest, type ExportDtype } from '../../runtime/ckpt-export.ts';
+import { exportCheckpoint, InterruptedError, parseSize, verifyCheckpoint, writeManifest, type ExportDtype } from '../../runtime/ckpt-export.ts';
 import { formatBytes } from '../../runtime/key-tree.ts';
 import { listCheckpoints, pruneCheckpoints, type CheckpointInfo } from '../../runtime/training-ckpt.ts';
 import { WeightsError } from '../../runtime/weights-error.ts';
@@ -53,6 +53,23 @@ function fail(io: CliIO, json: boolean | undefined, setExit: (n: number) => void
   else io.stderr(renderWeightsError(e));
   setExit(EXIT.USER);
 }
+
+/** Ctrl-C / SIGTERM during a long write: abort it cleanly (temp output removed) instead of dying mid-write. */
+function interruptible() {
+  const ac = new AbortController();
+  const onSignal = () => ac.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return {
+    signal: ac.signal,
+    dispose() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+const EXIT_INTERRUPTED = 130;
 
 function statusText(c: CheckpointInfo, latest?: CheckpointInfo): string {
   if (c.complete) return latest?.dir === c.dir ? 'complete (latest)' : 'complete';
@@ -167,8 +184,9 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
     .option('--json', 'machine-readable output')
     .action(async (dir: string, o: { json?: boolean }) => {
       const bar = io.isTTY && !o.json ? progressBar(io) : undefined;
+      const stop = interruptible();
       try {
-        const r = await writeManifest(resolveIn(io, dir), { onProgress: bar ? (p) => bar.update(p) : undefined });
+        const r = await writeManifest(resolveIn(io, dir), { onProgress: bar ? (p) => bar.update(p) : undefined, signal: stop.signal });
         bar?.done();
         const n = Object.keys(r.manifest.files).length;
         if (o.json) io.stdout(JSON.stringify({ ok: true, path: r.path, files: n, bytes: r.bytes }, null, 2) + '\n');
@@ -176,7 +194,14 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
         setExit(EXIT.OK);
       } catch (e) {
         bar?.done();
+        if (e instanceof InterruptedError) {
+          io.stderr('interrupted: no manifest was written\n');
+          setExit(EXIT_INTERRUPTED);
+          return;
+        }
         fail(io, o.json, setExit, e);
+      } finally {
+        stop.dispose();
       }
     });
 
@@ -215,8 +240,10 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
         keymap = m.keymap;
       }
       const bar = io.isTTY && !o.json ? progressBar(io) : undefined;
+      const stop = interruptible();
       try {
         const r = await exportCheckpoint(resolveIn(io, dir), {
+          signal: stop.signal,
           from: o.from,
           dtype: o.dtype as ExportDtype | undefined,
           out: resolveIn(io, o.out),
@@ -237,7 +264,14 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
         setExit(EXIT.OK);
       } catch (e) {
         bar?.done();
+        if (e instanceof InterruptedError) {
+          io.stderr(`interrupted: nothing was written at ${resolveIn(io, o.out)}\n`);
+          setExit(EXIT_INTERRUPTED);
+          return;
+        }
         fail(io, o.json, setExit, e);
+      } finally {
+        stop.dispose();
       }
     });
 

@@ -117,6 +117,12 @@ describe('ckpt export', () => {
     expect((await tensorsOf(join(tmp, 'exists.safetensors'))).tensors.size).toBe(55);
   });
 
+  it('creates missing parent dirs of OUT', async () => {
+    const out = join(tmp, 'deep', 'er', 'ema.safetensors');
+    expect((await run(['ckpt', 'export', join(EXP, V12), '-o', out])).code).toBe(0);
+    expect((await tensorsOf(out)).tensors.size).toBe(55);
+  });
+
   it('usage errors exit 2; progress only on a TTY', async () => {
     expect((await run(['ckpt', 'export', join(EXP, V12), '-o', join(tmp, 'x.safetensors'), '--dtype', 'int8'])).code).toBe(2);
     expect((await run(['ckpt', 'export', join(EXP, V12), '-o', join(tmp, 'x.safetensors'), '--from', 'master'])).code).toBe(2);

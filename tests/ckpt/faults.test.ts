@@ -74,6 +74,40 @@ describe('kill -9 mid-write', () => {
   }, 60_000);
 });
 
+describe('Ctrl-C mid-write', () => {
+  for (const [what, args, after, left] of [
+    ['export', (d: string) => ['ckpt', 'export', join(EXP, V12), '-o', join(d, 'out.safetensors')], 20, 'nothing was written at'],
+    ['sharded export', (d: string) => ['ckpt', 'export', join(EXP, V12), '--shard-size', '8KB', '-o', join(d, 'hf')], 30, 'nothing was written at'],
+  ] as const) {
+    it(`${what}: SIGINT stops it, removes its temp output, exit 130`, async () => {
+      const dir = join(tmp, `int-${what.replace(' ', '-')}`);
+      mkdirSync(dir);
+      const marker = join(tmp, `int-marker-${Math.random().toString(16).slice(2)}`);
+      const child = spawnCli(args(dir), { SORAC_TEST_PAUSE_AFTER: String(after), SORAC_TEST_PAUSE_FILE: marker, SORAC_TEST_PAUSE_MS: '1500' });
+      let err = '';
+      child.stderr.on('data', (b) => (err += b));
+      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+      await waitFor(marker);
+      child.kill('SIGINT');
+      expect(await exited).toBe(130);
+      expect(err).toMatch(new RegExp(`interrupted: ${left}`));
+      expect(readdirSync(dir)).toEqual([]);
+    }, 60_000);
+  }
+
+  it('manifest: SIGINT leaves no manifest and no temp file', async () => {
+    const exp = copyExp(tmp, 'int-manifest');
+    const d = join(exp, ASYNC20);
+    const marker = join(tmp, 'int-marker-manifest');
+    const child = spawnCli(['ckpt', 'manifest', d], { SORAC_TEST_PAUSE_AFTER: '1', SORAC_TEST_PAUSE_FILE: marker, SORAC_TEST_PAUSE_MS: '1500' });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await waitFor(marker);
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(readdirSync(d).filter((n) => n.includes(MANIFEST_NAME))).toEqual([]);
+  }, 60_000);
+});
+
 describe('full and read-only targets', () => {
   it('ENOSPC from inside the write path (injected): clear error, nothing left', async () => {
     const dir = join(tmp, 'enospc');
