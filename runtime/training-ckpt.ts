@@ -643,6 +643,10 @@ export function ioError(e: unknown, target: string): unknown {
       return new WeightsError('SORA5105', `permission denied writing into ${where} (${code}); nothing was written`, 'write to a directory you can write to, or fix its permissions', [], target);
     case 'ENOENT':
       return new WeightsError('SORA5105', `${where} does not exist (${code})`, 'create the output directory first', [], target);
+    case 'EISDIR':
+    case 'ENOTEMPTY':
+    case 'EEXIST':
+      return new WeightsError('SORA5103', `${target} is in the way (${code}: an existing directory or file of another kind)`, 'remove it or choose another output path', [], target);
     case 'ENOTDIR':
       return new WeightsError('SORA5105', `a component of ${where} is not a directory (${code})`, 'check the output path', [], target);
     default:

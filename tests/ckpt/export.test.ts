@@ -3,7 +3,7 @@
  * identical to what the readers give (or exactly cast), source and step in `__metadata__`, HF
  * shards with --shard-size, strict validation against a .sora model before anything is written.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exportCheckpoint, parseSize } from '../../runtime/ckpt-export.ts';
@@ -115,6 +115,17 @@ describe('ckpt export', () => {
     expect(readFileSync(join(tmp, 'exists.safetensors'), 'utf8')).toBe('keep me');
     expect((await run(['ckpt', 'export', join(EXP, V12), '-o', join(tmp, 'exists.safetensors'), '--force'])).code).toBe(0);
     expect((await tensorsOf(join(tmp, 'exists.safetensors'))).tensors.size).toBe(55);
+  });
+
+  it('--force onto a directory when writing one file: a clear error, the directory untouched', async () => {
+    const d = join(tmp, 'a-dir.safetensors');
+    mkdirSync(d);
+    writeFileSync(join(d, 'keep'), 'x');
+    const r = await run(['ckpt', 'export', join(EXP, V12), '-o', d, '--force']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/SORA5103: .*a-dir\.safetensors is in the way \(EISDIR/);
+    expect(readdirSync(d)).toEqual(['keep']);
+    expect(readdirSync(tmp).filter((n) => n.startsWith('.a-dir'))).toEqual([]);
   });
 
   it('creates missing parent dirs of OUT', async () => {
