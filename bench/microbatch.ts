@@ -1,0 +1,115 @@
+/**
+ * Peak RSS of decoding video latents of increasing frame count, one pass vs micro-batched
+ * (runtime/micro-batch.ts, docs/adr/005-micro-batching.md), each run in a fresh process.
+ *
+ *   npx tsx bench/microbatch.ts [--frames 8,32,128] [--latent 8] [--micro 4] [--device cpu]
+ *
+ * Model: examples/sd_vae.sora at the released SD/SDXL VAE architecture (83.6 M parameters, random weights
+ * written once to a temp checkpoint), entry decode_video (Open-Sora's per-frame VideoAutoencoderKL.decode),
+ * latents [1, 4, F, s, s] (s = --latent; frames of 8 s x 8 s pixels). One pass: one session.run on all F
+ * frames, outputs written with writeTensorsFile. Micro-batched: runMicroBatched along T, --micro frames per
+ * run, outputs streamed into the output file. Peak RSS = process.resourceUsage().maxRSS of the child.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { compile, traceEntry } from '../compiler/compile.ts';
+import { fsHost } from '../compiler/host.ts';
+import type { HostTensor } from '../runtime/host-tensor.ts';
+import { planMicroBatch, runMicroBatched } from '../runtime/micro-batch.ts';
+import { safetensorsWeightSource } from '../runtime/run.ts';
+import { createSession } from '../runtime/session.ts';
+import { writeTensorsFile } from '../runtime/tensors-io.ts';
+
+const FILE = 'examples/sd_vae.sora';
+const args = process.argv.slice(2);
+const opt = (name: string, d: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1]! : d;
+};
+
+function rand(n: number, seed: number, scale: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    a[i] = ((s / 2 ** 32) * 2 - 1) * scale;
+  }
+  return a;
+}
+
+function model() {
+  const m = compile({ file: FILE, host: fsHost, config: { values: {} } });
+  if (!m.keymap) throw new Error(m.diagnostics.map((d) => d.message).join('\n'));
+  return m;
+}
+
+async function child(): Promise<void> {
+  const [weights, mode, framesS, latentS, microS, device, out] = args.slice(1);
+  const F = Number(framesS);
+  const s = Number(latentS);
+  const tr = traceEntry(model(), 'decode_video');
+  const w = await safetensorsWeightSource([weights!]);
+  const session = await createSession(tr.graph!, w, { device: device as 'cpu' });
+  const z: HostTensor = { dtype: 'f32', shape: [1, 4, F, s, s], data: rand(4 * F * s * s, 7, 1) };
+  const t0 = performance.now();
+  if (mode === 'one-pass') {
+    const o = await session.run(new Map([['z', z]]));
+    await writeTensorsFile(out!, o);
+  } else {
+    await runMicroBatched(session, planMicroBatch(tr.graph!, { axis: 'T' }), new Map([['z', z]]), { size: Number(microS), out: { path: out! } });
+  }
+  const ms = performance.now() - t0;
+  await session.release();
+  await w.close();
+  process.stdout.write(JSON.stringify({ maxRssMiB: process.resourceUsage().maxRSS / 1024, ms }) + '\n');
+}
+
+async function parent(): Promise<void> {
+  const frames = opt('frames', '8,32,128').split(',').map(Number);
+  const latent = Number(opt('latent', '8'));
+  const micro = Number(opt('micro', '4'));
+  const device = opt('device', 'cpu');
+  const dir = mkdtempSync(join(tmpdir(), 'sorac-bench-mb-'));
+  try {
+    // released architecture, random weights (normal-ish, small: GroupNorm keeps activations bounded)
+    const m = model();
+    const tensors = new Map<string, HostTensor>();
+    let seed = 1;
+    for (const [k, e] of Object.entries(m.keymap!.tensors)) {
+      const n = e.shape.reduce((a, b) => a * b, 1);
+      const isNormWeight = /norm.*\.weight$/.test(k);
+      tensors.set(k, { dtype: 'f32', shape: e.shape, data: isNormWeight ? new Float32Array(n).fill(1) : rand(n, seed++, 0.02) });
+    }
+    const weights = join(dir, 'sd_vae.random.safetensors');
+    await writeTensorsFile(weights, tensors);
+    tensors.clear();
+    const self = fileURLToPath(import.meta.url);
+    console.log(`sd_vae decode_video (83.6 M params, random weights), latents [1, 4, F, ${latent}, ${latent}] -> frames ${8 * latent}x${8 * latent}, ${device}; micro-batch ${micro} frames; peak RSS per fresh process`);
+    console.log('frames | one-pass peak RSS | micro-batched peak RSS | one-pass time | micro-batched time');
+    console.log('-----: | ----------------: | ---------------------: | ------------: | -----------------:');
+    for (const F of frames) {
+      const res: Record<string, { maxRssMiB: number; ms: number }> = {};
+      for (const mode of ['one-pass', 'micro']) {
+        const out = join(dir, `out-${mode}-${F}.safetensors`);
+        const stdout = execFileSync(process.execPath, ['--import', 'tsx', self, '--child', weights, mode, String(F), String(latent), String(micro), device, out], { encoding: 'utf8', maxBuffer: 1 << 20 });
+        res[mode] = JSON.parse(stdout.trim().split('\n').pop()!);
+        rmSync(out, { force: true });
+      }
+      const f = (x: number) => `${x.toFixed(0)} MiB`;
+      const t = (x: number) => `${(x / 1000).toFixed(1)} s`;
+      console.log(`${F} | ${f(res['one-pass']!.maxRssMiB)} | ${f(res.micro!.maxRssMiB)} | ${t(res['one-pass']!.ms)} | ${t(res.micro!.ms)}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (args[0] === '--child') await child();
+else await parent();
