@@ -598,6 +598,10 @@ export async function writeTrainingCheckpoint(expDir: string, opts: WriteTrainin
       files.push('ema.safetensors');
     }
     if (opts.copyFrom) {
+      const src = await inspectCheckpoint(opts.copyFrom);
+      const torn = (['optimizer', 'lr_scheduler', 'sampler', 'master'] as const).filter((p) => src.parts[p] && !src.parts[p]!.ok);
+      if (torn.length)
+        throw new WeightsError('SORA5102', `copyFrom ${src.dir}: ${torn.join(', ')} damaged: ${torn.flatMap((p) => src.parts[p]!.problems).join('; ')}`, 'carry the parts over from a complete checkpoint (`sorac ckpt latest`)', [], src.dir);
       for (const n of ['optimizer', 'lr_scheduler', 'sampler', 'master.safetensors']) {
         const src = join(opts.copyFrom, n);
         if (!(await statOrNull(src))) continue;
@@ -612,6 +616,9 @@ export async function writeTrainingCheckpoint(expDir: string, opts: WriteTrainin
     await atomicWrite(join(tmp, 'running_states.json'), (fh) => fh.writeFile(rsText).then(() => undefined));
     files.push('running_states.json');
     await fsyncDir(tmp);
+    // what we publish must pass the same check `ckpt ls` / `latest` apply
+    const self = await inspectCheckpoint(tmp);
+    if (!self.complete) throw new Error(`writeTrainingCheckpoint produced an incomplete checkpoint (a bug): ${self.problems.join('; ')}`);
     try {
       await rename(tmp, final);
     } catch (e) {

@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WriterTensor } from '../../runtime/safetensors-writer.ts';
@@ -68,6 +68,18 @@ describe('writeTrainingCheckpoint', () => {
     expect(existsSync(join(exp, 'epoch3-global_step11'))).toBe(false);
     expect(readdirSync(exp).filter((n) => n.startsWith('.'))).toEqual([]);
     expect((await listCheckpoints(exp)).checkpoints.map((c) => c.name)).toEqual(['epoch2-global_step5']);
+  });
+
+  it('refuses to carry over damaged parts from copyFrom', async () => {
+    const src = join(tmp, 'src-exp');
+    cpSync(join(EXP, ASYNC20), join(src, ASYNC20), { recursive: true });
+    unlinkSync(join(src, ASYNC20, 'optimizer', 'optimizer-00002.safetensors'));
+    await expect(writeTrainingCheckpoint(exp, { epoch: 4, step: 1, globalStep: 12, model, copyFrom: join(src, ASYNC20) })).rejects.toMatchObject({
+      code: 'SORA5102',
+      message: expect.stringMatching(/optimizer damaged: optimizer\/optimizer-00002\.safetensors: missing/),
+    });
+    expect(existsSync(join(exp, 'epoch4-global_step12'))).toBe(false);
+    expect(readdirSync(exp).filter((n) => n.startsWith('.'))).toEqual([]);
   });
 
   const py = '/usr/bin/python3';
