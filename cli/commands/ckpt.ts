@@ -39,6 +39,7 @@ function ckptJSON(c: CheckpointInfo, latest?: CheckpointInfo) {
     layout: c.layout,
     parts: Object.fromEntries(PART_ORDER.filter((p) => c.parts[p]).map((p) => [p, { path: c.parts[p]!.path, ok: c.parts[p]!.ok, bytes: c.parts[p]!.bytes, files: c.parts[p]!.files }])),
     bytes: c.bytes,
+    modified: c.mtimeMs ? new Date(c.mtimeMs).toISOString() : null,
     complete: c.complete,
     latest: latest?.dir === c.dir,
     problems: c.problems,
