@@ -10,7 +10,8 @@
  *   - apply of mmdit-fuse-qkv (q/k/v and q/k/v_mlp concatenated: materialised tensors),
  *   - apply into a sharded directory,
  *   - a materialising plan (permute [1,0] of every weight),
- * and a baseline process (same modules, empty plan) for the RSS floor. Best of --reps (2).
+ * and a baseline process (same modules, empty plan) for the RSS floor. --reps rounds (3) run
+ * interleaved (cp, every case, again) and each case reports its median (the transpose once).
  * Warm page cache by default (the source is read once first); --cold drops the page cache
  * (root: /proc/sys/vm/drop_caches) before each run. Prints numbers only; cleans up unless --keep.
  */
@@ -109,6 +110,7 @@ const warm = () => {
 };
 
 function timeCp(): { seconds: number; maxRssMiB: number } {
+  // same flush as apply's fsync + rename: cp, then sync the file
   const out = join(dir, 'cp.safetensors');
   execFileSync('sync');
   dropCaches();
@@ -132,31 +134,31 @@ function timeApply(spec: string, hash: string, out: string, input = src) {
   return { ...JSON.parse(r.stdout.trim().split('\n').pop()!), wall };
 }
 
-const reps = Number(arg('--reps', '2'));
-const best = <T extends { seconds: number }>(f: () => T): T => {
-  let b: T | undefined;
-  for (let i = 0; i < reps; i++) {
-    const r = f();
-    if (!b || r.seconds < b.seconds) b = r;
-  }
-  return b!;
-};
+const reps = Number(arg('--reps', '3'));
 const rows: [string, number, number, number][] = [];
 const base = timeApply(emptyPlan, 'header', join(dir, 'tiny-out.safetensors'), tiny);
 rows.push(['baseline: node + tsx + sorac, empty plan on 8 bytes', base.seconds, 0, base.maxRssMiB]);
-const cp = best(timeCp);
-rows.push(['cp (+ sync) of the same file', cp.seconds, size / cp.seconds, cp.maxRssMiB]);
-for (const [label, spec, hash, out] of [
+const cases = [
   ['apply rename-only, --source-hash header', renamePlan, 'header', join(dir, 'o1.safetensors')],
   ['apply rename-only, --source-hash files (default)', renamePlan, 'files', join(dir, 'o2.safetensors')],
   ['apply mmdit-fuse-qkv (dim-0 concat, streamed)', 'mmdit-fuse-qkv', 'header', join(dir, 'o3.safetensors')],
   ['apply mmdit-fuse-qkv → sharded dir (5 GB shards)', 'mmdit-fuse-qkv', 'header', join(dir, 'o4-dir')],
   ['apply transpose every weight (materialised)', transposePlan, 'header', join(dir, 'o5.safetensors')],
-] as const) {
-  const r = best(() => timeApply(spec, hash, out));
-  rows.push([label, r.seconds, r.bytes / r.seconds, r.maxRssMiB]);
+] as const;
+// interleaved rounds (cp, then every case, repeated) so disk-speed drift hits all cases alike; median per case
+const runs = new Map<string, { seconds: number; bytes: number; maxRssMiB: number }[]>();
+const add = (l: string, r: { seconds: number; bytes: number; maxRssMiB: number }) => runs.set(l, [...(runs.get(l) ?? []), r]);
+for (let i = 0; i < reps; i++) {
+  const c = timeCp();
+  add('cp (+ sync) of the same file', { ...c, bytes: size });
+  for (const [label, spec, hash, out] of cases) if (i === 0 || !label.includes('transpose')) add(label, timeApply(spec, hash, out));
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+for (const [l, rs] of runs) {
+  const sec = median(rs.map((r) => r.seconds));
+  rows.push([`${l}${rs.length > 1 ? ` (median of ${rs.length}; ${rs.map((r) => r.seconds.toFixed(1)).join('/')} s)` : ''}`, sec, rs[0]!.bytes / sec, Math.max(...rs.map((r) => r.maxRssMiB))]);
 }
 console.log(`\n${cold ? 'cold' : 'warm'} page cache; apply includes fsync + rename; times are the apply call (process start excluded)`);
-console.log('case'.padEnd(52), 'seconds'.padStart(8), 'GB/s'.padStart(7), 'peak RSS MiB'.padStart(13));
-for (const [l, s, bps, rss] of rows) console.log(l.padEnd(52), s.toFixed(2).padStart(8), (bps / 1e9).toFixed(2).padStart(7), rss.toFixed(0).padStart(13));
+console.log('case'.padEnd(90), 'seconds'.padStart(8), 'GB/s'.padStart(7), 'peak RSS MiB'.padStart(13));
+for (const [l, s, bps, rss] of rows) console.log(l.padEnd(90), s.toFixed(2).padStart(8), (bps / 1e9).toFixed(2).padStart(7), rss.toFixed(0).padStart(13));
 if (!keep) rmSync(dir, { recursive: true, force: true });

@@ -25,7 +25,7 @@ export interface Builtin {
   plan(sig: ReadonlyMap<string, Sig>, params: Readonly<Record<string, string>>, reverse: boolean): Plan;
 }
 
-const plan = (name: string, description: string, ops: Op[]): Plan => ({ format: 'sorac.migration/1', name, description, ops });
+const plan = (name: string, description: string, ops: Op[], reverse = false): Plan => ({ format: 'sorac.migration/1', name: reverse ? `${name}~reverse` : name, description: reverse ? `reverse of: ${description}` : description, ops });
 const fmt = (s: readonly number[]) => `[${s.join(',')}]`;
 
 function find(sig: ReadonlyMap<string, Sig>, re: RegExp): [string, Sig][] {
@@ -48,7 +48,7 @@ const patchEmbed: Builtin = {
     const rank = reverse ? 5 : 4;
     const hits = find(sig, PATCH).filter(([, s]) => s.shape.length === rank && (!reverse || s.shape[2] === 1));
     if (!hits.length) none(this.name, `${rank}-D ${reverse ? 'kt=1 ' : ''}x_embedder.proj.weight`, sig, PATCH, reverse ? 'the patch embed is not a 3-D kernel with kt=1' : 'is it already 5-D? then nothing needs doing');
-    return plan(this.name, this.description, hits.map(([k]) => (reverse ? { op: 'squeeze' as const, key: k, dim: 2 } : { op: 'unsqueeze' as const, key: k, dim: 2 })));
+    return plan(this.name, this.description, hits.map(([k]) => (reverse ? { op: 'squeeze' as const, key: k, dim: 2 } : { op: 'unsqueeze' as const, key: k, dim: 2 })), reverse);
   },
 };
 
@@ -92,7 +92,7 @@ const pixartToStdit3: Builtin = {
       for (const [k, s] of find(sig, PATCH)) if (s.shape.length === 4) ops.push({ op: 'unsqueeze', key: k, dim: 2 });
       ops.push({ op: 'renamePattern', from: 'blocks.(\\d+).', to: 'spatial_blocks.$1.' });
     }
-    return plan(this.name, this.description, ops);
+    return plan(this.name, this.description, ops, reverse);
   },
 };
 
@@ -159,7 +159,7 @@ const unfuse: Builtin = {
   upstream: 'opensora/models/mmdit layers: fused_qkv=True/False parameter layouts (stdit.md §5.3)',
   params: [],
   plan(sig, _p, reverse) {
-    return plan(this.name, this.description, reverse ? fuseOps(sig, this.name) : unfuseOps(sig, this.name));
+    return plan(this.name, this.description, reverse ? fuseOps(sig, this.name) : unfuseOps(sig, this.name), reverse);
   },
 };
 
@@ -169,7 +169,7 @@ const fuse: Builtin = {
   upstream: 'opensora/models/mmdit layers: fused_qkv=True/False parameter layouts (stdit.md §5.3)',
   params: [],
   plan(sig, _p, reverse) {
-    return plan(this.name, this.description, reverse ? unfuseOps(sig, this.name) : fuseOps(sig, this.name));
+    return plan(this.name, this.description, reverse ? unfuseOps(sig, this.name) : fuseOps(sig, this.name), reverse);
   },
 };
 
@@ -202,7 +202,7 @@ const vae16: Builtin = {
       ops.push({ op: 'reshape', key: k, from: [P, S, 16, ...rest], to: [R4 * 4, ...rest] });
     }
     const fwd = plan(this.name, this.description, ops);
-    return reverse ? { ...invertPlan(fwd), name: this.name } : fwd;
+    return reverse ? invertPlan(fwd) : fwd;
   },
 };
 

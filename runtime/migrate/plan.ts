@@ -256,6 +256,8 @@ export function validateOp(v: unknown, where: string): Op {
   const known = new Set(['op', ...Object.keys(spec).map((f) => f.replace(/\?$/, ''))]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new MigrateError('SORA6001', `${where} (${name}): unknown field "${k}"`, `fields: ${[...known].join(', ')}`);
   for (const k of ['key', 'from', 'to']) if (typeof o[k] === 'string' && (name !== 'renamePattern' || k !== 'to')) parsePattern(o[k] as string);
+  if ((name === 'rename' && (isPattern(o.from as string) || isPattern(o.to as string))) || (name === 'init' && isPattern(o.key as string)))
+    throw new MigrateError('SORA6001', `${where} (${name}): ${name === 'init' ? '"key"' : '"from"/"to"'} must be an exact key, not a pattern`, name === 'rename' ? 'use renamePattern for captures' : undefined);
   if (name === 'split') {
     if ((o.into as unknown[]).length !== (o.sizes as unknown[]).length) throw new MigrateError('SORA6001', `${where} (split): into has ${(o.into as unknown[]).length} keys but sizes has ${(o.sizes as unknown[]).length}`);
     if ((o.sizes as number[]).filter((s) => s === -1).length > 1) throw new MigrateError('SORA6001', `${where} (split): at most one size may be -1`);
