@@ -23,6 +23,12 @@ export function goldenConfig(model: string, cfg = 'a'): Record<string, unknown> 
   return Object.assign({}, ...Object.values(kw));
 }
 
+/** The constructor kwargs recorded in the meta.json of a case directory, flattened to a config object. */
+export function dirConfig(dir: string): Record<string, unknown> {
+  const kw = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')).constructor_kwargs as Record<string, Record<string, unknown>>;
+  return Object.assign({}, ...Object.values(kw));
+}
+
 export function compileExample(file: string, config: Record<string, unknown>, model?: string) {
   const m = compile({ file, host: fsHost, config: { values: config }, ...(model ? { model } : {}) });
   const errors = m.diagnostics.filter((d) => d.severity === 'error');
@@ -56,11 +62,12 @@ export interface ParityResult {
 export async function runGolden(
   file: string,
   model: string,
-  opts: { entry?: string; cfg?: string; weights?: string; config?: Record<string, unknown>; inputs?: (t: Map<string, HostTensor>) => Map<string, HostTensor>; absent?: string[] } = {},
+  opts: { entry?: string; cfg?: string; weights?: string; config?: Record<string, unknown>; inputs?: (t: Map<string, HostTensor>) => Map<string, HostTensor>; absent?: string[]; goldenDir?: string } = {},
 ): Promise<ParityResult> {
   const cfg = opts.cfg ?? 'a';
-  const dir = join(GOLDEN, model, cfg);
-  const m = compileExample(file, opts.config ?? goldenConfig(model, cfg));
+  // goldenDir: a case directory outside tests/fixtures/golden (e.g. tests/fixtures/golden-extra/<model>/<case>)
+  const dir = opts.goldenDir ?? join(GOLDEN, model, cfg);
+  const m = compileExample(file, opts.config ?? (opts.goldenDir ? dirConfig(dir) : goldenConfig(model, cfg)));
   const { tensors: rawInputs } = await readTensorsFile(join(dir, 'inputs.safetensors'));
   const inputs = opts.inputs ? opts.inputs(rawInputs) : rawInputs;
   const entry = m.entries.find((e) => e.name === (opts.entry ?? 'forward'))!;
