@@ -18,6 +18,7 @@ import { DTYPE_SIZE } from '../compiler/dtype.ts';
 import { readExact } from './safetensors.ts';
 import { atomicWrite, writeSafetensors, type WriterTensor, type WriterTensors } from './safetensors-writer.ts';
 import { WeightsError } from './weights-error.ts';
+import { writeTorchStateDict } from './torch-writer.ts';
 import { readZipDirectory } from './zip.ts';
 
 export const CKPT_NAME = /^epoch(\d+)-global_step(\d+)$/;
@@ -485,8 +486,10 @@ export interface WriteTrainingCheckpointOptions {
   batchSize?: number | null;
   /** the model weights (→ model/ shards + model.safetensors.index.json) */
   model: WriterTensors;
-  /** EMA weights (→ ema.safetensors, which Open-Sora 2.0's CheckpointIO.load prefers) */
+  /** EMA weights (→ ema.safetensors, which Open-Sora 2.0's CheckpointIO.load prefers, or ema.pt) */
   ema?: WriterTensors;
+  /** `pt` writes ema.pt (torch.save format), which Open-Sora v1.x `load()` requires; default `safetensors` */
+  emaFormat?: 'safetensors' | 'pt';
   /** bytes per model shard (default 4096 MiB, Open-Sora's size_per_shard=4096) */
   shardSize?: number;
   /** carry these parts over byte-for-byte from an existing checkpoint dir (optimizer/, lr_scheduler, sampler, master.safetensors) */
@@ -594,8 +597,13 @@ export async function writeTrainingCheckpoint(expDir: string, opts: WriteTrainin
     files.push('model/model.safetensors.index.json');
     await fsyncDir(join(tmp, 'model'));
     if (opts.ema) {
-      await writeSafetensors(join(tmp, 'ema.safetensors'), opts.ema, { metadata: opts.metadata });
-      files.push('ema.safetensors');
+      if (opts.emaFormat === 'pt') {
+        await writeTorchStateDict(join(tmp, 'ema.pt'), opts.ema);
+        files.push('ema.pt');
+      } else {
+        await writeSafetensors(join(tmp, 'ema.safetensors'), opts.ema, { metadata: opts.metadata });
+        files.push('ema.safetensors');
+      }
     }
     if (opts.copyFrom) {
       const src = await inspectCheckpoint(opts.copyFrom);

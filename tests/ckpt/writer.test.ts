@@ -70,6 +70,15 @@ describe('writeTrainingCheckpoint', () => {
     expect((await listCheckpoints(exp)).checkpoints.map((c) => c.name)).toEqual(['epoch2-global_step5']);
   });
 
+  it("emaFormat 'pt' writes ema.pt (what Open-Sora v1.x load() reads) with the same tensors", async () => {
+    const r = await writeTrainingCheckpoint(join(tmp, 'v1'), { epoch: 0, step: 2, globalStep: 2, batchSize: 4, model, ema, emaFormat: 'pt', copyFrom: join(EXP, ASYNC20) });
+    expect(readdirSync(r.dir)).toContain('ema.pt');
+    expect(readdirSync(r.dir)).not.toContain('ema.safetensors');
+    const back = await load(r.dir, 'ema');
+    for (const [k, t] of ema) expect(Buffer.from(back.get(k)!.bytes).equals(Buffer.from(t.bytes)), k).toBe(true);
+    expect((await run(['ckpt', 'verify', r.dir])).code).toBe(0);
+  });
+
   it('refuses to carry over damaged parts from copyFrom', async () => {
     const src = join(tmp, 'src-exp');
     cpSync(join(EXP, ASYNC20), join(src, ASYNC20), { recursive: true });
