@@ -6,10 +6,12 @@
  * being materialised; so are dim-0 splits and concatenations (fused ↔ unfused qkv), which are
  * byte ranges of their sources.
  *
- * The output is written atomically: a `.safetensors` path through the writer's temp-file +
- * fsync + rename; a directory (sharded) is built in a hidden temp directory next to it and
- * renamed into place at the end. The input is opened read-only and the output may not be (or
- * be inside) any input file. `__metadata__` records the migration and the source's hash.
+ * The output is written atomically: a `.safetensors` path through a hidden temp file + fsync +
+ * rename (runtime/safetensors-writer.ts atomicWrite); a directory (sharded) is built in a hidden
+ * temp directory next to it and renamed into place at the end. The input is opened read-only and
+ * the output may not be (or be inside) any input file. `__metadata__` records the migration and
+ * the source's sha256, hashed while the tensors stream (the header is laid out with placeholders
+ * of the same length and rewritten in place before the rename).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { open, rename, rm, stat, realpath, type FileHandle } from 'node:fs/promises';
@@ -17,7 +19,7 @@ import { basename, dirname, join, resolve as resolvePath, sep } from 'node:path'
 import { DTYPE_SIZE } from '../../compiler/dtype.ts';
 import { canonicalJson } from '../../compiler/keymap.ts';
 import { openWeights, type OpenWeightsOptions, type StoredTensor, type TensorStore } from '../store.ts';
-import { writeSafetensors, writeShardedSafetensors, type WriterTensor } from '../safetensors-writer.ts';
+import { atomicWrite, buildHeader, layoutOrder, type WriterTensor } from '../safetensors-writer.ts';
 import { verifyFile } from '../verify.ts';
 import { MigrateError } from './errors.ts';
 import { castBytes, concatDim, initBytes, padDim, permute, scaleBytes, sliceDim, tileDim } from './kernels.ts';
@@ -171,15 +173,95 @@ function headerHash(store: TensorStore): string {
   return createHash('sha256').update(canonicalJson(rows, 0)).digest('hex');
 }
 
-async function filesHash(files: string[]): Promise<string> {
-  const out: Record<string, string> = {};
+/**
+ * sha256 of every source file (the value `sha256sum` and `sorac verify` print). Several files: the
+ * combined value is the sha256 of the sorted `name  sha256` lines, and each file's own hash is
+ * recorded under `sorac.source.sha256:<name>`. Every value is 64 hex digits, so the header can be
+ * laid out with placeholders before the hash is known (see writeWithLateMetadata).
+ */
+async function filesHash(files: string[]): Promise<{ combined: string; perFile: Record<string, string> }> {
+  const perFile: Record<string, string> = {};
   const buf = Buffer.allocUnsafe(16 << 20);
   for (const f of files) {
     const r = await verifyFile(f, buf);
     if (!r.sha256) throw new MigrateError('SORA6002', `cannot hash the input ${f}: ${r.detail ?? r.status}`, 'run `sorac verify` on the input');
-    out[basename(f)] = r.sha256;
+    perFile[basename(f)] = r.sha256;
   }
-  return files.length === 1 ? out[basename(files[0]!)]! : canonicalJson(out, 0).trim();
+  const names = Object.keys(perFile).sort();
+  const combined = names.length === 1 ? perFile[names[0]!]! : createHash('sha256').update(names.map((n) => `${n}  ${perFile[n]}\n`).join('')).digest('hex');
+  return { combined, perFile };
+}
+
+async function writeAll(fh: FileHandle, buf: Uint8Array, pos: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done);
+    done += bytesWritten;
+  }
+}
+
+/**
+ * One safetensors file, atomically, whose metadata is partly known only at the end (the source hash,
+ * computed while the tensors stream). The header is laid out with same-length placeholders, the data
+ * written, then the header rewritten in place before fsync + rename — so hashing the source overlaps
+ * the copy instead of preceding it.
+ */
+async function writeWithLateMetadata(path: string, tensors: ReadonlyMap<string, WriterTensor>, metadata: Record<string, string>, late: () => Promise<Record<string, string>>): Promise<void> {
+  const first = buildHeader(tensors, metadata, path);
+  const dataStart = 8 + first.headerBytes.length;
+  await atomicWrite(path, async (fh) => {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(first.headerBytes.length));
+    await writeAll(fh, len, 0);
+    await writeAll(fh, first.headerBytes, 8);
+    for (const k of first.order) {
+      const [begin, end] = first.offsets.get(k)!;
+      let pos = dataStart + begin;
+      const src = first.byKey.get(k)!.data as () => AsyncIterable<Uint8Array>;
+      for await (const chunk of src()) {
+        if (pos + chunk.length > dataStart + end) throw new Error(`internal: tensor "${k}" produced more than its ${end - begin} bytes`);
+        await writeAll(fh, chunk, pos);
+        pos += chunk.length;
+      }
+      if (pos !== dataStart + end) throw new Error(`internal: tensor "${k}" produced ${pos - dataStart - begin} bytes, expected ${end - begin}`);
+    }
+    const final = buildHeader(tensors, { ...metadata, ...(await late()) }, path);
+    if (final.headerBytes.length !== first.headerBytes.length) throw new Error('internal: late metadata changed the header length');
+    await writeAll(fh, final.headerBytes, 8);
+  });
+}
+
+/** HF-style shards (layout order, `maxShardSize` data bytes each) + index, each shard via writeWithLateMetadata. */
+async function writeShards(dir: string, tensors: ReadonlyMap<string, WriterTensor>, metadata: Record<string, string>, late: () => Promise<Record<string, string>>, maxShardSize = 5_000_000_000): Promise<void> {
+  const order = layoutOrder(tensors);
+  const groups: string[][] = [];
+  let cur: string[] = [];
+  let curSize = 0;
+  let total = 0;
+  for (const k of order) {
+    const t = tensors.get(k)!;
+    const n = t.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[t.dtype];
+    total += n;
+    if (cur.length && curSize + n > maxShardSize) {
+      groups.push(cur);
+      cur = [];
+      curSize = 0;
+    }
+    cur.push(k);
+    curSize += n;
+  }
+  if (cur.length || !groups.length) groups.push(cur);
+  const pad = (i: number) => String(i).padStart(5, '0');
+  const weightMap: Record<string, string> = {};
+  for (let i = 0; i < groups.length; i++) {
+    const name = `model-${pad(i + 1)}-of-${pad(groups.length)}.safetensors`;
+    await writeWithLateMetadata(join(dir, name), new Map(groups[i]!.map((k) => [k, tensors.get(k)!] as const)), metadata, late);
+    for (const k of groups[i]!) weightMap[k] = name;
+  }
+  const sorted: Record<string, string> = {};
+  for (const k of Object.keys(weightMap).sort()) sorted[k] = weightMap[k]!;
+  const body = Buffer.from(JSON.stringify({ metadata: { total_size: total }, weight_map: sorted }, null, 2) + '\n');
+  await atomicWrite(join(dir, 'model.safetensors.index.json'), (fh) => writeAll(fh, body, 0));
 }
 
 export async function applyMigration(opts: ApplyOptions): Promise<ApplyResult> {
@@ -196,7 +278,7 @@ export async function applyMigration(opts: ApplyOptions): Promise<ApplyResult> {
     const warnings: { code: string; message: string }[] = [...resolved.warnings];
     const mode = opts.sourceHash ?? 'files';
     // hash the source while the output is written (both are I/O bound; they share the page cache)
-    const hashP = mode === 'header' ? Promise.resolve(headerHash(store)) : filesHash(files);
+    const hashP = mode === 'header' ? Promise.resolve({ combined: headerHash(store), perFile: {} as Record<string, string> }) : filesHash(files);
     hashP.catch(() => {});
 
     const handles = new Map<string, Promise<FileHandle>>();
@@ -216,6 +298,7 @@ export async function applyMigration(opts: ApplyOptions): Promise<ApplyResult> {
     let index = 0;
     let largest = 0;
     const tensors = new Map<string, WriterTensor>();
+    // each tensor's data is a function returning an async iterable (writeWithLateMetadata relies on it)
     for (const [key, node] of entries) {
       largest = Math.max(largest, byteSize(node.sig));
       // contiguous byte ranges of sources (renames, reshapes, dim-0 split/concat) stream from disk
@@ -245,34 +328,38 @@ export async function applyMigration(opts: ApplyOptions): Promise<ApplyResult> {
     for (const [k, v] of Object.entries(store.metadata)) if (typeof v === 'string' && !k.startsWith('sorac.migration') && !k.startsWith('sorac.source')) srcMeta[k] = v;
     const hash = planHash(plan);
     const planJson = canonicalJson(plan, 0).trim();
-    let sourceHash: string;
-    const metaFor = async () => {
-      sourceHash = await hashP;
-      return {
-        ...srcMeta,
-        'sorac.migration': plan.name,
-        'sorac.migration.hash': hash,
-        ...(planJson.length <= 65536 ? { 'sorac.migration.plan': planJson } : {}),
-        'sorac.source': files.map((f) => basename(f)).join(','),
-        'sorac.source.sha256': mode === 'header' ? `header:${sourceHash}` : sourceHash,
-      };
+    let sourceHash: string | undefined;
+    const PLACEHOLDER = '0'.repeat(64);
+    const hashKeys = (h: { combined: string; perFile: Record<string, string> }) => ({
+      'sorac.source.sha256': mode === 'header' ? `header:${h.combined}` : h.combined,
+      ...(files.length > 1 ? Object.fromEntries(Object.entries(h.perFile).map(([f, v]) => [`sorac.source.sha256:${f}`, v])) : {}),
+    });
+    const metadata: Record<string, string> = {
+      ...srcMeta,
+      'sorac.migration': plan.name,
+      'sorac.migration.hash': hash,
+      ...(planJson.length <= 65536 ? { 'sorac.migration.plan': planJson } : {}),
+      'sorac.source': files.map((f) => basename(f)).join(','),
+      // same-length placeholders, rewritten once the source hash (computed while streaming) is known
+      ...hashKeys({ combined: PLACEHOLDER, perFile: Object.fromEntries(files.map((f) => [basename(f), PLACEHOLDER])) }),
+    };
+    const late = async () => {
+      const h = await hashP;
+      sourceHash = h.combined;
+      return hashKeys(h);
     };
 
     const abs = resolvePath(opts.out);
     const layout: 'file' | 'sharded' = abs.endsWith('.safetensors') ? 'file' : 'sharded';
     try {
-      // the metadata sits in the header, which is written first: the source hash must be known before
-      // the data is streamed. For the default 'files' mode the hash pass therefore runs first; it is a
-      // sequential read that also warms the page cache for the copy.
-      const metadata = await metaFor();
       if (layout === 'file') {
-        await writeSafetensors(abs, tensors, { metadata });
+        await writeWithLateMetadata(abs, tensors, metadata, late);
       } else {
         const tmp = join(dirname(abs), `.${basename(abs)}.sorac-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
         try {
           const { mkdir } = await import('node:fs/promises');
           await mkdir(tmp);
-          await writeShardedSafetensors(tmp, tensors, { metadata, ...(opts.shardSize ? { maxShardSize: opts.shardSize } : {}) });
+          await writeShards(tmp, tensors, metadata, late, opts.shardSize);
           if (opts.force && (await stat(abs).catch(() => undefined))) {
             const old = `${tmp}-old`;
             await rename(abs, old);

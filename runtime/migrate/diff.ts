@@ -125,16 +125,34 @@ export function diffSignatures(from: ReadonlyMap<string, Sig>, to: ReadonlyMap<s
   // 2. renames across several keys
   let d = rawDiff(cur, to);
   if (d.removed.length && d.added.length) {
-    const addedSet = new Map(d.added.map((a) => [a.key, a.sig]));
+    const addedSet = new Map(d.added.map((a) => [a.key, a]));
+    const addedBySuffix = new Map<string, DiffEntry[]>();
+    for (const a of d.added) {
+      const as = a.key.split('.');
+      for (let k = 1; k <= 2 && k < as.length; k++) {
+        const id = `${k}\u0000${as.slice(k).join('.')}`;
+        if (!addedBySuffix.has(id)) addedBySuffix.set(id, []);
+        addedBySuffix.get(id)!.push(a);
+      }
+    }
     const votes = new Map<string, { from: string; to: string; n: number }>();
+    // index added keys by (segment count, key with one segment blanked): one lookup per removed key and segment
+    const bySlot = new Map<string, { a: DiffEntry; segs: string[] }[]>();
+    for (const a of d.added) {
+      const as = a.key.split('.');
+      for (let i = 0; i < as.length; i++) {
+        const slot = `${i}\u0000${[...as.slice(0, i), '', ...as.slice(i + 1)].join('.')}`;
+        if (!bySlot.has(slot)) bySlot.set(slot, []);
+        bySlot.get(slot)!.push({ a, segs: as });
+      }
+    }
     for (const r of d.removed) {
       const segs = r.key.split('.');
       // one segment renamed (index-aware: blocks.N. → spatial_blocks.N.)
       for (let i = 0; i < segs.length; i++) {
-        for (const a of d.added) {
-          const as = a.key.split('.');
-          if (as.length !== segs.length || as[i] === segs[i]) continue;
-          if (!as.every((v, j) => j === i || v === segs[j])) continue;
+        const slot = `${i}\u0000${[...segs.slice(0, i), '', ...segs.slice(i + 1)].join('.')}`;
+        for (const { a, segs: as } of bySlot.get(slot) ?? []) {
+          if (as[i] === segs[i]) continue;
           if (!same(a.sig.shape, r.sig.shape)) continue;
           const numbered = /^\d+$/.test(segs[i + 1] ?? '');
           const f = numbered ? `${escPat(segs[i]!)}.(\\d+).` : `${escPat(segs[i]!)}.`;
@@ -145,25 +163,28 @@ export function diffSignatures(from: ReadonlyMap<string, Sig>, to: ReadonlyMap<s
           votes.set(id, v);
         }
       }
-      // a prefix on one side
-      for (const a of d.added) {
-        if (!same(a.sig.shape, r.sig.shape)) continue;
-        if (a.key.endsWith('.' + r.key)) {
+      // a prefix on one side (the model adds `model.`, or the checkpoint has one), up to 2 segments
+      for (let k = 1; k <= 2; k++) {
+        for (const a of addedBySuffix.get(`${k}\u0000${r.key}`) ?? []) {
+          if (!same(a.sig.shape, r.sig.shape)) continue;
           const p = a.key.slice(0, a.key.length - r.key.length);
           const id = `^(.*)\u0000${p}`;
           const v = votes.get(id) ?? { from: '^(.+)$', to: `${p}$1`, n: 0 };
           v.n++;
           votes.set(id, v);
-        } else if (r.key.endsWith('.' + a.key)) {
-          const p = r.key.slice(0, r.key.length - a.key.length);
-          const id = `${p}\u0000`;
-          const v = votes.get(id) ?? { from: `^${escPat(p)}(.+)$`, to: '$1', n: 0 };
-          v.n++;
-          votes.set(id, v);
+        }
+        if (segs.length > k) {
+          const a = addedSet.get(segs.slice(k).join('.'));
+          if (a && same(a.sig.shape, r.sig.shape)) {
+            const p = segs.slice(0, k).join('.') + '.';
+            const id = `${p}\u0000`;
+            const v = votes.get(id) ?? { from: `^${escPat(p)}(.+)$`, to: '$1', n: 0 };
+            v.n++;
+            votes.set(id, v);
+          }
         }
       }
     }
-    void addedSet;
     for (const v of [...votes.values()].sort((a, b) => b.n - a.n)) {
       if (v.n < 2 && !(d.removed.length === 1 && d.added.length === 1)) continue;
       const op: Op = { op: 'renamePattern', from: v.from, to: v.to };

@@ -7,14 +7,14 @@
  *  - STDiT: an "upstream" 2-D patch-embed checkpoint (x_embedder squeezed to [C,4,2,2]) is
  *    diagnosed, migrated with patch-embed-2d-to-3d, and runs to the same outputs as the original.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openWeights } from '../../runtime/store.ts';
 import { writeSafetensors, type WriterTensor } from '../../runtime/safetensors-writer.ts';
 import { readTensorsFile } from '../../runtime/tensors-io.ts';
 import { GOLDEN, goldenConfig, maxAbsDiff } from '../helpers/parity.ts';
-import { cli, tempDir } from './helpers.ts';
+import { cli, sha256File, tempDir } from './helpers.ts';
 
 async function tensorsOf(spec: string): Promise<Map<string, { dtype: string; shape: readonly number[]; bytes: Buffer }>> {
   const s = await openWeights(spec);
@@ -83,7 +83,7 @@ describe('MMDiT: fuse the golden (unfused) checkpoint, run it fused, unfuse it b
     // metadata: the migration and the source's sha256 (same as `sorac verify` / sha256sum)
     const s = await openWeights(fused);
     expect(s.metadata['sorac.migration']).toBe('mmdit-fuse-qkv');
-    expect(s.metadata['sorac.source.sha256']).toMatch(/^[0-9a-f]{64}$/);
+    expect(s.metadata['sorac.source.sha256']).toBe(sha256File(W));
     expect(JSON.parse(s.metadata['sorac.migration.plan'] as string).ops).toHaveLength(2);
     await s.close();
   });
@@ -98,6 +98,16 @@ describe('MMDiT: fuse the golden (unfused) checkpoint, run it fused, unfuse it b
     expect(existsSync(join(back, 'model.safetensors.index.json'))).toBe(true);
     const orig = await tensorsOf(W);
     expectSameTensors(orig, await tensorsOf(back));
+
+    // a sharded source records each shard's sha256 and a combined one
+    const again = join(d, 'again.safetensors');
+    expect((await cli(['migrate', 'apply', 'mmdit-fuse-qkv', '--in', back, '--out', again])).code).toBe(0);
+    const sa = await openWeights(again);
+    const shards = readdirSync(back).filter((f) => f.endsWith('.safetensors'));
+    expect(shards.length).toBeGreaterThan(1);
+    for (const f of shards) expect(sa.metadata[`sorac.source.sha256:${f}`]).toBe(sha256File(join(back, f)));
+    expect(sa.metadata['sorac.source.sha256']).toMatch(/^[0-9a-f]{64}$/);
+    await sa.close();
 
     const rev = join(d, 'reversed.safetensors');
     const rv = await cli(['migrate', 'apply', 'mmdit-fuse-qkv', '--reverse', '--in', fused, '--out', rev]);
