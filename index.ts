@@ -22,3 +22,11 @@ export { listCheckpoints, inspectCheckpoint, planPrune, pruneCheckpoints, writeT
 export type { CheckpointInfo, ExperimentListing, PartInfo, PrunePlanItem, WriteTrainingCheckpointOptions } from './runtime/training-ckpt.ts';
 export { exportCheckpoint, verifyCheckpoint, writeManifest } from './runtime/ckpt-export.ts';
 export type { CkptVerifyReport, ExportOptions, ExportResult, Manifest } from './runtime/ckpt-export.ts';
+// Micro-batching along axes an entry declares with micro_batch() (docs/adr/005-micro-batching.md)
+export { declaredMicroBatch, planMicroBatch, runMicroBatched, MicroBatchError } from './runtime/micro-batch.ts';
+export type { MicroBatchDecl, MicroBatchPlan, MicroBatchRunOptions, MicroBatchResult } from './runtime/micro-batch.ts';
+// Checkpoint access (docs/guides/checkpoints.md)
+export { openWeights } from './runtime/store.ts';
+export type { TensorStore, StoredTensor } from './runtime/store.ts';
+export { loadReport, renderLoadReport } from './runtime/load-report.ts';
+export type { LoadReport } from './runtime/load-report.ts';
