@@ -119,9 +119,10 @@ async function* chunks(src: TensorSource): AsyncIterable<Uint8Array> {
   else throw new TypeError('tensor data must be a Uint8Array, an (async) iterable of Uint8Array, or a function returning one');
 }
 
+/** Positional write in pieces of at most 1 MiB (large single writes are much slower through the page cache). */
 async function writeAt(fh: FileHandle, buf: Uint8Array, pos: number) {
   let done = 0;
-  while (done < buf.length) done += (await fh.write(buf, done, buf.length - done, pos + done)).bytesWritten;
+  while (done < buf.length) done += (await fh.write(buf, done, Math.min(1 << 20, buf.length - done), pos + done)).bytesWritten;
 }
 
 interface Rec {
