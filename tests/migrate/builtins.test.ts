@@ -177,3 +177,22 @@ describe('regressions found by the migrate properties', () => {
     expect(sniffBytes(Buffer.from([0x80, 0x02, 0x7d, 0x71, 0x00, 0x2e]), 6)).toBe('pickle');
   });
 });
+
+describe('load report suggestions carry the exact migrate command', () => {
+  it('names the built-in, the weights and the parameters', async () => {
+    const { loadReport, renderLoadReport } = await import('../../runtime/load-report.ts');
+    const km = (t: Record<string, number[]>) => ({ format: 'sorac.keymap/1' as const, model: 'M', version: '1', config: {}, contract: 'sha256:x', tensors: Object.fromEntries(Object.entries(t).map(([k, shape]) => [k, { shape, dtype: 'f32' as const, kind: 'param' as const, source: 'm.sora:1:1' }])) });
+    const store = (t: Record<string, number[]>) => ({ tensors: new Map(Object.entries(t).map(([k, shape]) => [k, { key: k, shape, dtype: 'f32' as const, byteLength: 0, file: 'w', read: async () => new Uint8Array() }])) });
+    const r = loadReport(km({ 'y_embedder.y_embedding': [300, 8], 'x_embedder.proj.weight': [8, 16, 1, 2, 2] }), store({ 'y_embedder.y_embedding': [200, 8], 'x_embedder.proj.weight': [8, 4, 1, 2, 2] }), { weights: 'ckpt/model.safetensors' });
+    const cmds = r.suggestions.map((s) => s.command);
+    expect(cmds).toContain('sorac migrate apply caption-table-resize --in ckpt/model.safetensors --out ckpt/model.caption-table-resize.safetensors --param rows=300');
+    expect(cmds).toContain('sorac migrate apply vae-4ch-to-16ch --in ckpt/model.safetensors --out ckpt/model.vae-4ch-to-16ch.safetensors');
+    expect(renderLoadReport(r)).toContain('run: sorac migrate apply caption-table-resize');
+    // every name the report can suggest is a built-in
+    for (const s of r.suggestions) if (s.migration) expect(BUILTINS.has(s.migration)).toBe(true);
+    // a directory checkpoint gets a sibling directory; no weights given → a placeholder
+    const r2 = loadReport(km({ 'x_embedder.proj.weight': [8, 4, 1, 2, 2] }), store({ 'x_embedder.proj.weight': [8, 4, 2, 2] }), { weights: 'hub/org name/' });
+    expect(r2.suggestions[0]!.command).toBe("sorac migrate apply patch-embed-2d-to-3d --in 'hub/org name/' --out 'hub/org name-patch-embed-2d-to-3d'");
+    expect(loadReport(km({ 'x_embedder.proj.weight': [8, 4, 1, 2, 2] }), store({ 'x_embedder.proj.weight': [8, 4, 2, 2] })).suggestions[0]!.command).toBe('sorac migrate apply patch-embed-2d-to-3d --in WEIGHTS --out WEIGHTS-patch-embed-2d-to-3d');
+  });
+});
