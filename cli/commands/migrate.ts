@@ -10,8 +10,8 @@
  * FROM/TO: a `.sora` model (compiled with its --*-config/--*-set), a keymap JSON from `sorac build`,
  * or a checkpoint. MIGRATION: a built-in name, a plan (.json) or a migration script (.ts).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, dirname, extname, resolve as resolvePath } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
 import { hasErrors } from '../../compiler/diagnostics.ts';
 import type { Keymap } from '../../compiler/keymap.ts';
@@ -276,6 +276,26 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
       if (shardSize !== undefined && o.out.endsWith('.safetensors')) throw new UserError('--shard-size applies to a directory --out (without .safetensors)', undefined, EXIT.USAGE);
       const bar = io.isTTY && !o.json ? progressBar(io) : undefined;
       const pauseAfter = process.env.SORAC_TEST_PAUSE_AFTER_TENSOR;
+      // Ctrl-C / SIGTERM mid-apply: remove this process's hidden temp output before exiting (a SIGKILL
+      // cannot be caught; it leaves only the hidden temp entry, never anything at --out)
+      const cleanup = (sig: NodeJS.Signals) => {
+        const abs = resolvePath(io.cwd, o.out);
+        const dir = dirname(abs);
+        const base = basename(abs);
+        try {
+          for (const f of readdirSync(dir)) {
+            if (f.startsWith(`.${base}.${process.pid}.`) && f.endsWith('.tmp')) rmSync(join(dir, f), { force: true });
+            else if (f.startsWith(`.${base}.sorac-tmp-${process.pid}-`)) rmSync(join(dir, f), { recursive: true, force: true });
+          }
+        } catch {
+          // best effort
+        }
+        bar?.done();
+        io.stderr(`interrupted (${sig}): nothing was written at ${o.out}\n`);
+        process.exit(sig === 'SIGINT' ? 130 : 143);
+      };
+      process.once('SIGINT', cleanup);
+      process.once('SIGTERM', cleanup);
       try {
         const m = await resolveMigration(spec, parseParams(o.param), !!o.reverse);
         const { applyMigration } = await import('../../runtime/migrate/apply.ts');
@@ -312,6 +332,9 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
       } catch (e) {
         bar?.done();
         throw toUser(e);
+      } finally {
+        process.off('SIGINT', cleanup);
+        process.off('SIGTERM', cleanup);
       }
     });
 };

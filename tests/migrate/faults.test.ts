@@ -16,7 +16,7 @@ afterAll(() => {
   for (const m of mounts) umount(m);
 });
 
-async function killMidApply(out: string, input: string) {
+async function killMidApply(out: string, input: string, signal: NodeJS.Signals = 'SIGKILL') {
   const child = spawnCli(['migrate', 'apply', 'mmdit-fuse-qkv', '--in', input, '--out', out], { SORAC_TEST_PAUSE_AFTER_TENSOR: '5' });
   let err = '';
   await new Promise<void>((res, rej) => {
@@ -33,9 +33,9 @@ async function killMidApply(out: string, input: string) {
       rej(new Error(`exited ${c} before the hook: ${err}`));
     });
   });
-  child.kill('SIGKILL');
+  child.kill(signal);
   const [code, sig] = await new Promise<[number | null, string | null]>((res) => child.on('exit', (c, s) => res([c, s])));
-  return { code, sig };
+  return { code, sig, err };
 }
 
 describe('migrate apply faults', () => {
@@ -63,6 +63,18 @@ describe('migrate apply faults', () => {
     expect(sha256File(W)).toBe(before);
     expect(existsSync(out)).toBe(false);
     for (const f of readdirSync(d)) expect(f).toMatch(/^\.out-dir\.sorac-tmp-/);
+  });
+
+  it('SIGTERM / Ctrl-C mid-apply: the temp output is removed too (file and sharded directory)', async () => {
+    for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+      const d = tempDir();
+      for (const out of [join(d, 'out.safetensors'), join(d, 'out-dir')]) {
+        const r = await killMidApply(out, W, signal);
+        expect(r.code).toBe(code);
+        expect(r.err).toContain(`interrupted (${signal}): nothing was written at ${out}`);
+      }
+      expect(readdirSync(d)).toEqual([]);
+    }
   });
 
   it('refuses to write over its input, over an existing output (without --force), or into a missing dir', async () => {
