@@ -30,3 +30,15 @@ export { openWeights } from './runtime/store.ts';
 export type { TensorStore, StoredTensor } from './runtime/store.ts';
 export { loadReport, renderLoadReport } from './runtime/load-report.ts';
 export type { LoadReport } from './runtime/load-report.ts';
+// Shape migrations (docs/cli/migrate.md, docs/adr/004-migrations-as-data.md)
+export { applyMigration, storeSignature } from './runtime/migrate/apply.ts';
+export type { ApplyOptions, ApplyResult, ApplyProgress } from './runtime/migrate/apply.ts';
+export { BUILTINS, getBuiltin } from './runtime/migrate/builtins.ts';
+export { diffSignatures } from './runtime/migrate/diff.ts';
+export type { DiffResult, Unmatched } from './runtime/migrate/diff.ts';
+export { composePlans, invertPlan, planHash, validatePlan } from './runtime/migrate/plan.ts';
+export type { Op, Plan } from './runtime/migrate/plan.ts';
+export { resolvePlan } from './runtime/migrate/resolve.ts';
+export { planFromJson, planFromScript } from './runtime/migrate/script.ts';
+export { migration, MigrationBuilder } from './runtime/migrate/builder.ts';
+export { MigrateError } from './runtime/migrate/errors.ts';
