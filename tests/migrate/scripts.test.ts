@@ -35,6 +35,19 @@ describe('sorac migrate new / plan / diff', () => {
     expect(bad.code).toBe(1);
   });
 
+  it('diff finds the real Open-Sora transitions between the example models (default configs)', async () => {
+    const a = JSON.parse((await cli(['migrate', 'diff', 'examples/stdit.sora', 'examples/stdit2.sora', '--json'])).out);
+    expect(a.builtins).toEqual(['caption-table-resize']);
+    expect(a.plan.ops).toContainEqual({ op: 'pad', key: 'y_embedder.y_embedding', dim: 0, after: 80, mode: 'repeat-last' });
+    expect(a.complete).toBe(true);
+    const b = JSON.parse((await cli(['migrate', 'diff', 'examples/stdit2.sora', 'examples/stdit3.sora', '--json'])).out);
+    expect(b.builtins).toEqual(expect.arrayContaining(['pixart-sigma-to-stdit3', 'caption-table-resize']));
+    expect(b.plan.ops[0]).toEqual({ op: 'renamePattern', from: 'blocks.(\\d+).', to: 'spatial_blocks.$1.' });
+    // STDiT2's temporal attention has no STDiT3 counterpart by name: explained, not guessed
+    const t = b.unmatched.find((u: { key: string }) => u.key === 'temporal_blocks.0.attn.proj.weight');
+    expect(t.reason).toMatch(/nearest, spatial_blocks\.0\.attn_temp\.proj\.weight \[1152,1152\] f32, has the same shape but no rename rule explains the pair/);
+  });
+
   it('diff explains keys it cannot match', async () => {
     const cfg = join(d, 'bigger.json');
     writeFileSync(cfg, JSON.stringify({ ...goldenConfig('mmdit'), depth: 3 }));
