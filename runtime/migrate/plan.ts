@@ -291,7 +291,9 @@ export function invertOp(op: Op): { ops: Op[] } | { reason: string } {
     case 'squeeze':
       return { ops: [{ op: 'unsqueeze', key: sel(op.key), dim: op.dim }] };
     case 'reshape':
-      return op.from ? { ops: [{ op: 'reshape', key: sel(op.key), to: op.from, from: op.to }] } : { reason: 'reshape without "from" (the original shape) cannot be undone' };
+      if (!op.from) return { reason: 'reshape without "from" (the original shape) cannot be undone' };
+      if (op.to.includes(-1)) return { reason: 'reshape to a shape with -1 cannot be undone as data (write the full target shape)' };
+      return { ops: [{ op: 'reshape', key: sel(op.key), to: op.from, from: op.to }] };
     case 'permute': {
       const inv = new Array<number>(op.perm.length);
       op.perm.forEach((p, i) => (inv[p] = i));

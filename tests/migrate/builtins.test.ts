@@ -134,6 +134,8 @@ describe('plans as data', () => {
     expect(invertRenamePattern('blocks.(\\d+).(\\w+).', 'b.$1.')).toBeUndefined();
     const p: Plan = { format: 'sorac.migration/1', name: 'x', ops: [{ op: 'renamePattern', from: 'blocks.(\\d+).(\\w+).', to: 'b.$1.' }] };
     expect(() => invertPlan(p)).toThrow(/op #1 \(renamePattern .*\) is not invertible: the target "b.\$1." does not use every capture/);
+    expect(() => invertPlan({ ...p, ops: [{ op: 'reshape', key: 'a', from: [2, 3], to: [-1] }] })).toThrow(/reshape to a shape with -1 cannot be undone/);
+    expect(invertPlan({ ...p, ops: [{ op: 'reshape', key: 'a', from: [2, 3], to: [6] }] }).ops).toEqual([{ op: 'reshape', key: 'a', to: [2, 3], from: [6] }]);
   });
 
   it('a pattern rename that would not come back exactly on this checkpoint is a SORA6010 warning', () => {
