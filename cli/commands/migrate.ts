@@ -85,11 +85,11 @@ function parseParams(ps: string[] | undefined): Record<string, string> {
 }
 
 /** A migration argument: built-in name, plan JSON, or script. */
-async function resolveMigration(spec: string, params: Record<string, string>, reverse: boolean): Promise<{ kind: 'builtin' | 'json' | 'script'; plan: Plan | ((sig: ReadonlyMap<string, Sig>) => Plan) }> {
+async function resolveMigration(spec: string, params: Record<string, string>, reverse: boolean, cwd: string): Promise<{ kind: 'builtin' | 'json' | 'script'; plan: Plan | ((sig: ReadonlyMap<string, Sig>) => Plan) }> {
   const { BUILTINS, getBuiltin } = await import('../../runtime/migrate/builtins.ts');
   const { planFromJson, planFromScript } = await import('../../runtime/migrate/script.ts');
   const { invertPlan } = await import('../../runtime/migrate/plan.ts');
-  if (BUILTINS.has(spec) || (!/[./\\]/.test(spec) && !existsSync(spec))) {
+  if (BUILTINS.has(spec) || (!/[./\\]/.test(spec) && !existsSync(resolvePath(cwd, spec)))) {
     const b = getBuiltin(spec);
     const unknown = Object.keys(params).filter((p) => !b.params.some((q) => q.name === p));
     if (unknown.length) throw new UserError(`${b.name} has no parameter ${unknown.join(', ')}`, b.params.length ? `parameters: ${b.params.map((p) => p.name).join(', ')}` : 'it takes no parameters', EXIT.USAGE);
@@ -97,7 +97,8 @@ async function resolveMigration(spec: string, params: Record<string, string>, re
   }
   if (Object.keys(params).length) throw new UserError('--param applies to built-in migrations only', undefined, EXIT.USAGE);
   const ext = extname(spec);
-  const plan = ext === '.ts' || ext === '.mts' ? await planFromScript(spec) : planFromJson(spec);
+  const path = resolvePath(cwd, spec);
+  const plan = ext === '.ts' || ext === '.mts' ? await planFromScript(path) : planFromJson(path);
   return { kind: ext === '.json' ? 'json' : 'script', plan: reverse ? invertPlan(plan) : plan };
 }
 
@@ -212,13 +213,14 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
       try {
         const out = o.out!;
         if (!out.endsWith('.ts')) throw new UserError(`-o ${out}: a migration script is a .ts file`, 'e.g. -o migrations/my-migration.ts', EXIT.USAGE);
-        if (existsSync(out) && !o.force) throw new UserError(`${out} already exists`, 'pick a new name, or pass --force to overwrite it');
+        const outAbs = resolvePath(io.cwd, out);
+        if (existsSync(outAbs) && !o.force) throw new UserError(`${out} already exists`, 'pick a new name, or pass --force to overwrite it');
         const name = o.name ?? basename(out, '.ts');
         const { d } = await runDiff(from, to, o, name);
         const { generateMigration } = await import('../../runtime/migrate/codegen.ts');
         const src = generateMigration(d.plan, { version: VERSION, from, to, reasons: d.reasons, diff: d });
-        mkdirSync(dirname(resolvePath(out)), { recursive: true });
-        writeFileSync(out, src);
+        mkdirSync(dirname(outAbs), { recursive: true });
+        writeFileSync(outAbs, src);
         if (o.json) io.stdout(JSON.stringify({ ok: true, out, name, ops: d.plan.ops.length, builtins: d.builtins, complete: d.complete, unmatched: d.unmatched.length }, null, 2) + '\n');
         else io.stdout(`wrote ${out}: ${d.plan.ops.length} op(s)${d.builtins.length ? ` (built-ins: ${d.builtins.join(', ')})` : ''}${d.unmatched.length ? `, ${d.unmatched.length} key(s) to review (marked TODO)` : ''}\nnext: edit it, then \`sorac migrate apply ${out} --in WEIGHTS --out OUT\`\n`);
         setExit(EXIT.OK);
@@ -238,7 +240,7 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
     .option('--json', 'machine-readable output (the plan JSON; the default)')
     .action(async (spec: string, o: { in?: string; param?: string[]; reverse?: boolean; out?: string }) => {
       try {
-        const m = await resolveMigration(spec, parseParams(o.param), !!o.reverse);
+        const m = await resolveMigration(spec, parseParams(o.param), !!o.reverse, io.cwd);
         let plan: Plan;
         if (typeof m.plan === 'function') {
           if (!o.in) throw new UserError(`${spec} is a built-in: pass --in WEIGHTS so it can read the sizes from the checkpoint`, undefined, EXIT.USAGE);
@@ -248,7 +250,7 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
         const text = canonicalJson(plan);
         if (o.out) {
           const { atomicWrite } = await import('../../runtime/safetensors-writer.ts');
-          await atomicWrite(resolvePath(o.out), async (fh) => void (await fh.writeFile(text)));
+          await atomicWrite(resolvePath(io.cwd, o.out), async (fh) => void (await fh.writeFile(text)));
           io.stdout(`wrote ${o.out}: ${plan.ops.length} op(s)\n`);
         } else io.stdout(text);
         setExit(EXIT.OK);
@@ -297,11 +299,11 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
       process.once('SIGINT', cleanup);
       process.once('SIGTERM', cleanup);
       try {
-        const m = await resolveMigration(spec, parseParams(o.param), !!o.reverse);
+        const m = await resolveMigration(spec, parseParams(o.param), !!o.reverse, io.cwd);
         const { applyMigration } = await import('../../runtime/migrate/apply.ts');
         const r = await applyMigration({
           input: o.in,
-          out: o.out,
+          out: resolvePath(io.cwd, o.out),
           plan: m.plan,
           ...(o.force ? { force: true } : {}),
           ...(shardSize ? { shardSize } : {}),
@@ -324,7 +326,7 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
         for (const w of r.warnings) io.stderr(`warning ${w.code}: ${w.message}\n`);
         if (o.json) io.stdout(JSON.stringify({ ok: true, out: r.out, layout: r.layout, migration: r.plan.name, planHash: r.planHash, tensors: r.tensors, bytes: r.bytes, seconds: r.seconds, source: r.source, ops: r.ops, warnings: r.warnings }, null, 2) + '\n');
         else {
-          io.stdout(`applied ${r.plan.name} (${r.plan.ops.length} op${r.plan.ops.length === 1 ? '' : 's'}) to ${o.in}: wrote ${r.tensors} tensors, ${formatBytes(r.bytes)} to ${r.out}${r.layout === 'sharded' ? ' (sharded)' : ''} in ${r.seconds.toFixed(2)} s\n`);
+          io.stdout(`applied ${r.plan.name} (${r.plan.ops.length} op${r.plan.ops.length === 1 ? '' : 's'}) to ${o.in}: wrote ${r.tensors} tensors, ${formatBytes(r.bytes)} to ${o.out}${r.layout === 'sharded' ? ' (sharded)' : ''} in ${r.seconds.toFixed(2)} s\n`);
           for (const op of r.ops) io.stdout(`  ${String(op.matched).padStart(5)} × ${op.op}\n`);
           io.stdout(`recorded in __metadata__: sorac.migration=${r.plan.name}, sorac.source.sha256=${r.source.mode === 'header' ? 'header:' : ''}${r.source.hash.length > 80 ? r.source.hash.slice(0, 77) + '…' : r.source.hash}\n`);
         }
