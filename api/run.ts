@@ -50,7 +50,7 @@ export async function load(model: CompiledModel, weights: string | TensorStore, 
   if (!model.keymap) throw new ModelError(`model did not compile:\n${model.diagnostics.map((d) => `${d.code}: ${d.message}`).join('\n')}`);
   const opened = typeof weights === 'string' ? await openWeights(weights, opts) : weights;
   const store = withAliases(model.keymap, opened);
-  const report = loadReport(model.keymap, store, { allowMissing: opts.allowMissing ?? [] });
+  const report = loadReport(model.keymap, store, { allowMissing: opts.allowMissing ?? [], ...(typeof weights === 'string' ? { weights } : {}) });
   if (!report.ok) {
     if (typeof weights === 'string') await opened.close();
     throw new ModelError(`checkpoint does not fit ${model.modelName}: ${report.missing.length} missing, ${report.unexpected.length} unexpected, ${report.shapeMismatch.length} shape mismatches`, report);

@@ -84,7 +84,7 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
         throw weightsErrorToUser(e);
       }
       try {
-        const report = loadReport(m.keymap, withAliases(m.keymap, store));
+        const report = loadReport(m.keymap, withAliases(m.keymap, store), { weights: opts.weights });
         if (!report.ok) throw new UserError(`${opts.weights} does not fit ${m.modelName} v${m.version}; nothing was run\n${renderLoadReport(report)}`, 'see the fixes above, or `sorac check MODEL --weights W` for the full report');
         const { lossyConversions, describeLossy } = await import('../../runtime/lossy.ts');
         const lossy = lossyConversions(tr.graph, withAliases(m.keymap, store));
