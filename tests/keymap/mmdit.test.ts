@@ -3,21 +3,12 @@ import { compile } from '../../compiler/compile.ts';
 import { fsHost } from '../../compiler/host.ts';
 import { type Keymap, parameterCount } from '../../compiler/keymap.ts';
 import { goldenConfig, goldenMeta } from '../helpers/parity.ts';
+import { buildExample, exampleKeymap, shapes } from '../helpers/keymap.ts';
 
 const FILE = 'examples/mmdit.sora';
 
-function build(values: Record<string, unknown>) {
-  return compile({ file: FILE, host: fsHost, config: { values } });
-}
-
-function keymap(values: Record<string, unknown> = {}): Keymap {
-  const m = build(values);
-  const errors = m.diagnostics.filter((d) => d.severity === 'error');
-  expect(errors.map((d) => `${d.code} ${d.message}`)).toEqual([]);
-  return m.keymap!;
-}
-
-const shapes = (km: Keymap) => Object.fromEntries(Object.entries(km.tensors).map(([k, e]) => [k, [...e.shape]]));
+const build = (values: Record<string, unknown>) => buildExample(FILE, values);
+const keymap = (values: Record<string, unknown> = {}): Keymap => exampleKeymap(FILE, values);
 
 describe('MMDiT (Open-Sora 2.0) keymap', () => {
   it('equals the golden MMDiTModel state_dict exactly (keys, shapes) at the golden config', () => {

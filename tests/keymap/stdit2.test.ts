@@ -3,22 +3,12 @@ import { compile, traceEntry } from '../../compiler/compile.ts';
 import { fsHost } from '../../compiler/host.ts';
 import { type Keymap, parameterCount } from '../../compiler/keymap.ts';
 import { goldenConfig, goldenMeta } from '../helpers/parity.ts';
+import { buildExample, exampleKeymap, kinds, shapes } from '../helpers/keymap.ts';
 
 const FILE = 'examples/stdit2.sora';
 
-function build(values: Record<string, unknown>) {
-  return compile({ file: FILE, host: fsHost, config: { values } });
-}
-
-function keymap(values: Record<string, unknown> = {}): Keymap {
-  const m = build(values);
-  const errors = m.diagnostics.filter((d) => d.severity === 'error');
-  expect(errors.map((d) => `${d.code} ${d.message}`)).toEqual([]);
-  return m.keymap!;
-}
-
-const shapes = (km: Keymap) => Object.fromEntries(Object.entries(km.tensors).map(([k, e]) => [k, [...e.shape]]));
-const kinds = (km: Keymap) => Object.fromEntries(Object.entries(km.tensors).map(([k, e]) => [k, e.kind]));
+const build = (values: Record<string, unknown>) => buildExample(FILE, values);
+const keymap = (values: Record<string, unknown> = {}): Keymap => exampleKeymap(FILE, values);
 
 type Entry = { shape: number[]; kind: 'param' | 'buffer' };
 
