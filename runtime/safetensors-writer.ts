@@ -147,16 +147,7 @@ export async function atomicWrite<T>(target: string, body: (fh: FileHandle) => P
     await fh.close();
     await rename(tmp, target);
     ok = true;
-    try {
-      const dh = await open(dir, 'r');
-      try {
-        await dh.sync();
-      } finally {
-        await dh.close();
-      }
-    } catch {
-      // directory fsync is best effort (not supported everywhere)
-    }
+    await fsyncDir(dir);
     return r;
   } finally {
     if (!ok) {
@@ -164,6 +155,44 @@ export async function atomicWrite<T>(target: string, body: (fh: FileHandle) => P
       await rm(tmp, { force: true }).catch(() => {});
     }
   }
+}
+
+/** fsync a directory so a rename into it is durable; best effort (not supported everywhere). */
+export async function fsyncDir(dir: string): Promise<void> {
+  try {
+    const dh = await open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch {
+    // not supported on every file system
+  }
+}
+
+/**
+ * Split keys (in layout order) into shards of at most `max` bytes each (a tensor larger than `max`
+ * gets a shard of its own); always at least one shard.
+ */
+export function groupIntoShards(order: readonly string[], sizeOf: (key: string) => number, max: number): { groups: string[][]; total: number } {
+  const groups: string[][] = [];
+  let cur: string[] = [];
+  let curSize = 0;
+  let total = 0;
+  for (const k of order) {
+    const n = sizeOf(k);
+    total += n;
+    if (cur.length && curSize + n > max) {
+      groups.push(cur);
+      cur = [];
+      curSize = 0;
+    }
+    cur.push(k);
+    curSize += n;
+  }
+  if (cur.length || !groups.length) groups.push(cur);
+  return { groups, total };
 }
 
 /** Write one safetensors file atomically, streaming each tensor's chunks straight to disk. */
@@ -214,22 +243,7 @@ export async function writeShardedSafetensors(dir: string, tensors: WriterTensor
   const list = entries(tensors);
   const byKey = new Map(list);
   const order = layoutOrder(list);
-  const groups: string[][] = [];
-  let cur: string[] = [];
-  let curSize = 0;
-  let total = 0;
-  for (const k of order) {
-    const n = byteLengthOf(byKey.get(k)!, k, dir);
-    total += n;
-    if (cur.length && curSize + n > max) {
-      groups.push(cur);
-      cur = [];
-      curSize = 0;
-    }
-    cur.push(k);
-    curSize += n;
-  }
-  if (cur.length || !groups.length) groups.push(cur);
+  const { groups, total } = groupIntoShards(order, (k) => byteLengthOf(byKey.get(k)!, k, dir), max);
   const N = groups.length;
   const pad = (i: number) => String(i).padStart(5, '0');
   const shards: WrittenFile[] = [];

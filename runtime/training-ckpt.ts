@@ -16,7 +16,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { DTYPE_SIZE } from '../compiler/dtype.ts';
 import { readExact } from './safetensors.ts';
-import { atomicWrite, writeSafetensors, type WriterTensor, type WriterTensors } from './safetensors-writer.ts';
+import { atomicWrite, fsyncDir, writeSafetensors, type WriterTensor, type WriterTensors } from './safetensors-writer.ts';
 import { WeightsError } from './weights-error.ts';
 import { writeTorchStateDict } from './torch-writer.ts';
 import { readZipDirectory } from './zip.ts';
@@ -527,19 +527,6 @@ export function inPieces(t: WriterTensors): Map<string, WriterTensor> {
       } satisfies WriterTensor,
     ]),
   );
-}
-
-async function fsyncDir(dir: string) {
-  try {
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch {
-    // best effort (not supported everywhere)
-  }
 }
 
 async function copyTree(src: string, dst: string): Promise<void> {

@@ -19,7 +19,7 @@ import { basename, dirname, join, resolve as resolvePath, sep } from 'node:path'
 import { DTYPE_SIZE } from '../../compiler/dtype.ts';
 import { canonicalJson } from '../../compiler/keymap.ts';
 import { openWeights, type OpenWeightsOptions, type StoredTensor, type TensorStore } from '../store.ts';
-import { atomicWrite, buildHeader, layoutOrder, type WriterTensor } from '../safetensors-writer.ts';
+import { atomicWrite, buildHeader, groupIntoShards, layoutOrder, type WriterTensor } from '../safetensors-writer.ts';
 import { verifyFile } from '../verify.ts';
 import { MigrateError } from './errors.ts';
 import { castBytes, concatDim, initBytes, padDim, permute, scaleBytes, sliceDim, tileDim } from './kernels.ts';
@@ -234,23 +234,14 @@ async function writeWithLateMetadata(path: string, tensors: ReadonlyMap<string, 
 /** HF-style shards (layout order, `maxShardSize` data bytes each) + index, each shard via writeWithLateMetadata. */
 async function writeShards(dir: string, tensors: ReadonlyMap<string, WriterTensor>, metadata: Record<string, string>, late: () => Promise<Record<string, string>>, maxShardSize = 5_000_000_000): Promise<void> {
   const order = layoutOrder(tensors);
-  const groups: string[][] = [];
-  let cur: string[] = [];
-  let curSize = 0;
-  let total = 0;
-  for (const k of order) {
-    const t = tensors.get(k)!;
-    const n = t.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[t.dtype];
-    total += n;
-    if (cur.length && curSize + n > maxShardSize) {
-      groups.push(cur);
-      cur = [];
-      curSize = 0;
-    }
-    cur.push(k);
-    curSize += n;
-  }
-  if (cur.length || !groups.length) groups.push(cur);
+  const { groups, total } = groupIntoShards(
+    order,
+    (k) => {
+      const t = tensors.get(k)!;
+      return t.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[t.dtype];
+    },
+    maxShardSize,
+  );
   const pad = (i: number) => String(i).padStart(5, '0');
   const weightMap: Record<string, string> = {};
   for (let i = 0; i < groups.length; i++) {
