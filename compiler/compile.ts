@@ -109,7 +109,14 @@ export function compile(opts: CompileOptions): CompiledModel {
       continue;
     }
     firstSpan.set(s.key, s.span);
-    tensors[s.key] = { shape: s.shape, dtype: s.dtype, kind: s.kind, source: `${s.span.file}:${s.span.start.line}:${s.span.start.col}`, ...(s.aliasOf ? { alias: s.aliasOf } : {}) };
+    tensors[s.key] = {
+      shape: s.shape,
+      dtype: s.dtype,
+      kind: s.kind,
+      source: `${s.span.file}:${s.span.start.line}:${s.span.start.col}`,
+      ...(s.via ? { via: `${s.via.file}:${s.via.start.line}:${s.via.start.col}` } : {}),
+      ...(s.aliasOf ? { alias: s.aliasOf } : {}),
+    };
   }
   const entries = decl.members
     .filter((m): m is A.FnDecl => m.kind === 'fn' && m.entry)

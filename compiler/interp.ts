@@ -61,6 +61,8 @@ export class Interp {
   compute: DType = 'f32';
   /** every module instance path, for policy checks */
   readonly instancePaths: string[] = [];
+  /** the root model's member being elaborated (recorded as `via` on the tensors it brings in) */
+  private rootMember: Span | undefined;
   private depth = 0;
   /** collects tensor slots during elaboration */
   readonly slots: TensorSlot[] = [];
@@ -104,10 +106,14 @@ export class Interp {
         inst.env.set(p.name.name, v);
       }
       for (const m of decl.members) {
+        const isRoot = path === '' && (m.kind === 'sub' || m.kind === 'param' || m.kind === 'buffer' || m.kind === 'alias');
+        if (isRoot) this.rootMember = m.span;
         try {
           this.elaborateMember(inst, m, frame);
         } catch (e) {
           if (!(e instanceof Abort)) throw e;
+        } finally {
+          if (isRoot) this.rootMember = undefined;
         }
       }
       return inst;
@@ -193,7 +199,7 @@ export class Interp {
           dtype = m.dtype.name;
         }
         const key = joinPath(inst.path, m.path.segments.map((s) => s.name).join('.'));
-        const slot: TensorSlot = { key, shape, dtype, kind: m.kind, span: m.span, file: frame.file };
+        const slot: TensorSlot = { key, shape, dtype, kind: m.kind, span: m.span, file: frame.file, ...(this.rootMember && this.rootMember !== m.span ? { via: this.rootMember } : {}) };
         this.slots.push(slot);
         this.setMember(inst, m.path, { k: 'slot', slot });
         return;

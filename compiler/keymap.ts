@@ -11,6 +11,8 @@ export interface KeymapEntry {
   readonly kind: 'param' | 'buffer';
   /** Declaring source location, `file:line:col` (file relative to the project / as given). */
   readonly source: string;
+  /** The member of the compiled model that brings this tensor in (e.g. `spatial_blocks = [...]`), when that is another line. */
+  readonly via?: string;
   /** Tied weights: this key names the same tensor as `alias` (checkpoints may hold either or both). */
   readonly alias?: string;
 }

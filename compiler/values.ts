@@ -45,6 +45,8 @@ export interface TensorSlot {
   readonly file: LoadedFile;
   /** for `alias` declarations: the key of the tensor this key is another name for */
   readonly aliasOf?: string;
+  /** the compiled model's member declaration that instantiates this tensor (for messages) */
+  readonly via?: Span;
 }
 
 export interface Instance {

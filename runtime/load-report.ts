@@ -43,6 +43,8 @@ export interface LoadIssue {
   readonly found?: TensorSig & { readonly file?: string };
   /** `.sora` declaration, `file:line:col` (absent for unexpected keys) */
   readonly source?: string;
+  /** the model member that brings the tensor in (`examples/stdit3.sora:106:3`), when not the declaring line */
+  readonly via?: string;
   /** a concrete suggested fix, one line */
   fix?: string;
   /** the built-in migration that performs the fix */
@@ -183,19 +185,19 @@ export function loadReport(keymap: Keymap, store: Pick<TensorStore, 'tensors'> &
     const t = store.tensors.get(key);
     if (!t) {
       if (allowM.some((r) => r.test(key))) allowedMissing.push(key);
-      else missing.push({ key, expected: { shape: e.shape, dtype: e.dtype }, source: e.source });
+      else missing.push({ key, expected: { shape: e.shape, dtype: e.dtype }, source: e.source, ...(e.via ? { via: e.via } : {}) });
       continue;
     }
     matched++;
     const found = { shape: t.shape, dtype: t.dtype, file: t.file };
     if (!same(e.shape, t.shape)) {
       const f = shapeFix(key, e.shape, t.shape);
-      shapeMismatch.push({ key, expected: { shape: e.shape, dtype: e.dtype }, found, source: e.source, ...(f ?? {}) });
+      shapeMismatch.push({ key, expected: { shape: e.shape, dtype: e.dtype }, found, source: e.source, ...(e.via ? { via: e.via } : {}), ...(f ?? {}) });
     }
     if (e.dtype !== t.dtype) {
       const d = dtypeFix(e.dtype, t.dtype);
       if (d.blocking) blockingDtype++;
-      dtypeMismatch.push({ key, expected: { shape: e.shape, dtype: e.dtype }, found, source: e.source, fix: d.fix });
+      dtypeMismatch.push({ key, expected: { shape: e.shape, dtype: e.dtype }, found, source: e.source, ...(e.via ? { via: e.via } : {}), fix: d.fix });
     }
   }
   for (const [key, t] of store.tensors) {
@@ -400,7 +402,7 @@ export function renderLoadReport(r: LoadReport, opts: { maxLines?: number } = {}
   const section = (title: string, items: LoadIssue[], detail: (i: LoadIssue) => string) => {
     if (!items.length) return;
     s += `\n${title} (${items.length}):\n`;
-    const lines = collapseKeys(items.map((i) => ({ key: i.key, detail: detail(i), ...(i.source ? { suffix: `at ${i.source}` } : {}) })));
+    const lines = collapseKeys(items.map((i) => ({ key: i.key, detail: detail(i), ...(i.source ? { suffix: i.via ? `at ${i.via} (declared ${i.source})` : `at ${i.source}` } : {}) })));
     s += renderCollapsed(lines, '  ', max);
   };
   const fixOf = (i: LoadIssue) => (i.fix ? `  fix: ${i.fix}${i.migration && !i.fix.includes(i.migration) ? ` (migration ${i.migration})` : ''}` : '');
