@@ -255,10 +255,9 @@ export function reshape(ctx: Ctx, t: Tensor, dims: readonly Sym[]): Tensor {
     ctx.interp.error('SORA3002', `cannot reshape ${fmtShape(t.shape)} (${a} elements) to ${fmtShape(dims)} (${b} elements)`, ctx.span);
   // use -1 for a single symbolic dimension to keep the shape vector constant
   const sym = dims.filter((d) => !d.isConst());
-  let shapeVec: IrValue;
-  if (sym.length === 1) shapeVec = ctx.g.constI64(dims.map((d) => d.value() ?? -1));
-  else shapeVec = ctx.g.shapeVector(dims);
-  return mk(ctx, 'Reshape', [t.ir, shapeVec], t.dtype, dims);
+  if (sym.length === 1) return mk(ctx, 'Reshape', [t.ir, ctx.g.constI64(dims.map((d) => d.value() ?? -1))], t.dtype, dims);
+  // a runtime size of 0 means 0 (not "copy the input dimension"): allowzero, from opset 14
+  return mk(ctx, 'Reshape', [t.ir, ctx.g.shapeVector(dims)], t.dtype, dims, sym.length ? { allowzero: 1 } : {});
 }
 
 export function transpose(ctx: Ctx, t: Tensor, perm: readonly number[]): Tensor {
