@@ -57,6 +57,7 @@ describe('writeTorchStateDict', () => {
   }
 
   const py = '/usr/bin/python3';
+  // the cross-check needs Debian's python3-torch (present on the project's machines); the TS-side checks always run
   const hasTorch = existsSync(py) && spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
   it.skipIf(!hasTorch)('torch.load reads both (weights and dtypes identical)', () => {
     const script = `
