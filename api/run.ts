@@ -3,15 +3,15 @@
  * Like cli/, this layer sits above both the compiler and the runtime; neither imports it.
  */
 import { type CompiledModel, traceEntry } from '../compiler/compile.ts';
-import type { IrGraph } from '../compiler/ir.ts';
-import type { HostTensor } from '../runtime/host-tensor.ts';
-import { type LoadReport, loadReport } from '../runtime/load-report.ts';
-import { createSession, type SessionOptions, type SoracSession } from '../runtime/session.ts';
-import { openWeights, type OpenWeightsOptions, type TensorStore } from '../runtime/store.ts';
-import { withAliases } from '../runtime/aliases.ts';
-import { graphForDevice } from '../runtime/cpu-lowering.ts';
-import { describeLossy, lossyConversions } from '../runtime/lossy.ts';
-import { MicroBatchError, planMicroBatch, runMicroBatched } from '../runtime/micro-batch.ts';
+import type { IrGraph } from '../core/ir.ts';
+import type { HostTensor } from '../core/host-tensor.ts';
+import { type LoadReport, loadReport } from '../runtime/weights/load-report.ts';
+import { createSession, type SessionOptions, type SoracSession } from '../runtime/execution/session.ts';
+import { openWeights, type OpenWeightsOptions, type TensorStore } from '../runtime/weights/store.ts';
+import { withAliases } from '../runtime/weights/aliases.ts';
+import { graphForDevice } from '../compiler/passes/cpu-bf16.ts';
+import { describeLossy, lossyConversions } from '../runtime/weights/lossy.ts';
+import { MicroBatchError, planMicroBatch, runMicroBatched } from '../runtime/execution/micro-batch.ts';
 
 export class ModelError extends Error {
   constructor(

@@ -18,9 +18,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, closeSync, writeSync, ftruncateSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildHeader, writeShardedSafetensors, type WriterTensor } from '../runtime/safetensors-writer.ts';
-import { openWeights } from '../runtime/store.ts';
-import { verifyWeights } from '../runtime/verify.ts';
+import { buildHeader, writeShardedSafetensors, type WriterTensor } from '../runtime/formats/safetensors-writer.ts';
+import { openWeights } from '../runtime/weights/store.ts';
+import { verifyWeights } from '../runtime/weights/verify.ts';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {

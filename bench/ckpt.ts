@@ -19,11 +19,11 @@ import { closeSync, copyFileSync, ftruncateSync, mkdirSync, mkdtempSync, openSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compile } from '../compiler/compile.ts';
-import { DTYPE_SIZE, type DType } from '../compiler/dtype.ts';
+import { DTYPE_SIZE, type DType } from '../core/dtype.ts';
 import { fsHost } from '../compiler/host.ts';
-import { exportCheckpoint } from '../runtime/ckpt-export.ts';
-import { buildHeader, type WriterTensor } from '../runtime/safetensors-writer.ts';
-import { listCheckpoints, writeTrainingCheckpoint } from '../runtime/training-ckpt.ts';
+import { exportCheckpoint } from '../runtime/training/export.ts';
+import { buildHeader, type WriterTensor } from '../runtime/formats/safetensors-writer.ts';
+import { listCheckpoints, writeTrainingCheckpoint } from '../runtime/training/checkpoints.ts';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {

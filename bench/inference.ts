@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compile, traceEntry } from '../compiler/compile.ts';
 import { fsHost } from '../compiler/host.ts';
-import { parameterCount } from '../compiler/keymap.ts';
-import type { HostTensor } from '../runtime/host-tensor.ts';
-import { safetensorsWeightSource } from '../runtime/run.ts';
-import { writeSafetensors } from '../runtime/safetensors-writer.ts';
-import { createSession } from '../runtime/session.ts';
+import { parameterCount } from '../core/keymap.ts';
+import type { HostTensor } from '../core/host-tensor.ts';
+import { safetensorsWeightSource } from '../runtime/execution/run.ts';
+import { writeSafetensors } from '../runtime/formats/safetensors-writer.ts';
+import { createSession } from '../runtime/execution/session.ts';
 
 const runs = Number(process.argv[2] ?? 5);
 const root = join(import.meta.dirname, '..');

@@ -21,11 +21,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compile, traceEntry } from '../compiler/compile.ts';
 import { fsHost } from '../compiler/host.ts';
-import type { HostTensor } from '../runtime/host-tensor.ts';
-import { planMicroBatch, runMicroBatched } from '../runtime/micro-batch.ts';
-import { safetensorsWeightSource } from '../runtime/run.ts';
-import { createSession } from '../runtime/session.ts';
-import { writeTensorsFile } from '../runtime/tensors-io.ts';
+import type { HostTensor } from '../core/host-tensor.ts';
+import { planMicroBatch, runMicroBatched } from '../runtime/execution/micro-batch.ts';
+import { safetensorsWeightSource } from '../runtime/execution/run.ts';
+import { createSession } from '../runtime/execution/session.ts';
+import { writeTensorsFile } from '../runtime/formats/tensors-io.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, d: string) => {

@@ -20,8 +20,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DType } from '../compiler/dtype.ts';
-import { writeSafetensors, type WriterTensor } from '../runtime/safetensors-writer.ts';
+import type { DType } from '../core/dtype.ts';
+import { writeSafetensors, type WriterTensor } from '../runtime/formats/safetensors-writer.ts';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {

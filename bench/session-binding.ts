@@ -18,11 +18,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { IrGraph, IrNode, IrValue } from '../compiler/ir.ts';
-import { f32ToBf16 } from '../runtime/convert.ts';
-import { safetensorsWeightSource } from '../runtime/run.ts';
-import { writeSafetensors } from '../runtime/safetensors-writer.ts';
-import { createSession, loadOrt, type SessionOptions } from '../runtime/session.ts';
+import type { IrGraph, IrNode, IrValue } from '../core/ir.ts';
+import { f32ToBf16 } from '../core/convert.ts';
+import { safetensorsWeightSource } from '../runtime/execution/run.ts';
+import { writeSafetensors } from '../runtime/formats/safetensors-writer.ts';
+import { createSession, loadOrt, type SessionOptions } from '../runtime/execution/session.ts';
 
 interface Case {
   name: string;

@@ -17,7 +17,7 @@ function newestSource() {
       else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
     }
   };
-  for (const d of ['api', 'cli', 'compiler', 'grammar', 'runtime']) if (existsSync(join(root, d))) walk(join(root, d));
+  for (const d of ['api', 'cli', 'compiler', 'core', 'grammar', 'runtime']) if (existsSync(join(root, d))) walk(join(root, d));
   return newest;
 }
 

@@ -6,7 +6,7 @@
  * with --exit-code; 70 internal error (a bug in sorac).
  */
 import { Command, CommanderError } from 'commander';
-import { InternalError } from '../compiler/diagnostics.ts';
+import { InternalError } from '../core/diagnostics.ts';
 import { commands } from './commands/index.ts';
 import { EXIT, UserError, type CliIO, defaultIO } from './io.ts';
 

@@ -2,8 +2,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { type CompiledModel, compile } from '../compiler/compile.ts';
-import type { Diagnostic } from '../compiler/diagnostics.ts';
-import { diag } from '../compiler/diagnostics.ts';
+import type { Diagnostic } from '../core/diagnostics.ts';
+import { diag } from '../core/diagnostics.ts';
 import { fsHost } from '../compiler/host.ts';
 import type { CliIO } from './io.ts';
 import { EXIT, UserError } from './io.ts';

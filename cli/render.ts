@@ -5,7 +5,7 @@
  * - baseline: the stable format used by golden tests (no colour, no absolute paths);
  * - json: the data itself.
  */
-import type { Diagnostic, Span } from '../compiler/diagnostics.ts';
+import type { Diagnostic, Span } from '../core/diagnostics.ts';
 
 export type Sources = ReadonlyMap<string, string>;
 

@@ -4,8 +4,8 @@
  * norms, embedders) are written in .sora in std/, on top of these.
  */
 import type { Ident } from '../grammar/ast.ts';
-import type { Span } from './diagnostics.ts';
-import { type DType, isFloat, isInt } from './dtype.ts';
+import type { Span } from '../core/diagnostics.ts';
+import { type DType, isFloat, isInt } from '../core/dtype.ts';
 import type { GraphBuilder } from './graph.ts';
 import type { DtypePolicy, Interp } from './interp.ts';
 import { dimValue } from './interp.ts';

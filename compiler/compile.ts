@@ -3,13 +3,13 @@
  * module tree + keymap, and trace entry points into graphs. Pure: all I/O goes through Host.
  */
 import type * as A from '../grammar/ast.ts';
-import { type Diagnostic, type Span, dedupeDiagnostics, diag, hasErrors } from './diagnostics.ts';
-import { type DType, isDType, isFloat } from './dtype.ts';
+import { type Diagnostic, type Span, dedupeDiagnostics, diag, hasErrors } from '../core/diagnostics.ts';
+import { type DType, isDType, isFloat } from '../core/dtype.ts';
 import { GraphBuilder } from './graph.ts';
-import type { IrGraph, IrValue } from './ir.ts';
+import type { IrGraph, IrValue } from '../core/ir.ts';
 import { Abort, DEFAULT_POLICY, type DtypePolicy, Interp, dimValue, paramsOf, pathGlob } from './interp.ts';
 import * as ops from './ops.ts';
-import { type Keymap, type KeymapEntry, contractHash } from './keymap.ts';
+import { type Keymap, type KeymapEntry, contractHash } from '../core/keymap.ts';
 import { type Host, type LoadedFile, type Program, loadProgram, suggest } from './program.ts';
 import { Sym } from './sym.ts';
 import { type Instance, type Value, NONE, toJson, typeName } from './values.ts';

@@ -2,8 +2,8 @@
  * GraphBuilder: accumulates ONNX-level nodes while the tracer evaluates an entry point.
  * Also owns the lowering of symbolic dimensions to runtime int64 values.
  */
-import { type DType, DTYPE_SIZE } from './dtype.ts';
-import type { IrAttr, IrConstant, IrDim, IrGraph, IrNode, IrSourceRef, IrValue, IrWeight } from './ir.ts';
+import { type DType, DTYPE_SIZE } from '../core/dtype.ts';
+import type { IrAttr, IrConstant, IrDim, IrGraph, IrNode, IrSourceRef, IrValue, IrWeight } from '../core/ir.ts';
 import { Sym } from './sym.ts';
 
 export type AttrInput = number | number[] | string | { floats: number[] } | { float: number } | IrAttr;

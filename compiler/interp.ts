@@ -5,8 +5,8 @@
  * recorded into a GraphBuilder. Checking and lowering are therefore one pass.
  */
 import type * as A from '../grammar/ast.ts';
-import { type Diagnostic, type RelatedInfo, type Span, diag, type Code } from './diagnostics.ts';
-import { type DType, isDType, isFloat } from './dtype.ts';
+import { type Diagnostic, type RelatedInfo, type Span, diag, type Code } from '../core/diagnostics.ts';
+import { type DType, isDType, isFloat } from '../core/dtype.ts';
 import type { GraphBuilder } from './graph.ts';
 import type { GlobalDecl, LoadedFile, Program } from './program.ts';
 import { suggest } from './program.ts';

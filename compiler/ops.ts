@@ -3,10 +3,10 @@
  * checks its inputs and reports a diagnostic at the caller's span on mismatch.
  */
 import type { BinaryOp } from '../grammar/ast.ts';
-import type { Span } from './diagnostics.ts';
-import { type DType, isFloat, isInt } from './dtype.ts';
+import type { Span } from '../core/diagnostics.ts';
+import { type DType, isFloat, isInt } from '../core/dtype.ts';
 import { encodeConstant } from './graph.ts';
-import type { IrDim, IrValue } from './ir.ts';
+import type { IrDim, IrValue } from '../core/ir.ts';
 import type { BuiltinCtx } from './builtins.ts';
 import { Sym } from './sym.ts';
 import type { Tensor, TensorSlot, Value } from './values.ts';

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as A from '../grammar/ast.ts';
 import { parse } from '../grammar/parser.ts';
-import { type Diagnostic, diag } from './diagnostics.ts';
+import { type Diagnostic, diag } from '../core/diagnostics.ts';
 
 export interface Host {
   /** Read a source file; undefined when it does not exist or cannot be read. */

@@ -1,8 +1,8 @@
 /** Compile-time values of the .sora interpreter (config values, symbolic dims, traced tensors, modules). */
 import type * as A from '../grammar/ast.ts';
-import type { Span } from './diagnostics.ts';
-import type { DType } from './dtype.ts';
-import type { IrValue } from './ir.ts';
+import type { Span } from '../core/diagnostics.ts';
+import type { DType } from '../core/dtype.ts';
+import type { IrValue } from '../core/ir.ts';
 import type { LoadedFile } from './program.ts';
 import type { Sym } from './sym.ts';
 

@@ -2,7 +2,7 @@
  * The .sora abstract syntax tree. Every node carries its source span. The tree is plain data
  * (no methods) so it can be compared structurally (fmt preserves the AST) and serialised.
  */
-import type { Span } from '../compiler/diagnostics.ts';
+import type { Span } from '../core/diagnostics.ts';
 
 export interface Ident {
   readonly name: string;

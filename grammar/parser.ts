@@ -3,8 +3,8 @@
  * recovery so several syntax errors are reported at once. Pure: text in, AST + diagnostics out.
  */
 import { EmbeddedActionsParser, type IToken, type TokenType, EOF } from 'chevrotain';
-import type { Diagnostic, Span } from '../compiler/diagnostics.ts';
-import { diag } from '../compiler/diagnostics.ts';
+import type { Diagnostic, Span } from '../core/diagnostics.ts';
+import { diag } from '../core/diagnostics.ts';
 import type * as A from './ast.ts';
 import * as T from './lexer.ts';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { compile, fsHost, load, run, ModelError } from '../index.ts';
-import { readTensorsFile } from '../runtime/tensors-io.ts';
+import { readTensorsFile } from '../runtime/formats/tensors-io.ts';
 import { GOLDEN, goldenConfig, maxAbsDiff } from './helpers/parity.ts';
 
 describe('programmatic API', () => {

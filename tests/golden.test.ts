@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compile } from '../compiler/compile.ts';
 import { fsHost } from '../compiler/host.ts';
-import { canonicalJson } from '../compiler/keymap.ts';
+import { canonicalJson } from '../core/keymap.ts';
 import { format } from '../grammar/format.ts';
 import { checkEntries } from '../cli/commands/check.ts';
 import { sourcesOf } from '../cli/model-args.ts';

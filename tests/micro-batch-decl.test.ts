@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { compile, traceEntry } from '../compiler/compile.ts';
 import { fsHost } from '../compiler/host.ts';
 import { emitOnnx } from '../compiler/emit/onnx.ts';
-import { declaredMicroBatch } from '../runtime/micro-batch.ts';
+import { declaredMicroBatch } from '../runtime/execution/micro-batch.ts';
 
 function trace(body: string, sig = 'x: f32[B, 4, T, H], n: i64[]') {
   const m = compile({ file: 'mb.sora', host: fsHost, rootText: `model M version "1" {\n  config { k: int = 2 }\n  entry forward(${sig}) -> (y: f32[B, 4, T, H]) {\n${body}\n    return x * 2.0\n  }\n}\n` });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../cli/main.ts';
 import { memoryIO } from '../cli/io.ts';
-import { readTensorsFile, writeTensorsFile } from '../runtime/tensors-io.ts';
+import { readTensorsFile, writeTensorsFile } from '../runtime/formats/tensors-io.ts';
 import { GOLDEN, goldenConfig } from './helpers/parity.ts';
 
 const G = join(GOLDEN, 'stdit3', 'a');

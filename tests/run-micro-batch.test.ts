@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ModelError, run as apiRun } from '../api/run.ts';
 import { memoryIO } from '../cli/io.ts';
 import { main } from '../cli/main.ts';
-import { readTensorsFile, writeTensorsFile } from '../runtime/tensors-io.ts';
+import { readTensorsFile, writeTensorsFile } from '../runtime/formats/tensors-io.ts';
 import { compileExample, maxAbsDiff } from './helpers/parity.ts';
 import { PIPELINE, buildPipelineCheckpoint, i64, randomTensor, tinyPipelineConfig } from './helpers/vae-pipeline.ts';
 

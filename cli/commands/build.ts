@@ -10,9 +10,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { traceEntry } from '../../compiler/compile.ts';
-import { type Diagnostic, hasErrors } from '../../compiler/diagnostics.ts';
-import type { IrGraph } from '../../compiler/ir.ts';
-import { canonicalJson, parameterCount } from '../../compiler/keymap.ts';
+import { type Diagnostic, hasErrors } from '../../core/diagnostics.ts';
+import type { IrGraph } from '../../core/ir.ts';
+import { canonicalJson, parameterCount } from '../../core/keymap.ts';
 import type { CliIO } from '../io.ts';
 import { EXIT, UserError } from '../io.ts';
 import { addModelOptions, compileFromCli, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
@@ -56,16 +56,16 @@ export const registerBuild: RegisterCommand = (program: Command, io: CliIO, setE
       } catch (e) {
         throw new UserError(`cannot create output directory ${opts.out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'choose a writable location with -o');
       }
-      const { writeFileAtomic, writeModelFiles } = await import('../../runtime/model-files.ts');
+      const { writeFileAtomic, writeModelFiles } = await import('../../runtime/execution/model-files.ts');
       const written: string[] = [];
       const stem = m.modelName!;
       const keymapPath = join(opts.out, `${stem}.keymap.json`);
       try {
         await writeFileAtomic(keymapPath, new TextEncoder().encode(canonicalJson(m.keymap)));
         written.push(keymapPath);
-        let store: Awaited<ReturnType<typeof import('../../runtime/store.ts').openWeights>> | undefined;
+        let store: Awaited<ReturnType<typeof import('../../runtime/weights/store.ts').openWeights>> | undefined;
         if (opts.weights && graphs.length) {
-          const { openWeights } = await import('../../runtime/store.ts');
+          const { openWeights } = await import('../../runtime/weights/store.ts');
           store = await openWeights(opts.weights, { cwd: io.cwd });
         }
         try {

@@ -7,12 +7,12 @@
  */
 import type { Command } from 'commander';
 import { type CompiledModel, traceEntry } from '../../compiler/compile.ts';
-import { type Diagnostic, dedupeDiagnostics, hasErrors } from '../../compiler/diagnostics.ts';
-import { parameterCount } from '../../compiler/keymap.ts';
+import { type Diagnostic, dedupeDiagnostics, hasErrors } from '../../core/diagnostics.ts';
+import { parameterCount } from '../../core/keymap.ts';
 import type { CliIO } from '../io.ts';
 import { EXIT } from '../io.ts';
 import { addModelOptions, compileFromCli, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
-import { withAliases } from '../../runtime/aliases.ts';
+import { withAliases } from '../../runtime/weights/aliases.ts';
 import type { RegisterCommand } from './index.ts';
 
 /** Trace every entry with optional inputs present and absent; returns de-duplicated diagnostics. */
@@ -53,8 +53,8 @@ export const registerCheck: RegisterCommand = (program: Command, io: CliIO, setE
       let reportOk = true;
       let reportText = '';
       if (ok && opts.weights && m.keymap) {
-        const { openWeights } = await import('../../runtime/store.ts');
-        const { loadReport, renderLoadReport } = await import('../../runtime/load-report.ts');
+        const { openWeights } = await import('../../runtime/weights/store.ts');
+        const { loadReport, renderLoadReport } = await import('../../runtime/weights/load-report.ts');
         const { weightsErrorToUser } = await import('../weights.ts');
         let store;
         try {

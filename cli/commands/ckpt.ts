@@ -13,11 +13,11 @@
  */
 import { resolve as resolvePath } from 'node:path';
 import { type Command } from 'commander';
-import { hasErrors } from '../../compiler/diagnostics.ts';
-import { exportCheckpoint, InterruptedError, parseSize, verifyCheckpoint, writeManifest, type ExportDtype } from '../../runtime/ckpt-export.ts';
-import { formatBytes } from '../../runtime/key-tree.ts';
-import { listCheckpoints, pruneCheckpoints, type CheckpointInfo } from '../../runtime/training-ckpt.ts';
-import { WeightsError } from '../../runtime/weights-error.ts';
+import { hasErrors } from '../../core/diagnostics.ts';
+import { exportCheckpoint, InterruptedError, parseSize, verifyCheckpoint, writeManifest, type ExportDtype } from '../../runtime/training/export.ts';
+import { formatBytes } from '../../runtime/weights/key-tree.ts';
+import { listCheckpoints, pruneCheckpoints, type CheckpointInfo } from '../../runtime/training/checkpoints.ts';
+import { WeightsError } from '../../runtime/weights/weights-error.ts';
 import { EXIT, UserError, type CliIO } from '../io.ts';
 import { compileFromCli, printDiagnostics, summarizeCounts } from '../model-args.ts';
 import type { RegisterCommand } from './index.ts';

@@ -23,7 +23,7 @@ export const registerFmt: RegisterCommand = (program: Command, io: CliIO, setExi
     .option('--check', 'do not write; exit 1 if any file is not formatted')
     .option('--stdout', 'print the formatted text instead of writing it')
     .action(async (files: string[], opts: { check?: boolean; stdout?: boolean }) => {
-      const { writeFileAtomic } = await import('../../runtime/model-files.ts');
+      const { writeFileAtomic } = await import('../../runtime/execution/model-files.ts');
       let code: number = EXIT.OK;
       for (const file of files) {
         checkSourceFile(file);

@@ -3,10 +3,10 @@
  * tensor count, bytes, dtypes, a key listing with shapes (layer indices collapsed), and for
  * Open-Sora training dirs the epoch/step and which parts are present.
  */
-import { DTYPE_SIZE } from '../../compiler/dtype.ts';
-import { collapseKeys, formatBytes, renderCollapsed } from '../../runtime/key-tree.ts';
-import { openWeights, type TensorStore } from '../../runtime/store.ts';
-import { WeightsError } from '../../runtime/weights-error.ts';
+import { DTYPE_SIZE } from '../../core/dtype.ts';
+import { collapseKeys, formatBytes, renderCollapsed } from '../../runtime/weights/key-tree.ts';
+import { openWeights, type TensorStore } from '../../runtime/weights/store.ts';
+import { WeightsError } from '../../runtime/weights/weights-error.ts';
 import type { RegisterCommand } from './index.ts';
 
 interface InspectOpts {

@@ -13,9 +13,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
-import { hasErrors } from '../../compiler/diagnostics.ts';
-import type { Keymap } from '../../compiler/keymap.ts';
-import { collapseKeys, formatBytes, renderCollapsed } from '../../runtime/key-tree.ts';
+import { hasErrors } from '../../core/diagnostics.ts';
+import type { Keymap } from '../../core/keymap.ts';
+import { collapseKeys, formatBytes, renderCollapsed } from '../../runtime/weights/key-tree.ts';
 import type { Plan } from '../../runtime/migrate/plan.ts';
 import type { Sig } from '../../runtime/migrate/resolve.ts';
 import { EXIT, UserError, type CliIO } from '../io.ts';
@@ -59,7 +59,7 @@ async function signatureOf(spec: string, o: SourceOpts, io: CliIO, side: string)
     }
     if (v && v.format === 'sorac.keymap/1' && v.tensors) return { sig: new Map(Object.entries(v.tensors).map(([k, t]) => [k, { shape: t.shape, dtype: t.dtype }])), label: `${spec} (keymap of ${v.model})`, kind: 'keymap' };
   }
-  const { openWeights } = await import('../../runtime/store.ts');
+  const { openWeights } = await import('../../runtime/weights/store.ts');
   const { storeSignature } = await import('../../runtime/migrate/apply.ts');
   let store;
   try {
@@ -246,10 +246,10 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
           if (!o.in) throw new UserError(`${spec} is a built-in: pass --in WEIGHTS so it can read the sizes from the checkpoint`, undefined, EXIT.USAGE);
           plan = m.plan((await signatureOf(o.in, {}, io, 'IN')).sig);
         } else plan = m.plan;
-        const { canonicalJson } = await import('../../compiler/keymap.ts');
+        const { canonicalJson } = await import('../../core/keymap.ts');
         const text = canonicalJson(plan);
         if (o.out) {
-          const { atomicWrite } = await import('../../runtime/safetensors-writer.ts');
+          const { atomicWrite } = await import('../../runtime/formats/safetensors-writer.ts');
           await atomicWrite(resolvePath(io.cwd, o.out), async (fh) => void (await fh.writeFile(text)));
           io.stdout(`wrote ${o.out}: ${plan.ops.length} op(s)\n`);
         } else io.stdout(text);

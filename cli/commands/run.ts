@@ -10,12 +10,12 @@
  */
 import type { Command } from 'commander';
 import { traceEntry } from '../../compiler/compile.ts';
-import { hasErrors } from '../../compiler/diagnostics.ts';
+import { hasErrors } from '../../core/diagnostics.ts';
 import type { CliIO } from '../io.ts';
 import { EXIT, UserError } from '../io.ts';
 import { addModelOptions, compileFromCli, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
 import { weightsErrorToUser } from '../weights.ts';
-import { withAliases } from '../../runtime/aliases.ts';
+import { withAliases } from '../../runtime/weights/aliases.ts';
 import type { RegisterCommand } from './index.ts';
 
 export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExit) => {
@@ -45,7 +45,7 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
       }
       const entry = m.entries.find((e) => e.name === opts.entry);
       if (!entry) throw new UserError(`${m.modelName} has no entry point "${opts.entry}"`, `entries: ${m.entries.map((e) => e.name).join(', ')}`, EXIT.USAGE);
-      const { readTensorsFile, writeTensorsFile } = await import('../../runtime/tensors-io.ts');
+      const { readTensorsFile, writeTensorsFile } = await import('../../runtime/formats/tensors-io.ts');
       let inputs;
       try {
         inputs = (await readTensorsFile(opts.inputs)).tensors;
@@ -65,7 +65,7 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
         setExit(EXIT.USER);
         return;
       }
-      const mb = await import('../../runtime/micro-batch.ts');
+      const mb = await import('../../runtime/execution/micro-batch.ts');
       let plan;
       try {
         plan = microSize === undefined ? undefined : mb.planMicroBatch(tr.graph, opts.microAxis !== undefined ? { axis: opts.microAxis } : {});
@@ -75,8 +75,8 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
         if (e instanceof mb.MicroBatchError) throw new UserError(`--micro-batch: ${e.message}`, e.hint, EXIT.USAGE);
         throw e;
       }
-      const { openWeights } = await import('../../runtime/store.ts');
-      const { loadReport, renderLoadReport } = await import('../../runtime/load-report.ts');
+      const { openWeights } = await import('../../runtime/weights/store.ts');
+      const { loadReport, renderLoadReport } = await import('../../runtime/weights/load-report.ts');
       let store;
       try {
         store = await openWeights(opts.weights, { part: opts.from === 'model' ? 'model' : 'ema', cwd: io.cwd });
@@ -86,18 +86,18 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
       try {
         const report = loadReport(m.keymap, withAliases(m.keymap, store), { weights: opts.weights });
         if (!report.ok) throw new UserError(`${opts.weights} does not fit ${m.modelName} v${m.version}; nothing was run\n${renderLoadReport(report)}`, 'see the fixes above, or `sorac check MODEL --weights W` for the full report');
-        const { lossyConversions, describeLossy } = await import('../../runtime/lossy.ts');
+        const { lossyConversions, describeLossy } = await import('../../runtime/weights/lossy.ts');
         const lossy = lossyConversions(tr.graph, withAliases(m.keymap, store));
         if (lossy.length && !opts.allowLossy)
           throw new UserError(`loading ${opts.weights} would narrow ${lossy.length} tensor${lossy.length > 1 ? 's' : ''} to the model's dtypes; nothing was run\n${describeLossy(lossy)}`, 'pass --allow-lossy to accept the rounding, or change the dtype policy (params:) to the checkpoint dtype');
-        const { graphForDevice } = await import('../../runtime/cpu-lowering.ts');
+        const { graphForDevice } = await import('../../compiler/passes/cpu-bf16.ts');
         const prepared = graphForDevice(tr.graph, opts.device as 'auto');
         if (prepared.note) io.stderr(`${prepared.note}\n`);
         const meta = (device: string) => ({ 'sorac.model': m.modelName!, 'sorac.entry': entry.name, 'sorac.contract': m.keymap!.contract, 'sorac.device': device });
         let r: { outputs: Map<string, { dtype: string; shape: readonly number[] }>; device: string; createMs: number; runMs: number; chunks?: number };
         if (plan) {
           // one session; every chunk's outputs go straight into --out at their final offsets
-          const { createSession } = await import('../../runtime/session.ts');
+          const { createSession } = await import('../../runtime/execution/session.ts');
           const s = await createSession(prepared.graph, withAliases(m.keymap, store), { device: opts.device as 'auto', onInfo: (x) => io.stderr(`${x}\n`) });
           try {
             const mr = await mb.runMicroBatched(s, plan, inputs, { size: microSize!, out: { path: opts.out, metadata: { ...meta(s.device), 'sorac.micro_batch': `${plan.axis}:${microSize}` } } }).catch((e: unknown) => {
@@ -108,7 +108,7 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
             await s.release();
           }
         } else {
-          const { runGraph } = await import('../../runtime/run.ts');
+          const { runGraph } = await import('../../runtime/execution/run.ts');
           const rr = await runGraph(prepared.graph, withAliases(m.keymap, store), inputs, { device: opts.device as 'auto', onInfo: (s) => io.stderr(`${s}\n`) });
           await writeTensorsFile(opts.out, rr.outputs, meta(rr.device));
           r = rr;

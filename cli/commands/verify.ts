@@ -4,9 +4,9 @@
  * shards, `.incomplete` downloads). Exit 1 when any file is bad. A progress bar is drawn on stderr
  * only when stdout is a TTY.
  */
-import { formatBytes } from '../../runtime/key-tree.ts';
-import { verifyWeights, type VerifyProgress } from '../../runtime/verify.ts';
-import { WeightsError } from '../../runtime/weights-error.ts';
+import { formatBytes } from '../../runtime/weights/key-tree.ts';
+import { verifyWeights, type VerifyProgress } from '../../runtime/weights/verify.ts';
+import { WeightsError } from '../../runtime/weights/weights-error.ts';
 import type { CliIO } from '../io.ts';
 import type { RegisterCommand } from './index.ts';
 import { renderWeightsError } from './inspect.ts';

@@ -19,9 +19,9 @@
  */
 import onnxProto from 'onnx-proto';
 import type { onnx as O } from 'onnx-proto';
-import { type DType, DTYPE_SIZE, ONNX_DTYPE } from '../dtype.ts';
-import { InternalError } from '../diagnostics.ts';
-import type { IrAttr, IrConstant, IrDim, IrGraph, IrNode, IrValue, IrWeight } from '../ir.ts';
+import { type DType, DTYPE_SIZE, ONNX_DTYPE } from '../../core/dtype.ts';
+import { InternalError } from '../../core/diagnostics.ts';
+import type { IrAttr, IrConstant, IrDim, IrGraph, IrNode, IrValue, IrWeight } from '../../core/ir.ts';
 
 const { onnx } = onnxProto;
 

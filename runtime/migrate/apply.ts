@@ -16,11 +16,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { open, rename, rm, stat, realpath, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve as resolvePath, sep } from 'node:path';
-import { DTYPE_SIZE } from '../../compiler/dtype.ts';
-import { canonicalJson } from '../../compiler/keymap.ts';
-import { openWeights, type OpenWeightsOptions, type StoredTensor, type TensorStore } from '../store.ts';
-import { atomicWrite, buildHeader, groupIntoShards, layoutOrder, type WriterTensor } from '../safetensors-writer.ts';
-import { verifyFile } from '../verify.ts';
+import { DTYPE_SIZE } from '../../core/dtype.ts';
+import { canonicalJson } from '../../core/keymap.ts';
+import { openWeights, type OpenWeightsOptions, type StoredTensor, type TensorStore } from '../weights/store.ts';
+import { atomicWrite, buildHeader, groupIntoShards, layoutOrder, type WriterTensor } from '../formats/safetensors-writer.ts';
+import { verifyFile } from '../weights/verify.ts';
 import { MigrateError } from './errors.ts';
 import { castBytes, concatDim, initBytes, padDim, permute, scaleBytes, sliceDim, tileDim } from './kernels.ts';
 import { invertPlan, planHash, type Plan } from './plan.ts';

@@ -7,7 +7,7 @@
  *   export default migration({ name: 'pixart-to-stdit3' }, (m) =>
  *     m.renamePattern('blocks.(\\d+).', 'spatial_blocks.$1.').unsqueeze('x_embedder.proj.weight', 2));
  */
-import type { DType } from '../../compiler/dtype.ts';
+import type { DType } from '../../core/dtype.ts';
 import type { Fill, Op, Plan } from './plan.ts';
 
 export type { DType, Fill, Op, Plan };

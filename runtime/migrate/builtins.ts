@@ -4,7 +4,7 @@
  * parameters; it returns a plain plan, so what runs is always data. The names are the ones the
  * load report suggests (runtime/load-report.ts `MigrationName`).
  */
-import type { MigrationName } from '../load-report.ts';
+import type { MigrationName } from '../weights/load-report.ts';
 import { MigrateError } from './errors.ts';
 import { invertPlan, type Op, type Plan } from './plan.ts';
 import type { Sig } from './resolve.ts';

@@ -3,8 +3,8 @@
  * [outer, dim, inner] slabs, so one implementation serves every dtype (only `scale`, `cast`,
  * `pad ones` and `init` look at values).
  */
-import { type DType, DTYPE_SIZE, isFloat } from '../../compiler/dtype.ts';
-import { bf16BitsToF32, convertBytes, f32ToBf16Bits, f32ToF16Bits, f16BitsToF32 } from '../convert.ts';
+import { type DType, DTYPE_SIZE, isFloat } from '../../core/dtype.ts';
+import { bf16BitsToF32, convertBytes, f32ToBf16Bits, f32ToF16Bits, f16BitsToF32 } from '../../core/convert.ts';
 import { MigrateError } from './errors.ts';
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);

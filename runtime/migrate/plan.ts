@@ -11,8 +11,8 @@
  * leading `^` / trailing `$`.
  */
 import { createHash } from 'node:crypto';
-import { type DType, isDType } from '../../compiler/dtype.ts';
-import { canonicalJson } from '../../compiler/keymap.ts';
+import { type DType, isDType } from '../../core/dtype.ts';
+import { canonicalJson } from '../../core/keymap.ts';
 import { MigrateError } from './errors.ts';
 
 export type Fill = { readonly kind: 'zeros' } | { readonly kind: 'ones' } | { readonly kind: 'normal'; readonly mean: number; readonly std: number; readonly seed: number };

@@ -3,7 +3,7 @@
  * ops symbolically, check that each fits, and produce for every output key an expression over
  * source tensors. Nothing is read here; apply.ts evaluates the expressions one output at a time.
  */
-import { type DType, DTYPE_SIZE } from '../../compiler/dtype.ts';
+import { type DType, DTYPE_SIZE } from '../../core/dtype.ts';
 import { MigrateError } from './errors.ts';
 import { keyMatcher, fillTemplate, describeOp, invertOp, isPattern, patternRenamer, type Fill, type Op, type Plan } from './plan.ts';
 

@@ -6,9 +6,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { exportCheckpoint, parseSize } from '../../runtime/ckpt-export.ts';
-import { convertBytes } from '../../runtime/convert.ts';
-import { openWeights } from '../../runtime/store.ts';
+import { exportCheckpoint, parseSize } from '../../runtime/training/export.ts';
+import { convertBytes } from '../../core/convert.ts';
+import { openWeights } from '../../runtime/weights/store.ts';
 import { ASYNC20, copyExp, EXP, run, STDIT3, SYNC20, tempRoot, TINY_CONFIG, V12 } from './helpers.ts';
 
 const tmp = tempRoot('export');

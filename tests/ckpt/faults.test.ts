@@ -8,8 +8,8 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportCheckpoint, verifyCheckpoint, writeManifest } from '../../runtime/ckpt-export.ts';
-import { MANIFEST_NAME } from '../../runtime/training-ckpt.ts';
+import { exportCheckpoint, verifyCheckpoint, writeManifest } from '../../runtime/training/export.ts';
+import { MANIFEST_NAME } from '../../runtime/training/checkpoints.ts';
 import { ASYNC20, copyExp, EXP, mountTmpfs, remountReadOnly, run, spawnCli, tempRoot, umount, V12, waitFor } from './helpers.ts';
 
 const tmp = tempRoot('faults');

@@ -6,7 +6,7 @@
 import { appendFileSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { inspectCheckpoint, listCheckpoints } from '../../runtime/training-ckpt.ts';
+import { inspectCheckpoint, listCheckpoints } from '../../runtime/training/checkpoints.ts';
 import { ASYNC20, copyExp, EXP, run, SYNC20, tempRoot, V12 } from './helpers.ts';
 
 const tmp = tempRoot('ls');

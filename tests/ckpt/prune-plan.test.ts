@@ -1,7 +1,7 @@
 /** Property: whatever the mix of complete and torn checkpoints, the prune plan keeps what it must. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compareCheckpoints, planPrune, type CheckpointInfo, type ExperimentListing } from '../../runtime/training-ckpt.ts';
+import { compareCheckpoints, planPrune, type CheckpointInfo, type ExperimentListing } from '../../runtime/training/checkpoints.ts';
 
 function listing(items: { epoch: number; step: number; complete: boolean }[]): ExperimentListing {
   const seen = new Set<string>();

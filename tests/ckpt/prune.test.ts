@@ -6,7 +6,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { listCheckpoints } from '../../runtime/training-ckpt.ts';
+import { listCheckpoints } from '../../runtime/training/checkpoints.ts';
 import { ASYNC20, copyExp, run, SYNC20, tempRoot, V12 } from './helpers.ts';
 
 const tmp = tempRoot('prune');

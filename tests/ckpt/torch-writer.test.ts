@@ -8,10 +8,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WriterTensor } from '../../runtime/safetensors-writer.ts';
-import { openWeights } from '../../runtime/store.ts';
-import { writeTorchStateDict } from '../../runtime/torch-writer.ts';
-import { verifyFile } from '../../runtime/verify.ts';
+import type { WriterTensor } from '../../runtime/formats/safetensors-writer.ts';
+import { openWeights } from '../../runtime/weights/store.ts';
+import { writeTorchStateDict } from '../../runtime/formats/torch-writer.ts';
+import { verifyFile } from '../../runtime/weights/verify.ts';
 import { EXP, tempRoot, V12 } from './helpers.ts';
 
 const tmp = tempRoot('torchw');

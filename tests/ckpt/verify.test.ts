@@ -6,8 +6,8 @@
 import { copyFileSync, existsSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { verifyCheckpoint, writeManifest } from '../../runtime/ckpt-export.ts';
-import { MANIFEST_NAME } from '../../runtime/training-ckpt.ts';
+import { verifyCheckpoint, writeManifest } from '../../runtime/training/export.ts';
+import { MANIFEST_NAME } from '../../runtime/training/checkpoints.ts';
 import { ASYNC20, copyExp, EXP, ROOT, run, SYNC20, tempRoot, V12 } from './helpers.ts';
 
 const tmp = tempRoot('verify');

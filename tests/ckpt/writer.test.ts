@@ -9,9 +9,9 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WriterTensor } from '../../runtime/safetensors-writer.ts';
-import { openWeights } from '../../runtime/store.ts';
-import { inspectCheckpoint, listCheckpoints, writeTrainingCheckpoint } from '../../runtime/training-ckpt.ts';
+import type { WriterTensor } from '../../runtime/formats/safetensors-writer.ts';
+import { openWeights } from '../../runtime/weights/store.ts';
+import { inspectCheckpoint, listCheckpoints, writeTrainingCheckpoint } from '../../runtime/training/checkpoints.ts';
 import { ASYNC20, EXP, run, tempRoot } from './helpers.ts';
 
 const tmp = tempRoot('writer');

@@ -8,8 +8,8 @@ import fc from 'fast-check';
 import onnxProto from 'onnx-proto';
 import type { onnx as O } from 'onnx-proto';
 import { emitOnnx } from '../../compiler/emit/onnx.ts';
-import type { IrGraph, IrValue } from '../../compiler/ir.ts';
-import { loadOrt } from '../../runtime/session.ts';
+import type { IrGraph, IrValue } from '../../core/ir.ts';
+import { loadOrt } from '../../runtime/execution/session.ts';
 import { checkOnnx } from '../helpers/onnx-check.ts';
 import { GraphBuilder } from '../helpers/ir-build.ts';
 

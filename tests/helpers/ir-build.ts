@@ -1,8 +1,8 @@
 /**
  * A tiny hand-written IrGraph builder for emitter/runtime tests (independent of the tracer).
  */
-import type { DType } from '../../compiler/dtype.ts';
-import type { IrAttr, IrConstant, IrDim, IrGraph, IrNode, IrSourceRef, IrValue, IrWeight } from '../../compiler/ir.ts';
+import type { DType } from '../../core/dtype.ts';
+import type { IrAttr, IrConstant, IrDim, IrGraph, IrNode, IrSourceRef, IrValue, IrWeight } from '../../core/ir.ts';
 
 export class GraphBuilder {
   private nextId = 0;

@@ -2,7 +2,7 @@
 import { expect } from 'vitest';
 import { type CompiledModel, compile } from '../../compiler/compile.ts';
 import { fsHost } from '../../compiler/host.ts';
-import type { Keymap } from '../../compiler/keymap.ts';
+import type { Keymap } from '../../core/keymap.ts';
 
 /** Compile `file` with config values; diagnostics are left to the caller. */
 export function buildExample(file: string, values: Record<string, unknown>): CompiledModel {

@@ -7,9 +7,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compile, traceEntry } from '../../compiler/compile.ts';
 import { fsHost } from '../../compiler/host.ts';
-import type { HostTensor } from '../../runtime/host-tensor.ts';
-import { runGraph, safetensorsWeightSource } from '../../runtime/run.ts';
-import { readTensorsFile } from '../../runtime/tensors-io.ts';
+import type { HostTensor } from '../../core/host-tensor.ts';
+import { runGraph, safetensorsWeightSource } from '../../runtime/execution/run.ts';
+import { readTensorsFile } from '../../runtime/formats/tensors-io.ts';
 
 export const GOLDEN = join(import.meta.dirname, '..', 'fixtures', 'golden');
 

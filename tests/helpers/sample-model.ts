@@ -4,9 +4,9 @@
  *   -> MatMul with a bf16 weight Cast to f32 -> Add -> LayerNormalization -> tanh-GELU
  *   (decomposed) -> Softmax -> y: f32[B,N,8]; plus y16 = Cast(y, f16).
  */
-import type { DType } from '../../compiler/dtype.ts';
-import type { IrGraph } from '../../compiler/ir.ts';
-import { bf16BitsToF32, f32ToBf16, f16ToF32, f32ToF16 } from '../../runtime/convert.ts';
+import type { DType } from '../../core/dtype.ts';
+import type { IrGraph } from '../../core/ir.ts';
+import { bf16BitsToF32, f32ToBf16, f16ToF32, f32ToF16 } from '../../core/convert.ts';
 import { GraphBuilder, float, int, ints } from './ir-build.ts';
 
 export interface RawTensor {

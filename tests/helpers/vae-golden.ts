@@ -1,6 +1,6 @@
 /** Shared checks for the VAE examples: keymap = golden state_dict, bf16 parity, bf16 rounding of inputs. */
-import type { HostTensor } from '../../runtime/host-tensor.ts';
-import { parameterCount } from '../../compiler/keymap.ts';
+import type { HostTensor } from '../../core/host-tensor.ts';
+import { parameterCount } from '../../core/keymap.ts';
 import { compileExample, goldenConfig, goldenMeta, maxAbsDiff, runGolden } from './parity.ts';
 
 /** Keys and shapes of the compiled keymap vs the golden meta.json state_dict: the differences (empty = equal). */

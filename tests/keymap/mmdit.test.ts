@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../compiler/compile.ts';
 import { fsHost } from '../../compiler/host.ts';
-import { type Keymap, parameterCount } from '../../compiler/keymap.ts';
+import { type Keymap, parameterCount } from '../../core/keymap.ts';
 import { goldenConfig, goldenMeta } from '../helpers/parity.ts';
 import { buildExample, exampleKeymap, shapes } from '../helpers/keymap.ts';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compile, traceEntry } from '../../compiler/compile.ts';
 import { fsHost } from '../../compiler/host.ts';
-import { type Keymap, parameterCount } from '../../compiler/keymap.ts';
+import { type Keymap, parameterCount } from '../../core/keymap.ts';
 import { compileExample, goldenConfig, goldenMeta } from '../helpers/parity.ts';
 
 const FILE = 'examples/t5.sora';
@@ -132,11 +132,11 @@ describe('T5 tied embedding (alias) at load time', () => {
     const { mkdtempSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
-    const { openSafetensors } = await import('../../runtime/safetensors.ts');
-    const { writeSafetensors } = await import('../../runtime/safetensors-writer.ts');
-    const { openWeights } = await import('../../runtime/store.ts');
-    const { loadReport } = await import('../../runtime/load-report.ts');
-    const { withAliases } = await import('../../runtime/aliases.ts');
+    const { openSafetensors } = await import('../../runtime/formats/safetensors.ts');
+    const { writeSafetensors } = await import('../../runtime/formats/safetensors-writer.ts');
+    const { openWeights } = await import('../../runtime/weights/store.ts');
+    const { loadReport } = await import('../../runtime/weights/load-report.ts');
+    const { withAliases } = await import('../../runtime/weights/aliases.ts');
     const { GOLDEN } = await import('../helpers/parity.ts');
     const km = compileExample('examples/t5.sora', goldenConfig('t5')).keymap!;
     const src = await openSafetensors(join(GOLDEN, 't5', 'a', 'model.safetensors'));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parameterCount } from '../../compiler/keymap.ts';
+import { parameterCount } from '../../core/keymap.ts';
 import { compileExample, goldenMeta } from '../helpers/parity.ts';
 import { PIPELINE, tinyPipelineConfig } from '../helpers/vae-pipeline.ts';
 

@@ -3,12 +3,12 @@
  * inversion and the error codes.
  */
 import { describe, expect, it } from 'vitest';
-import type { DType } from '../../compiler/dtype.ts';
+import type { DType } from '../../core/dtype.ts';
 import { BUILTINS, getBuiltin } from '../../runtime/migrate/builtins.ts';
 import { MigrateError } from '../../runtime/migrate/errors.ts';
 import { invertPlan, invertRenamePattern, patternRenamer, validatePlan, type Plan } from '../../runtime/migrate/plan.ts';
 import { resolvePlan } from '../../runtime/migrate/resolve.ts';
-import type { MigrationName } from '../../runtime/load-report.ts';
+import type { MigrationName } from '../../runtime/weights/load-report.ts';
 import { applyMem, canon, fillBytes, sigOf, type MemCkpt } from './helpers.ts';
 
 function ckpt(spec: Record<string, [number[], DType?]>): MemCkpt {
@@ -171,7 +171,7 @@ describe('plans as data', () => {
 
 describe('regressions found by the migrate properties', () => {
   it('a safetensors file whose header length has low byte 0x80 is sniffed as safetensors, not pickle', async () => {
-    const { sniffBytes } = await import('../../runtime/torch-file.ts');
+    const { sniffBytes } = await import('../../runtime/formats/torch-file.ts');
     const head = Buffer.alloc(200, 0x20);
     head.writeBigUInt64LE(128n, 0);
     head[8] = 0x7b;
@@ -182,7 +182,7 @@ describe('regressions found by the migrate properties', () => {
 
 describe('load report suggestions carry the exact migrate command', () => {
   it('names the built-in, the weights and the parameters', async () => {
-    const { loadReport, renderLoadReport } = await import('../../runtime/load-report.ts');
+    const { loadReport, renderLoadReport } = await import('../../runtime/weights/load-report.ts');
     const km = (t: Record<string, number[]>) => ({ format: 'sorac.keymap/1' as const, model: 'M', version: '1', config: {}, contract: 'sha256:x', tensors: Object.fromEntries(Object.entries(t).map(([k, shape]) => [k, { shape, dtype: 'f32' as const, kind: 'param' as const, source: 'm.sora:1:1' }])) });
     const store = (t: Record<string, number[]>) => ({ tensors: new Map(Object.entries(t).map(([k, shape]) => [k, { key: k, shape, dtype: 'f32' as const, byteLength: 0, file: 'w', read: async () => new Uint8Array() }])) });
     const r = loadReport(km({ 'y_embedder.y_embedding': [300, 8], 'x_embedder.proj.weight': [8, 16, 1, 2, 2] }), store({ 'y_embedder.y_embedding': [200, 8], 'x_embedder.proj.weight': [8, 4, 1, 2, 2] }), { weights: 'ckpt/model.safetensors' });

@@ -10,9 +10,9 @@
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { openWeights } from '../../runtime/store.ts';
-import { writeSafetensors, type WriterTensor } from '../../runtime/safetensors-writer.ts';
-import { readTensorsFile } from '../../runtime/tensors-io.ts';
+import { openWeights } from '../../runtime/weights/store.ts';
+import { writeSafetensors, type WriterTensor } from '../../runtime/formats/safetensors-writer.ts';
+import { readTensorsFile } from '../../runtime/formats/tensors-io.ts';
 import { GOLDEN, goldenConfig, maxAbsDiff } from '../helpers/parity.ts';
 import { cli, sha256File, tempDir } from './helpers.ts';
 

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { type DType, DTYPE_SIZE } from '../../compiler/dtype.ts';
+import { type DType, DTYPE_SIZE } from '../../core/dtype.ts';
 import { main } from '../../cli/main.ts';
 import { memoryIO } from '../../cli/io.ts';
 import { evalNode } from '../../runtime/migrate/apply.ts';

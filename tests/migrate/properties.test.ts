@@ -12,8 +12,8 @@ import { diffSignatures } from '../../runtime/migrate/diff.ts';
 import { resolvePlan } from '../../runtime/migrate/resolve.ts';
 import { join } from 'node:path';
 import { applyMigration } from '../../runtime/migrate/apply.ts';
-import { writeSafetensors } from '../../runtime/safetensors-writer.ts';
-import { openWeights } from '../../runtime/store.ts';
+import { writeSafetensors } from '../../runtime/formats/safetensors-writer.ts';
+import { openWeights } from '../../runtime/weights/store.ts';
 import { applyMem, canon, genPlan, memCkptArb, sigOf, tempDir, type MemCkpt } from './helpers.ts';
 
 const sigCanon = (m: ReadonlyMap<string, { shape: readonly number[]; dtype: string }>) => [...m].map(([k, s]) => `${k} ${s.dtype} [${s.shape.join(',')}]`).sort();

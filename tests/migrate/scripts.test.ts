@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { openWeights } from '../../runtime/store.ts';
+import { openWeights } from '../../runtime/weights/store.ts';
 import { GOLDEN, goldenConfig } from '../helpers/parity.ts';
 import { cli, ROOT, tempDir } from './helpers.ts';
 

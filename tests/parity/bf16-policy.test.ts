@@ -19,10 +19,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compile, traceEntry } from '../../compiler/compile.ts';
 import { fsHost } from '../../compiler/host.ts';
-import type { HostTensor } from '../../runtime/host-tensor.ts';
-import { emulateBf16 } from '../../runtime/cpu-lowering.ts';
-import { runGraph, safetensorsWeightSource } from '../../runtime/run.ts';
-import { readTensorsFile } from '../../runtime/tensors-io.ts';
+import type { HostTensor } from '../../core/host-tensor.ts';
+import { emulateBf16 } from '../../compiler/passes/cpu-bf16.ts';
+import { runGraph, safetensorsWeightSource } from '../../runtime/execution/run.ts';
+import { readTensorsFile } from '../../runtime/formats/tensors-io.ts';
 import { GOLDEN, goldenConfig } from '../helpers/parity.ts';
 
 function relL2(a: HostTensor, b: HostTensor): number {

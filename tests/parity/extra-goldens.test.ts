@@ -12,8 +12,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { HostTensor } from '../../runtime/host-tensor.ts';
-import { readTensorsFile } from '../../runtime/tensors-io.ts';
+import type { HostTensor } from '../../core/host-tensor.ts';
+import { readTensorsFile } from '../../runtime/formats/tensors-io.ts';
 import { runGolden } from '../helpers/parity.ts';
 
 const ROOT = join(import.meta.dirname, '..', 'fixtures', 'golden-extra');

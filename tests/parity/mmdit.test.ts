@@ -18,11 +18,11 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { traceEntry } from '../../compiler/compile.ts';
-import type { HostTensor } from '../../runtime/host-tensor.ts';
-import { bf16ToF32, f32ToBf16 } from '../../runtime/convert.ts';
-import { runGraph } from '../../runtime/run.ts';
-import type { StoredWeight, WeightSource } from '../../runtime/session.ts';
-import { readTensorsFile } from '../../runtime/tensors-io.ts';
+import type { HostTensor } from '../../core/host-tensor.ts';
+import { bf16ToF32, f32ToBf16 } from '../../core/convert.ts';
+import { runGraph } from '../../runtime/execution/run.ts';
+import type { StoredWeight, WeightSource } from '../../runtime/execution/session.ts';
+import { readTensorsFile } from '../../runtime/formats/tensors-io.ts';
 import { GOLDEN, compileExample, goldenConfig, maxAbsDiff, runGolden } from '../helpers/parity.ts';
 
 const FILE = 'examples/mmdit.sora';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { HostTensor } from '../../runtime/host-tensor.ts';
+import type { HostTensor } from '../../core/host-tensor.ts';
 import { maxAbsDiff, runGolden } from '../helpers/parity.ts';
 import { bf16Errors, bf16Tolerance } from '../helpers/vae-golden.ts';
 

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { HostTensor } from '../../runtime/host-tensor.ts';
-import { bf16ToF32, f32ToBf16 } from '../../runtime/convert.ts';
-import { readTensorsFile } from '../../runtime/tensors-io.ts';
+import type { HostTensor } from '../../core/host-tensor.ts';
+import { bf16ToF32, f32ToBf16 } from '../../core/convert.ts';
+import { readTensorsFile } from '../../runtime/formats/tensors-io.ts';
 import { GOLDEN, maxAbsDiff, runGolden } from '../helpers/parity.ts';
 
 const FILE = 'examples/stdit.sora';

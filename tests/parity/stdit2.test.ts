@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { bf16ToF32, f32ToBf16 } from '../../runtime/convert.ts';
-import type { HostTensor } from '../../runtime/host-tensor.ts';
+import { bf16ToF32, f32ToBf16 } from '../../core/convert.ts';
+import type { HostTensor } from '../../core/host-tensor.ts';
 import { goldenConfig, maxAbsDiff, runGolden } from '../helpers/parity.ts';
 
 const FILE = 'examples/stdit2.sora';

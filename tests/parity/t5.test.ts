@@ -2,10 +2,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compile, traceEntry } from '../../compiler/compile.ts';
 import { fsHost } from '../../compiler/host.ts';
-import type { IrGraph } from '../../compiler/ir.ts';
-import type { HostTensor } from '../../runtime/host-tensor.ts';
-import { runGraph, safetensorsWeightSource } from '../../runtime/run.ts';
-import { readTensorsFile } from '../../runtime/tensors-io.ts';
+import type { IrGraph } from '../../core/ir.ts';
+import type { HostTensor } from '../../core/host-tensor.ts';
+import { runGraph, safetensorsWeightSource } from '../../runtime/execution/run.ts';
+import { readTensorsFile } from '../../runtime/formats/tensors-io.ts';
 import { GOLDEN, compileExample, goldenConfig, maxAbsDiff, runGolden } from '../helpers/parity.ts';
 
 const FILE = 'examples/t5.sora';

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { compile, traceEntry } from '../../compiler/compile.ts';
 import { fsHost } from '../../compiler/host.ts';
-import { runGraph } from '../../runtime/run.ts';
+import { runGraph } from '../../runtime/execution/run.ts';
 
 async function run(src: string, feed: Map<string, { dtype: 'f32' | 'i64'; shape: number[]; data: Float32Array | BigInt64Array }>) {
   const m = compile({ file: 'builtins.sora', host: fsHost, rootText: src });

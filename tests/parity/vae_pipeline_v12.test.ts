@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { HostTensor } from '../../runtime/host-tensor.ts';
+import type { HostTensor } from '../../core/host-tensor.ts';
 import { GOLDEN, goldenConfig, maxAbsDiff } from '../helpers/parity.ts';
 import { PIPELINE, SCALE, SHIFT, buildPipelineCheckpoint, channelAffine, concatT, i64, randomTensor, runEntry, sliceT, tinyPipelineConfig } from '../helpers/vae-pipeline.ts';
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { traceEntry } from '../../compiler/compile.ts';
-import type { HostTensor } from '../../runtime/host-tensor.ts';
-import { runGraph, safetensorsWeightSource } from '../../runtime/run.ts';
-import { readTensorsFile } from '../../runtime/tensors-io.ts';
+import type { HostTensor } from '../../core/host-tensor.ts';
+import { runGraph, safetensorsWeightSource } from '../../runtime/execution/run.ts';
+import { readTensorsFile } from '../../runtime/formats/tensors-io.ts';
 import { GOLDEN, compileExample, goldenConfig, maxAbsDiff, runGolden } from '../helpers/parity.ts';
 import { bf16Errors, bf16Tolerance } from '../helpers/vae-golden.ts';
 

@@ -12,7 +12,7 @@ import {
   f32ToBf16,
   f32ToF16,
   f32ToF16Bits,
-} from '../../runtime/convert.ts';
+} from '../../core/convert.ts';
 
 /** Independent f16 decoder (arithmetic, not bit tricks). */
 function f16Value(h: number): number {

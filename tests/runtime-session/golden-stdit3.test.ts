@@ -8,10 +8,10 @@
  *   t_embedder: sinusoid(t, 256) -> Linear(256,64) -> SiLU -> Linear(64,64)
  */
 import { describe, expect, it } from 'vitest';
-import type { IrGraph, IrValue } from '../../compiler/ir.ts';
-import type { HostTensor } from '../../runtime/host-tensor.ts';
-import { runGraph, safetensorsWeightSource } from '../../runtime/run.ts';
-import { readTensorsFile } from '../../runtime/tensors-io.ts';
+import type { IrGraph, IrValue } from '../../core/ir.ts';
+import type { HostTensor } from '../../core/host-tensor.ts';
+import { runGraph, safetensorsWeightSource } from '../../runtime/execution/run.ts';
+import { readTensorsFile } from '../../runtime/formats/tensors-io.ts';
 import { GraphBuilder, int, ints } from '../helpers/ir-build.ts';
 import { maxAbsDiff } from '../helpers/sample-model.ts';
 import { emitOnnx } from '../../compiler/emit/onnx.ts';

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { traceEntry } from '../../compiler/compile.ts';
-import type { HostTensor } from '../../runtime/host-tensor.ts';
-import { MicroBatchError, declaredMicroBatch, planMicroBatch, runMicroBatched } from '../../runtime/micro-batch.ts';
-import { safetensorsWeightSource } from '../../runtime/run.ts';
-import { createSession } from '../../runtime/session.ts';
-import { readTensorsFile } from '../../runtime/tensors-io.ts';
+import type { HostTensor } from '../../core/host-tensor.ts';
+import { MicroBatchError, declaredMicroBatch, planMicroBatch, runMicroBatched } from '../../runtime/execution/micro-batch.ts';
+import { safetensorsWeightSource } from '../../runtime/execution/run.ts';
+import { createSession } from '../../runtime/execution/session.ts';
+import { readTensorsFile } from '../../runtime/formats/tensors-io.ts';
 import { GOLDEN, compileExample, goldenConfig, maxAbsDiff } from '../helpers/parity.ts';
 import { PIPELINE, buildPipelineCheckpoint, i64, randomTensor, tinyPipelineConfig } from '../helpers/vae-pipeline.ts';
 

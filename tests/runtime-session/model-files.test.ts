@@ -2,11 +2,11 @@ import { mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { planWeightsFile, weightsFileName, writeModelFiles } from '../../runtime/model-files.ts';
-import { safetensorsWeightSource } from '../../runtime/run.ts';
-import { loadOrt, RunError } from '../../runtime/session.ts';
-import { writeSafetensors } from '../../runtime/safetensors-writer.ts';
-import { openSafetensors } from '../../runtime/safetensors.ts';
+import { planWeightsFile, weightsFileName, writeModelFiles } from '../../runtime/execution/model-files.ts';
+import { safetensorsWeightSource } from '../../runtime/execution/run.ts';
+import { loadOrt, RunError } from '../../runtime/execution/session.ts';
+import { writeSafetensors } from '../../runtime/formats/safetensors-writer.ts';
+import { openSafetensors } from '../../runtime/formats/safetensors.ts';
 import { checkOnnxFile } from '../helpers/onnx-check.ts';
 import { maxAbsDiff, randF32, sampleGraph, sampleReference, sampleWeights } from '../helpers/sample-model.ts';
 

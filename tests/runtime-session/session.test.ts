@@ -3,12 +3,12 @@ import { mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IrGraph } from '../../compiler/ir.ts';
-import { f16ToF32, f32ToBf16, bf16ToF32 } from '../../runtime/convert.ts';
-import type { HostTensor } from '../../runtime/host-tensor.ts';
-import { runGraph, safetensorsWeightSource } from '../../runtime/run.ts';
-import { createSession, RunError, type SessionOptions, type WeightSource } from '../../runtime/session.ts';
-import { writeSafetensors } from '../../runtime/safetensors-writer.ts';
+import type { IrGraph } from '../../core/ir.ts';
+import { f16ToF32, f32ToBf16, bf16ToF32 } from '../../core/convert.ts';
+import type { HostTensor } from '../../core/host-tensor.ts';
+import { runGraph, safetensorsWeightSource } from '../../runtime/execution/run.ts';
+import { createSession, RunError, type SessionOptions, type WeightSource } from '../../runtime/execution/session.ts';
+import { writeSafetensors } from '../../runtime/formats/safetensors-writer.ts';
 import { GraphBuilder, int } from '../helpers/ir-build.ts';
 import { maxAbsDiff, randF32, sampleGraph, sampleReference, sampleWeights, type RawTensor } from '../helpers/sample-model.ts';
 
@@ -363,7 +363,7 @@ describe('process exit during session creation', () => {
     const scriptDir = await mkdtemp(join(tmpdir(), 'sorac-exit-script-'));
     const root = process.cwd();
     const script = [
-      `import { createSession } from ${JSON.stringify(join(root, 'runtime/session.ts'))};`,
+      `import { createSession } from ${JSON.stringify(join(root, 'runtime/execution/session.ts'))};`,
       `import { sampleGraph } from ${JSON.stringify(join(root, 'tests/helpers/sample-model.ts'))};`,
       // exit while the weights are being read (the read never finishes)
       'const w = { read: () => { setTimeout(() => process.exit(3), 50); return new Promise(() => {}); } };',

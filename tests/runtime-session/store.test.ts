@@ -3,12 +3,12 @@
  * checkpoint whose tensors are bound zero-copy as external data into the .pt file itself.
  */
 import { describe, expect, it } from 'vitest';
-import type { DType } from '../../compiler/dtype.ts';
-import { bf16ToF32, f16ToF32 } from '../../runtime/convert.ts';
-import { hostFromBytes } from '../../runtime/host-tensor.ts';
-import { runGraph } from '../../runtime/run.ts';
-import type { WeightSource } from '../../runtime/session.ts';
-import { openWeightsFile, type TensorStore } from '../../runtime/store.ts';
+import type { DType } from '../../core/dtype.ts';
+import { bf16ToF32, f16ToF32 } from '../../core/convert.ts';
+import { hostFromBytes } from '../../core/host-tensor.ts';
+import { runGraph } from '../../runtime/execution/run.ts';
+import type { WeightSource } from '../../runtime/execution/session.ts';
+import { openWeightsFile, type TensorStore } from '../../runtime/weights/store.ts';
 import { GraphBuilder, int } from '../helpers/ir-build.ts';
 
 // a TensorStore is a WeightSource (compile-time check)

@@ -2,12 +2,12 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HostTensor } from '../../runtime/host-tensor.ts';
-import { runFiles, safetensorsWeightSource } from '../../runtime/run.ts';
-import { RunError } from '../../runtime/session.ts';
-import { writeSafetensors } from '../../runtime/safetensors-writer.ts';
-import { openSafetensors } from '../../runtime/safetensors.ts';
-import { readTensorsFile, writeTensorsFile } from '../../runtime/tensors-io.ts';
+import type { HostTensor } from '../../core/host-tensor.ts';
+import { runFiles, safetensorsWeightSource } from '../../runtime/execution/run.ts';
+import { RunError } from '../../runtime/execution/session.ts';
+import { writeSafetensors } from '../../runtime/formats/safetensors-writer.ts';
+import { openSafetensors } from '../../runtime/formats/safetensors.ts';
+import { readTensorsFile, writeTensorsFile } from '../../runtime/formats/tensors-io.ts';
 import { maxAbsDiff, randF32, sampleGraph, sampleReference, sampleWeights } from '../helpers/sample-model.ts';
 
 let dir: string;

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileExample, goldenConfig } from '../helpers/parity.ts';
-import { checkWeights, loadReport } from '../../runtime/load-report.ts';
-import { writeSafetensors, type WriterTensor } from '../../runtime/safetensors-writer.ts';
-import { openWeights } from '../../runtime/store.ts';
+import { checkWeights, loadReport } from '../../runtime/weights/load-report.ts';
+import { writeSafetensors, type WriterTensor } from '../../runtime/formats/safetensors-writer.ts';
+import { openWeights } from '../../runtime/weights/store.ts';
 
 const GOLD = 'tests/fixtures/golden/stdit3/a';
 const tmp = mkdtempSync(join(tmpdir(), 'sorac-lrc-'));

@@ -2,12 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { DType } from '../../compiler/dtype.ts';
-import { contractHash, type Keymap, type KeymapEntry } from '../../compiler/keymap.ts';
-import { collapseKeys } from '../../runtime/key-tree.ts';
-import { checkWeights, globToRegExp, loadReport, renderLoadReport } from '../../runtime/load-report.ts';
-import { writeSafetensors, type WriterTensor } from '../../runtime/safetensors-writer.ts';
-import { openWeights } from '../../runtime/store.ts';
+import type { DType } from '../../core/dtype.ts';
+import { contractHash, type Keymap, type KeymapEntry } from '../../core/keymap.ts';
+import { collapseKeys } from '../../runtime/weights/key-tree.ts';
+import { checkWeights, globToRegExp, loadReport, renderLoadReport } from '../../runtime/weights/load-report.ts';
+import { writeSafetensors, type WriterTensor } from '../../runtime/formats/safetensors-writer.ts';
+import { openWeights } from '../../runtime/weights/store.ts';
 
 const FIX = join(import.meta.dirname, '../fixtures/ckpt');
 const tmp = mkdtempSync(join(tmpdir(), 'sorac-lr-'));

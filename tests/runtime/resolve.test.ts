@@ -3,10 +3,10 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, sym
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseHubSpec, resolveWeights } from '../../runtime/resolve.ts';
-import { openWeights } from '../../runtime/store.ts';
-import { verifyWeights } from '../../runtime/verify.ts';
-import { WeightsError } from '../../runtime/weights-error.ts';
+import { parseHubSpec, resolveWeights } from '../../runtime/weights/resolve.ts';
+import { openWeights } from '../../runtime/weights/store.ts';
+import { verifyWeights } from '../../runtime/weights/verify.ts';
+import { WeightsError } from '../../runtime/weights/weights-error.ts';
 
 const FIX = join(import.meta.dirname, '../fixtures/ckpt');
 const tmp = mkdtempSync(join(tmpdir(), 'sorac-hub-'));

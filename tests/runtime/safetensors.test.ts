@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type DType, DTYPE_SIZE, DTYPES } from '../../compiler/dtype.ts';
-import { openSafetensors, SafetensorsError } from '../../runtime/safetensors.ts';
-import { writeSafetensors, writeShardedSafetensors, type WriterTensor } from '../../runtime/safetensors-writer.ts';
+import { type DType, DTYPE_SIZE, DTYPES } from '../../core/dtype.ts';
+import { openSafetensors, SafetensorsError } from '../../runtime/formats/safetensors.ts';
+import { writeSafetensors, writeShardedSafetensors, type WriterTensor } from '../../runtime/formats/safetensors-writer.ts';
 
 const FIX = join(import.meta.dirname, '../fixtures/ckpt');
 const ref = JSON.parse(readFileSync(join(FIX, 'reference.json'), 'utf8'));

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openTorchFile, sniffFile } from '../../runtime/torch-file.ts';
-import { PickleError, toPlain, unpickle } from '../../runtime/unpickle.ts';
-import { openWeights } from '../../runtime/store.ts';
-import { WeightsError } from '../../runtime/weights-error.ts';
+import { openTorchFile, sniffFile } from '../../runtime/formats/torch-file.ts';
+import { PickleError, toPlain, unpickle } from '../../runtime/formats/unpickle.ts';
+import { openWeights } from '../../runtime/weights/store.ts';
+import { WeightsError } from '../../runtime/weights/weights-error.ts';
 
 const FIX = join(import.meta.dirname, '../fixtures/ckpt');
 const ref = JSON.parse(readFileSync(join(FIX, 'reference.json'), 'utf8'));

@@ -7,7 +7,7 @@
  * byte buffer; offsets are relative to the start of the buffer (8 + N).
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { type DType, SAFETENSORS_DTYPE } from '../compiler/dtype.ts';
+import { type DType, SAFETENSORS_DTYPE } from '../../core/dtype.ts';
 import { type JsonValue, parseStrictJson, StrictJsonError } from './strict-json.ts';
 
 export interface TensorInfo {

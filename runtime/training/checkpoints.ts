@@ -14,12 +14,12 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
-import { DTYPE_SIZE } from '../compiler/dtype.ts';
-import { readExact } from './safetensors.ts';
-import { atomicWrite, fsyncDir, writeSafetensors, type WriterTensor, type WriterTensors } from './safetensors-writer.ts';
-import { WeightsError } from './weights-error.ts';
-import { writeTorchStateDict } from './torch-writer.ts';
-import { readZipDirectory } from './zip.ts';
+import { DTYPE_SIZE } from '../../core/dtype.ts';
+import { readExact } from '../formats/safetensors.ts';
+import { atomicWrite, fsyncDir, writeSafetensors, type WriterTensor, type WriterTensors } from '../formats/safetensors-writer.ts';
+import { WeightsError } from '../weights/weights-error.ts';
+import { writeTorchStateDict } from '../formats/torch-writer.ts';
+import { readZipDirectory } from '../formats/zip.ts';
 
 export const CKPT_NAME = /^epoch(\d+)-global_step(\d+)$/;
 /** Manifest written by `sorac ckpt manifest` inside a checkpoint dir. */

@@ -9,9 +9,9 @@ import { crc32 } from 'node:zlib';
 import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
 import { hubBlobOf, resolveWeights, type ResolveOptions } from './resolve.ts';
-import { openSafetensors, SafetensorsError } from './safetensors.ts';
-import { sniffFile } from './torch-file.ts';
-import { entryDataOffset, readZipDirectory, ZipError } from './zip.ts';
+import { openSafetensors, SafetensorsError } from '../formats/safetensors.ts';
+import { sniffFile } from '../formats/torch-file.ts';
+import { entryDataOffset, readZipDirectory, ZipError } from '../formats/zip.ts';
 
 export type VerifyStatus = 'ok' | 'corrupt' | 'truncated' | 'hash-mismatch' | 'incomplete' | 'missing' | 'unreadable';
 

@@ -17,11 +17,11 @@
  * The last chunk runs first: its outputs give the non-axis output dims and the tail's extent, so every
  * output can be allocated (or its file header written) before the other chunks run.
  */
-import { DTYPE_SIZE } from '../compiler/dtype.ts';
-import type { IrGraph } from '../compiler/ir.ts';
-import { type HostTensor, fmtShape, hostBytes, hostFromBytes, shapeNumel } from './host-tensor.ts';
+import { DTYPE_SIZE } from '../../core/dtype.ts';
+import type { IrGraph } from '../../core/ir.ts';
+import { type HostTensor, fmtShape, hostBytes, hostFromBytes, shapeNumel } from '../../core/host-tensor.ts';
 import { RunError, type SoracSession, validateInputs } from './session.ts';
-import { atomicWrite, buildHeader } from './safetensors-writer.ts';
+import { atomicWrite, buildHeader } from '../formats/safetensors-writer.ts';
 
 /** One `micro_batch(...)` declaration as recorded in the graph metadata. */
 export interface MicroBatchDecl {

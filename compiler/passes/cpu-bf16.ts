@@ -9,10 +9,10 @@
  * weights stay bf16 in the checkpoint and are widened once (constant-folded at session creation).
  * Graph inputs and outputs keep their dtypes.
  */
-import type { DType } from '../compiler/dtype.ts';
-import type { IrAttr, IrConstant, IrGraph, IrNode, IrValue } from '../compiler/ir.ts';
-import { bf16ToF32 } from './convert.ts';
-import { cudaProviderInstalled, type Device } from './session.ts';
+import type { DType } from '../../core/dtype.ts';
+import type { IrAttr, IrConstant, IrGraph, IrNode, IrValue } from '../../core/ir.ts';
+import { bf16ToF32 } from '../../core/convert.ts';
+import { cudaProviderInstalled, type Device } from '../../runtime/execution/session.ts';
 
 const SHAPE_ONLY = new Set(['Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Concat', 'Split', 'Slice', 'Gather', 'Expand', 'Identity', 'Flatten', 'Pad', 'Where', 'Tile']);
 const ONNX_F32 = 1;

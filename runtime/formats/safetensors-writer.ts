@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { type DType, DTYPE_SIZE, SAFETENSORS_DTYPE } from '../compiler/dtype.ts';
+import { type DType, DTYPE_SIZE, SAFETENSORS_DTYPE } from '../../core/dtype.ts';
 
 /** Tensor bytes: a buffer, an async/sync iterable of chunks, or a function producing either (called once, when written). */
 export type TensorSource =

@@ -7,7 +7,7 @@
  */
 import { openSafetensors } from './safetensors.ts';
 import { writeSafetensors, type WrittenFile } from './safetensors-writer.ts';
-import { type HostTensor, hostBytes, hostFromBytes } from './host-tensor.ts';
+import { type HostTensor, hostBytes, hostFromBytes } from '../../core/host-tensor.ts';
 
 /** Read every tensor of a safetensors file into host tensors (file order). */
 export async function readTensorsFile(path: string): Promise<{ tensors: Map<string, HostTensor>; metadata: Readonly<Record<string, string>> }> {

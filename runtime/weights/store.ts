@@ -7,11 +7,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve as resolvePath } from 'node:path';
-import { type DType, DTYPE_SIZE } from '../compiler/dtype.ts';
+import { type DType, DTYPE_SIZE } from '../../core/dtype.ts';
 import { resolveWeights, type ResolveOptions, type ResolvedWeights } from './resolve.ts';
-import { openSafetensors, SafetensorsError, type SafetensorsFile } from './safetensors.ts';
-import { isTensor, numelOf, openTorchFile, type TorchFile } from './torch-file.ts';
-import { PickleError, PyTuple, toPlain, unpickle, type PyTensor, type PyValue } from './unpickle.ts';
+import { openSafetensors, SafetensorsError, type SafetensorsFile } from '../formats/safetensors.ts';
+import { isTensor, numelOf, openTorchFile, type TorchFile } from '../formats/torch-file.ts';
+import { PickleError, PyTuple, toPlain, unpickle, type PyTensor, type PyValue } from '../formats/unpickle.ts';
 import { WeightsError } from './weights-error.ts';
 
 export interface StoredTensor {

@@ -4,7 +4,7 @@
  * only `shared.weight`). This view fills whichever of the two a checkpoint lacks from the other, so
  * the strict load report and the graph (which reads the target key) both see the tensor.
  */
-import type { Keymap } from '../compiler/keymap.ts';
+import type { Keymap } from '../../core/keymap.ts';
 import type { StoredTensor, TensorStore } from './store.ts';
 
 export function withAliases<S extends Pick<TensorStore, 'tensors'> & Partial<Pick<TensorStore, 'notes'>>>(keymap: Keymap, store: S): S {

@@ -8,19 +8,19 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
-import type { DType } from '../compiler/dtype.ts';
-import { DTYPE_SIZE } from '../compiler/dtype.ts';
-import type { Keymap } from '../compiler/keymap.ts';
-import { withAliases } from './aliases.ts';
-import { canConvert, convertBytes } from './convert.ts';
-import { faultPoint } from './fault-hooks.ts';
-import { loadReport, renderLoadReport, type LoadReport } from './load-report.ts';
-import { atomicWrite, writeSafetensors, writeShardedSafetensors, type WriterTensor } from './safetensors-writer.ts';
-import { openWeights, openWeightsFile, type TensorStore } from './store.ts';
-import { openTorchFile, sniffFile } from './torch-file.ts';
-import { CKPT_NAME, inspectCheckpoint, ioError, MANIFEST_NAME, type CheckpointInfo } from './training-ckpt.ts';
-import { verifyFile, type VerifyProgress, type VerifyStatus } from './verify.ts';
-import { WeightsError } from './weights-error.ts';
+import type { DType } from '../../core/dtype.ts';
+import { DTYPE_SIZE } from '../../core/dtype.ts';
+import type { Keymap } from '../../core/keymap.ts';
+import { withAliases } from '../weights/aliases.ts';
+import { canConvert, convertBytes } from '../../core/convert.ts';
+import { faultPoint } from '../../core/fault-hooks.ts';
+import { loadReport, renderLoadReport, type LoadReport } from '../weights/load-report.ts';
+import { atomicWrite, writeSafetensors, writeShardedSafetensors, type WriterTensor } from '../formats/safetensors-writer.ts';
+import { openWeights, openWeightsFile, type TensorStore } from '../weights/store.ts';
+import { openTorchFile, sniffFile } from '../formats/torch-file.ts';
+import { CKPT_NAME, inspectCheckpoint, ioError, MANIFEST_NAME, type CheckpointInfo } from './checkpoints.ts';
+import { verifyFile, type VerifyProgress, type VerifyStatus } from '../weights/verify.ts';
+import { WeightsError } from '../weights/weights-error.ts';
 
 export const MANIFEST_FORMAT = 'sorac-ckpt-manifest/1';
 

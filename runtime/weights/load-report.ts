@@ -15,9 +15,9 @@
  *    a `module.` prefix (DataParallel), keys nested under `ema.` / `state_dict.` / `model.`
  *  - generic: unsqueeze/squeeze of a unit dim, transpose, reshape with equal element count, dtype casts
  */
-import type { DType } from '../compiler/dtype.ts';
-import { isFloat } from '../compiler/dtype.ts';
-import type { Keymap } from '../compiler/keymap.ts';
+import type { DType } from '../../core/dtype.ts';
+import { isFloat } from '../../core/dtype.ts';
+import type { Keymap } from '../../core/keymap.ts';
 import { collapseKeys, renderCollapsed } from './key-tree.ts';
 import { openWeights, type OpenWeightsOptions, type TensorStore } from './store.ts';
 import { WeightsError } from './weights-error.ts';

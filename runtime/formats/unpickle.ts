@@ -12,7 +12,7 @@
  *   torch.<Type>Storage (as persistent-id argument)  → storage class
  *   builtins.set / frozenset / bytearray, _codecs.encode (protocol-2 bytes)
  */
-import { type DType } from '../compiler/dtype.ts';
+import { type DType } from '../../core/dtype.ts';
 
 export class PickleError extends Error {
   constructor(

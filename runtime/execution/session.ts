@@ -29,11 +29,11 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
-import { type DType, DTYPE_SIZE } from '../compiler/dtype.ts';
-import type { IrDim, IrGraph, IrNode, IrValue, IrWeight } from '../compiler/ir.ts';
-import { emitOnnx, type ExternalDataRef } from '../compiler/emit/onnx.ts';
-import { canConvert, convertBytes, ConversionError, bf16ToF32, f32ToBf16 } from './convert.ts';
-import { type HostTensor, fmtShape, isTypedArrayFor, shapeNumel, typedArrayName } from './host-tensor.ts';
+import { type DType, DTYPE_SIZE } from '../../core/dtype.ts';
+import type { IrDim, IrGraph, IrNode, IrValue, IrWeight } from '../../core/ir.ts';
+import { emitOnnx, type ExternalDataRef } from '../../compiler/emit/onnx.ts';
+import { canConvert, convertBytes, ConversionError, bf16ToF32, f32ToBf16 } from '../../core/convert.ts';
+import { type HostTensor, fmtShape, isTypedArrayFor, shapeNumel, typedArrayName } from '../../core/host-tensor.ts';
 
 // ---- weights source -------------------------------------------------------------------------
 

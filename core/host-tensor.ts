@@ -6,7 +6,7 @@
  * f16 and bf16 a Uint16Array of raw bit patterns (Node 20 has no Float16Array; use
  * runtime/convert.ts to get f32 values).
  */
-import { type DType, DTYPE_SIZE } from '../compiler/dtype.ts';
+import { type DType, DTYPE_SIZE } from './dtype.ts';
 
 export type TypedArray =
   | Float32Array

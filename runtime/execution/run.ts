@@ -9,11 +9,11 @@
  *
  *   await runFiles(graph, weights, 'inputs.safetensors', 'outputs.safetensors', opts)
  */
-import type { IrGraph } from '../compiler/ir.ts';
-import type { HostTensor } from './host-tensor.ts';
-import { openSafetensors, type SafetensorsFile } from './safetensors.ts';
+import type { IrGraph } from '../../core/ir.ts';
+import type { HostTensor } from '../../core/host-tensor.ts';
+import { openSafetensors, type SafetensorsFile } from '../formats/safetensors.ts';
 import { createSession, type BindingReport, type SessionOptions, type StoredWeight, type WeightSource } from './session.ts';
-import { readTensorsFile, writeTensorsFile } from './tensors-io.ts';
+import { readTensorsFile, writeTensorsFile } from '../formats/tensors-io.ts';
 
 export interface RunResult {
   readonly outputs: Map<string, HostTensor>;

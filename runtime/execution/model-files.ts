@@ -12,12 +12,12 @@
  *    other tools can read.
  */
 import { basename, dirname, join } from 'node:path';
-import type { IrGraph, IrWeight } from '../compiler/ir.ts';
-import { emitOnnx, type EmitOptions, type ExternalDataRef } from '../compiler/emit/onnx.ts';
-import { canConvert, convertBytes, ConversionError } from './convert.ts';
-import { atomicWrite, buildHeader, writeSafetensors, type WrittenFile } from './safetensors-writer.ts';
+import type { IrGraph, IrWeight } from '../../core/ir.ts';
+import { emitOnnx, type EmitOptions, type ExternalDataRef } from '../../compiler/emit/onnx.ts';
+import { canConvert, convertBytes, ConversionError } from '../../core/convert.ts';
+import { atomicWrite, buildHeader, writeSafetensors, type WrittenFile } from '../formats/safetensors-writer.ts';
 import { RunError, type WeightSource } from './session.ts';
-import { fmtShape } from './host-tensor.ts';
+import { fmtShape } from '../../core/host-tensor.ts';
 
 export interface WeightsPlan {
   /** File name (relative to the model's directory). */

@@ -7,10 +7,10 @@
  * The legacy (pre-1.6, non-zip) format is refused with a conversion hint.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { DTYPE_SIZE } from '../compiler/dtype.ts';
+import { DTYPE_SIZE } from '../../core/dtype.ts';
 import { readExact } from './safetensors.ts';
 import { PickleError, PyTuple, STORAGE_DTYPE, unpickle, type PyStorage, type PyTensor, type PyValue } from './unpickle.ts';
-import { WeightsError } from './weights-error.ts';
+import { WeightsError } from '../weights/weights-error.ts';
 import { entryDataOffset, readEntry, readZipDirectory, ZipError, type ZipEntry } from './zip.ts';
 
 export type SniffedFormat = 'safetensors' | 'torch-zip' | 'torch-legacy' | 'torch-legacy-tar' | 'pickle' | 'json' | 'unknown' | 'empty';

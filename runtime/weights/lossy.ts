@@ -4,8 +4,8 @@
  * is exact, narrowing is refused unless the user asks for it (`--allow-lossy`), and f32 -> f16 overflow
  * is always an error (runtime/convert.ts).
  */
-import type { DType } from '../compiler/dtype.ts';
-import type { IrGraph } from '../compiler/ir.ts';
+import type { DType } from '../../core/dtype.ts';
+import type { IrGraph } from '../../core/ir.ts';
 
 const EXACT: Record<string, true> = { 'bf16->f32': true, 'f16->f32': true, 'bf16->f64': true, 'f16->f64': true, 'f32->f64': true };
 

@@ -20,7 +20,7 @@
 import { readdir, readFile, stat, lstat, readlink, realpath } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
-import { sniffFile } from './torch-file.ts';
+import { sniffFile } from '../formats/torch-file.ts';
 import { WeightsError } from './weights-error.ts';
 
 export type WeightsFormat = 'safetensors' | 'torch-zip' | 'index';

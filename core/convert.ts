@@ -13,7 +13,7 @@
  * Bit patterns of f16/bf16 are carried in Uint16Array (JS has no Float16Array on Node 20).
  * The host is assumed little-endian (x86-64, arm64), as onnxruntime-node is.
  */
-import { type DType, DTYPE_SIZE } from '../compiler/dtype.ts';
+import { type DType, DTYPE_SIZE } from './dtype.ts';
 
 export class ConversionError extends Error {
   constructor(
