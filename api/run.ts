@@ -1,25 +1,36 @@
 /**
- * The high-level programmatic API: compile → load (resolve + validate a checkpoint) → run.
- * Like cli/, this layer sits above both the compiler and the runtime; neither imports it.
+ * Running a compiled model: compile -> resolve -> validate -> run, in one place. `sorac run` and the
+ * programmatic `load()`/`run()` both come through here, so every check happens in the same order
+ * and before any compute:
+ *
+ *   entry exists -> input names -> trace the path the inputs take -> micro-batch plan
+ *   -> open the checkpoint -> load report (strict) -> lossy dtype narrowing -> session -> run
+ *   -> outputs (in memory, or written atomically; micro-batched runs stream into the file)
  */
-import { type CompiledModel, traceEntry } from '../compiler/compile.ts';
-import type { IrGraph } from '../core/ir.ts';
+import { absentInputs } from '../compiler/check.ts';
+import { type CompiledModel, type EntryInfo, traceEntry } from '../compiler/compile.ts';
+import type { Code } from '../core/codes.ts';
+import { type ErrorDetails, SoracError } from '../core/errors.ts';
 import type { HostTensor } from '../core/host-tensor.ts';
-import { type LoadReport, loadReport } from '../runtime/weights/load-report.ts';
-import { createSession, type SessionOptions, type SoracSession } from '../runtime/execution/session.ts';
-import { openWeights, type OpenWeightsOptions, type TensorStore } from '../runtime/weights/store.ts';
-import { withAliases } from '../runtime/weights/aliases.ts';
-import { graphForDevice } from '../compiler/passes/cpu-bf16.ts';
-import { describeLossy, lossyConversions } from '../runtime/weights/lossy.ts';
-import { MicroBatchError, planMicroBatch, runMicroBatched } from '../runtime/execution/micro-batch.ts';
+import type { IrGraph } from '../core/ir.ts';
+import { type MicroBatchPlan, planMicroBatch, runMicroBatched } from '../runtime/execution/micro-batch.ts';
 
-export class ModelError extends Error {
-  constructor(
-    message: string,
-    public readonly report?: LoadReport,
-  ) {
-    super(message);
+export { declaredMicroBatch, planMicroBatch, runMicroBatched } from '../runtime/execution/micro-batch.ts';
+export type { MicroBatchDecl, MicroBatchPlan, MicroBatchResult, MicroBatchRunOptions } from '../runtime/execution/micro-batch.ts';
+import { readTensorsFile, writeTensorsFile } from '../runtime/formats/tensors-io.ts';
+import { withAliases } from '../runtime/weights/aliases.ts';
+import { type LoadReport, loadReport, renderLoadReport } from '../runtime/weights/load-report.ts';
+import { describeLossy, lossyConversions } from '../runtime/weights/lossy.ts';
+import { openWeights, type OpenWeightsOptions, type TensorStore } from '../runtime/weights/store.ts';
+import { type CreateSessionOptions, createSession, type SoracSession } from './session.ts';
+
+/** A model and a checkpoint or inputs that do not go together (the report, when there is one, is on `report`). */
+export class ModelError extends SoracError {
+  readonly report?: LoadReport;
+  constructor(code: Code, message: string, details: ErrorDetails & { report?: LoadReport } = {}) {
+    super(code, message, details);
     this.name = 'ModelError';
+    if (details.report) this.report = details.report;
   }
 }
 
@@ -32,28 +43,41 @@ export interface LoadedModel {
   close(): Promise<void>;
 }
 
-export interface LoadOptions extends OpenWeightsOptions, SessionOptions {
+export interface LoadOptions extends OpenWeightsOptions, CreateSessionOptions {
   /** Glob patterns of keys that may be missing (deliberate partial loads). */
   readonly allowMissing?: readonly string[];
   /** Accept narrowing checkpoint dtypes at load (e.g. f32 weights into a bf16 model). */
   readonly allowLossy?: boolean;
 }
 
+function entryOf(model: CompiledModel, name: string): EntryInfo {
+  const e = model.entries.find((x) => x.name === name);
+  if (!e) throw new ModelError('SORA2010', `${model.modelName} has no entry point "${name}"`, { hint: `entries: ${model.entries.map((x) => x.name).join(', ')}` });
+  return e;
+}
+
 function graphFor(model: CompiledModel, entry: string, absent: ReadonlySet<string>): IrGraph {
   const r = traceEntry(model, entry, { absent });
-  if (!r.graph) throw new ModelError(r.diagnostics.map((d) => `${d.code}: ${d.message}`).join('\n'));
+  const first = r.diagnostics.find((d) => d.severity === 'error');
+  if (!r.graph) throw new ModelError((first?.code as Code | undefined) ?? 'SORA2010', r.diagnostics.map((d) => `${d.code}: ${d.message}`).join('\n'));
   return r.graph;
 }
 
 /** Resolve a checkpoint and validate it strictly against the model's keymap. */
 export async function load(model: CompiledModel, weights: string | TensorStore, opts: LoadOptions = {}): Promise<LoadedModel> {
-  if (!model.keymap) throw new ModelError(`model did not compile:\n${model.diagnostics.map((d) => `${d.code}: ${d.message}`).join('\n')}`);
+  if (!model.keymap) throw new ModelError('SORA7010', `model did not compile:\n${model.diagnostics.map((d) => `${d.code}: ${d.message}`).join('\n')}`);
+  const keymap = model.keymap;
   const opened = typeof weights === 'string' ? await openWeights(weights, opts) : weights;
-  const store = withAliases(model.keymap, opened);
-  const report = loadReport(model.keymap, store, { allowMissing: opts.allowMissing ?? [], ...(typeof weights === 'string' ? { weights } : {}) });
+  const store = withAliases(keymap, opened);
+  const report = loadReport(keymap, store, { allowMissing: opts.allowMissing ?? [], ...(typeof weights === 'string' ? { weights } : {}) });
   if (!report.ok) {
     if (typeof weights === 'string') await opened.close();
-    throw new ModelError(`checkpoint does not fit ${model.modelName}: ${report.missing.length} missing, ${report.unexpected.length} unexpected, ${report.shapeMismatch.length} shape mismatches`, report);
+    const label = typeof weights === 'string' ? weights : 'the checkpoint';
+    throw new ModelError('SORA5010', `${label} does not fit ${model.modelName} v${model.version}; nothing was run\n${renderLoadReport(report)}`, {
+      hint: 'see the fixes above, or `sorac check MODEL --weights W` for the full report',
+      report,
+      data: { missing: report.missing.length, unexpected: report.unexpected.length, shapeMismatch: report.shapeMismatch.length },
+    });
   }
   const sessions = new Map<string, Promise<SoracSession>>();
   return {
@@ -67,16 +91,19 @@ export async function load(model: CompiledModel, weights: string | TensorStore, 
       if (!s) {
         const g = graphFor(model, entry, a);
         const lossy = lossyConversions(g, store);
-        if (lossy.length && !opts.allowLossy) return Promise.reject(new ModelError(`loading would narrow ${lossy.length} tensor(s) to the model's dtypes (pass allowLossy):\n${describeLossy(lossy)}`));
-        const prepared = graphForDevice(g, opts.device ?? 'auto');
-        if (prepared.note) opts.onInfo?.(prepared.note);
-        s = createSession(prepared.graph, store, opts);
+        if (lossy.length && !opts.allowLossy)
+          return Promise.reject(
+            new ModelError('SORA5510', `loading ${typeof weights === 'string' ? weights : 'the checkpoint'} would narrow ${lossy.length} tensor${lossy.length > 1 ? 's' : ''} to the model's dtypes; nothing was run\n${describeLossy(lossy)}`, {
+              hint: 'pass --allow-lossy (allowLossy: true) to accept the rounding, or change the dtype policy (params:) to the checkpoint dtype',
+            }),
+          );
+        s = createSession(g, store, opts);
         sessions.set(key, s);
       }
       return s;
     },
     async close() {
-      for (const s of sessions.values()) await (await s).release();
+      for (const s of sessions.values()) await (await s.catch(() => undefined))?.release();
       if (typeof weights === 'string') await opened.close();
     },
   };
@@ -84,37 +111,89 @@ export async function load(model: CompiledModel, weights: string | TensorStore, 
 
 export interface RunOptions extends LoadOptions {
   readonly weights: string | TensorStore;
-  readonly inputs: ReadonlyMap<string, HostTensor> | Readonly<Record<string, HostTensor>>;
+  /** Named input tensors, or the path of a safetensors file holding them. */
+  readonly inputs: ReadonlyMap<string, HostTensor> | Readonly<Record<string, HostTensor>> | string;
   readonly entry?: string;
   /**
    * Run the entry chunk by chunk along an axis it declares with micro_batch() (default: its first declared
    * axis), `size` elements of the axis per run, in one session (docs/adr/005-micro-batching.md).
    */
   readonly microBatch?: { readonly size: number; readonly axis?: string };
+  /** Write the outputs to this safetensors file, atomically (micro-batched runs stream into it). */
+  readonly out?: { readonly path: string; readonly metadata?: Readonly<Record<string, string>> };
+}
+
+export interface RunResult {
+  /** The outputs (not kept in memory when a micro-batched run streams them to `out`). */
+  readonly outputs?: Map<string, HostTensor>;
+  /** Name, dtype and shape of every output. */
+  readonly shapes: readonly { readonly name: string; readonly dtype: string; readonly shape: readonly number[] }[];
+  readonly device: 'cpu' | 'cuda';
+  readonly createMs: number;
+  readonly runMs: number;
+  readonly microBatch?: { readonly axis: string; readonly size: number; readonly chunks: number };
+}
+
+/** Validate the inputs' names against the entry (before the checkpoint is even opened). */
+function checkInputNames(model: CompiledModel, entry: EntryInfo, given: readonly string[], label: string): void {
+  const listed = `inputs are: ${entry.inputs.map((i) => `${i.name}${i.optional ? '?' : ''}`).join(', ')}`;
+  const known = new Set(entry.inputs.map((i) => i.name));
+  const unknown = given.filter((k) => !known.has(k));
+  if (unknown.length) throw new ModelError('SORA5501', `${label} has tensors that are not inputs of ${model.modelName}.${entry.name}: ${unknown.join(', ')}`, { hint: listed });
+  const have = new Set(given);
+  const missing = entry.inputs.filter((i) => !i.optional && !have.has(i.name)).map((i) => i.name);
+  if (missing.length) throw new ModelError('SORA5501', `${label} lacks required input${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${model.modelName}.${entry.name}`, { hint: listed });
+}
+
+function planFor(graph: IrGraph, mb: NonNullable<RunOptions['microBatch']>): MicroBatchPlan {
+  let plan: MicroBatchPlan;
+  try {
+    plan = planMicroBatch(graph, mb.axis !== undefined ? { axis: mb.axis } : {});
+  } catch (e) {
+    if (e instanceof SoracError) throw new ModelError(e.code, e.message, { ...(e.hint ? { hint: e.hint } : {}) });
+    throw e;
+  }
+  if (mb.size % plan.step !== 0)
+    throw new ModelError('SORA5509', `${plan.graph} splits ${plan.axis} in whole groups of ${plan.step}: ${mb.size} is not a multiple of ${plan.step}`, { hint: `use a multiple of ${plan.step}` });
+  return plan;
+}
+
+/** Run one entry of a model on a checkpoint, with every check before compute (see the file header). */
+export async function runModel(model: CompiledModel, opts: RunOptions): Promise<RunResult> {
+  const entry = entryOf(model, opts.entry ?? 'forward');
+  const inputs = typeof opts.inputs === 'string' ? (await readTensorsFile(opts.inputs)).tensors : opts.inputs;
+  const names = inputs instanceof Map ? [...inputs.keys()] : Object.keys(inputs);
+  checkInputNames(model, entry, names, typeof opts.inputs === 'string' ? opts.inputs : 'the inputs');
+  const absent = absentInputs(entry, names);
+  const graph = graphFor(model, entry.name, new Set(absent));
+  const plan = opts.microBatch ? planFor(graph, opts.microBatch) : undefined;
+  const loaded = await load(model, opts.weights, opts);
+  try {
+    const s = await loaded.session(entry.name, absent);
+    const meta = { 'sorac.model': model.modelName!, 'sorac.entry': entry.name, 'sorac.contract': model.keymap!.contract, 'sorac.device': s.device, ...(opts.out?.metadata ?? {}) };
+    if (plan) {
+      const mr = await runMicroBatched(s, plan, inputs, { size: opts.microBatch!.size, ...(opts.out ? { out: { path: opts.out.path, metadata: { ...meta, 'sorac.micro_batch': `${plan.axis}:${opts.microBatch!.size}` } } } : {}) });
+      return {
+        ...(mr.outputs ? { outputs: mr.outputs } : {}),
+        shapes: [...mr.shapes].map(([name, v]) => ({ name, dtype: v.dtype, shape: v.shape })),
+        device: s.device,
+        createMs: s.createMs,
+        runMs: mr.runMs,
+        microBatch: { axis: plan.axis, size: opts.microBatch!.size, chunks: mr.chunks },
+      };
+    }
+    const t0 = performance.now();
+    const outputs = await s.run(inputs);
+    const runMs = performance.now() - t0;
+    if (opts.out) await writeTensorsFile(opts.out.path, outputs, meta);
+    return { outputs, shapes: [...outputs].map(([name, v]) => ({ name, dtype: v.dtype, shape: v.shape })), device: s.device, createMs: s.createMs, runMs };
+  } finally {
+    await loaded.close();
+  }
 }
 
 /** One-shot: load, run the entry with the given inputs (absent optional inputs take the none path), close. */
 export async function run(model: CompiledModel, opts: RunOptions): Promise<Map<string, HostTensor>> {
-  const loaded = await load(model, opts.weights, opts);
-  try {
-    const entry = model.entries.find((e) => e.name === (opts.entry ?? 'forward'));
-    if (!entry) throw new ModelError(`${model.modelName} has no entry "${opts.entry}"`);
-    const given = new Set(opts.inputs instanceof Map ? opts.inputs.keys() : Object.keys(opts.inputs));
-    const absent = entry.inputs.filter((i) => i.optional && !given.has(i.name)).map((i) => i.name);
-    if (opts.microBatch) {
-      let plan;
-      try {
-        plan = planMicroBatch(graphFor(model, entry.name, new Set(absent)), opts.microBatch.axis !== undefined ? { axis: opts.microBatch.axis } : {});
-      } catch (e) {
-        if (e instanceof MicroBatchError) throw new ModelError(e.hint ? `${e.message}\nhint: ${e.hint}` : e.message);
-        throw e;
-      }
-      const s = await loaded.session(entry.name, absent);
-      return (await runMicroBatched(s, plan, opts.inputs, { size: opts.microBatch.size })).outputs!;
-    }
-    const s = await loaded.session(entry.name, absent);
-    return await s.run(opts.inputs);
-  } finally {
-    await loaded.close();
-  }
+  const { out: _out, ...rest } = opts;
+  return (await runModel(model, rest)).outputs!;
 }

@@ -23,7 +23,8 @@ import { DTYPE_SIZE, type DType } from '../core/dtype.ts';
 import { fsHost } from '../compiler/host.ts';
 import { exportCheckpoint } from '../runtime/training/export.ts';
 import { buildHeader, type WriterTensor } from '../runtime/formats/safetensors-writer.ts';
-import { listCheckpoints, writeTrainingCheckpoint } from '../runtime/training/checkpoints.ts';
+import { listCheckpoints } from '../runtime/training/checkpoints.ts';
+import { writeTrainingCheckpoint } from '../runtime/training/writer.ts';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {

@@ -12,9 +12,9 @@ import { compile, traceEntry } from '../compiler/compile.ts';
 import { fsHost } from '../compiler/host.ts';
 import { parameterCount } from '../core/keymap.ts';
 import type { HostTensor } from '../core/host-tensor.ts';
-import { safetensorsWeightSource } from '../runtime/execution/run.ts';
+import { safetensorsWeightSource } from '../runtime/execution/binding.ts';
 import { writeSafetensors } from '../runtime/formats/safetensors-writer.ts';
-import { createSession } from '../runtime/execution/session.ts';
+import { createSession } from '../api/session.ts';
 
 const runs = Number(process.argv[2] ?? 5);
 const root = join(import.meta.dirname, '..');

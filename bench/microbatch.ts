@@ -1,6 +1,6 @@
 /**
  * Peak RSS of decoding video latents of increasing frame count, one pass vs micro-batched
- * (runtime/micro-batch.ts, docs/adr/005-micro-batching.md), each run in a fresh process.
+ * (runtime/execution/micro-batch.ts, docs/adr/005-micro-batching.md), each run in a fresh process.
  *
  *   npx tsx bench/microbatch.ts [--model sd_vae|pipeline] [--frames 8,32,128] [--latent 8] [--micro 4] [--device cpu]
  *
@@ -23,8 +23,8 @@ import { compile, traceEntry } from '../compiler/compile.ts';
 import { fsHost } from '../compiler/host.ts';
 import type { HostTensor } from '../core/host-tensor.ts';
 import { planMicroBatch, runMicroBatched } from '../runtime/execution/micro-batch.ts';
-import { safetensorsWeightSource } from '../runtime/execution/run.ts';
-import { createSession } from '../runtime/execution/session.ts';
+import { safetensorsWeightSource } from '../runtime/execution/binding.ts';
+import { createSession } from '../api/session.ts';
 import { writeTensorsFile } from '../runtime/formats/tensors-io.ts';
 
 const args = process.argv.slice(2);

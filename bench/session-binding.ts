@@ -20,9 +20,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { IrGraph, IrNode, IrValue } from '../core/ir.ts';
 import { f32ToBf16 } from '../core/convert.ts';
-import { safetensorsWeightSource } from '../runtime/execution/run.ts';
+import { safetensorsWeightSource } from '../runtime/execution/binding.ts';
 import { writeSafetensors } from '../runtime/formats/safetensors-writer.ts';
-import { createSession, loadOrt, type SessionOptions } from '../runtime/execution/session.ts';
+import { createSession } from '../api/session.ts';
+import { loadOrt } from '../runtime/execution/ort.ts';
+import { type SessionOptions } from '../runtime/execution/session.ts';
 
 interface Case {
   name: string;

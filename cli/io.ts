@@ -1,4 +1,6 @@
 /** Terminal I/O for the CLI. Commands write through a CliIO so tests can capture output. */
+import { SoracError } from '../core/errors.ts';
+
 export interface CliIO {
   stdout(s: string): void;
   stderr(s: string): void;
@@ -49,14 +51,7 @@ export function memoryIO(opts: { isTTY?: boolean; cwd?: string } = {}): CliIO & 
 
 export const EXIT = { OK: 0, USER: 1, USAGE: 2, INTERNAL: 70 } as const;
 
-/** A user-facing error with a message and a fix; rendered without a stack trace. */
-export class UserError extends Error {
-  constructor(
-    message: string,
-    public readonly hint?: string,
-    public readonly exitCode: number = EXIT.USER,
-  ) {
-    super(message);
-    this.name = 'UserError';
-  }
+/** A command line that cannot be run as given (an option value out of range, options that need each other): exit 2. */
+export function usageError(message: string, hint?: string): SoracError {
+  return new SoracError('SORA7007', message, hint !== undefined ? { hint } : {});
 }

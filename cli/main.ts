@@ -6,9 +6,10 @@
  * with --exit-code; 70 internal error (a bug in sorac).
  */
 import { Command, CommanderError } from 'commander';
-import { InternalError } from '../core/diagnostics.ts';
+import { InternalError, SoracError } from '../core/errors.ts';
 import { commands } from './commands/index.ts';
-import { EXIT, UserError, type CliIO, defaultIO } from './io.ts';
+import { EXIT, type CliIO, defaultIO } from './io.ts';
+import { errorJson, renderError } from './render.ts';
 
 export const VERSION = '0.1.0';
 
@@ -38,9 +39,10 @@ export async function main(argv: string[], io: CliIO = defaultIO()): Promise<num
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.OK;
       return EXIT.USAGE;
     }
-    if (e instanceof UserError) {
-      io.stderr(`error: ${e.message}\n`);
-      if (e.hint) io.stderr(`  hint: ${e.hint}\n`);
+    if (e instanceof SoracError) {
+      // every failure of every command: text on stderr, or one JSON document on stdout with --json
+      if (argv.includes('--json')) io.stdout(errorJson(e));
+      else io.stderr(renderError(e));
       return e.exitCode;
     }
     const msg = e instanceof Error ? (e.stack ?? e.message) : String(e);

@@ -4,8 +4,11 @@
  * - compact: one `file:line:col: severity CODE: message` line plus hint/related lines;
  * - baseline: the stable format used by golden tests (no colour, no absolute paths);
  * - json: the data itself.
+ * An error that ends a command (a SoracError) is rendered by renderError: `error: CODE: message`, the
+ * places looked at, the hint; with --json it is `{ ok: false, error }` on stdout.
  */
 import type { Diagnostic, Span } from '../core/diagnostics.ts';
+import type { SoracError } from '../core/errors.ts';
 
 export type Sources = ReadonlyMap<string, string>;
 
@@ -77,4 +80,14 @@ export function renderBaseline(ds: readonly Diagnostic[], sources: Sources): str
 
 export function renderDiagnostics(ds: readonly Diagnostic[], sources: Sources, opts: { pretty: boolean; color: boolean }): string {
   return ds.map((d) => (opts.pretty ? renderPretty(d, sources, opts.color) : renderCompact(d))).join(opts.pretty ? '\n' : '');
+}
+
+/** An error that ends a command, as text: `error: CODE: message`, where it looked, the hint. */
+export function renderError(e: SoracError): string {
+  return `error: ${e.render()}`;
+}
+
+/** An error that ends a command, as the one JSON document a `--json` command prints. */
+export function errorJson(e: SoracError): string {
+  return JSON.stringify({ ok: false, error: e.toJSON() }, null, 2) + '\n';
 }

@@ -3,6 +3,12 @@
  * evaluated concretely at elaboration time; forward bodies are evaluated by tracing: tensor
  * values are symbolic (dtype + symbolic shape) and every tensor operation is checked and
  * recorded into a GraphBuilder. Checking and lowering are therefore one pass.
+ *
+ * Why one file of ~850 lines: the evaluator is one recursive class over shared state (diagnostics,
+ * the graph being built, the dtype in effect, the call depth); expressions, statements, calls and
+ * type matching call each other at every level. The parts that stand alone live beside it: the
+ * builtins (builtins/), op helpers (ops.ts), the policy (policy.ts), configs (config.ts), tracing
+ * entry points (trace.ts).
  */
 import type * as A from '../grammar/ast.ts';
 import { type Diagnostic, type RelatedInfo, type Span, diag, type Code } from '../core/diagnostics.ts';
@@ -11,8 +17,10 @@ import type { GraphBuilder } from './graph.ts';
 import type { GlobalDecl, LoadedFile, Program } from './program.ts';
 import { suggest } from './program.ts';
 import { Sym } from './sym.ts';
-import { type Instance, NONE, type Origin, type Tensor, type TensorSlot, type Value, typeName } from './values.ts';
-import { BUILTINS, type BuiltinCtx } from './builtins.ts';
+import { type Instance, NONE, type Origin, type Tensor, type TensorSlot, type Value, dimValue, typeName } from './values.ts';
+import { BUILTINS, isBuiltin } from './builtins/index.ts';
+import type { BuiltinCtx, Tracer } from './context.ts';
+import { DEFAULT_POLICY, type DtypePolicy, pathGlob } from './policy.ts';
 import * as ops from './ops.ts';
 
 /** Unwinds evaluation after a diagnostic has been recorded. */
@@ -20,29 +28,6 @@ export class Abort extends Error {
   constructor() {
     super('abort');
   }
-}
-
-export interface DtypePolicy {
-  params: DType;
-  compute: DType;
-  inputs: 'cast' | 'exact';
-  outputs?: DType;
-  /** the `f32:` list as written: op kinds and module path globs computed in f32 */
-  f32: string[];
-  /** op kinds (builtin names such as softmax, layer_norm, group_norm) computed in f32 */
-  f32Ops: Set<string>;
-  /** module path globs computed in f32 (e.g. "t_embedder", "*.rope") */
-  f32Modules: string[];
-  /** per-module compute dtype overrides: `modules: [("final_layer", f16)]` */
-  modules: { glob: string; dtype: DType; span?: Span }[];
-  spans: Partial<Record<string, Span>>;
-}
-
-export const DEFAULT_POLICY: DtypePolicy = { params: 'f32', compute: 'f32', inputs: 'cast', f32: [], f32Ops: new Set(), f32Modules: [], modules: [], spans: {} };
-
-/** Module path globs of the dtype policy: `*` matches any run of characters, dots included ("*.norm*" matches "blocks.0.norm1"). */
-export function pathGlob(glob: string): RegExp {
-  return new RegExp(`^${glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
 }
 
 interface Frame {
@@ -53,7 +38,7 @@ interface Frame {
 
 const MAX_CALL_DEPTH = 200;
 
-export class Interp {
+export class Interp implements Tracer {
   readonly diags: Diagnostic[] = [];
   graph: GraphBuilder | undefined;
   policy: DtypePolicy = DEFAULT_POLICY;
@@ -374,7 +359,7 @@ export class Interp {
       return v;
     }
     if (isDType(name)) return { k: 'dtype', d: name };
-    if (name in BUILTINS) return { k: 'builtin', name };
+    if (isBuiltin(name)) return { k: 'builtin', name };
     if (name === 'pi') return { k: 'float', v: Math.PI };
     if (name === 'inf') return { k: 'float', v: Infinity };
     const candidates = new Set<string>([...f.vars.keys(), ...(f.self ? [...f.self.members.keys(), ...f.self.env.keys()] : []), ...(this.prog.scopes.get(f.file.path)?.keys() ?? []), ...Object.keys(BUILTINS)]);
@@ -817,11 +802,6 @@ export function paramsOf(decl: A.ModuleDecl): readonly A.Param[] {
 
 export function joinPath(a: string, b: string): string {
   return a ? `${a}.${b}` : b;
-}
-
-export function dimValue(s: Sym): Value {
-  const c = s.value();
-  return c !== undefined ? { k: 'int', v: c } : { k: 'dim', s };
 }
 
 function withOrigin(v: Value, o: Origin): Value {

@@ -7,7 +7,7 @@ import type { Span } from '../core/diagnostics.ts';
 import { type DType, isFloat, isInt } from '../core/dtype.ts';
 import { encodeConstant } from './graph.ts';
 import type { IrDim, IrValue } from '../core/ir.ts';
-import type { BuiltinCtx } from './builtins.ts';
+import type { BuiltinCtx } from './context.ts';
 import { Sym } from './sym.ts';
 import type { Tensor, TensorSlot, Value } from './values.ts';
 import { typeName } from './values.ts';

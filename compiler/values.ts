@@ -101,3 +101,9 @@ export function toJson(v: Value): unknown {
       return typeName(v);
   }
 }
+
+/** A dimension as a value: an int when it is known, else the symbolic dim. */
+export function dimValue(s: Sym): Value {
+  const c = s.value();
+  return c !== undefined ? { k: 'int', v: c } : { k: 'dim', s };
+}

@@ -14,8 +14,9 @@
  * The host is assumed little-endian (x86-64, arm64), as onnxruntime-node is.
  */
 import { type DType, DTYPE_SIZE } from './dtype.ts';
+import { SoracError } from './errors.ts';
 
-export class ConversionError extends Error {
+export class ConversionError extends SoracError {
   constructor(
     /** 'f16-overflow' | 'unsupported' | 'size' */
     public readonly rule: string,
@@ -23,7 +24,7 @@ export class ConversionError extends Error {
     public readonly key?: string,
     public readonly index?: number,
   ) {
-    super(message);
+    super('SORA5507', message);
     this.name = 'ConversionError';
   }
 }

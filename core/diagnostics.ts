@@ -1,11 +1,11 @@
 /**
  * Diagnostics are data. Every user-facing problem found by any stage is a Diagnostic with a
- * stable code from the registry below; renderers (pretty code frame, JSON) live in cli/.
- *
- * Code ranges: SORA1xxx syntax, 2xxx names/binding, 3xxx shapes/types/dtypes, 4xxx emission,
- * 5xxx checkpoints/runtime, 6xxx migrations, 7xxx configuration/CLI input.
- * A code is never reused for a different meaning once released.
+ * stable code from the registry (core/codes.ts); errors that end a stage carry one in a
+ * SoracError (core/errors.ts). Renderers (pretty code frame, compact lines, JSON) live in cli/.
  */
+import { type Code, CODES, type Severity } from './codes.ts';
+
+export type { Code, Severity };
 
 export interface Position {
   /** 0-based UTF-16 offset */
@@ -22,8 +22,6 @@ export interface Span {
   readonly end: Position;
 }
 
-export type Severity = 'error' | 'warning' | 'info';
-
 export interface RelatedInfo {
   readonly span: Span;
   readonly message: string;
@@ -38,75 +36,13 @@ export interface Diagnostic {
   /** How to fix it, one line. */
   readonly hint?: string;
   readonly notes?: readonly string[];
-}
-
-/** Thrown for broken internal invariants only (distinct exit code 70). User errors are Diagnostics. */
-export class InternalError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InternalError';
-  }
-}
-
-/** Thrown to abort a stage that has already recorded its diagnostics. */
-export class DiagnosticError extends Error {
-  constructor(public readonly diagnostics: readonly Diagnostic[]) {
-    super(diagnostics.map((d) => `${d.code}: ${d.message}`).join('\n'));
-    this.name = 'DiagnosticError';
-  }
+  /** Every place looked at, in search order (resolution failures). */
+  readonly looked?: readonly string[];
 }
 
 export function hasErrors(ds: readonly Diagnostic[]): boolean {
   return ds.some((d) => d.severity === 'error');
 }
-
-/** Registry: code -> short title (documented in docs/diagnostics.md). */
-export const CODES = {
-  // 1xxx syntax
-  SORA1001: 'unexpected character',
-  SORA1002: 'syntax error',
-  SORA1003: 'unterminated string',
-  SORA1004: 'source too large or too deeply nested',
-  SORA1005: 'invalid source encoding',
-  // 2xxx names
-  SORA2001: 'unknown name',
-  SORA2002: 'duplicate declaration',
-  SORA2003: 'unknown module',
-  SORA2004: 'import not found',
-  SORA2005: 'unknown config key',
-  SORA2006: 'wrong number of arguments',
-  SORA2007: 'unknown keyword argument',
-  SORA2008: 'missing argument',
-  SORA2009: 'unknown member',
-  SORA2010: 'no entry point',
-  SORA2011: 'recursion',
-  // 3xxx types, shapes, dtypes
-  SORA3001: 'type mismatch',
-  SORA3002: 'shape mismatch',
-  SORA3003: 'not divisible',
-  SORA3004: 'rank mismatch',
-  SORA3005: 'broadcast mismatch',
-  SORA3006: 'matmul inner dimensions differ',
-  SORA3007: 'rearrange pattern does not fit',
-  SORA3008: 'dtype conflict',
-  SORA3009: 'assertion failed',
-  SORA3010: 'invalid shape',
-  SORA3011: 'value is not known at compile time',
-  SORA3012: 'bad argument value',
-  SORA3013: 'output mismatch',
-  SORA3014: 'division by zero',
-  // 4xxx emission
-  SORA4001: 'unsupported op for target opset',
-  // 7xxx configuration and CLI input
-  SORA7001: 'cannot read file',
-  SORA7002: 'invalid config file',
-  SORA7003: 'invalid --set value',
-  SORA7004: 'unknown config key (ignored)',
-  SORA7005: 'config value has wrong type',
-  SORA7006: 'nested config objects unwrapped',
-} as const;
-
-export type Code = keyof typeof CODES;
 
 export function diag(
   code: Code,
@@ -116,7 +52,7 @@ export function diag(
 ): Diagnostic {
   return {
     code,
-    severity: extra.severity ?? (code === 'SORA7004' ? 'warning' : 'error'),
+    severity: extra.severity ?? CODES[code].severity,
     message,
     ...(span ? { span } : {}),
     ...(extra.related && extra.related.length ? { related: extra.related } : {}),

@@ -81,3 +81,10 @@ export interface IrCast {
   readonly source?: IrSourceRef;
   readonly scope: string;
 }
+
+/** Where an external weight's bytes live: `location` is relative to the model file's directory. */
+export interface ExternalDataRef {
+  readonly location: string;
+  readonly offset: number;
+  readonly length: number;
+}

@@ -1,6 +1,9 @@
 /**
  * .sora parser: chevrotain EmbeddedActionsParser building the AST directly, with error
  * recovery so several syntax errors are reported at once. Pure: text in, AST + diagnostics out.
+ *
+ * Why one file of ~800 lines: chevrotain rules are methods of one parser class (its grammar recorder
+ * needs every rule on the instance), and the AST-building actions belong next to the rule they finish.
  */
 import { EmbeddedActionsParser, type IToken, type TokenType, EOF } from 'chevrotain';
 import type { Diagnostic, Span } from '../core/diagnostics.ts';

@@ -14,8 +14,7 @@ import { compile } from '../compiler/compile.ts';
 import { fsHost } from '../compiler/host.ts';
 import { canonicalJson } from '../core/keymap.ts';
 import { format } from '../grammar/format.ts';
-import { checkEntries } from '../cli/commands/check.ts';
-import { sourcesOf } from '../cli/model-args.ts';
+import { checkEntries, modelSources } from '../compiler/check.ts';
 import { renderBaseline } from '../cli/render.ts';
 
 const CASES = join(import.meta.dirname, 'cases');
@@ -46,7 +45,7 @@ describe('golden cases', () => {
       const m = compile({ file: rel, host: fsHost, cwd: join(import.meta.dirname, '..'), ...(args.model ? { model: args.model } : {}), config: { set: Object.entries(args.set ?? {}).map(([k, v]) => [k, JSON.stringify(v)] as [string, string]) } });
       const ds = [...m.diagnostics];
       if (!ds.some((d) => d.severity === 'error')) ds.push(...checkEntries(m));
-      expectGolden(join(dir, 'expected', 'diagnostics.txt'), renderBaseline(ds, sourcesOf(m)));
+      expectGolden(join(dir, 'expected', 'diagnostics.txt'), renderBaseline(ds, modelSources(m)));
       if (m.keymap && !ds.some((d) => d.severity === 'error')) expectGolden(join(dir, 'expected', 'keymap.json'), canonicalJson(m.keymap));
       const f = format(readFileSync(file, 'utf8'), rel);
       if (f.text !== undefined) expectGolden(join(dir, 'expected', 'format.sora'), f.text);

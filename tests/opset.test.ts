@@ -2,7 +2,8 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { traceEntry } from '../compiler/compile.ts';
-import { runGraph, safetensorsWeightSource } from '../runtime/execution/run.ts';
+import { runGraph } from '../api/session.ts';
+import { safetensorsWeightSource } from '../runtime/execution/binding.ts';
 import { readTensorsFile } from '../runtime/formats/tensors-io.ts';
 import { GOLDEN, compileExample, goldenConfig, maxAbsDiff } from './helpers/parity.ts';
 

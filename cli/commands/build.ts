@@ -6,18 +6,15 @@
  * external data in OUT/<stem>.weights.safetensors (written when --weights is given).
  * All files are written atomically; nothing is written when the model has errors.
  */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
-import { traceEntry } from '../../compiler/compile.ts';
-import { type Diagnostic, hasErrors } from '../../core/diagnostics.ts';
+import { buildModel } from '../../api/build.ts';
+import type { CompiledModel } from '../../api/model.ts';
 import type { IrGraph } from '../../core/ir.ts';
-import { canonicalJson, parameterCount } from '../../core/keymap.ts';
+import { parameterCount } from '../../core/keymap.ts';
+import type { RegisterCommand } from '../command.ts';
 import type { CliIO } from '../io.ts';
-import { EXIT, UserError } from '../io.ts';
+import { EXIT, usageError } from '../io.ts';
 import { addModelOptions, compileFromCli, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
-import { weightsErrorToUser } from '../weights.ts';
-import type { RegisterCommand } from './index.ts';
 
 export const registerBuild: RegisterCommand = (program: Command, io: CliIO, setExit) => {
   addModelOptions(program.command('build').argument('<model>', '.sora model file'))
@@ -30,19 +27,14 @@ export const registerBuild: RegisterCommand = (program: Command, io: CliIO, setE
     .option('--explain-dtypes', 'print every cast the dtype policy placed, with where and why')
     .action(async (file: string, opts: ModelOpts & { out: string; opset: string; weights?: string; onnx: boolean; explainDtypes?: boolean }) => {
       const opset = Number(opts.opset);
-      if (!Number.isInteger(opset) || opset < 17 || opset > 26) throw new UserError(`--opset ${opts.opset} is not supported`, 'use an integer from 17 to 26 (17 passes every ONNX checker; onnxruntime accepts up to 26)', EXIT.USAGE);
+      if (!Number.isInteger(opset) || opset < 17 || opset > 26) throw usageError(`--opset ${opts.opset} is not supported`, 'use an integer from 17 to 26 (17 passes every ONNX checker; onnxruntime accepts up to 26)');
       const t0 = performance.now();
       const m = compileFromCli(file, opts, io);
-      const ds: Diagnostic[] = [...m.diagnostics];
-      const graphs: IrGraph[] = [];
-      if (!hasErrors(ds) && opts.onnx) {
-        for (const e of m.entries) {
-          const r = traceEntry(m, e.name, { opset });
-          ds.push(...r.diagnostics);
-          if (r.graph) graphs.push(r.graph);
-        }
-      }
-      if (hasErrors(ds) || !m.keymap) {
+      const r = await buildModel(m, { out: opts.out, opset, onnx: opts.onnx, cwd: io.cwd, ...(opts.weights ? { weights: opts.weights } : {}) });
+      const ds = r.diagnostics;
+      const graphs = r.graphs;
+      const written = r.files;
+      if (!r.ok || !m.keymap) {
         if (opts.json) io.stdout(JSON.stringify({ ok: false, diagnostics: ds }, null, 2) + '\n');
         else {
           printDiagnostics(ds, m, io);
@@ -51,36 +43,7 @@ export const registerBuild: RegisterCommand = (program: Command, io: CliIO, setE
         setExit(EXIT.USER);
         return;
       }
-      try {
-        mkdirSync(opts.out, { recursive: true });
-      } catch (e) {
-        throw new UserError(`cannot create output directory ${opts.out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'choose a writable location with -o');
-      }
-      const { writeFileAtomic, writeModelFiles } = await import('../../runtime/execution/model-files.ts');
-      const written: string[] = [];
       const stem = m.modelName!;
-      const keymapPath = join(opts.out, `${stem}.keymap.json`);
-      try {
-        await writeFileAtomic(keymapPath, new TextEncoder().encode(canonicalJson(m.keymap)));
-        written.push(keymapPath);
-        let store: Awaited<ReturnType<typeof import('../../runtime/weights/store.ts').openWeights>> | undefined;
-        if (opts.weights && graphs.length) {
-          const { openWeights } = await import('../../runtime/weights/store.ts');
-          store = await openWeights(opts.weights, { cwd: io.cwd });
-        }
-        try {
-          for (const g of graphs) {
-            const entry = g.metadata['sorac.entry'];
-            const onnxPath = join(opts.out, entry === 'forward' ? `${stem}.onnx` : `${stem}.${entry}.onnx`);
-            const r = await writeModelFiles(onnxPath, g, store ? { weights: store } : {});
-            written.push(r.onnx, ...(r.weights ? [r.weights] : []));
-          }
-        } finally {
-          await store?.close();
-        }
-      } catch (e) {
-        throw weightsErrorToUser(e);
-      }
       const ms = performance.now() - t0;
       if (opts.json) {
         io.stdout(
@@ -111,7 +74,7 @@ export const registerBuild: RegisterCommand = (program: Command, io: CliIO, setE
 };
 
 /** The --explain-dtypes table: the policy, then every float cast per entry with its source and reason. */
-export function explainDtypes(p: NonNullable<import('../../compiler/compile.ts').CompiledModel['policy']>, graphs: readonly IrGraph[]): string {
+export function explainDtypes(p: NonNullable<CompiledModel['policy']>, graphs: readonly IrGraph[]): string {
   const lines = [`dtype policy: params ${p.params}, compute ${p.compute}, inputs ${p.inputs}${p.outputs ? `, outputs ${p.outputs}` : ''}${p.f32.length ? `, f32 [${p.f32.join(', ')}]` : ''}${p.modules.length ? `, modules [${p.modules.map((m) => `${m.glob}: ${m.dtype}`).join(', ')}]` : ''}`];
   for (const g of graphs) {
     const casts = g.casts ?? [];

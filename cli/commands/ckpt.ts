@@ -14,15 +14,14 @@
 import { resolve as resolvePath } from 'node:path';
 import { type Command } from 'commander';
 import { hasErrors } from '../../core/diagnostics.ts';
-import { exportCheckpoint, InterruptedError, parseSize, verifyCheckpoint, writeManifest, type ExportDtype } from '../../runtime/training/export.ts';
-import { formatBytes } from '../../runtime/weights/key-tree.ts';
-import { listCheckpoints, pruneCheckpoints, type CheckpointInfo } from '../../runtime/training/checkpoints.ts';
-import { WeightsError } from '../../runtime/weights/weights-error.ts';
-import { EXIT, UserError, type CliIO } from '../io.ts';
+import { type CheckpointInfo, exportCheckpoint, type ExportDtype, InterruptedError, listCheckpoints, parseSize, pruneCheckpoints, verifyCheckpoint, writeManifest } from '../../api/training.ts';
+import { formatBytes } from '../../api/weights.ts';
+import { SoracError } from '../../core/errors.ts';
+import type { RegisterCommand } from '../command.ts';
+import { EXIT, usageError, type CliIO } from '../io.ts';
 import { compileFromCli, printDiagnostics, summarizeCounts } from '../model-args.ts';
-import type { RegisterCommand } from './index.ts';
-import { renderWeightsError } from './inspect.ts';
-import { progressBar } from './verify.ts';
+import { progressBar } from '../progress.ts';
+import { errorJson, renderError } from '../render.ts';
 
 const PART_ORDER = ['model', 'lora', 'ema', 'optimizer', 'lr_scheduler', 'sampler', 'master', 'running_states'] as const;
 const SHORT: Record<string, string> = { model: 'model', lora: 'lora', ema: 'ema', optimizer: 'optim', lr_scheduler: 'sched', sampler: 'sampler', master: 'master', running_states: 'states' };
@@ -47,11 +46,10 @@ function ckptJSON(c: CheckpointInfo, latest?: CheckpointInfo) {
   };
 }
 
-/** Print a WeightsError (JSON or text) and set exit 1; rethrow anything else. */
+/** Print a SoracError (JSON or text) and set exit 1; rethrow anything else. */
 function fail(io: CliIO, json: boolean | undefined, setExit: (n: number) => void, e: unknown) {
-  if (!(e instanceof WeightsError)) throw e;
-  if (json) io.stdout(JSON.stringify({ ok: false, error: e.toJSON() }, null, 2) + '\n');
-  else io.stderr(renderWeightsError(e));
+  if (!(e instanceof SoracError)) throw e;
+  io[json ? 'stdout' : 'stderr'](json ? errorJson(e) : renderError(e));
   setExit(EXIT.USER);
 }
 
@@ -135,7 +133,7 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
           const why = l.checkpoints.length
             ? `none of its ${l.checkpoints.length} checkpoint(s) is complete:\n${l.checkpoints.map((c) => `    - ${c.name}: ${c.problems[0]}`).join('\n')}`
             : 'it holds no epochN-global_stepM/ checkpoint dirs';
-          throw new WeightsError('SORA5102', `no complete checkpoint in ${l.dir}: ${why}`, 'start training from scratch, or restore a checkpoint from a backup (`sorac ckpt verify` checks a copy)', [], l.dir);
+          throw new SoracError('SORA5102', `no complete checkpoint in ${l.dir}: ${why}`, { hint: 'start training from scratch, or restore a checkpoint from a backup (`sorac ckpt verify` checks a copy)', looked: [], path: l.dir });
         }
         if (o.json) io.stdout(JSON.stringify({ ok: true, path: l.latest.dir, checkpoint: ckptJSON(l.latest, l.latest) }, null, 2) + '\n');
         else io.stdout(l.latest.dir + '\n');
@@ -222,20 +220,20 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
     .option('--force', 'replace an existing output (atomically)')
     .option('--json', 'machine-readable output')
     .action(async (dir: string, o: { out: string; from: string; dtype?: string; shardSize?: string; model?: string; config?: string; set?: string[]; modelName?: string; allowMissing?: string[]; force?: boolean; json?: boolean }) => {
-      if (o.from !== 'ema' && o.from !== 'model') throw new UserError(`--from ${o.from}: expected ema or model`, undefined, EXIT.USAGE);
-      if (o.dtype !== undefined && !['bf16', 'f16', 'f32'].includes(o.dtype)) throw new UserError(`--dtype ${o.dtype}: expected bf16, f16 or f32`, undefined, EXIT.USAGE);
+      if (o.from !== 'ema' && o.from !== 'model') throw usageError(`--from ${o.from}: expected ema or model`);
+      if (o.dtype !== undefined && !['bf16', 'f16', 'f32'].includes(o.dtype)) throw usageError(`--dtype ${o.dtype}: expected bf16, f16 or f32`);
       let shardSize: number | undefined;
       if (o.shardSize !== undefined) {
         shardSize = parseSize(o.shardSize);
-        if (!shardSize) throw new UserError(`--shard-size ${o.shardSize}: expected a size such as 5GB, 500MB or 2GiB`, undefined, EXIT.USAGE);
+        if (!shardSize) throw usageError(`--shard-size ${o.shardSize}: expected a size such as 5GB, 500MB or 2GiB`);
       }
-      if (!o.model && (o.config || o.set?.length || o.modelName)) throw new UserError('--config/--set/--model-name need --model MODEL.sora', undefined, EXIT.USAGE);
+      if (!o.model && (o.config || o.set?.length || o.modelName)) throw usageError('--config/--set/--model-name need --model MODEL.sora');
       let keymap;
       if (o.model) {
         const m = compileFromCli(o.model, { config: o.config, set: o.set, model: o.modelName }, io);
         if (hasErrors(m.diagnostics) || !m.keymap) {
           printDiagnostics(m.diagnostics, m, io);
-          throw new UserError(`${o.model} does not compile (${summarizeCounts(m.diagnostics)}); nothing was exported`);
+          throw new SoracError('SORA7010', `${o.model} does not compile (${summarizeCounts(m.diagnostics)}); nothing was exported`);
         }
         if (!o.json) printDiagnostics(m.diagnostics, m, io); // warnings (e.g. unknown config keys)
         keymap = m.keymap;
@@ -286,7 +284,7 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
     .option('--json', 'machine-readable output')
     .action(async (dir: string, o: { keep: string; dryRun?: boolean; keepIncomplete?: boolean; json?: boolean }) => {
       const keep = Number(o.keep);
-      if (!/^\d+$/.test(o.keep) || keep < 1) throw new UserError(`--keep ${o.keep}: expected an integer >= 1`, 'prune never deletes the only complete checkpoint', EXIT.USAGE);
+      if (!/^\d+$/.test(o.keep) || keep < 1) throw usageError(`--keep ${o.keep}: expected an integer >= 1`, 'prune never deletes the only complete checkpoint');
       try {
         const verb = o.dryRun ? 'would delete' : 'deleting';
         const r = await pruneCheckpoints(resolveIn(io, dir), {

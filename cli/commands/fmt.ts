@@ -7,13 +7,13 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { format } from '../../grammar/format.ts';
-import { displayPath } from '../../compiler/program.ts';
+import { checkSourceFile } from '../../api/model.ts';
+import { displayPath, format } from '../../api/source.ts';
+import { writeFileAtomic } from '../../core/atomic.ts';
 import type { CliIO } from '../io.ts';
 import { EXIT } from '../io.ts';
-import { checkSourceFile } from '../model-args.ts';
 import { renderDiagnostics } from '../render.ts';
-import type { RegisterCommand } from './index.ts';
+import type { RegisterCommand } from '../command.ts';
 
 export const registerFmt: RegisterCommand = (program: Command, io: CliIO, setExit) => {
   program
@@ -23,7 +23,6 @@ export const registerFmt: RegisterCommand = (program: Command, io: CliIO, setExi
     .option('--check', 'do not write; exit 1 if any file is not formatted')
     .option('--stdout', 'print the formatted text instead of writing it')
     .action(async (files: string[], opts: { check?: boolean; stdout?: boolean }) => {
-      const { writeFileAtomic } = await import('../../runtime/execution/model-files.ts');
       let code: number = EXIT.OK;
       for (const file of files) {
         checkSourceFile(file);

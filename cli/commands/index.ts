@@ -1,5 +1,4 @@
-import type { Command } from 'commander';
-import type { CliIO } from '../io.ts';
+import type { RegisterCommand } from '../command.ts';
 import { registerBuild } from './build.ts';
 import { registerCheck } from './check.ts';
 import { registerCkpt } from './ckpt.ts';
@@ -8,9 +7,6 @@ import { registerInspect } from './inspect.ts';
 import { registerMigrate } from './migrate.ts';
 import { registerRun } from './run.ts';
 import { registerVerify } from './verify.ts';
-
-/** A command registers itself on the program and reports its exit code through setExit. */
-export type RegisterCommand = (program: Command, io: CliIO, setExit: (code: number) => void) => void;
 
 // One import per command file; keep this list sorted.
 export const commands: RegisterCommand[] = [registerBuild, registerCheck, registerCkpt, registerFmt, registerInspect, registerMigrate, registerRun, registerVerify];

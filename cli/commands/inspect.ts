@@ -4,10 +4,9 @@
  * Open-Sora training dirs the epoch/step and which parts are present.
  */
 import { DTYPE_SIZE } from '../../core/dtype.ts';
-import { collapseKeys, formatBytes, renderCollapsed } from '../../runtime/weights/key-tree.ts';
-import { openWeights, type TensorStore } from '../../runtime/weights/store.ts';
-import { WeightsError } from '../../runtime/weights/weights-error.ts';
-import type { RegisterCommand } from './index.ts';
+import { collapseKeys, formatBytes, openWeights, renderCollapsed, type TensorStore } from '../../api/weights.ts';
+import type { RegisterCommand } from '../command.ts';
+import { usageError } from '../io.ts';
 
 interface InspectOpts {
   json?: boolean;
@@ -102,10 +101,6 @@ export function renderInspect(d: ReturnType<typeof inspectData>, opts: { all?: b
   return s;
 }
 
-export function renderWeightsError(e: WeightsError): string {
-  return `error: ${e.render()}`;
-}
-
 export const registerInspect: RegisterCommand = (program, io, setExit) => {
   program
     .command('inspect')
@@ -120,11 +115,7 @@ export const registerInspect: RegisterCommand = (program, io, setExit) => {
     .option('--variant <name>', 'weight variant, e.g. fp16 → model.fp16.safetensors')
     .option('--all', 'list every key line (default: first 200)')
     .action(async (weights: string, o: InspectOpts) => {
-      if (o.part !== undefined && o.part !== 'ema' && o.part !== 'model') {
-        io.stderr(`error: --part must be "ema" or "model" (got "${o.part}")\n`);
-        setExit(2);
-        return;
-      }
+      if (o.part !== undefined && o.part !== 'ema' && o.part !== 'model') throw usageError(`--part must be "ema" or "model" (got "${o.part}")`);
       let store: TensorStore | undefined;
       try {
         store = await openWeights(weights, {
@@ -140,11 +131,6 @@ export const registerInspect: RegisterCommand = (program, io, setExit) => {
         if (o.json) io.stdout(JSON.stringify({ ok: true, ...d }, null, 2) + '\n');
         else io.stdout(renderInspect(d, { all: o.all }));
         setExit(0);
-      } catch (e) {
-        if (!(e instanceof WeightsError)) throw e;
-        if (o.json) io.stdout(JSON.stringify({ ok: false, error: e.toJSON() }, null, 2) + '\n');
-        else io.stderr(renderWeightsError(e));
-        setExit(1);
       } finally {
         await store?.close();
       }

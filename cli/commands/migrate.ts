@@ -10,28 +10,23 @@
  * FROM/TO: a `.sora` model (compiled with its --*-config/--*-set), a keymap JSON from `sorac build`,
  * or a checkpoint. MIGRATION: a built-in name, a plan (.json) or a migration script (.ts).
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, extname, join, resolve as resolvePath } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, extname, resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
 import { hasErrors } from '../../core/diagnostics.ts';
 import type { Keymap } from '../../core/keymap.ts';
-import { collapseKeys, formatBytes, renderCollapsed } from '../../runtime/weights/key-tree.ts';
-import type { Plan } from '../../runtime/migrate/plan.ts';
-import type { Sig } from '../../runtime/migrate/resolve.ts';
-import { EXIT, UserError, type CliIO } from '../io.ts';
+import type { Plan, Sig } from '../../api/migrate.ts';
+import { collapseKeys, formatBytes, renderCollapsed } from '../../api/weights.ts';
+import { removeOwnTemps, writeFileAtomic } from '../../core/atomic.ts';
+import { canonicalJson } from '../../core/keymap.ts';
+import { SoracError } from '../../core/errors.ts';
+import type { RegisterCommand } from '../command.ts';
+import { EXIT, usageError, type CliIO } from '../io.ts';
 import { compileFromCli, printDiagnostics, summarizeCounts } from '../model-args.ts';
-import { weightsErrorToUser } from '../weights.ts';
-import type { RegisterCommand } from './index.ts';
-import { progressBar } from './verify.ts';
+import { progressBar } from '../progress.ts';
 
 const VERSION = '0.1.0';
 const collect = (v: string, p: string[] = []) => [...p, v];
-
-function toUser(e: unknown): Error {
-  const err = e as { name?: string; code?: string; message?: string; hint?: string };
-  if (err && err.name === 'MigrateError') return new UserError(`${err.code}: ${err.message}`, err.hint);
-  return weightsErrorToUser(e);
-}
 
 interface SourceOpts {
   config?: string;
@@ -45,11 +40,11 @@ async function signatureOf(spec: string, o: SourceOpts, io: CliIO, side: string)
     const m = compileFromCli(spec, { ...(o.config ? { config: o.config } : {}), set: o.set ?? [] }, io);
     if (hasErrors(m.diagnostics) || !m.keymap) {
       printDiagnostics(m.diagnostics, m, io);
-      throw new UserError(`${side} ${spec} does not compile: ${summarizeCounts(m.diagnostics)}`, `fix the model or its --${side.toLowerCase()}-config/--${side.toLowerCase()}-set values`);
+      throw new SoracError('SORA7010', `${side} ${spec} does not compile: ${summarizeCounts(m.diagnostics)}`, { hint: `fix the model or its --${side.toLowerCase()}-config/--${side.toLowerCase()}-set values` });
     }
     return { sig: new Map(Object.entries(m.keymap.tensors).map(([k, v]) => [k, { shape: v.shape, dtype: v.dtype }])), label: `${spec} (${m.modelName} v${m.version})`, kind: 'model' };
   }
-  if ((o.config || o.set?.length) && !spec.endsWith('.sora')) throw new UserError(`--${side.toLowerCase()}-config/--${side.toLowerCase()}-set apply to a .sora model, not to ${spec}`, undefined, EXIT.USAGE);
+  if ((o.config || o.set?.length) && !spec.endsWith('.sora')) throw usageError(`--${side.toLowerCase()}-config/--${side.toLowerCase()}-set apply to a .sora model, not to ${spec}`);
   if (spec.endsWith('.json') && existsSync(spec)) {
     let v: Partial<Keymap> | undefined;
     try {
@@ -59,14 +54,9 @@ async function signatureOf(spec: string, o: SourceOpts, io: CliIO, side: string)
     }
     if (v && v.format === 'sorac.keymap/1' && v.tensors) return { sig: new Map(Object.entries(v.tensors).map(([k, t]) => [k, { shape: t.shape, dtype: t.dtype }])), label: `${spec} (keymap of ${v.model})`, kind: 'keymap' };
   }
-  const { openWeights } = await import('../../runtime/weights/store.ts');
-  const { storeSignature } = await import('../../runtime/migrate/apply.ts');
-  let store;
-  try {
-    store = await openWeights(spec, { cwd: io.cwd, part: o.part === 'model' ? 'model' : 'ema' });
-  } catch (e) {
-    throw toUser(e);
-  }
+  const { openWeights } = await import('../../api/weights.ts');
+  const { storeSignature } = await import('../../api/migrate.ts');
+  const store = await openWeights(spec, { cwd: io.cwd, part: o.part === 'model' ? 'model' : 'ema' });
   try {
     return { sig: storeSignature(store), label: spec, kind: 'checkpoint' };
   } finally {
@@ -78,7 +68,7 @@ function parseParams(ps: string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const p of ps ?? []) {
     const i = p.indexOf('=');
-    if (i <= 0) throw new UserError(`--param ${p}: expected name=value`, 'e.g. --param rows=300', EXIT.USAGE);
+    if (i <= 0) throw usageError(`--param ${p}: expected name=value`, 'e.g. --param rows=300');
     out[p.slice(0, i)] = p.slice(i + 1);
   }
   return out;
@@ -86,16 +76,16 @@ function parseParams(ps: string[] | undefined): Record<string, string> {
 
 /** A migration argument: built-in name, plan JSON, or script. */
 async function resolveMigration(spec: string, params: Record<string, string>, reverse: boolean, cwd: string): Promise<{ kind: 'builtin' | 'json' | 'script'; plan: Plan | ((sig: ReadonlyMap<string, Sig>) => Plan) }> {
-  const { BUILTINS, getBuiltin } = await import('../../runtime/migrate/builtins.ts');
-  const { planFromJson, planFromScript } = await import('../../runtime/migrate/script.ts');
-  const { invertPlan } = await import('../../runtime/migrate/plan.ts');
+  const { BUILTINS, getBuiltin } = await import('../../api/migrate.ts');
+  const { planFromJson, planFromScript } = await import('../../api/migrate.ts');
+  const { invertPlan } = await import('../../api/migrate.ts');
   if (BUILTINS.has(spec) || (!/[./\\]/.test(spec) && !existsSync(resolvePath(cwd, spec)))) {
     const b = getBuiltin(spec);
     const unknown = Object.keys(params).filter((p) => !b.params.some((q) => q.name === p));
-    if (unknown.length) throw new UserError(`${b.name} has no parameter ${unknown.join(', ')}`, b.params.length ? `parameters: ${b.params.map((p) => p.name).join(', ')}` : 'it takes no parameters', EXIT.USAGE);
+    if (unknown.length) throw usageError(`${b.name} has no parameter ${unknown.join(', ')}`, b.params.length ? `parameters: ${b.params.map((p) => p.name).join(', ')}` : 'it takes no parameters');
     return { kind: 'builtin', plan: (sig) => b.plan(sig, params, reverse) };
   }
-  if (Object.keys(params).length) throw new UserError('--param applies to built-in migrations only', undefined, EXIT.USAGE);
+  if (Object.keys(params).length) throw usageError('--param applies to built-in migrations only');
   const ext = extname(spec);
   const path = resolvePath(cwd, spec);
   const plan = ext === '.ts' || ext === '.mts' ? await planFromScript(path) : planFromJson(path);
@@ -104,10 +94,10 @@ async function resolveMigration(spec: string, params: Record<string, string>, re
 
 function parseSize(s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?$/i.exec(s.trim());
-  if (!m) throw new UserError(`--shard-size ${s}: expected a size like 5GB, 500MB or 1000000`, undefined, EXIT.USAGE);
+  if (!m) throw usageError(`--shard-size ${s}: expected a size like 5GB, 500MB or 1000000`);
   const unit = (m[2] ?? '').toLowerCase().replace(/b$/, '');
   const mult: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12, ki: 2 ** 10, mi: 2 ** 20, gi: 2 ** 30, ti: 2 ** 40 };
-  if (!(unit in mult)) throw new UserError(`--shard-size ${s}: unknown unit`, undefined, EXIT.USAGE);
+  if (!(unit in mult)) throw usageError(`--shard-size ${s}: unknown unit`);
   return Math.round(Number(m[1]) * mult[unit]!);
 }
 
@@ -121,7 +111,7 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
     .description('list the built-in migrations')
     .option('--json', 'machine-readable output')
     .action(async (o: { json?: boolean }) => {
-      const { BUILTINS } = await import('../../runtime/migrate/builtins.ts');
+      const { BUILTINS } = await import('../../api/migrate.ts');
       const list = [...BUILTINS.values()].map((b) => ({ name: b.name, description: b.description, upstream: b.upstream, params: b.params }));
       if (o.json) io.stdout(JSON.stringify({ builtins: list }, null, 2) + '\n');
       else for (const b of list) io.stdout(`${b.name}${b.params.length ? ` (--param ${b.params.map((p) => `${p.name}=…`).join(' ')})` : ''}\n  ${b.description}\n  upstream: ${b.upstream}\n`);
@@ -142,7 +132,7 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
   const runDiff = async (from: string, to: string, o: DiffOpts, name?: string) => {
     const a = await signatureOf(from, { ...(o.fromConfig ? { config: o.fromConfig } : {}), set: o.fromSet ?? [], ...(o.fromPart ? { part: o.fromPart } : {}) }, io, 'FROM');
     const b = await signatureOf(to, { ...(o.toConfig ? { config: o.toConfig } : {}), set: o.toSet ?? [], ...(o.toPart ? { part: o.toPart } : {}) }, io, 'TO');
-    const { diffSignatures } = await import('../../runtime/migrate/diff.ts');
+    const { diffSignatures } = await import('../../api/migrate.ts');
     return { a, b, d: diffSignatures(a.sig, b.sig, name ? { name } : {}) };
   };
 
@@ -156,46 +146,42 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
     .option('--exit-code', 'exit 2 when FROM and TO differ (0 when identical)')
     .option('--json', 'machine-readable output')
     .action(async (from: string, to: string, o: DiffOpts) => {
-      try {
-        const { a, b, d } = await runDiff(from, to, o);
-        if (o.json) {
-          io.stdout(JSON.stringify({ from: a.label, to: b.label, empty: d.empty, counts: d.counts, removed: d.removed, added: d.added, reshaped: d.reshaped, retyped: d.retyped, builtins: d.builtins, plan: d.plan, reasons: d.reasons, unmatched: d.unmatched, complete: d.complete }, null, 2) + '\n');
-        } else {
-          let s = `diff FROM ${a.label} (${d.counts.from} tensors) → TO ${b.label} (${d.counts.to} tensors)\n`;
-          if (d.empty) s += 'no differences: same keys, shapes and dtypes\n';
-          else {
-            s += `${d.counts.same} identical, ${d.removed.length} only in FROM, ${d.added.length} only in TO, ${d.reshaped.length} reshaped, ${d.retyped.length} dtype changed\n`;
-            const sec = (t: string, items: { key: string; detail: string }[]) => {
-              if (!items.length) return;
-              s += `\n${t} (${items.length}):\n` + renderCollapsed(collapseKeys(items), '  ', 40);
-            };
-            sec('only in FROM', d.removed.map((e) => ({ key: e.key, detail: fmtSig(e.sig) })));
-            sec('only in TO', d.added.map((e) => ({ key: e.key, detail: fmtSig(e.sig) })));
-            sec('reshaped (FROM → TO)', d.reshaped.map((e) => ({ key: e.key, detail: `${fmtSig(e.from)} → ${fmtSig(e.to)}` })));
-            sec('dtype changed (FROM → TO)', d.retyped.map((e) => ({ key: e.key, detail: `${e.from.dtype} → ${e.to.dtype}` })));
-            const { describeOp } = await import('../../runtime/migrate/plan.ts');
-            s += `\nproposed plan (${d.plan.ops.length} op${d.plan.ops.length === 1 ? '' : 's'}${d.builtins.length ? `; built-ins: ${d.builtins.join(', ')}` : ''}):\n`;
-            d.plan.ops.forEach((op, i) => (s += `  ${String(i + 1).padStart(3)}. ${describeOp(op)}\n       ${d.reasons[i]}\n`));
-            if (d.unmatched.length) {
-              s += `\nnot matched (${d.unmatched.length}):\n`;
-              for (const u of d.unmatched) s += `  ${u.side === 'from' ? 'FROM' : 'TO  '} ${u.key} ${fmtSig(u.sig)}\n       why: ${u.reason}\n       plan: ${u.proposal}\n`;
-            }
-            const flags = [
-              ...(o.fromConfig ? ['--from-config', o.fromConfig] : []),
-              ...(o.fromSet ?? []).flatMap((v) => ['--from-set', v]),
-              ...(o.toConfig ? ['--to-config', o.toConfig] : []),
-              ...(o.toSet ?? []).flatMap((v) => ['--to-set', v]),
-              ...(o.fromPart && o.fromPart !== 'ema' ? ['--from-part', o.fromPart] : []),
-              ...(o.toPart && o.toPart !== 'ema' ? ['--to-part', o.toPart] : []),
-            ].join(' ');
-            s += `\n${d.complete ? 'the proposed plan turns FROM into TO exactly' : 'the proposed plan is incomplete: review the keys above'}; write it with \`sorac migrate new ${from} ${to}${flags ? ' ' + flags : ''} -o migrations/NAME.ts\`\n`;
+      const { a, b, d } = await runDiff(from, to, o);
+      if (o.json) {
+        io.stdout(JSON.stringify({ from: a.label, to: b.label, empty: d.empty, counts: d.counts, removed: d.removed, added: d.added, reshaped: d.reshaped, retyped: d.retyped, builtins: d.builtins, plan: d.plan, reasons: d.reasons, unmatched: d.unmatched, complete: d.complete }, null, 2) + '\n');
+      } else {
+        let s = `diff FROM ${a.label} (${d.counts.from} tensors) → TO ${b.label} (${d.counts.to} tensors)\n`;
+        if (d.empty) s += 'no differences: same keys, shapes and dtypes\n';
+        else {
+          s += `${d.counts.same} identical, ${d.removed.length} only in FROM, ${d.added.length} only in TO, ${d.reshaped.length} reshaped, ${d.retyped.length} dtype changed\n`;
+          const sec = (t: string, items: { key: string; detail: string }[]) => {
+            if (!items.length) return;
+            s += `\n${t} (${items.length}):\n` + renderCollapsed(collapseKeys(items), '  ', 40);
+          };
+          sec('only in FROM', d.removed.map((e) => ({ key: e.key, detail: fmtSig(e.sig) })));
+          sec('only in TO', d.added.map((e) => ({ key: e.key, detail: fmtSig(e.sig) })));
+          sec('reshaped (FROM → TO)', d.reshaped.map((e) => ({ key: e.key, detail: `${fmtSig(e.from)} → ${fmtSig(e.to)}` })));
+          sec('dtype changed (FROM → TO)', d.retyped.map((e) => ({ key: e.key, detail: `${e.from.dtype} → ${e.to.dtype}` })));
+          const { describeOp } = await import('../../api/migrate.ts');
+          s += `\nproposed plan (${d.plan.ops.length} op${d.plan.ops.length === 1 ? '' : 's'}${d.builtins.length ? `; built-ins: ${d.builtins.join(', ')}` : ''}):\n`;
+          d.plan.ops.forEach((op, i) => (s += `  ${String(i + 1).padStart(3)}. ${describeOp(op)}\n       ${d.reasons[i]}\n`));
+          if (d.unmatched.length) {
+            s += `\nnot matched (${d.unmatched.length}):\n`;
+            for (const u of d.unmatched) s += `  ${u.side === 'from' ? 'FROM' : 'TO  '} ${u.key} ${fmtSig(u.sig)}\n       why: ${u.reason}\n       plan: ${u.proposal}\n`;
           }
-          io.stdout(s);
+          const flags = [
+            ...(o.fromConfig ? ['--from-config', o.fromConfig] : []),
+            ...(o.fromSet ?? []).flatMap((v) => ['--from-set', v]),
+            ...(o.toConfig ? ['--to-config', o.toConfig] : []),
+            ...(o.toSet ?? []).flatMap((v) => ['--to-set', v]),
+            ...(o.fromPart && o.fromPart !== 'ema' ? ['--from-part', o.fromPart] : []),
+            ...(o.toPart && o.toPart !== 'ema' ? ['--to-part', o.toPart] : []),
+          ].join(' ');
+          s += `\n${d.complete ? 'the proposed plan turns FROM into TO exactly' : 'the proposed plan is incomplete: review the keys above'}; write it with \`sorac migrate new ${from} ${to}${flags ? ' ' + flags : ''} -o migrations/NAME.ts\`\n`;
         }
-        setExit(o.exitCode && !d.empty ? EXIT.USAGE : EXIT.OK);
-      } catch (e) {
-        throw toUser(e);
+        io.stdout(s);
       }
+      setExit(o.exitCode && !d.empty ? EXIT.USAGE : EXIT.OK);
     });
 
   sourceOptions(
@@ -210,23 +196,19 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
     .option('--force', 'overwrite an existing file')
     .option('--json', 'machine-readable output')
     .action(async (from: string, to: string, o: DiffOpts) => {
-      try {
-        const out = o.out!;
-        if (!out.endsWith('.ts')) throw new UserError(`-o ${out}: a migration script is a .ts file`, 'e.g. -o migrations/my-migration.ts', EXIT.USAGE);
-        const outAbs = resolvePath(io.cwd, out);
-        if (existsSync(outAbs) && !o.force) throw new UserError(`${out} already exists`, 'pick a new name, or pass --force to overwrite it');
-        const name = o.name ?? basename(out, '.ts');
-        const { d } = await runDiff(from, to, o, name);
-        const { generateMigration } = await import('../../runtime/migrate/codegen.ts');
-        const src = generateMigration(d.plan, { version: VERSION, from, to, reasons: d.reasons, diff: d });
-        mkdirSync(dirname(outAbs), { recursive: true });
-        writeFileSync(outAbs, src);
-        if (o.json) io.stdout(JSON.stringify({ ok: true, out, name, ops: d.plan.ops.length, builtins: d.builtins, complete: d.complete, unmatched: d.unmatched.length }, null, 2) + '\n');
-        else io.stdout(`wrote ${out}: ${d.plan.ops.length} op(s)${d.builtins.length ? ` (built-ins: ${d.builtins.join(', ')})` : ''}${d.unmatched.length ? `, ${d.unmatched.length} key(s) to review (marked TODO)` : ''}\nnext: edit it, then \`sorac migrate apply ${out} --in WEIGHTS --out OUT\`\n`);
-        setExit(EXIT.OK);
-      } catch (e) {
-        throw toUser(e);
-      }
+      const out = o.out!;
+      if (!out.endsWith('.ts')) throw usageError(`-o ${out}: a migration script is a .ts file`, 'e.g. -o migrations/my-migration.ts');
+      const outAbs = resolvePath(io.cwd, out);
+      if (existsSync(outAbs) && !o.force) throw new SoracError('SORA6007', `${out} already exists`, { hint: 'pick a new name, or pass --force to overwrite it' });
+      const name = o.name ?? basename(out, '.ts');
+      const { d } = await runDiff(from, to, o, name);
+      const { generateMigration } = await import('../../api/migrate.ts');
+      const src = generateMigration(d.plan, { version: VERSION, from, to, reasons: d.reasons, diff: d });
+      mkdirSync(dirname(outAbs), { recursive: true });
+      writeFileSync(outAbs, src);
+      if (o.json) io.stdout(JSON.stringify({ ok: true, out, name, ops: d.plan.ops.length, builtins: d.builtins, complete: d.complete, unmatched: d.unmatched.length }, null, 2) + '\n');
+      else io.stdout(`wrote ${out}: ${d.plan.ops.length} op(s)${d.builtins.length ? ` (built-ins: ${d.builtins.join(', ')})` : ''}${d.unmatched.length ? `, ${d.unmatched.length} key(s) to review (marked TODO)` : ''}\nnext: edit it, then \`sorac migrate apply ${out} --in WEIGHTS --out OUT\`\n`);
+      setExit(EXIT.OK);
     });
 
   mig
@@ -239,24 +221,18 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
     .option('-o, --out <file>', 'write the plan JSON here instead of stdout')
     .option('--json', 'machine-readable output (the plan JSON; the default)')
     .action(async (spec: string, o: { in?: string; param?: string[]; reverse?: boolean; out?: string }) => {
-      try {
-        const m = await resolveMigration(spec, parseParams(o.param), !!o.reverse, io.cwd);
-        let plan: Plan;
-        if (typeof m.plan === 'function') {
-          if (!o.in) throw new UserError(`${spec} is a built-in: pass --in WEIGHTS so it can read the sizes from the checkpoint`, undefined, EXIT.USAGE);
-          plan = m.plan((await signatureOf(o.in, {}, io, 'IN')).sig);
-        } else plan = m.plan;
-        const { canonicalJson } = await import('../../core/keymap.ts');
-        const text = canonicalJson(plan);
-        if (o.out) {
-          const { atomicWrite } = await import('../../runtime/formats/safetensors-writer.ts');
-          await atomicWrite(resolvePath(io.cwd, o.out), async (fh) => void (await fh.writeFile(text)));
-          io.stdout(`wrote ${o.out}: ${plan.ops.length} op(s)\n`);
-        } else io.stdout(text);
-        setExit(EXIT.OK);
-      } catch (e) {
-        throw toUser(e);
-      }
+      const m = await resolveMigration(spec, parseParams(o.param), !!o.reverse, io.cwd);
+      let plan: Plan;
+      if (typeof m.plan === 'function') {
+        if (!o.in) throw usageError(`${spec} is a built-in: pass --in WEIGHTS so it can read the sizes from the checkpoint`);
+        plan = m.plan((await signatureOf(o.in, {}, io, 'IN')).sig);
+      } else plan = m.plan;
+      const text = canonicalJson(plan);
+      if (o.out) {
+        await writeFileAtomic(resolvePath(io.cwd, o.out), new TextEncoder().encode(text));
+        io.stdout(`wrote ${o.out}: ${plan.ops.length} op(s)\n`);
+      } else io.stdout(text);
+      setExit(EXIT.OK);
     });
 
   mig
@@ -273,25 +249,15 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
     .option('--from <part>', 'for training checkpoint dirs: ema or model', 'ema')
     .option('--json', 'machine-readable output')
     .action(async (spec: string, o: { in: string; out: string; reverse?: boolean; param?: string[]; force?: boolean; shardSize?: string; sourceHash: string; from: string; json?: boolean }) => {
-      if (o.sourceHash !== 'files' && o.sourceHash !== 'header') throw new UserError(`--source-hash ${o.sourceHash}: expected files or header`, undefined, EXIT.USAGE);
+      if (o.sourceHash !== 'files' && o.sourceHash !== 'header') throw usageError(`--source-hash ${o.sourceHash}: expected files or header`);
       const shardSize = o.shardSize ? parseSize(o.shardSize) : undefined;
-      if (shardSize !== undefined && o.out.endsWith('.safetensors')) throw new UserError('--shard-size applies to a directory --out (without .safetensors)', undefined, EXIT.USAGE);
+      if (shardSize !== undefined && o.out.endsWith('.safetensors')) throw usageError('--shard-size applies to a directory --out (without .safetensors)');
       const bar = io.isTTY && !o.json ? progressBar(io) : undefined;
       const pauseAfter = process.env.SORAC_TEST_PAUSE_AFTER_TENSOR;
       // Ctrl-C / SIGTERM mid-apply: remove this process's hidden temp output before exiting (a SIGKILL
       // cannot be caught; it leaves only the hidden temp entry, never anything at --out)
       const cleanup = (sig: NodeJS.Signals) => {
-        const abs = resolvePath(io.cwd, o.out);
-        const dir = dirname(abs);
-        const base = basename(abs);
-        try {
-          for (const f of readdirSync(dir)) {
-            if (f.startsWith(`.${base}.${process.pid}.`) && f.endsWith('.tmp')) rmSync(join(dir, f), { force: true });
-            else if (f.startsWith(`.${base}.sorac-tmp-${process.pid}-`)) rmSync(join(dir, f), { recursive: true, force: true });
-          }
-        } catch {
-          // best effort
-        }
+        removeOwnTemps(resolvePath(io.cwd, o.out));
         bar?.done();
         io.stderr(`interrupted (${sig}): nothing was written at ${o.out}\n`);
         process.exit(sig === 'SIGINT' ? 130 : 143);
@@ -300,7 +266,7 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
       process.once('SIGTERM', cleanup);
       try {
         const m = await resolveMigration(spec, parseParams(o.param), !!o.reverse, io.cwd);
-        const { applyMigration } = await import('../../runtime/migrate/apply.ts');
+        const { applyMigration } = await import('../../api/migrate.ts');
         const r = await applyMigration({
           input: o.in,
           out: resolvePath(io.cwd, o.out),
@@ -333,7 +299,7 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
         setExit(EXIT.OK);
       } catch (e) {
         bar?.done();
-        throw toUser(e);
+        throw e;
       } finally {
         process.off('SIGINT', cleanup);
         process.off('SIGTERM', cleanup);

@@ -4,41 +4,15 @@
  * shards, `.incomplete` downloads). Exit 1 when any file is bad. A progress bar is drawn on stderr
  * only when stdout is a TTY.
  */
-import { formatBytes } from '../../runtime/weights/key-tree.ts';
-import { verifyWeights, type VerifyProgress } from '../../runtime/weights/verify.ts';
-import { WeightsError } from '../../runtime/weights/weights-error.ts';
-import type { CliIO } from '../io.ts';
-import type { RegisterCommand } from './index.ts';
-import { renderWeightsError } from './inspect.ts';
+import { formatBytes, verifyWeights } from '../../api/weights.ts';
+import type { RegisterCommand } from '../command.ts';
+import { progressBar } from '../progress.ts';
 
 interface VerifyOpts {
   json?: boolean;
   cacheDir?: string;
   revision?: string;
   part?: string;
-}
-
-/** A one-line progress bar written with carriage returns (no dependency; throttled to ~10 Hz). */
-export function progressBar(io: CliIO, width = 30) {
-  let last = 0;
-  const t0 = performance.now();
-  let drawn = false;
-  return {
-    update(p: VerifyProgress) {
-      const now = performance.now();
-      if (now - last < 100 && p.doneBytes < p.totalBytes) return;
-      last = now;
-      const frac = p.totalBytes ? p.doneBytes / p.totalBytes : 1;
-      const fill = Math.round(frac * width);
-      const rate = p.doneBytes / Math.max(1e-3, (now - t0) / 1000);
-      const name = p.file.length > 40 ? '…' + p.file.slice(-39) : p.file;
-      io.stderr(`\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}% ${formatBytes(p.doneBytes)}/${formatBytes(p.totalBytes)} ${formatBytes(rate)}/s ${p.fileIndex + 1}/${p.fileCount} ${name}\u001b[K`);
-      drawn = true;
-    },
-    done() {
-      if (drawn) io.stderr('\r\u001b[K');
-    },
-  };
 }
 
 export const registerVerify: RegisterCommand = (program, io, setExit) => {
@@ -68,12 +42,8 @@ export const registerVerify: RegisterCommand = (program, io, setExit) => {
           if (hub) io.stdout(`${hub} hub-cache blob(s) checked against the hash in their name\n`);
         }
         setExit(r.ok ? 0 : 1);
-      } catch (e) {
+      } finally {
         bar?.done();
-        if (!(e instanceof WeightsError)) throw e;
-        if (o.json) io.stdout(JSON.stringify({ ok: false, error: e.toJSON() }, null, 2) + '\n');
-        else io.stderr(renderWeightsError(e));
-        setExit(1);
       }
     });
 };

@@ -20,17 +20,12 @@
 import onnxProto from 'onnx-proto';
 import type { onnx as O } from 'onnx-proto';
 import { type DType, DTYPE_SIZE, ONNX_DTYPE } from '../../core/dtype.ts';
-import { InternalError } from '../../core/diagnostics.ts';
-import type { IrAttr, IrConstant, IrDim, IrGraph, IrNode, IrValue, IrWeight } from '../../core/ir.ts';
+import { InternalError, SoracError } from '../../core/errors.ts';
+import type { ExternalDataRef, IrAttr, IrConstant, IrDim, IrGraph, IrNode, IrValue, IrWeight } from '../../core/ir.ts';
 
 const { onnx } = onnxProto;
 
-/** Where an external weight's bytes live: `location` is relative to the model file's directory. */
-export interface ExternalDataRef {
-  readonly location: string;
-  readonly offset: number;
-  readonly length: number;
-}
+export type { ExternalDataRef };
 
 export interface EmitOptions {
   /**
@@ -323,9 +318,9 @@ export function buildModelProto(irGraph: IrGraph, opts: EmitOptions): O.IModelPr
 export const PROTOBUF_LIMIT = 2 ** 31 - 1;
 
 /** Error for a model that cannot be serialised as asked (not a tracer bug). */
-export class EmitError extends Error {
+export class EmitError extends SoracError {
   constructor(message: string) {
-    super(message);
+    super('SORA4002', message);
     this.name = 'EmitError';
   }
 }

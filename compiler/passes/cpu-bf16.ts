@@ -1,5 +1,5 @@
 /**
- * Running reduced-precision graphs on CPU.
+ * Pass: reduced-precision graphs run on CPU.
  *
  * onnxruntime's CPU provider has no bf16 kernels for MatMul, Conv, Add, ... (reference/toolchain.md §2),
  * so a graph compiled with `compute: bf16` cannot run there as is. `emulateBf16` rewrites it to compute
@@ -12,7 +12,6 @@
 import type { DType } from '../../core/dtype.ts';
 import type { IrAttr, IrConstant, IrGraph, IrNode, IrValue } from '../../core/ir.ts';
 import { bf16ToF32 } from '../../core/convert.ts';
-import { cudaProviderInstalled, type Device } from '../../runtime/execution/session.ts';
 
 const SHAPE_ONLY = new Set(['Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Concat', 'Split', 'Slice', 'Gather', 'Expand', 'Identity', 'Flatten', 'Pad', 'Where', 'Tile']);
 const ONNX_F32 = 1;
@@ -107,13 +106,7 @@ export function emulateBf16(g: IrGraph): IrGraph {
   return { ...g, nodes, constants, metadata: { ...g.metadata, 'sorac.cpu_emulation': 'bf16 compute emulated in f32 with per-op bf16 rounding' } };
 }
 
-/**
- * Adapt a graph to where it will run. Returns the graph to use and a note for the user, if any.
- * bf16 compute is emulated when the run will be on CPU (device cpu, or auto without the CUDA provider).
- */
-export function graphForDevice(g: IrGraph, device: Device = 'auto'): { graph: IrGraph; note?: string } {
-  if (!usesBf16Compute(g)) return { graph: g };
-  const onCpu = device === 'cpu' || (device === 'auto' && !cudaProviderInstalled());
-  if (!onCpu) return { graph: g };
-  return { graph: emulateBf16(g), note: 'note: bf16 compute runs on CPU as f32 with bf16 rounding after each op (CPU has no bf16 kernels)' };
+/** Whether a graph was already rewritten by emulateBf16. */
+export function isCpuEmulated(g: IrGraph): boolean {
+  return g.metadata['sorac.cpu_emulation'] !== undefined;
 }

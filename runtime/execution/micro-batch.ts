@@ -20,8 +20,11 @@
 import { DTYPE_SIZE } from '../../core/dtype.ts';
 import type { IrGraph } from '../../core/ir.ts';
 import { type HostTensor, fmtShape, hostBytes, hostFromBytes, shapeNumel } from '../../core/host-tensor.ts';
-import { RunError, type SoracSession, validateInputs } from './session.ts';
-import { atomicWrite, buildHeader } from '../formats/safetensors-writer.ts';
+import { validateInputs } from './inputs.ts';
+import type { SoracSession } from './session.ts';
+import { SoracError } from '../../core/errors.ts';
+import { atomicWrite } from '../../core/atomic.ts';
+import { buildHeader } from '../formats/safetensors-writer.ts';
 
 /** One `micro_batch(...)` declaration as recorded in the graph metadata. */
 export interface MicroBatchDecl {
@@ -45,16 +48,6 @@ export interface MicroBatchPlan {
   readonly outputDims: ReadonlyMap<string, number>;
 }
 
-export class MicroBatchError extends Error {
-  constructor(
-    message: string,
-    public readonly hint?: string,
-  ) {
-    super(message);
-    this.name = 'MicroBatchError';
-  }
-}
-
 export const MICRO_BATCH_KEY = 'sorac.micro_batch';
 
 /** The micro-batch axes an entry's graph declares (empty when none). */
@@ -62,7 +55,7 @@ export function declaredMicroBatch(graph: Pick<IrGraph, 'metadata'>): MicroBatch
   const raw = graph.metadata[MICRO_BATCH_KEY];
   if (!raw) return [];
   const v = JSON.parse(raw) as MicroBatchDecl[];
-  if (!Array.isArray(v)) throw new MicroBatchError(`graph metadata ${MICRO_BATCH_KEY} is not a list`);
+  if (!Array.isArray(v)) throw new SoracError('SORA5509', `graph metadata ${MICRO_BATCH_KEY} is not a list`);
   return v;
 }
 
@@ -72,28 +65,28 @@ const HOW = 'declare it in the entry body, e.g. micro_batch("T") for a per-frame
 export function planMicroBatch(graph: Pick<IrGraph, 'name' | 'metadata' | 'inputs' | 'outputs'>, opts: { axis?: string } = {}): MicroBatchPlan {
   const decls = declaredMicroBatch(graph);
   const names = decls.map((d) => d.axis).join(', ');
-  if (!decls.length) throw new MicroBatchError(`${graph.name} declares no micro-batch axis: its inputs cannot be split safely`, HOW);
+  if (!decls.length) throw new SoracError('SORA5509', `${graph.name} declares no micro-batch axis: its inputs cannot be split safely`, { hint: HOW });
   const d = opts.axis === undefined ? decls[0]! : decls.find((x) => x.axis === opts.axis);
-  if (!d) throw new MicroBatchError(`${graph.name} cannot be micro-batched along "${opts.axis}"`, `declared micro-batch axes: ${names}`);
+  if (!d) throw new SoracError('SORA5509', `${graph.name} cannot be micro-batched along "${opts.axis}"`, { hint: `declared micro-batch axes: ${names}` });
   const inputDims = new Map<string, number>();
   for (const v of graph.inputs) {
     const dims = v.shape.flatMap((x, i) => (x === d.axis ? [i] : []));
-    if (dims.length > 1) throw new MicroBatchError(`${graph.name}: input ${v.name}${fmtShape(v.shape)} has the axis ${d.axis} more than once`);
+    if (dims.length > 1) throw new SoracError('SORA5509', `${graph.name}: input ${v.name}${fmtShape(v.shape)} has the axis ${d.axis} more than once`);
     if (dims.length) inputDims.set(v.name, dims[0]!);
   }
-  if (!inputDims.size) throw new MicroBatchError(`${graph.name}: no input has a dimension named ${d.axis}`);
+  if (!inputDims.size) throw new SoracError('SORA5509', `${graph.name}: no input has a dimension named ${d.axis}`);
   const outputDims = new Map<string, number>();
   for (const v of graph.outputs) {
     let dim = d.out_dim;
     if (dim === undefined) {
       const dims = v.shape.flatMap((x, i) => (x === d.axis ? [i] : []));
-      if (dims.length !== 1) throw new MicroBatchError(`${graph.name}: output ${v.name}${fmtShape(v.shape)} has no single dimension named ${d.axis}`, 'pass out_dim= to micro_batch()');
+      if (dims.length !== 1) throw new SoracError('SORA5509', `${graph.name}: output ${v.name}${fmtShape(v.shape)} has no single dimension named ${d.axis}`, { hint: 'pass out_dim= to micro_batch()' });
       dim = dims[0]!;
     }
-    if (dim < 0 || dim >= v.shape.length) throw new MicroBatchError(`${graph.name}: out_dim ${dim} is outside output ${v.name}${fmtShape(v.shape)}`);
+    if (dim < 0 || dim >= v.shape.length) throw new SoracError('SORA5509', `${graph.name}: out_dim ${dim} is outside output ${v.name}${fmtShape(v.shape)}`);
     outputDims.set(v.name, dim);
   }
-  if (d.length !== undefined && !graph.inputs.some((v) => v.name === d.length)) throw new MicroBatchError(`${graph.name}: length input ${d.length} is not an input`);
+  if (d.length !== undefined && !graph.inputs.some((v) => v.name === d.length)) throw new SoracError('SORA5509', `${graph.name}: length input ${d.length} is not an input`);
   return { graph: graph.name, axis: d.axis, step: d.step, outStep: d.out_step, ...(d.length !== undefined ? { length: d.length } : {}), inputDims, outputDims };
 }
 
@@ -139,7 +132,7 @@ export function sliceAlong(t: HostTensor, dim: number, start: number, end: numbe
 }
 
 function scalarInt(t: HostTensor, name: string): number {
-  if (t.shape.length !== 0) throw new MicroBatchError(`length input ${name} must be a scalar, got ${fmtShape(t.shape)}`);
+  if (t.shape.length !== 0) throw new SoracError('SORA5509', `length input ${name} must be a scalar, got ${fmtShape(t.shape)}`);
   const v = t.data[0]!;
   return typeof v === 'bigint' ? Number(v) : v;
 }
@@ -163,14 +156,14 @@ export async function runMicroBatched(
   const given = inputs instanceof Map ? new Map(inputs) : new Map(Object.entries(inputs as Record<string, HostTensor>));
   const symbols = validateInputs(session.inputs, given);
   const n = symbols.get(plan.axis);
-  if (n === undefined) throw new MicroBatchError(`${plan.graph}: the inputs do not bind ${plan.axis}`);
+  if (n === undefined) throw new SoracError('SORA5509', `${plan.graph}: the inputs do not bind ${plan.axis}`);
   const size = opts.size;
-  if (!Number.isSafeInteger(size) || size < 1) throw new MicroBatchError(`micro-batch size must be a positive integer, got ${size}`);
+  if (!Number.isSafeInteger(size) || size < 1) throw new SoracError('SORA5509', `micro-batch size must be a positive integer, got ${size}`);
   if (size % plan.step !== 0)
-    throw new MicroBatchError(`${plan.graph} splits ${plan.axis} in whole groups of ${plan.step}: micro-batch size ${size} is not a multiple of ${plan.step}`, `use a multiple of ${plan.step}, e.g. ${Math.max(plan.step, Math.floor(size / plan.step) * plan.step)}`);
+    throw new SoracError('SORA5509', `${plan.graph} splits ${plan.axis} in whole groups of ${plan.step}: micro-batch size ${size} is not a multiple of ${plan.step}`, { hint: `use a multiple of ${plan.step}, e.g. ${Math.max(plan.step, Math.floor(size / plan.step) * plan.step)}` });
   const chunks: Chunk[] = [];
   for (let s = 0; s < n; s += size) chunks.push({ start: s, end: Math.min(n, s + size) });
-  if (!chunks.length) throw new MicroBatchError(`${plan.graph}: ${plan.axis} = 0, nothing to run`);
+  if (!chunks.length) throw new SoracError('SORA5509', `${plan.graph}: ${plan.axis} = 0, nothing to run`);
   const total = plan.length !== undefined ? scalarInt(given.get(plan.length)!, plan.length) : undefined;
   for (const [i, c] of chunks.entries()) {
     c.outOffset = (c.start / plan.step) * plan.outStep;
@@ -202,7 +195,7 @@ export async function runMicroBatched(
   for (const [name, t] of firstOut) {
     const dim = plan.outputDims.get(name)!;
     const got = t.shape[dim]!;
-    if (tailExtent !== undefined && tailExtent !== got) throw new MicroBatchError(`${plan.graph}: outputs disagree on the extent of the last chunk along ${plan.axis}`);
+    if (tailExtent !== undefined && tailExtent !== got) throw new SoracError('SORA5509', `${plan.graph}: outputs disagree on the extent of the last chunk along ${plan.axis}`);
     tailExtent = got;
   }
   last.extent = tailExtent!;
@@ -229,7 +222,7 @@ export async function runMicroBatched(
     const dim = plan.outputDims.get(name)!;
     if (t.shape[dim] !== c.extent) throw declarationError(plan, name, c, t.shape[dim]!);
     if (t.dtype !== want.dtype || t.shape.some((d, i) => i !== dim && d !== want.shape[i]))
-      throw new MicroBatchError(`${plan.graph}: output ${name} of ${plan.axis}[${c.start}:${c.end}] is ${t.dtype}${fmtShape(t.shape)}, other chunks give ${want.dtype}${fmtShape(want.shape)} (with ${plan.axis} cut)`);
+      throw new SoracError('SORA5509', `${plan.graph}: output ${name} of ${plan.axis}[${c.start}:${c.end}] is ${t.dtype}${fmtShape(t.shape)}, other chunks give ${want.dtype}${fmtShape(want.shape)} (with ${plan.axis} cut)`);
   };
 
   const runAll = async () => {
@@ -289,10 +282,10 @@ async function writeAt(fh: import('node:fs/promises').FileHandle, buf: Uint8Arra
   while (done < buf.length) done += (await fh.write(buf, done, buf.length - done, pos + done)).bytesWritten;
 }
 
-function declarationError(plan: MicroBatchPlan, name: string, c: Chunk, got: number): RunError {
-  return new RunError(
+function declarationError(plan: MicroBatchPlan, name: string, c: Chunk, got: number): SoracError {
+  return new SoracError(
     'SORA5508',
     `${plan.graph}: micro-batching along ${plan.axis}: ${plan.axis}[${c.start}:${c.end}] gave ${got} elements of output ${name} along dim ${plan.outputDims.get(name)}, but the entry's micro_batch(step=${plan.step}, out_step=${plan.outStep}${plan.length ? `, length=${plan.length}` : ''}) declaration implies ${c.extent}`,
-    "the model's micro_batch() declaration does not match its computation; run without --micro-batch",
+    { hint: "the model's micro_batch() declaration does not match its computation; run without --micro-batch" },
   );
 }

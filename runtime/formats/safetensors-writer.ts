@@ -13,9 +13,10 @@
  * Atomicity: bytes go to a temp file in the target directory, which is fsynced and renamed over
  * the target; on any failure the temp file is removed and the target is untouched.
  */
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { atomicWrite } from '../../core/atomic.ts';
+import { SoracError } from '../../core/errors.ts';
 import { type DType, DTYPE_SIZE, SAFETENSORS_DTYPE } from '../../core/dtype.ts';
 
 /** Tensor bytes: a buffer, an async/sync iterable of chunks, or a function producing either (called once, when written). */
@@ -44,9 +45,10 @@ export interface WrittenFile {
   keys: string[];
 }
 
-export class SafetensorsWriteError extends Error {
-  constructor(message: string, public readonly path: string) {
-    super(`${path}: ${message}`);
+/** Invalid writer input (a bad shape, a duplicate or reserved name) or a write that went wrong. */
+export class SafetensorsWriteError extends SoracError {
+  constructor(message: string, path: string) {
+    super('SORA5014', `${path}: ${message}`, { path });
     this.name = 'SafetensorsWriteError';
   }
 }
@@ -132,42 +134,6 @@ async function writeAll(fh: FileHandle, buf: Uint8Array, pos: number): Promise<v
   while (done < buf.length) {
     const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done);
     done += bytesWritten;
-  }
-}
-
-/** Run `body` against a temp file next to `target`, then fsync + rename; remove the temp file on failure. */
-export async function atomicWrite<T>(target: string, body: (fh: FileHandle) => Promise<T>): Promise<T> {
-  const dir = dirname(target);
-  const tmp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', 0o644);
-  let ok = false;
-  try {
-    const r = await body(fh);
-    await fh.sync();
-    await fh.close();
-    await rename(tmp, target);
-    ok = true;
-    await fsyncDir(dir);
-    return r;
-  } finally {
-    if (!ok) {
-      await fh.close().catch(() => {});
-      await rm(tmp, { force: true }).catch(() => {});
-    }
-  }
-}
-
-/** fsync a directory so a rename into it is durable; best effort (not supported everywhere). */
-export async function fsyncDir(dir: string): Promise<void> {
-  try {
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch {
-    // not supported on every file system
   }
 }
 

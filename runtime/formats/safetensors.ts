@@ -8,6 +8,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { type DType, SAFETENSORS_DTYPE } from '../../core/dtype.ts';
+import { SoracError } from '../../core/errors.ts';
 import { type JsonValue, parseStrictJson, StrictJsonError } from './strict-json.ts';
 
 export interface TensorInfo {
@@ -31,13 +32,13 @@ export interface SafetensorsFile {
 }
 
 /** A problem with a safetensors file; `rule` is stable and names the violated rule. */
-export class SafetensorsError extends Error {
+export class SafetensorsError extends SoracError {
   constructor(
     public readonly rule: string,
     message: string,
-    public readonly path: string,
+    path: string,
   ) {
-    super(`${path}: ${message}`);
+    super(rule === 'io' ? 'SORA5012' : 'SORA5002', `${path}: ${message}`, { path });
     this.name = 'SafetensorsError';
   }
 }

@@ -5,14 +5,17 @@
  * rounded); literals with a fraction or exponent are JsonFloat, so `1.0` is never taken for an
  * integer (serde rejects it for usize fields too).
  */
+import { SoracError } from '../../core/errors.ts';
 
-export class StrictJsonError extends Error {
+/** Invalid JSON in a checkpoint header or index (the caller re-raises it with the file's own code). */
+export class StrictJsonError extends SoracError {
   constructor(
     public readonly kind: 'syntax' | 'duplicate-key' | 'depth',
     message: string,
     public readonly pos: number,
   ) {
-    super(message);
+    super('SORA5002', message);
+    this.name = 'StrictJsonError';
   }
 }
 

@@ -10,7 +10,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { DTYPE_SIZE } from '../../core/dtype.ts';
 import { readExact } from './safetensors.ts';
 import { PickleError, PyTuple, STORAGE_DTYPE, unpickle, type PyStorage, type PyTensor, type PyValue } from './unpickle.ts';
-import { WeightsError } from '../weights/weights-error.ts';
+import { SoracError } from '../../core/errors.ts';
 import { entryDataOffset, readEntry, readZipDirectory, ZipError, type ZipEntry } from './zip.ts';
 
 export type SniffedFormat = 'safetensors' | 'torch-zip' | 'torch-legacy' | 'torch-legacy-tar' | 'pickle' | 'json' | 'unknown' | 'empty';
@@ -86,38 +86,36 @@ export function isContiguous(shape: readonly number[], stride: readonly number[]
 }
 
 function wrapError(e: unknown, path: string): never {
-  if (e instanceof WeightsError) throw e;
+  if (e instanceof SoracError) throw e;
   if (e instanceof PickleError) {
     if (e.kind === 'global' && e.message.startsWith('unsupported storage type'))
-      throw new WeightsError('SORA5009', `${path}: ${e.message}`, 'convert the tensor to a supported dtype (f32/f16/bf16/f64/int/bool) before saving', [], path);
+      throw new SoracError('SORA5009', `${path}: ${e.message}`, { hint: 'convert the tensor to a supported dtype (f32/f16/bf16/f64/int/bool) before saving', looked: [], path });
     if (e.kind === 'global' || e.kind === 'opcode')
-      throw new WeightsError(
+      throw new SoracError(
         'SORA5003',
         `${path}: ${e.message}`,
-        e.global
+        { hint: e.global
           ? `the file asks to run ${e.global} while loading; sorac never executes pickle code. If you trust the file, re-save only its tensors (torch.save(state_dict) or safetensors) on a sandboxed machine`
-          : 'sorac only reads pickles made by torch.save of tensors and plain containers; re-save the state dict (or convert to safetensors)',
-        [],
-        path,
+          : 'sorac only reads pickles made by torch.save of tensors and plain containers; re-save the state dict (or convert to safetensors)', looked: [], path },
       );
-    throw new WeightsError('SORA5005', `${path}: malformed pickle: ${e.message}`, 'the file is corrupt or truncated; re-download or re-save it', [], path);
+    throw new SoracError('SORA5005', `${path}: malformed pickle: ${e.message}`, { hint: 'the file is corrupt or truncated; re-download or re-save it', looked: [], path });
   }
-  if (e instanceof ZipError) throw new WeightsError('SORA5005', `${path}: ${e.message}`, 'the archive is corrupt or truncated (an interrupted download?); re-download it and run `sorac verify`', [], path);
+  if (e instanceof ZipError) throw new SoracError('SORA5005', `${path}: ${e.message}`, { hint: 'the archive is corrupt or truncated (an interrupted download?); re-download it and run `sorac verify`', looked: [], path });
   throw e;
 }
 
 export async function openTorchFile(path: string): Promise<TorchFile> {
   const kind = await sniffFile(path).catch((e) => {
-    throw new WeightsError('SORA5012', `${path}: cannot read: ${(e as Error).message}`, undefined, [], path);
+    throw new SoracError('SORA5012', `${path}: cannot read: ${(e as Error).message}`, { looked: [], path });
   });
   if (kind === 'torch-legacy' || kind === 'torch-legacy-tar' || kind === 'pickle')
-    throw new WeightsError('SORA5004', `${path} is in the legacy (non-zip) PyTorch format${kind === 'torch-legacy-tar' ? ' (tar variant)' : ''}, which sorac does not read`, LEGACY_HINT, [], path);
-  if (kind !== 'torch-zip') throw new WeightsError('SORA5005', `${path} is not a PyTorch zip archive (detected: ${kind})`, undefined, [], path);
+    throw new SoracError('SORA5004', `${path} is in the legacy (non-zip) PyTorch format${kind === 'torch-legacy-tar' ? ' (tar variant)' : ''}, which sorac does not read`, { hint: LEGACY_HINT, looked: [], path });
+  if (kind !== 'torch-zip') throw new SoracError('SORA5005', `${path} is not a PyTorch zip archive (detected: ${kind})`, { looked: [], path });
   let fh: FileHandle;
   try {
     fh = await open(path, 'r');
   } catch (e) {
-    throw new WeightsError('SORA5012', `${path}: cannot open: ${(e as Error).message}`, undefined, [], path);
+    throw new SoracError('SORA5012', `${path}: cannot open: ${(e as Error).message}`, { looked: [], path });
   }
   try {
     const size = (await fh.stat()).size;
@@ -128,7 +126,7 @@ export async function openTorchFile(path: string): Promise<TorchFile> {
     const prefix = pkl.name.slice(0, pkl.name.length - 'data.pkl'.length);
     const byName = new Map(entries.map((e) => [e.name, e]));
     if (byName.has(prefix + 'constants.pkl') || entries.some((e) => e.name.startsWith(prefix + 'code/')))
-      throw new WeightsError('SORA5005', `${path} is a TorchScript archive (torch.jit.save), not a state dict`, 'export the weights with torch.save(model.state_dict(), f) or safetensors', [], path);
+      throw new SoracError('SORA5005', `${path} is a TorchScript archive (torch.jit.save), not a state dict`, { hint: 'export the weights with torch.save(model.state_dict(), f) or safetensors', looked: [], path });
     let byteorder: 'little' | 'big' = 'little';
     const bo = byName.get(prefix + 'byteorder');
     if (bo) {
@@ -166,14 +164,14 @@ export async function openTorchFile(path: string): Promise<TorchFile> {
 
     const checkBounds = (t: PyTensor) => {
       const rec = records.get(t.storage.key)!;
-      if (t.stride.length !== t.shape.length) throw new WeightsError('SORA5005', `${path}: tensor has ${t.shape.length} dims but ${t.stride.length} strides`, undefined, [], path);
-      if (t.stride.some((s) => s < 0) || t.storageOffset < 0) throw new WeightsError('SORA5005', `${path}: negative stride or storage offset`, undefined, [], path);
+      if (t.stride.length !== t.shape.length) throw new SoracError('SORA5005', `${path}: tensor has ${t.shape.length} dims but ${t.stride.length} strides`, { looked: [], path });
+      if (t.stride.some((s) => s < 0) || t.storageOffset < 0) throw new SoracError('SORA5005', `${path}: negative stride or storage offset`, { looked: [], path });
       if (numelOf(t.shape) === 0) return;
       let maxIdx = t.storageOffset;
       for (let d = 0; d < t.shape.length; d++) maxIdx += (t.shape[d]! - 1) * t.stride[d]!;
       const es = DTYPE_SIZE[t.storage.dtype];
       if ((maxIdx + 1) * es > rec.entry.size)
-        throw new WeightsError('SORA5005', `${path}: tensor view (offset ${t.storageOffset}, shape [${t.shape}], stride [${t.stride}]) reaches past its ${rec.entry.size}-byte storage record`, 'the file is corrupt; re-download or re-save it', [], path);
+        throw new SoracError('SORA5005', `${path}: tensor view (offset ${t.storageOffset}, shape [${t.shape}], stride [${t.stride}]) reaches past its ${rec.entry.size}-byte storage record`, { hint: 'the file is corrupt; re-download or re-save it', looked: [], path });
     };
 
     const inflated = new Map<string, Uint8Array>();
@@ -181,7 +179,7 @@ export async function openTorchFile(path: string): Promise<TorchFile> {
       const rec = records.get(key)!;
       if (rec.entry.method === 0) {
         const buf = new Uint8Array(byteLen);
-        if ((await readExact(fh, buf, 0, byteLen, rec.dataOffset + byteStart)) !== byteLen) throw new WeightsError('SORA5005', `${path}: file ended inside storage ${key} (truncated?)`, undefined, [], path);
+        if ((await readExact(fh, buf, 0, byteLen, rec.dataOffset + byteStart)) !== byteLen) throw new SoracError('SORA5005', `${path}: file ended inside storage ${key} (truncated?)`, { looked: [], path });
         return buf;
       }
       let all = inflated.get(key);

@@ -10,7 +10,8 @@
 import { crc32 } from 'node:zlib';
 import type { FileHandle } from 'node:fs/promises';
 import { type DType, DTYPE_SIZE } from '../../core/dtype.ts';
-import { atomicWrite, type TensorSource, type WriterTensors, type WriterTensor } from './safetensors-writer.ts';
+import { atomicWrite } from '../../core/atomic.ts';
+import { type TensorSource, type WriterTensors, type WriterTensor } from './safetensors-writer.ts';
 
 const STORAGE: Partial<Record<DType, string>> = {
   f32: 'FloatStorage',

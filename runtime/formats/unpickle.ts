@@ -13,15 +13,17 @@
  *   builtins.set / frozenset / bytearray, _codecs.encode (protocol-2 bytes)
  */
 import { type DType } from '../../core/dtype.ts';
+import { SoracError } from '../../core/errors.ts';
 
-export class PickleError extends Error {
+/** Refused (SORA5003: a global or opcode outside the allow-list) or malformed (SORA5005) pickle content. */
+export class PickleError extends SoracError {
   constructor(
     public readonly kind: 'global' | 'opcode' | 'format',
     message: string,
     /** For kind "global": the dotted name that was refused. */
     public readonly global?: string,
   ) {
-    super(message);
+    super(kind === 'format' ? 'SORA5005' : 'SORA5003', message);
     this.name = 'PickleError';
   }
 }

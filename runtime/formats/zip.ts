@@ -9,11 +9,13 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { inflateRawSync } from 'node:zlib';
+import { SoracError } from '../../core/errors.ts';
 import { readExact } from './safetensors.ts';
 
-export class ZipError extends Error {
+/** A corrupt or unsupported zip archive (a PyTorch file's container). */
+export class ZipError extends SoracError {
   constructor(message: string) {
-    super(message);
+    super('SORA5005', message);
     this.name = 'ZipError';
   }
 }

@@ -13,15 +13,16 @@
  * the source's sha256, hashed while the tensors stream (the header is laid out with placeholders
  * of the same length and rewritten in place before the rename).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { open, rename, rm, stat, realpath, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve as resolvePath, sep } from 'node:path';
 import { DTYPE_SIZE } from '../../core/dtype.ts';
 import { canonicalJson } from '../../core/keymap.ts';
 import { openWeights, type OpenWeightsOptions, type StoredTensor, type TensorStore } from '../weights/store.ts';
-import { atomicWrite, buildHeader, groupIntoShards, layoutOrder, type WriterTensor } from '../formats/safetensors-writer.ts';
+import { atomicWrite, tempSibling } from '../../core/atomic.ts';
+import { buildHeader, groupIntoShards, layoutOrder, type WriterTensor } from '../formats/safetensors-writer.ts';
 import { verifyFile } from '../weights/verify.ts';
-import { MigrateError } from './errors.ts';
+import { SoracError } from '../../core/errors.ts';
 import { castBytes, concatDim, initBytes, padDim, permute, scaleBytes, sliceDim, tileDim } from './kernels.ts';
 import { invertPlan, planHash, type Plan } from './plan.ts';
 import { byteRanges, byteSize, resolvePlan, type Node, type Resolved, type Sig } from './resolve.ts';
@@ -123,7 +124,7 @@ async function* streamRange(fh: FileHandle, offset: number, length: number, file
     let got = 0;
     while (got < n) {
       const { bytesRead } = await fh.read(buf, got, n - got, offset + pos + got);
-      if (!bytesRead) throw new MigrateError('SORA6002', `${file} ended while reading ${key} (truncated?)`, 'run `sorac verify` on the input');
+      if (!bytesRead) throw new SoracError('SORA6002', `${file} ended while reading ${key} (truncated?)`, { hint: 'run `sorac verify` on the input' });
       got += bytesRead;
     }
     return buf.subarray(0, n);
@@ -143,11 +144,11 @@ async function* streamRange(fh: FileHandle, offset: number, length: number, file
 
 function errnoToMigrate(e: unknown, out: string): unknown {
   const code = (e as NodeJS.ErrnoException)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new MigrateError('SORA6008', `no space left on the device while writing ${out}; nothing was written at ${out}`, 'free space (the output is about as large as the input) or pass --out on another disk');
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new MigrateError('SORA6008', `cannot write ${out}: ${code === 'EROFS' ? 'read-only file system' : 'permission denied'}`, 'pick an --out in a writable directory');
-  if (code === 'ENOENT' || code === 'ENOTDIR') return new MigrateError('SORA6008', `cannot write ${out}: the directory ${dirname(out)} does not exist`, `create it first (mkdir -p ${dirname(out)})`);
-  if (code === 'EFBIG') return new MigrateError('SORA6008', `cannot write ${out}: file too large for this file system or ulimit`, 'write a sharded directory instead (an --out without .safetensors) or raise the limit');
-  if (code === 'EIO') return new MigrateError('SORA6008', `I/O error while writing ${out}`, 'check the disk');
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new SoracError('SORA6008', `no space left on the device while writing ${out}; nothing was written at ${out}`, { hint: 'free space (the output is about as large as the input) or pass --out on another disk' });
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new SoracError('SORA6008', `cannot write ${out}: ${code === 'EROFS' ? 'read-only file system' : 'permission denied'}`, { hint: 'pick an --out in a writable directory' });
+  if (code === 'ENOENT' || code === 'ENOTDIR') return new SoracError('SORA6008', `cannot write ${out}: the directory ${dirname(out)} does not exist`, { hint: `create it first (mkdir -p ${dirname(out)})` });
+  if (code === 'EFBIG') return new SoracError('SORA6008', `cannot write ${out}: file too large for this file system or ulimit`, { hint: 'write a sharded directory instead (an --out without .safetensors) or raise the limit' });
+  if (code === 'EIO') return new SoracError('SORA6008', `I/O error while writing ${out}`, { hint: 'check the disk' });
   return e;
 }
 
@@ -159,12 +160,12 @@ async function checkOutput(out: string, inputs: string[], force: boolean) {
   for (const f of inputs) {
     const r = await real(f);
     if (r === outReal || r.startsWith(outReal + sep) || (await stat(outReal).then((s) => s.isDirectory(), () => false) && r.startsWith(outReal + sep)))
-      throw new MigrateError('SORA6007', `--out ${out} is (or contains) the input ${f}; a migration never modifies its input`, 'write to a new path');
+      throw new SoracError('SORA6007', `--out ${out} is (or contains) the input ${f}; a migration never modifies its input`, { hint: 'write to a new path' });
   }
   const st = await stat(abs).catch(() => undefined);
-  if (st && !force) throw new MigrateError('SORA6007', `${out} already exists`, 'pick a new path, or pass --force to replace it (atomically, after the new output is complete)');
+  if (st && !force) throw new SoracError('SORA6007', `${out} already exists`, { hint: 'pick a new path, or pass --force to replace it (atomically, after the new output is complete)' });
   const parent = await stat(dirname(abs)).catch(() => undefined);
-  if (!parent || !parent.isDirectory()) throw new MigrateError('SORA6008', `cannot write ${out}: the directory ${dirname(abs)} does not exist`, `create it first (mkdir -p ${dirname(abs)})`);
+  if (!parent || !parent.isDirectory()) throw new SoracError('SORA6008', `cannot write ${out}: the directory ${dirname(abs)} does not exist`, { hint: `create it first (mkdir -p ${dirname(abs)})` });
 }
 
 /** sha256 of the signature table: keys, shapes, dtypes, files and offsets (documented in docs/cli/migrate.md). */
@@ -184,7 +185,7 @@ async function filesHash(files: string[]): Promise<{ combined: string; perFile: 
   const buf = Buffer.allocUnsafe(16 << 20);
   for (const f of files) {
     const r = await verifyFile(f, buf);
-    if (!r.sha256) throw new MigrateError('SORA6002', `cannot hash the input ${f}: ${r.detail ?? r.status}`, 'run `sorac verify` on the input');
+    if (!r.sha256) throw new SoracError('SORA6002', `cannot hash the input ${f}: ${r.detail ?? r.status}`, { hint: 'run `sorac verify` on the input' });
     perFile[basename(f)] = r.sha256;
   }
   const names = Object.keys(perFile).sort();
@@ -346,13 +347,13 @@ export async function applyMigration(opts: ApplyOptions): Promise<ApplyResult> {
       if (layout === 'file') {
         await writeWithLateMetadata(abs, tensors, metadata, late);
       } else {
-        const tmp = join(dirname(abs), `.${basename(abs)}.sorac-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+        const tmp = tempSibling(abs);
         try {
           const { mkdir } = await import('node:fs/promises');
           await mkdir(tmp);
           await writeShards(tmp, tensors, metadata, late, opts.shardSize);
           if (opts.force && (await stat(abs).catch(() => undefined))) {
-            const old = `${tmp}-old`;
+            const old = tempSibling(abs, 'prune');
             await rename(abs, old);
             await rename(tmp, abs);
             await rm(old, { recursive: true, force: true });

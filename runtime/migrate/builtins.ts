@@ -5,7 +5,7 @@
  * load report suggests (runtime/load-report.ts `MigrationName`).
  */
 import type { MigrationName } from '../weights/load-report.ts';
-import { MigrateError } from './errors.ts';
+import { SoracError } from '../../core/errors.ts';
 import { invertPlan, type Op, type Plan } from './plan.ts';
 import type { Sig } from './resolve.ts';
 
@@ -34,7 +34,7 @@ function find(sig: ReadonlyMap<string, Sig>, re: RegExp): [string, Sig][] {
 
 function none(name: string, what: string, sig: ReadonlyMap<string, Sig>, re: RegExp, hint: string): never {
   const near = find(sig, re);
-  throw new MigrateError('SORA6005', `${name}: the checkpoint has no ${what}${near.length ? ` (found ${near.map(([k, s]) => `${k} ${fmt(s.shape)}`).slice(0, 3).join(', ')})` : ''}`, hint);
+  throw new SoracError('SORA6005', `${name}: the checkpoint has no ${what}${near.length ? ` (found ${near.map(([k, s]) => `${k} ${fmt(s.shape)}`).slice(0, 3).join(', ')})` : ''}`, { hint });
 }
 
 const PATCH = /(^|\.)(x_embedder|patch_embed)\.proj\.weight$/;
@@ -60,9 +60,9 @@ const captionTable: Builtin = {
   upstream: 'opensora/utils/ckpt_utils.py reparameter() @v1.1.0+: y_embedding length adapt (120 → 200 → 300)',
   params: [{ name: 'rows', description: 'the model\'s caption length (model_max_length): 120 (v1.0), 200 (v1.1), 300 (v1.2+)', required: true }],
   plan(sig, p, reverse) {
-    if (reverse) throw new MigrateError('SORA6003', `${this.name} has no fixed way back`, 'run it again with --param rows=<the old length>: padding is undone by truncation; truncation cannot be undone');
+    if (reverse) throw new SoracError('SORA6003', `${this.name} has no fixed way back`, { hint: 'run it again with --param rows=<the old length>: padding is undone by truncation; truncation cannot be undone' });
     const rows = Number(p.rows);
-    if (!Number.isSafeInteger(rows) || rows <= 0) throw new MigrateError('SORA6005', `${this.name}: --param rows=<positive integer> is required (got ${p.rows === undefined ? 'nothing' : JSON.stringify(p.rows)})`, 'e.g. --param rows=300 for STDiT3 (v1.2+); the load report names the model\'s length');
+    if (!Number.isSafeInteger(rows) || rows <= 0) throw new SoracError('SORA6005', `${this.name}: --param rows=<positive integer> is required (got ${p.rows === undefined ? 'nothing' : JSON.stringify(p.rows)})`, { hint: 'e.g. --param rows=300 for STDiT3 (v1.2+); the load report names the model\'s length' });
     const hits = find(sig, CAPTION).filter(([, s]) => s.shape.length === 2);
     if (!hits.length) none(this.name, '2-D y_embedder.y_embedding', sig, /y_embedding/, 'this checkpoint has no caption table');
     const ops: Op[] = [];
@@ -85,7 +85,7 @@ const pixartToStdit3: Builtin = {
     if (!find(sig, from).length) none(this.name, reverse ? 'spatial_blocks.N.* keys' : 'blocks.N.* keys', sig, /blocks/, reverse ? 'not an STDiT3-layout checkpoint' : 'already renamed? a PixArt-Σ checkpoint has blocks.0 … blocks.27');
     const ops: Op[] = [];
     if (reverse) {
-      if (find(sig, /(^|\.)temporal_blocks\./).length) throw new MigrateError('SORA6003', `${this.name} --reverse: the checkpoint has temporal_blocks.*, which PixArt-Σ does not`, 'drop them first (a migration with drop "temporal_blocks.(.*)")');
+      if (find(sig, /(^|\.)temporal_blocks\./).length) throw new SoracError('SORA6003', `${this.name} --reverse: the checkpoint has temporal_blocks.*, which PixArt-Σ does not`, { hint: 'drop them first (a migration with drop "temporal_blocks.(.*)")' });
       ops.push({ op: 'renamePattern', from: 'spatial_blocks.(\\d+).', to: 'blocks.$1.' });
       for (const [k, s] of find(sig, PATCH)) if (s.shape.length === 5 && s.shape[2] === 1) ops.push({ op: 'squeeze', key: k, dim: 2 });
     } else {
@@ -105,7 +105,7 @@ function mmdit(sig: ReadonlyMap<string, Sig>, fused: boolean, name: string) {
   const C = dq.length ? (fused ? dq[0]![1].shape[1]! : dq[0]![1].shape[0]!) : fused ? sq[0]![1].shape[1]! : sq[0]![1].shape[0]!;
   const rows1 = fused ? sq[0]?.[1].shape[0] : undefined;
   const vRows = fused ? (rows1 !== undefined ? rows1 - 2 * C : undefined) : sv[0]?.[1].shape[0];
-  for (const [k, s] of dq) if (s.shape[0] !== (fused ? 3 * C : C)) throw new MigrateError('SORA6002', `${name}: ${k} is ${fmt(s.shape)}; expected ${fused ? 3 * C : C} rows like the other blocks`);
+  for (const [k, s] of dq) if (s.shape[0] !== (fused ? 3 * C : C)) throw new SoracError('SORA6002', `${name}: ${k} is ${fmt(s.shape)}; expected ${fused ? 3 * C : C} rows like the other blocks`);
   return { C, vRows, hasDouble: dq.length > 0, hasSingle: sq.length > 0 };
 }
 
@@ -124,7 +124,7 @@ function unfuseOps(sig: ReadonlyMap<string, Sig>, name: string): Op[] {
   for (const [k, s] of find(sig, /^(.+)\.qkv\.(weight|bias)$/)) {
     if (MM_KEY.test(k)) continue;
     const r = s.shape[0]!;
-    if (r % 3) throw new MigrateError('SORA6002', `${name}: ${k} ${fmt(s.shape)} has ${r} rows, not 3 equal blocks`);
+    if (r % 3) throw new SoracError('SORA6002', `${name}: ${k} ${fmt(s.shape)} has ${r} rows, not 3 equal blocks`);
     const [, p, leaf] = /^(.+)\.qkv\.(weight|bias)$/.exec(k)!;
     ops.push({ op: 'split', key: k, dim: 0, into: ['q_proj', 'k_proj', 'v_proj'].map((n) => `${p}.${n}.${leaf}`), sizes: [r / 3, r / 3, r / 3] });
   }
@@ -137,7 +137,7 @@ function fuseOps(sig: ReadonlyMap<string, Sig>, name: string): Op[] {
   const ops: Op[] = [];
   if (mm?.hasDouble) ops.push({ op: 'concat', from: ['double_blocks.(\\d+).(img|txt)_attn.q_proj.(weight|bias)', ...D_PARTS.slice(1)], dim: 0, to: 'double_blocks.$1.$2_attn.qkv.$3', sizes: [mm.C, mm.C, mm.C] });
   if (mm?.hasSingle) {
-    if (mm.vRows === undefined) throw new MigrateError('SORA6002', `${name}: single_blocks have q_proj but no v_mlp`);
+    if (mm.vRows === undefined) throw new SoracError('SORA6002', `${name}: single_blocks have q_proj but no v_mlp`);
     ops.push({ op: 'concat', from: ['single_blocks.(\\d+).q_proj.(weight|bias)', ...S_PARTS.slice(1)], dim: 0, to: 'single_blocks.$1.linear1.$2', sizes: [mm.C, mm.C, mm.vRows] });
   }
   // any other P.q_proj / P.k_proj / P.v_proj → P.qkv
@@ -192,7 +192,7 @@ const vae16: Builtin = {
     ];
     for (const [k, s] of find(sig, FINAL)) {
       const R = s.shape[0]!;
-      if (R % (P * cin)) throw new MigrateError('SORA6002', `${this.name}: ${k} has ${R} rows, not a multiple of patch ${P} × ${cin} channels`);
+      if (R % (P * cin)) throw new SoracError('SORA6002', `${this.name}: ${k} has ${R} rows, not a multiple of patch ${P} × ${cin} channels`);
       const S = R / (P * cin);
       const rest = s.shape.slice(1);
       // for the reverse, describe the forward from the 4-channel side and invert it
@@ -210,6 +210,6 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map([patchEmbed, capti
 
 export function getBuiltin(name: string): Builtin {
   const b = BUILTINS.get(name);
-  if (!b) throw new MigrateError('SORA6005', `no built-in migration named ${JSON.stringify(name)}`, `built-ins: ${[...BUILTINS.keys()].join(', ')}; or pass a plan (.json) or a migration script (.ts)`);
+  if (!b) throw new SoracError('SORA6005', `no built-in migration named ${JSON.stringify(name)}`, { hint: `built-ins: ${[...BUILTINS.keys()].join(', ')}; or pass a plan (.json) or a migration script (.ts)` });
   return b;
 }

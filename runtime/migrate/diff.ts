@@ -11,7 +11,7 @@
  * Every key that was not matched by name and shape is explained in `unmatched`.
  */
 import { BUILTINS } from './builtins.ts';
-import { MigrateError } from './errors.ts';
+import { SoracError } from '../../core/errors.ts';
 import type { Op, Plan } from './plan.ts';
 import { resolvePlan, type Sig } from './resolve.ts';
 
@@ -76,7 +76,7 @@ function after(plan: Plan, from: ReadonlyMap<string, Sig>): Map<string, Sig> | u
     const r = resolvePlan(plan, from);
     return new Map([...r.tensors].map(([k, n]) => [k, n.sig]));
   } catch (e) {
-    if (e instanceof MigrateError) return undefined;
+    if ((e instanceof SoracError && e.code.startsWith('SORA6'))) return undefined;
     throw e;
   }
 }
@@ -106,7 +106,7 @@ export function diffSignatures(from: ReadonlyMap<string, Sig>, to: ReadonlyMap<s
         try {
           p = b.plan(cur, captionRows !== undefined ? { rows: String(captionRows) } : {}, false);
         } catch (e) {
-          if (e instanceof MigrateError) continue;
+          if ((e instanceof SoracError && e.code.startsWith('SORA6'))) continue;
           throw e;
         }
         if (!p.ops.length) continue;

@@ -5,7 +5,7 @@
  */
 import { type DType, DTYPE_SIZE, isFloat } from '../../core/dtype.ts';
 import { bf16BitsToF32, convertBytes, f32ToBf16Bits, f32ToF16Bits, f16BitsToF32 } from '../../core/convert.ts';
-import { MigrateError } from './errors.ts';
+import { SoracError } from '../../core/errors.ts';
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -82,7 +82,7 @@ export function oneBytes(dtype: DType): Uint8Array {
 export function padDim(src: Uint8Array, shape: readonly number[], dim: number, before: number, after: number, mode: 'zeros' | 'ones' | 'repeat-last', dtype: DType): Uint8Array {
   const es = DTYPE_SIZE[dtype];
   const { outer, rows, inner } = slabs(shape, dim, es);
-  if (mode === 'repeat-last' && rows === 0) throw new MigrateError('SORA6002', 'pad repeat-last needs at least one row to repeat');
+  if (mode === 'repeat-last' && rows === 0) throw new SoracError('SORA6002', 'pad repeat-last needs at least one row to repeat');
   const rowsOut = rows + before + after;
   const out = new Uint8Array(outer * rowsOut * inner);
   let fillRow: Uint8Array | undefined;
@@ -152,7 +152,7 @@ const aligned = (b: Uint8Array, n: number) => (b.byteOffset % n === 0 ? b : b.sl
  * 1/factor (underflow to subnormals or overflow), so the caller can warn about reversibility.
  */
 export function scaleBytes(src: Uint8Array, dtype: DType, factor: number, key: string): { bytes: Uint8Array; inexact: number } {
-  if (!isFloat(dtype) || dtype.startsWith('f8')) throw new MigrateError('SORA6002', `scale ${key}: ${dtype} values cannot be scaled`, 'scale applies to f64/f32/f16/bf16 tensors');
+  if (!isFloat(dtype) || dtype.startsWith('f8')) throw new SoracError('SORA6002', `scale ${key}: ${dtype} values cannot be scaled`, { hint: 'scale applies to f64/f32/f16/bf16 tensors' });
   const inv = 1 / factor;
   let inexact = 0;
   if (dtype === 'f64') {
@@ -211,12 +211,12 @@ export function castBytes(src: Uint8Array, from: DType, to: DType, key: string):
     const w = to === 'i64' ? new BigInt64Array(out) : new INT_ARRAY[to]!(out);
     for (let i = 0; i < n; i++) {
       const v = read(i);
-      if (v < lo || v > hi) throw new MigrateError('SORA6002', `cast ${key} ${from} → ${to}: element ${i} (${v}) is out of range`);
+      if (v < lo || v > hi) throw new SoracError('SORA6002', `cast ${key} ${from} → ${to}: element ${i} (${v}) is out of range`);
       (w as { [i: number]: number | bigint })[i] = to === 'i64' ? v : Number(v);
     }
     return new Uint8Array(out);
   }
-  throw new MigrateError('SORA6002', `cast ${key}: ${from} → ${to} is not supported`, 'casts are float↔float (f64/f32/f16/bf16) or int↔int');
+  throw new SoracError('SORA6002', `cast ${key}: ${from} → ${to} is not supported`, { hint: 'casts are float↔float (f64/f32/f16/bf16) or int↔int' });
 }
 
 /** Deterministic fills. `normal` uses a seeded mulberry32 / Box–Muller stream in f64, rounded to the dtype (not torch's generator). */
@@ -230,7 +230,7 @@ export function initBytes(shape: readonly number[], dtype: DType, fill: { kind: 
     for (let i = 0; i < n; i++) out.set(one, i * es);
     return out;
   }
-  if (!isFloat(dtype) || dtype.startsWith('f8')) throw new MigrateError('SORA6002', `init ${key}: normal fill needs a float dtype (f64/f32/f16/bf16), not ${dtype}`);
+  if (!isFloat(dtype) || dtype.startsWith('f8')) throw new SoracError('SORA6002', `init ${key}: normal fill needs a float dtype (f64/f32/f16/bf16), not ${dtype}`);
   const v = new Float64Array(n);
   // mulberry32 stream; two 32-bit draws make one 53-bit uniform in [0, 1)
   let st = fill.seed >>> 0;

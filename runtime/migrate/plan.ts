@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { type DType, isDType } from '../../core/dtype.ts';
 import { canonicalJson } from '../../core/keymap.ts';
-import { MigrateError } from './errors.ts';
+import { SoracError } from '../../core/errors.ts';
 
 export type Fill = { readonly kind: 'zeros' } | { readonly kind: 'ones' } | { readonly kind: 'normal'; readonly mean: number; readonly std: number; readonly seed: number };
 
@@ -99,14 +99,14 @@ export function parsePattern(p: string): Parsed {
       else if (s[j] === '(') depth++;
       else if (s[j] === ')') depth--;
     }
-    if (depth) throw new MigrateError('SORA6001', `key pattern ${JSON.stringify(p)} has an unclosed "("`);
+    if (depth) throw new SoracError('SORA6001', `key pattern ${JSON.stringify(p)} has an unclosed "("`);
     if (lit) parts.push({ lit });
     lit = '';
     const group = s.slice(i + 1, j - 1);
     try {
       new RegExp(group);
     } catch (e) {
-      throw new MigrateError('SORA6001', `key pattern ${JSON.stringify(p)}: group (${group}) is not a valid regular expression: ${(e as Error).message}`);
+      throw new SoracError('SORA6001', `key pattern ${JSON.stringify(p)}: group (${group}) is not a valid regular expression: ${(e as Error).message}`);
     }
     parts.push({ group: group.startsWith('?:') ? group.slice(2) : group });
     i = j - 1;
@@ -137,7 +137,7 @@ export function fillTemplate(t: string, m: readonly string[]): string {
   return t.replace(/\$(\$|\d)/g, (_, d: string) => {
     if (d === '$') return '$';
     const v = m[Number(d)];
-    if (v === undefined) throw new MigrateError('SORA6001', `template ${JSON.stringify(t)} refers to $${d} but the selector has ${m.length - 1} group(s)`);
+    if (v === undefined) throw new SoracError('SORA6001', `template ${JSON.stringify(t)} refers to $${d} but the selector has ${m.length - 1} group(s)`);
     return v;
   });
 }
@@ -197,7 +197,7 @@ const isShape = (v: unknown): v is number[] => Array.isArray(v) && v.every((d) =
 /** Validate untrusted JSON (a plan file, or what a script produced) into a Plan; throws SORA6001 naming the op. */
 export function validatePlan(v: unknown, where = 'plan'): Plan {
   const bad = (msg: string): never => {
-    throw new MigrateError('SORA6001', `${where}: ${msg}`, 'see docs/cli/migrate.md for the op reference');
+    throw new SoracError('SORA6001', `${where}: ${msg}`, { hint: 'see docs/cli/migrate.md for the op reference' });
   };
   if (!v || typeof v !== 'object' || Array.isArray(v)) bad('expected an object {format, name, ops}');
   const o = v as Record<string, unknown>;
@@ -239,33 +239,33 @@ const FIELDS: Record<OpName, Record<string, (v: unknown) => boolean>> = {
 };
 
 export function validateOp(v: unknown, where: string): Op {
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new MigrateError('SORA6001', `${where}: expected an object with an "op" field`);
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new SoracError('SORA6001', `${where}: expected an object with an "op" field`);
   const o = v as Record<string, unknown>;
   const name = o.op as OpName;
   const spec = FIELDS[name];
-  if (!spec || typeof name !== 'string') throw new MigrateError('SORA6001', `${where}: unknown op ${JSON.stringify(o.op)}`, `ops: ${OP_NAMES.join(', ')}`);
+  if (!spec || typeof name !== 'string') throw new SoracError('SORA6001', `${where}: unknown op ${JSON.stringify(o.op)}`, { hint: `ops: ${OP_NAMES.join(', ')}` });
   for (const [f, ok] of Object.entries(spec)) {
     const opt = f.endsWith('?');
     const k = opt ? f.slice(0, -1) : f;
     if (o[k] === undefined) {
-      if (!opt) throw new MigrateError('SORA6001', `${where} (${name}): missing field "${k}"`);
+      if (!opt) throw new SoracError('SORA6001', `${where} (${name}): missing field "${k}"`);
       continue;
     }
-    if (!ok(o[k])) throw new MigrateError('SORA6001', `${where} (${name}): invalid "${k}": ${JSON.stringify(o[k])}`);
+    if (!ok(o[k])) throw new SoracError('SORA6001', `${where} (${name}): invalid "${k}": ${JSON.stringify(o[k])}`);
   }
   const known = new Set(['op', ...Object.keys(spec).map((f) => f.replace(/\?$/, ''))]);
-  for (const k of Object.keys(o)) if (!known.has(k)) throw new MigrateError('SORA6001', `${where} (${name}): unknown field "${k}"`, `fields: ${[...known].join(', ')}`);
+  for (const k of Object.keys(o)) if (!known.has(k)) throw new SoracError('SORA6001', `${where} (${name}): unknown field "${k}"`, { hint: `fields: ${[...known].join(', ')}` });
   for (const k of ['key', 'from', 'to']) if (typeof o[k] === 'string' && (name !== 'renamePattern' || k !== 'to')) parsePattern(o[k] as string);
   if ((name === 'rename' && (isPattern(o.from as string) || isPattern(o.to as string))) || (name === 'init' && isPattern(o.key as string)))
-    throw new MigrateError('SORA6001', `${where} (${name}): ${name === 'init' ? '"key"' : '"from"/"to"'} must be an exact key, not a pattern`, name === 'rename' ? 'use renamePattern for captures' : undefined);
+    throw new SoracError('SORA6001', `${where} (${name}): ${name === 'init' ? '"key"' : '"from"/"to"'} must be an exact key, not a pattern`, { hint: name === 'rename' ? 'use renamePattern for captures' : undefined });
   if (name === 'split') {
-    if ((o.into as unknown[]).length !== (o.sizes as unknown[]).length) throw new MigrateError('SORA6001', `${where} (split): into has ${(o.into as unknown[]).length} keys but sizes has ${(o.sizes as unknown[]).length}`);
-    if ((o.sizes as number[]).filter((s) => s === -1).length > 1) throw new MigrateError('SORA6001', `${where} (split): at most one size may be -1`);
+    if ((o.into as unknown[]).length !== (o.sizes as unknown[]).length) throw new SoracError('SORA6001', `${where} (split): into has ${(o.into as unknown[]).length} keys but sizes has ${(o.sizes as unknown[]).length}`);
+    if ((o.sizes as number[]).filter((s) => s === -1).length > 1) throw new SoracError('SORA6001', `${where} (split): at most one size may be -1`);
   }
-  if (name === 'concat' && o.sizes && (o.sizes as unknown[]).length !== (o.from as unknown[]).length) throw new MigrateError('SORA6001', `${where} (concat): from has ${(o.from as unknown[]).length} keys but sizes has ${(o.sizes as unknown[]).length}`);
+  if (name === 'concat' && o.sizes && (o.sizes as unknown[]).length !== (o.from as unknown[]).length) throw new SoracError('SORA6001', `${where} (concat): from has ${(o.from as unknown[]).length} keys but sizes has ${(o.sizes as unknown[]).length}`);
   if (name === 'permute') {
     const p = o.perm as number[];
-    if (!p.every((d, _, a) => d >= 0 && d < a.length) || new Set(p).size !== p.length) throw new MigrateError('SORA6001', `${where} (permute): perm ${JSON.stringify(p)} is not a permutation of 0..${p.length - 1}`);
+    if (!p.every((d, _, a) => d >= 0 && d < a.length) || new Set(p).size !== p.length) throw new SoracError('SORA6001', `${where} (permute): perm ${JSON.stringify(p)} is not a permutation of 0..${p.length - 1}`);
   }
   // a plain copy of exactly the known fields (no prototype tricks, no extra data)
   const out: Record<string, unknown> = { op: name };
@@ -348,7 +348,7 @@ function toSelector(selector: string, template: string): string {
   if (!isPattern(selector)) return template;
   const groups = parsePattern(selector).parts.filter((x) => 'group' in x) as { group: string }[];
   const refs = [...template.matchAll(/\$(\d)/g)].map((m) => Number(m[1]));
-  if (refs.length !== groups.length || refs.some((r, i) => r !== i + 1)) throw new MigrateError('SORA6003', `template ${JSON.stringify(template)} must use $1…$${groups.length} once each, in order, to be inverted`);
+  if (refs.length !== groups.length || refs.some((r, i) => r !== i + 1)) throw new SoracError('SORA6003', `template ${JSON.stringify(template)} must use $1…$${groups.length} once each, in order, to be inverted`);
   const escPat = (s: string) => s.replace(/[()\\]/g, '\\$&');
   let out = '';
   let last = 0;
@@ -373,7 +373,7 @@ export function invertPlan(plan: Plan): Plan {
   const out: Op[] = [];
   for (let i = plan.ops.length - 1; i >= 0; i--) {
     const r = invertOp(plan.ops[i]!);
-    if ('reason' in r) throw new MigrateError('SORA6003', `migration ${plan.name} cannot be reversed: op #${i + 1} (${describeOp(plan.ops[i]!)}) is not invertible: ${r.reason}`, 'apply the forward migration from the original checkpoint instead, or write the reverse migration by hand');
+    if ('reason' in r) throw new SoracError('SORA6003', `migration ${plan.name} cannot be reversed: op #${i + 1} (${describeOp(plan.ops[i]!)}) is not invertible: ${r.reason}`, { hint: 'apply the forward migration from the original checkpoint instead, or write the reverse migration by hand' });
     out.push(...r.ops);
   }
   return { format: 'sorac.migration/1', name: `${plan.name}~reverse`, ...(plan.description ? { description: `reverse of: ${plan.description}` } : {}), ops: out };

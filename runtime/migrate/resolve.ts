@@ -4,7 +4,7 @@
  * source tensors. Nothing is read here; apply.ts evaluates the expressions one output at a time.
  */
 import { type DType, DTYPE_SIZE } from '../../core/dtype.ts';
-import { MigrateError } from './errors.ts';
+import { SoracError } from '../../core/errors.ts';
 import { keyMatcher, fillTemplate, describeOp, invertOp, isPattern, patternRenamer, type Fill, type Op, type Plan } from './plan.ts';
 
 export interface Sig {
@@ -47,7 +47,7 @@ const same = (a: readonly number[], b: readonly number[]) => a.length === b.leng
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const fmt = (s: readonly number[]) => `[${s.join(',')}]`;
 
-/** Run `plan` over `input` (key → signature). Throws MigrateError (SORA6002/6004) when an op does not fit. */
+/** Run `plan` over `input` (key → signature). Throws SoracError (SORA6002/6004) when an op does not fit. */
 export function resolvePlan(plan: Plan, input: ReadonlyMap<string, Sig>): Resolved {
   let state = new Map<string, Node>();
   for (const [k, sig] of input) state.set(k, { sig, expr: { k: 'src', key: k } });
@@ -56,7 +56,7 @@ export function resolvePlan(plan: Plan, input: ReadonlyMap<string, Sig>): Resolv
   plan.ops.forEach((op, i) => {
     const where = `${plan.name}: op #${i + 1} (${describeOp(op)})`;
     const fail = (msg: string, hint?: string): never => {
-      throw new MigrateError('SORA6002', `${where}: ${msg}`, hint);
+      throw new SoracError('SORA6002', `${where}: ${msg}`, { hint });
     };
     const r = applyOp(op, state, fail, where, warnings);
     state = r.state;
@@ -90,7 +90,7 @@ function replace(state: Map<string, Node>, key: string, node: Node) {
 
 function applyOp(op: Op, state: Map<string, Node>, fail: (m: string, h?: string) => never, where: string, warnings: Resolved['warnings']): { state: Map<string, Node>; matched: number } {
   const collide = (k: string, from: string): never => {
-    throw new MigrateError('SORA6004', `${where}: ${from} would become ${k}, which already exists`, 'drop or rename the existing tensor first, or fix the pattern');
+    throw new SoracError('SORA6004', `${where}: ${from} would become ${k}, which already exists`, { hint: 'drop or rename the existing tensor first, or fix the pattern' });
   };
   switch (op.op) {
     case 'rename':
@@ -109,7 +109,7 @@ function applyOp(op: Op, state: Map<string, Node>, fail: (m: string, h?: string)
         if (moved.has(k)) matched++;
         if (next.has(t)) {
           const other = origin.get(t)!;
-          throw new MigrateError('SORA6004', `${where}: ${moved.has(k) ? k : other} and ${moved.has(k) ? other : k} would both be named ${t}`, 'fix the pattern so that it maps keys one to one');
+          throw new SoracError('SORA6004', `${where}: ${moved.has(k) ? k : other} and ${moved.has(k) ? other : k} would both be named ${t}`, { hint: 'fix the pattern so that it maps keys one to one' });
         }
         next.set(t, node);
         origin.set(t, k);

@@ -13,7 +13,7 @@ import { fork } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MigrateError } from './errors.ts';
+import { SoracError } from '../../core/errors.ts';
 import { validatePlan, type Plan } from './plan.ts';
 
 /** sorac's package root (works from the sources and from the dist/ bundle). */
@@ -30,7 +30,7 @@ export function soracRoot(): string {
 /** Evaluate a migration script in the sandbox and return its plan. */
 export async function planFromScript(path: string, opts: { timeoutMs?: number } = {}): Promise<Plan> {
   const script = resolvePath(path);
-  if (!existsSync(script)) throw new MigrateError('SORA6006', `migration script ${path} not found`);
+  if (!existsSync(script)) throw new SoracError('SORA6006', `migration script ${path} not found`);
   const root = soracRoot();
   const upper = (p: string) => p.toUpperCase(); // tsx probes the upper-cased path to detect case sensitivity
   // `dir/*` grants the tree (Node 20 aborts on overlapping grants, so nested dirs are listed once)
@@ -58,8 +58,8 @@ export async function planFromScript(path: string, opts: { timeoutMs?: number } 
       res(got);
     });
   });
-  if (!msg) throw new MigrateError('SORA6006', `migration script ${path} did not produce a plan${stderr ? `:\n${stderr.trim()}` : ''}`);
-  if (msg.error) throw new MigrateError('SORA6006', `migration script ${path} failed: ${msg.error}`, 'a script may only import "sorac/migrate" and describe ops with the builder; see docs/cli/migrate.md');
+  if (!msg) throw new SoracError('SORA6006', `migration script ${path} did not produce a plan${stderr ? `:\n${stderr.trim()}` : ''}`);
+  if (msg.error) throw new SoracError('SORA6006', `migration script ${path} failed: ${msg.error}`, { hint: 'a script may only import "sorac/migrate" and describe ops with the builder; see docs/cli/migrate.md' });
   return validatePlan(msg.plan, path);
 }
 
@@ -69,13 +69,13 @@ export function planFromJson(path: string): Plan {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new MigrateError('SORA6001', `cannot read plan ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new SoracError('SORA6001', `cannot read plan ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch (e) {
-    throw new MigrateError('SORA6001', `${path} is not valid JSON: ${(e as Error).message}`);
+    throw new SoracError('SORA6001', `${path} is not valid JSON: ${(e as Error).message}`);
   }
   return validatePlan(v, path);
 }

@@ -10,15 +10,16 @@
  * index names exists with the size its header implies (safetensors `8 + N + data`, zip archives end
  * with their central directory); and every other part that is present (EMA, optimizer,
  * lr_scheduler, sampler, master weights) is structurally whole. Absent optional parts are listed.
+ * Writing new checkpoints in the same layout is in writer.ts.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
-import { DTYPE_SIZE } from '../../core/dtype.ts';
+
 import { readExact } from '../formats/safetensors.ts';
-import { atomicWrite, fsyncDir, writeSafetensors, type WriterTensor, type WriterTensors } from '../formats/safetensors-writer.ts';
-import { WeightsError } from '../weights/weights-error.ts';
-import { writeTorchStateDict } from '../formats/torch-writer.ts';
+import { tempSibling } from '../../core/atomic.ts';
+
+import { SoracError } from '../../core/errors.ts';
+
 import { readZipDirectory } from '../formats/zip.ts';
 
 export const CKPT_NAME = /^epoch(\d+)-global_step(\d+)$/;
@@ -73,7 +74,7 @@ export interface ExperimentListing {
   others: string[];
 }
 
-async function statOrNull(p: string) {
+export async function statOrNull(p: string) {
   try {
     return await stat(p);
   } catch {
@@ -360,8 +361,8 @@ export function compareCheckpoints(a: Pick<CheckpointInfo, 'nameEpoch' | 'nameSt
 export async function listCheckpoints(dirIn: string): Promise<ExperimentListing> {
   const dir = resolvePath(dirIn);
   const s = await statOrNull(dir);
-  if (!s) throw new WeightsError('SORA5001', `no such directory: ${dir}`, 'pass the experiment dir that holds the epochN-global_stepM/ checkpoints (e.g. outputs/000-STDiT3-XL-2)', [], dir);
-  if (!s.isDirectory()) throw new WeightsError('SORA5101', `${dir} is not a directory`, 'pass the experiment dir that holds the epochN-global_stepM/ checkpoints', [], dir);
+  if (!s) throw new SoracError('SORA5001', `no such directory: ${dir}`, { hint: 'pass the experiment dir that holds the epochN-global_stepM/ checkpoints (e.g. outputs/000-STDiT3-XL-2)', looked: [], path: dir });
+  if (!s.isDirectory()) throw new SoracError('SORA5101', `${dir} is not a directory`, { hint: 'pass the experiment dir that holds the epochN-global_stepM/ checkpoints', looked: [], path: dir });
   if (CKPT_NAME.test(basename(dir))) {
     const one = await inspectCheckpoint(dir);
     return { dir: dirname(dir), checkpoints: [one], latest: one.complete ? one : undefined, others: [] };
@@ -370,7 +371,7 @@ export async function listCheckpoints(dirIn: string): Promise<ExperimentListing>
   try {
     ents = await readdir(dir, { withFileTypes: true });
   } catch (e) {
-    throw new WeightsError('SORA5012', `cannot read ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'check permissions', [], dir);
+    throw new SoracError('SORA5012', `cannot read ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'check permissions', looked: [], path: dir });
   }
   const names = ents.filter((e) => (e.isDirectory() || e.isSymbolicLink()) && CKPT_NAME.test(e.name)).map((e) => e.name);
   const others = ents.filter((e) => !CKPT_NAME.test(e.name)).map((e) => e.name).sort();
@@ -420,7 +421,7 @@ export interface PruneOptions {
 /** Which checkpoints `prune --keep N` keeps and deletes, newest first. */
 export function planPrune(listing: ExperimentListing, opts: Pick<PruneOptions, 'keep' | 'keepIncomplete'>): PrunePlanItem[] {
   if (!Number.isInteger(opts.keep) || opts.keep < 1)
-    throw new WeightsError('SORA5104', `--keep must be an integer >= 1 (got ${opts.keep})`, 'prune never deletes the only complete checkpoint; to remove a whole experiment use rm -r');
+    throw new SoracError('SORA5104', `--keep must be an integer >= 1 (got ${opts.keep})`, { hint: 'prune never deletes the only complete checkpoint; to remove a whole experiment use rm -r' });
   const newestFirst = [...listing.checkpoints].reverse();
   const latest = listing.latest;
   let kept = 0;
@@ -444,7 +445,7 @@ export function planPrune(listing: ExperimentListing, opts: Pick<PruneOptions, '
  * Open-Sora's rm_checkpoints does.
  */
 export async function deleteCheckpoint(dir: string): Promise<void> {
-  const trash = join(dirname(dir), `.${basename(dir)}.sorac-prune-${process.pid}-${randomBytes(3).toString('hex')}`);
+  const trash = tempSibling(dir, 'prune');
   await rename(dir, trash);
   if ((await statOrNull(join(trash, 'eval')))?.isDirectory()) {
     await mkdir(dir);
@@ -465,218 +466,11 @@ export async function pruneCheckpoints(expDir: string, opts: PruneOptions): Prom
       try {
         await deleteCheckpoint(item.checkpoint.dir);
       } catch (e) {
-        throw new WeightsError('SORA5105', `cannot delete ${item.checkpoint.dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'check that the experiment dir is writable', [], item.checkpoint.dir);
+        throw new SoracError('SORA5105', `cannot delete ${item.checkpoint.dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'check that the experiment dir is writable', looked: [], path: item.checkpoint.dir });
       }
     }
     deleted.push(item.checkpoint.dir);
     freedBytes += item.checkpoint.bytes;
   }
   return { listing, plan, deleted, freedBytes };
-}
-
-// ---- writing ---------------------------------------------------------------------------------
-
-export interface WriteTrainingCheckpointOptions {
-  epoch: number;
-  /** step within the epoch (running_states.json "step") */
-  step: number;
-  globalStep: number;
-  /** Open-Sora 2.0 names the dir after this (and writes it to running_states.json) */
-  actualUpdateStep?: number;
-  batchSize?: number | null;
-  /** the model weights (→ model/ shards + model.safetensors.index.json) */
-  model: WriterTensors;
-  /** EMA weights (→ ema.safetensors, which Open-Sora 2.0's CheckpointIO.load prefers, or ema.pt) */
-  ema?: WriterTensors;
-  /** `pt` writes ema.pt (torch.save format), which Open-Sora v1.x `load()` requires; default `safetensors` */
-  emaFormat?: 'safetensors' | 'pt';
-  /** bytes per model shard (default 4096 MiB, Open-Sora's size_per_shard=4096) */
-  shardSize?: number;
-  /** carry these parts over byte-for-byte from an existing checkpoint dir (optimizer/, lr_scheduler, sampler, master.safetensors) */
-  copyFrom?: string;
-  /** extra running_states.json fields */
-  extraRunningStates?: Record<string, unknown>;
-  /** safetensors __metadata__ for the weight files */
-  metadata?: Readonly<Record<string, string>>;
-}
-
-function writerEntries(t: WriterTensors): [string, WriterTensor][] {
-  return t instanceof Map ? [...t.entries()] : Object.entries(t as Record<string, WriterTensor>);
-}
-
-/** Hand the writer pieces of at most 1 MiB: large single writes are several times slower through the page cache (bench/ckpt.ts). */
-export function inPieces(t: WriterTensors): Map<string, WriterTensor> {
-  const PIECE = 1 << 20;
-  return new Map(
-    writerEntries(t).map(([k, v]) => [
-      k,
-      {
-        dtype: v.dtype,
-        shape: v.shape,
-        data: async function* () {
-          let s: unknown = v.data;
-          if (typeof s === 'function') s = await (s as () => unknown)();
-          const split = function* (c: Uint8Array) {
-            for (let o = 0; o < c.length; o += PIECE) yield c.subarray(o, Math.min(c.length, o + PIECE));
-          };
-          if (s instanceof Uint8Array) yield* split(s);
-          else if (s && typeof (s as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === 'function') for await (const c of s as AsyncIterable<Uint8Array>) yield* split(c);
-          else if (s && typeof (s as Iterable<Uint8Array>)[Symbol.iterator] === 'function') for (const c of s as Iterable<Uint8Array>) yield* split(c);
-          else throw new TypeError(`tensor "${k}": data must be a Uint8Array, an (async) iterable of Uint8Array, or a function returning one`);
-        },
-      } satisfies WriterTensor,
-    ]),
-  );
-}
-
-async function copyTree(src: string, dst: string): Promise<void> {
-  const s = await stat(src);
-  if (s.isDirectory()) {
-    await mkdir(dst);
-    for (const n of await readdir(src)) await copyTree(join(src, n), join(dst, n));
-    await fsyncDir(dst);
-    return;
-  }
-  const from = await open(src, 'r');
-  try {
-    await atomicWrite(dst, async (fh) => {
-      const buf = Buffer.allocUnsafe(1 << 20);
-      let pos = 0;
-      for (;;) {
-        const { bytesRead } = await from.read(buf, 0, buf.length, pos);
-        if (!bytesRead) break;
-        let w = 0;
-        while (w < bytesRead) w += (await fh.write(buf, w, bytesRead - w, pos + w)).bytesWritten;
-        pos += bytesRead;
-      }
-    });
-  } finally {
-    await from.close();
-  }
-}
-
-/**
- * Write `<expDir>/epoch{E}-global_step{S}/` the way Open-Sora 2.0's CheckpointIO does (model/ as
- * ColossalAI safetensors shards `model-0000K.safetensors` + `model.safetensors.index.json` with a
- * float MiB total_size, `ema.safetensors`, `running_states.json` last), atomically: everything goes
- * into a hidden temp dir next to it, every file and dir is fsynced, and the temp dir is renamed to
- * its final name. An existing checkpoint of that name is never overwritten.
- */
-export async function writeTrainingCheckpoint(expDir: string, opts: WriteTrainingCheckpointOptions): Promise<{ dir: string; files: string[] }> {
-  for (const [k, v] of [['epoch', opts.epoch], ['step', opts.step], ['globalStep', opts.globalStep]] as const)
-    if (!Number.isInteger(v) || v < 0) throw new WeightsError('SORA5104', `writeTrainingCheckpoint: ${k} must be a non-negative integer (got ${v})`);
-  const nameStep = opts.actualUpdateStep ?? opts.globalStep;
-  const name = `epoch${opts.epoch}-global_step${nameStep}`;
-  const root = resolvePath(expDir);
-  const final = join(root, name);
-  if (await statOrNull(final)) throw new WeightsError('SORA5103', `${final} already exists`, 'checkpoints are never overwritten; pick another step or delete it first', [], final);
-  await mkdir(root, { recursive: true });
-  const tmp = join(root, `.${name}.sorac-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  await mkdir(tmp);
-  const files: string[] = [];
-  try {
-    await mkdir(join(tmp, 'model'));
-    const shardSize = opts.shardSize ?? 4096 * 1024 * 1024;
-    const list = writerEntries(inPieces(opts.model));
-    const groups: [string, WriterTensor][][] = [];
-    let cur: [string, WriterTensor][] = [];
-    let curSize = 0;
-    for (const e of list) {
-      const n = e[1].shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[e[1].dtype];
-      if (cur.length && curSize + n > shardSize) {
-        groups.push(cur);
-        cur = [];
-        curSize = 0;
-      }
-      cur.push(e);
-      curSize += n;
-    }
-    groups.push(cur);
-    const weightMap: Record<string, string> = {};
-    let totalMiB = 0;
-    for (let i = 0; i < groups.length; i++) {
-      const shard = `model-${String(i + 1).padStart(5, '0')}.safetensors`;
-      const w = await writeSafetensors(join(tmp, 'model', shard), new Map(groups[i]!), { metadata: opts.metadata });
-      files.push(`model/${shard}`);
-      for (const [k, t] of groups[i]!) {
-        weightMap[k] = shard;
-        totalMiB += (t.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[t.dtype]) / 1024 / 1024;
-      }
-      void w;
-    }
-    const index = JSON.stringify({ metadata: { total_size: totalMiB }, weight_map: weightMap }, null, 2) + '\n';
-    await atomicWrite(join(tmp, 'model', 'model.safetensors.index.json'), (fh) => fh.writeFile(index).then(() => undefined));
-    files.push('model/model.safetensors.index.json');
-    await fsyncDir(join(tmp, 'model'));
-    if (opts.ema) {
-      if (opts.emaFormat === 'pt') {
-        await writeTorchStateDict(join(tmp, 'ema.pt'), inPieces(opts.ema));
-        files.push('ema.pt');
-      } else {
-        await writeSafetensors(join(tmp, 'ema.safetensors'), inPieces(opts.ema), { metadata: opts.metadata });
-        files.push('ema.safetensors');
-      }
-    }
-    if (opts.copyFrom) {
-      const src = await inspectCheckpoint(opts.copyFrom);
-      const torn = (['optimizer', 'lr_scheduler', 'sampler', 'master'] as const).filter((p) => src.parts[p] && !src.parts[p]!.ok);
-      if (torn.length)
-        throw new WeightsError('SORA5102', `copyFrom ${src.dir}: ${torn.join(', ')} damaged: ${torn.flatMap((p) => src.parts[p]!.problems).join('; ')}`, 'carry the parts over from a complete checkpoint (`sorac ckpt latest`)', [], src.dir);
-      for (const n of ['optimizer', 'lr_scheduler', 'sampler', 'master.safetensors']) {
-        const src = join(opts.copyFrom, n);
-        if (!(await statOrNull(src))) continue;
-        await copyTree(src, join(tmp, n));
-        files.push(n);
-      }
-    }
-    const rs: Record<string, unknown> = { epoch: opts.epoch, step: opts.step, global_step: opts.globalStep, batch_size: opts.batchSize ?? null };
-    if (opts.actualUpdateStep !== undefined) rs.actual_update_step = opts.actualUpdateStep;
-    Object.assign(rs, opts.extraRunningStates ?? {});
-    const rsText = JSON.stringify(rs, null, 4);
-    await atomicWrite(join(tmp, 'running_states.json'), (fh) => fh.writeFile(rsText).then(() => undefined));
-    files.push('running_states.json');
-    await fsyncDir(tmp);
-    // what we publish must pass the same check `ckpt ls` / `latest` apply
-    const self = await inspectCheckpoint(tmp);
-    if (!self.complete) throw new Error(`writeTrainingCheckpoint produced an incomplete checkpoint (a bug): ${self.problems.join('; ')}`);
-    try {
-      await rename(tmp, final);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new WeightsError('SORA5103', `${final} already exists`, 'checkpoints are never overwritten', [], final);
-      throw e;
-    }
-    await fsyncDir(root);
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true }).catch(() => {});
-    throw ioError(e, final);
-  }
-  return { dir: final, files };
-}
-
-/** Map a file-system error while writing `target` to a WeightsError with a clear message and fix. */
-export function ioError(e: unknown, target: string): unknown {
-  if (e instanceof WeightsError) return e;
-  const code = (e as NodeJS.ErrnoException)?.code;
-  const where = dirname(target);
-  switch (code) {
-    case 'ENOSPC':
-    case 'EDQUOT':
-      return new WeightsError('SORA5105', `no space left on the device holding ${where} while writing ${basename(target)} (${code}); nothing was left at ${target}`, 'free space or write elsewhere (-o on another disk); the partial temp output was removed', [], target);
-    case 'EROFS':
-      return new WeightsError('SORA5105', `${where} is on a read-only file system (EROFS); nothing was written`, 'write to a writable location with -o', [], target);
-    case 'EACCES':
-    case 'EPERM':
-      return new WeightsError('SORA5105', `permission denied writing into ${where} (${code}); nothing was written`, 'write to a directory you can write to, or fix its permissions', [], target);
-    case 'ENOENT':
-      return new WeightsError('SORA5105', `${where} does not exist (${code})`, 'create the output directory first', [], target);
-    case 'EISDIR':
-    case 'ENOTEMPTY':
-    case 'EEXIST':
-      return new WeightsError('SORA5103', `${target} is in the way (${code}: an existing directory or file of another kind)`, 'remove it or choose another output path', [], target);
-    case 'ENOTDIR':
-      return new WeightsError('SORA5105', `a component of ${where} is not a directory (${code})`, 'check the output path', [], target);
-    default:
-      return e;
-  }
 }

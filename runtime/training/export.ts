@@ -5,7 +5,6 @@
  * `exportCheckpoint` (EMA or model weights → inference safetensors, streamed one tensor at a time,
  * optionally validated against a compiled model first, written atomically).
  */
-import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
 import type { DType } from '../../core/dtype.ts';
@@ -15,12 +14,14 @@ import { withAliases } from '../weights/aliases.ts';
 import { canConvert, convertBytes } from '../../core/convert.ts';
 import { faultPoint } from '../../core/fault-hooks.ts';
 import { loadReport, renderLoadReport, type LoadReport } from '../weights/load-report.ts';
-import { atomicWrite, writeSafetensors, writeShardedSafetensors, type WriterTensor } from '../formats/safetensors-writer.ts';
+import { atomicWrite, isSoracTemp, tempSibling } from '../../core/atomic.ts';
+import { writeSafetensors, writeShardedSafetensors, type WriterTensor } from '../formats/safetensors-writer.ts';
 import { openWeights, openWeightsFile, type TensorStore } from '../weights/store.ts';
 import { openTorchFile, sniffFile } from '../formats/torch-file.ts';
-import { CKPT_NAME, inspectCheckpoint, ioError, MANIFEST_NAME, type CheckpointInfo } from './checkpoints.ts';
+import { CKPT_NAME, inspectCheckpoint, MANIFEST_NAME, type CheckpointInfo } from './checkpoints.ts';
+import { ioError } from './writer.ts';
 import { verifyFile, type VerifyProgress, type VerifyStatus } from '../weights/verify.ts';
-import { WeightsError } from '../weights/weights-error.ts';
+import { SoracError } from '../../core/errors.ts';
 
 export const MANIFEST_FORMAT = 'sorac-ckpt-manifest/1';
 
@@ -31,14 +32,11 @@ export interface Manifest {
   files: Record<string, { size: number; sha256: string }>;
 }
 
-/** Our own temp names (atomicWrite's `.<name>.<pid>.<hex>.tmp`, `.<name>.sorac-tmp-…`, `.…sorac-prune-…`). */
-const TEMP_NAME = /^\..*(\.\d+\.[0-9a-f]+\.tmp|\.sorac-(tmp|prune)-\d+-[0-9a-f]+)$/;
-
 async function listFiles(root: string, dir = root, out: string[] = [], temps: string[] = []): Promise<{ files: string[]; temps: string[] }> {
   const ents = await readdir(dir, { withFileTypes: true });
   for (const e of ents.sort((a, b) => (a.name < b.name ? -1 : 1))) {
     const p = join(dir, e.name);
-    if (TEMP_NAME.test(e.name)) {
+    if (isSoracTemp(e.name)) {
       temps.push(relative(root, p));
       continue;
     }
@@ -54,25 +52,23 @@ async function listFiles(root: string, dir = root, out: string[] = [], temps: st
 /** Inspect `dir`, refusing an experiment dir (or any dir that is not one checkpoint) with a pointer to the checkpoints in it. */
 async function checkpointDir(dir: string): Promise<CheckpointInfo> {
   const names = await readdir(dir).catch((e: NodeJS.ErrnoException) => {
-    throw new WeightsError(e.code === 'ENOENT' ? 'SORA5001' : 'SORA5012', `cannot read ${dir}: ${e.code ?? e.message}`, 'pass an epochN-global_stepM/ checkpoint dir', [], dir);
+    throw new SoracError(e.code === 'ENOENT' ? 'SORA5001' : 'SORA5012', `cannot read ${dir}: ${e.code ?? e.message}`, { hint: 'pass an epochN-global_stepM/ checkpoint dir', looked: [], path: dir });
   });
   if (!CKPT_NAME.test(basename(dir)) && !names.includes('running_states.json') && !names.includes('model')) {
     const inside = names.filter((n) => CKPT_NAME.test(n)).sort();
-    throw new WeightsError(
+    throw new SoracError(
       'SORA5101',
       `${dir} is not a training checkpoint dir${inside.length ? ` (it is an experiment dir holding ${inside.length} checkpoint(s))` : ''}`,
-      inside.length ? `pass one checkpoint, e.g. ${join(dir, inside[inside.length - 1]!)}, or the latest complete one: $(sorac ckpt latest ${dir})` : 'pass an epochN-global_stepM/ dir (see `sorac ckpt ls EXP_DIR`)',
-      [],
-      dir,
+      { hint: inside.length ? `pass one checkpoint, e.g. ${join(dir, inside[inside.length - 1]!)}, or the latest complete one: $(sorac ckpt latest ${dir})` : 'pass an epochN-global_stepM/ dir (see `sorac ckpt ls EXP_DIR`)', looked: [], path: dir },
     );
   }
   return inspectCheckpoint(dir);
 }
 
 /** Thrown when an AbortSignal fires mid-write; the write's temp output is removed on the way out. */
-export class InterruptedError extends Error {
+export class InterruptedError extends SoracError {
   constructor() {
-    super('interrupted');
+    super('SORA7009', 'interrupted');
     this.name = 'InterruptedError';
   }
 }
@@ -81,13 +77,11 @@ function checkAbort(signal: AbortSignal | undefined) {
   if (signal?.aborted) throw new InterruptedError();
 }
 
-function incompleteError(info: CheckpointInfo, what: string): WeightsError {
-  return new WeightsError(
+function incompleteError(info: CheckpointInfo, what: string): SoracError {
+  return new SoracError(
     'SORA5102',
     `${info.dir} is not a complete checkpoint; refusing to ${what}:\n${info.problems.map((p) => `  - ${p}`).join('\n')}`,
-    'a save was interrupted or files were lost in a copy: use an older complete checkpoint (`sorac ckpt ls`, `sorac ckpt latest`), or copy the missing files again',
-    [],
-    info.dir,
+    { hint: 'a save was interrupted or files were lost in a copy: use an older complete checkpoint (`sorac ckpt ls`, `sorac ckpt latest`), or copy the missing files again', looked: [], path: info.dir },
   );
 }
 
@@ -110,7 +104,7 @@ export async function writeManifest(dirIn: string, opts: { onProgress?: (p: Veri
       done += n;
       opts.onProgress?.({ file: rel, fileIndex: i, fileCount: files.length, doneBytes: done, totalBytes });
     });
-    if (r.status !== 'ok' || !r.sha256) throw new WeightsError('SORA5102', `${join(dir, rel)} is ${r.status}: ${r.detail ?? ''}; refusing to write a manifest that blesses it`, 'fix or re-copy the file first (`sorac ckpt verify`)', [], join(dir, rel));
+    if (r.status !== 'ok' || !r.sha256) throw new SoracError('SORA5102', `${join(dir, rel)} is ${r.status}: ${r.detail ?? ''}; refusing to write a manifest that blesses it`, { hint: 'fix or re-copy the file first (`sorac ckpt verify`)', looked: [], path: join(dir, rel) });
     manifest.files[rel] = { size: r.size, sha256: r.sha256 };
   }
   const text = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
@@ -160,7 +154,7 @@ export async function verifyCheckpoint(dirIn: string, opts: { onProgress?: (p: V
   const t0 = performance.now();
   const dir = resolvePath(dirIn);
   const s = await stat(dir).catch(() => null);
-  if (!s?.isDirectory()) throw new WeightsError('SORA5001', `no such checkpoint directory: ${dir}`, 'pass an epochN-global_stepM/ dir (see `sorac ckpt ls EXP_DIR`)', [], dir);
+  if (!s?.isDirectory()) throw new SoracError('SORA5001', `no such checkpoint directory: ${dir}`, { hint: 'pass an epochN-global_stepM/ dir (see `sorac ckpt ls EXP_DIR`)', looked: [], path: dir });
   const info = await checkpointDir(dir);
   const problems = [...info.problems];
   const { files, temps } = await listFiles(dir);
@@ -231,7 +225,7 @@ export async function verifyCheckpoint(dirIn: string, opts: { onProgress?: (p: V
       await tf.close();
       readable.push({ part: rel, ok: true });
     } catch (e) {
-      readable.push({ part: rel, ok: false, detail: `${(e as WeightsError).code ? (e as WeightsError).code + ': ' : ''}${(e as Error).message}` });
+      readable.push({ part: rel, ok: false, detail: `${e instanceof SoracError ? e.code + ': ' : ''}${(e as Error).message}` });
     }
   }
   for (const sub of ['model', 'optimizer', 'lora']) {
@@ -242,7 +236,7 @@ export async function verifyCheckpoint(dirIn: string, opts: { onProgress?: (p: V
       await st.close();
       readable.push({ part: `${sub}/${idx} (index ↔ shard keys)`, ok: true });
     } catch (e) {
-      readable.push({ part: `${sub}/${idx} (index ↔ shard keys)`, ok: false, detail: `${(e as WeightsError).code ? (e as WeightsError).code + ': ' : ''}${(e as Error).message}` });
+      readable.push({ part: `${sub}/${idx} (index ↔ shard keys)`, ok: false, detail: `${e instanceof SoracError ? e.code + ': ' : ''}${(e as Error).message}` });
     }
   }
   for (const f of out) if (f.status !== 'ok' && f.status !== 'extra') problems.push(`${f.path}: ${f.status}${f.detail ? ` (${f.detail})` : ''}`);
@@ -315,8 +309,8 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
   const info = await checkpointDir(dir);
   if (!info.complete) throw incompleteError(info, 'export it');
   if (opts.from === 'ema' && !info.parts.ema)
-    throw new WeightsError('SORA5102', `${dir} has no EMA weights (ema.pt / ema.safetensors)`, 'export the trained weights instead: --from model', [], dir);
-  if (!opts.overwrite && (await exists(out))) throw new WeightsError('SORA5103', `${out} already exists`, 'pass --force to replace it (atomically), or choose another -o', [], out);
+    throw new SoracError('SORA5102', `${dir} has no EMA weights (ema.pt / ema.safetensors)`, { hint: 'export the trained weights instead: --from model', looked: [], path: dir });
+  if (!opts.overwrite && (await exists(out))) throw new SoracError('SORA5103', `${out} already exists`, { hint: 'pass --force to replace it (atomically), or choose another -o', looked: [], path: out });
   const store: TensorStore = await openWeights(dir, { part: opts.from });
   const handleList: FileHandle[] = [];
   try {
@@ -325,7 +319,7 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
       report = loadReport(opts.keymap, withAliases(opts.keymap, store), { allowMissing: opts.allowMissing ?? [] });
       if (!report.ok)
         throw Object.assign(
-          new WeightsError('SORA5010', `the ${opts.from} weights of ${info.name} do not match the model; nothing was written\n${renderLoadReport(report)}`, 'follow the per-key fixes above, or check --config/--set', [], dir),
+          new SoracError('SORA5010', `the ${opts.from} weights of ${info.name} do not match the model; nothing was written\n${renderLoadReport(report)}`, { hint: 'follow the per-key fixes above, or check --config/--set', looked: [], path: dir }),
           { report },
         );
     }
@@ -394,7 +388,7 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
             let got = 0;
             while (got < len) {
               const { bytesRead } = await fh.read(buf, got, len - got, t.offset! + pos + got);
-              if (!bytesRead) throw new WeightsError('SORA5012', `${t.file}: unexpected end of file reading "${k}" (the file shrank?)`, 'run `sorac ckpt verify` on the checkpoint', [], t.file);
+              if (!bytesRead) throw new SoracError('SORA5012', `${t.file}: unexpected end of file reading "${k}" (the file shrank?)`, { hint: 'run `sorac ckpt verify` on the checkpoint', looked: [], path: t.file });
               got += bytesRead;
             }
             return buf.subarray(0, len);
@@ -419,7 +413,7 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
       await mkdir(dirname(out), { recursive: true });
       if (opts.shardSize) {
         const parent = dirname(out);
-        const tmp = join(parent, `.${basename(out)}.sorac-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+        const tmp = tempSibling(out);
         await mkdir(tmp);
         try {
           const w = await writeShardedSafetensors(tmp, tensors, { maxShardSize: opts.shardSize, metadata });
@@ -428,7 +422,7 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
           await dh.close();
           let old: string | undefined;
           if (await exists(out)) {
-            old = join(parent, `.${basename(out)}.sorac-prune-${process.pid}-${randomBytes(3).toString('hex')}`);
+            old = tempSibling(out, 'prune');
             await rename(out, old);
           }
           await rename(tmp, out);

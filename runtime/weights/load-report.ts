@@ -18,9 +18,10 @@
 import type { DType } from '../../core/dtype.ts';
 import { isFloat } from '../../core/dtype.ts';
 import type { Keymap } from '../../core/keymap.ts';
+import { withAliases } from './aliases.ts';
 import { collapseKeys, renderCollapsed } from './key-tree.ts';
 import { openWeights, type OpenWeightsOptions, type TensorStore } from './store.ts';
-import { WeightsError } from './weights-error.ts';
+import { SoracError } from '../../core/errors.ts';
 
 export type MigrationName =
   | 'patch-embed-2d-to-3d'
@@ -448,21 +449,21 @@ export function renderLoadReport(r: LoadReport, opts: { maxLines?: number } = {}
 /**
  * One call for `sorac check MODEL --weights W`: resolve + open the weights, build the strict load
  * report, render it, close the files. Resolution/format problems come back as `error` (a
- * WeightsError, render with `error.render()`); a failed report is `ok: false` with code SORA5010.
+ * SoracError, render with `error.render()`); a failed report is `ok: false` with code SORA5010.
  */
 export async function checkWeights(
   keymap: Keymap,
   weights: string,
   opts: OpenWeightsOptions & LoadReportOptions = {},
-): Promise<{ ok: boolean; code?: 'SORA5010'; report?: LoadReport; text: string; error?: WeightsError }> {
+): Promise<{ ok: boolean; code?: 'SORA5010'; report?: LoadReport; text: string; error?: SoracError }> {
   let store: TensorStore | undefined;
   try {
     store = await openWeights(weights, opts);
-    const report = loadReport(keymap, store, opts);
+    const report = loadReport(keymap, withAliases(keymap, store), opts);
     const text = renderLoadReport(report);
     return report.ok ? { ok: true, report, text } : { ok: false, code: 'SORA5010', report, text };
   } catch (e) {
-    if (e instanceof WeightsError) return { ok: false, error: e, text: e.render() };
+    if (e instanceof SoracError) return { ok: false, error: e, text: e.render() };
     throw e;
   } finally {
     await store?.close();

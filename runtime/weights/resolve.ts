@@ -15,13 +15,13 @@
  *     `~/.cache/huggingface/hub` — `models--org--name/refs/<rev>` → `snapshots/<commit>/…`
  *     (symlinks into `blobs/` or plain copies).
  *
- * Nothing touches the network. A miss throws WeightsError SORA5001 listing every place looked at.
+ * Nothing touches the network. A miss throws SoracError SORA5001 listing every place looked at.
  */
 import { readdir, readFile, stat, lstat, readlink, realpath } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { sniffFile } from '../formats/torch-file.ts';
-import { WeightsError } from './weights-error.ts';
+import { SoracError } from '../../core/errors.ts';
 
 export type WeightsFormat = 'safetensors' | 'torch-zip' | 'index';
 
@@ -167,12 +167,10 @@ export async function resolveWeights(spec: string, opts: ResolveOptions = {}): P
   if (st?.isDirectory()) {
     const r = await resolveDir(asPath, opts, looked, notes);
     if (r) return { spec, ...r, looked, notes };
-    throw new WeightsError(
+    throw new SoracError(
       'SORA5001',
       `no weights found in directory ${asPath}`,
-      'point at a weights file, an HF model dir (config.json + model.safetensors), a sharded index, or an Open-Sora epochN-global_stepM/ dir',
-      looked,
-      asPath,
+      { hint: 'point at a weights file, an HF model dir (config.json + model.safetensors), a sharded index, or an Open-Sora epochN-global_stepM/ dir', looked, path: asPath },
     );
   }
   looked.push(`${asPath} (no such file or directory)`);
@@ -184,18 +182,17 @@ export async function resolveWeights(spec: string, opts: ResolveOptions = {}): P
     const rev = hub.revision ?? opts.revision;
     const revArg = rev && rev !== 'main' ? ` --revision ${rev}` : '';
     const roots = hubCacheRoots(opts);
-    throw new WeightsError(
+    throw new SoracError(
       'SORA5001',
       `"${spec}" is not a local path and ${hub.repo}${hub.revision ? '@' + hub.revision : ''}${hub.file ? ' / ' + hub.file : ''} is not in any local hub cache (sorac never downloads)`,
-      [
+      { hint: [
         `download it into the hub cache on a machine with network access: huggingface-cli download ${hub.repo}${fileArg}${revArg}`,
         `or into a plain folder and pass that folder: huggingface-cli download ${hub.repo}${fileArg}${revArg} --local-dir ./ckpts/${hub.repo.split('/')[1]}`,
         `if the cache lives elsewhere, point at it: HF_HUB_CACHE=/path/to/huggingface/hub (searched now: ${roots.map((r) => r.dir).join(', ')})`,
-      ].join('\n'),
-      looked,
+      ].join('\n'), looked },
     );
   }
-  throw new WeightsError('SORA5001', `no such file or directory: ${asPath}`, `check the path (relative paths are resolved against ${cwd})`, looked, asPath);
+  throw new SoracError('SORA5001', `no such file or directory: ${asPath}`, { hint: `check the path (relative paths are resolved against ${cwd})`, looked, path: asPath });
 }
 
 async function resolveFile(path: string): Promise<{ path: string; format: WeightsFormat }> {
@@ -204,13 +201,13 @@ async function resolveFile(path: string): Promise<{ path: string; format: Weight
   try {
     kind = await sniffFile(path);
   } catch (e) {
-    throw new WeightsError('SORA5012', `cannot read ${path}: ${(e as Error).message}`, 'check file permissions', [], path);
+    throw new SoracError('SORA5012', `cannot read ${path}: ${(e as Error).message}`, { hint: 'check file permissions', looked: [], path });
   }
   if (kind === 'safetensors') return { path, format: 'safetensors' };
   if (kind === 'torch-zip' || kind === 'torch-legacy' || kind === 'torch-legacy-tar' || kind === 'pickle') return { path, format: 'torch-zip' };
   if (kind === 'json') return { path, format: 'index' };
   if (path.endsWith('.safetensors') || kind === 'empty') return { path, format: 'safetensors' }; // the reader reports the exact problem
-  throw new WeightsError('SORA5005', `${path} is not a recognised weights file (not safetensors, not a PyTorch zip archive, not an index JSON)`, 'supported: .safetensors, torch.save zip files (.pt/.pth/.bin/…), *.index.json', [], path);
+  throw new SoracError('SORA5005', `${path} is not a recognised weights file (not safetensors, not a PyTorch zip archive, not an index JSON)`, { hint: 'supported: .safetensors, torch.save zip files (.pt/.pth/.bin/…), *.index.json', looked: [], path });
 }
 
 async function readJson(p: string): Promise<Record<string, unknown> | undefined> {
@@ -309,11 +306,11 @@ async function resolvePlainDir(dir: string, opts: ResolveOptions, looked: string
   const indexes = names.filter((n) => n.endsWith('.index.json'));
   if (indexes.length === 1) return resolveFile(join(dir, indexes[0]!));
   if (indexes.length > 1)
-    throw new WeightsError('SORA5007', `${dir} holds ${indexes.length} index files (${indexes.join(', ')}); cannot tell which checkpoint to load`, `pass one of them explicitly, e.g. ${join(dir, indexes[0]!)}`, looked, dir);
+    throw new SoracError('SORA5007', `${dir} holds ${indexes.length} index files (${indexes.join(', ')}); cannot tell which checkpoint to load`, { hint: `pass one of them explicitly, e.g. ${join(dir, indexes[0]!)}`, looked, path: dir });
   const files = names.filter((n) => WEIGHT_EXT.test(n));
   if (files.length === 1) return resolveFile(join(dir, files[0]!));
   if (files.length > 1)
-    throw new WeightsError('SORA5007', `${dir} holds ${files.length} weight files (${files.slice(0, 6).join(', ')}${files.length > 6 ? ', …' : ''}) and no index`, `pass one file explicitly, e.g. ${join(dir, files[0]!)}`, looked, dir);
+    throw new SoracError('SORA5007', `${dir} holds ${files.length} weight files (${files.slice(0, 6).join(', ')}${files.length > 6 ? ', …' : ''}) and no index`, { hint: `pass one file explicitly, e.g. ${join(dir, files[0]!)}`, looked, path: dir });
   if (names.includes('model_index.json'))
     looked.push(`${dir} is a diffusers pipeline (model_index.json): pass a component sub-folder such as ${join(dir, 'vae')} or ${join(dir, 'transformer')}`);
   else looked.push(`${dir} (no *.index.json, no .safetensors/.pt/.pth/.bin/.ckpt file)`);
@@ -370,12 +367,10 @@ async function resolveHub(hub: HubSpec, opts: ResolveOptions, looked: string[], 
         const target = await readlink(p);
         const blob = resolvePath(dirname(p), target);
         const incomplete = (await statOrNull(blob + '.incomplete')) !== null;
-        throw new WeightsError(
+        throw new SoracError(
           'SORA5008',
           `${hub.repo}@${revision}: ${hub.file} points to blob ${basename(blob)}, which is ${incomplete ? 'only partially downloaded (.incomplete)' : 'missing'}`,
-          `re-download it: huggingface-cli download ${hub.repo} ${hub.file}${revision !== 'main' ? ' --revision ' + revision : ''}`,
-          [...looked, `${p} → ${blob}`],
-          p,
+          { hint: `re-download it: huggingface-cli download ${hub.repo} ${hub.file}${revision !== 'main' ? ' --revision ' + revision : ''}`, looked: [...looked, `${p} → ${blob}`], path: p },
         );
       }
       const noExist = await statOrNull(join(repoDir, '.no_exist', commit, hub.file));

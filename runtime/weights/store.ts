@@ -12,7 +12,7 @@ import { resolveWeights, type ResolveOptions, type ResolvedWeights } from './res
 import { openSafetensors, SafetensorsError, type SafetensorsFile } from '../formats/safetensors.ts';
 import { isTensor, numelOf, openTorchFile, type TorchFile } from '../formats/torch-file.ts';
 import { PickleError, PyTuple, toPlain, unpickle, type PyTensor, type PyValue } from '../formats/unpickle.ts';
-import { WeightsError } from './weights-error.ts';
+import { SoracError } from '../../core/errors.ts';
 
 export interface StoredTensor {
   readonly key: string;
@@ -88,16 +88,14 @@ interface Partial {
 
 function stError(e: unknown): never {
   if (e instanceof SafetensorsError)
-    throw new WeightsError(
+    throw new SoracError(
       'SORA5002',
       `${e.message} [rule: ${e.rule}]`,
-      e.rule === 'truncated' || e.rule === 'header-out-of-bounds' || e.rule === 'too-small'
+      { hint: e.rule === 'truncated' || e.rule === 'header-out-of-bounds' || e.rule === 'too-small'
         ? 'the file is shorter than its header says: an interrupted download? Re-download it, then run `sorac verify`'
         : e.rule === 'dtype-unsupported'
           ? 'convert the tensor to f32/f16/bf16/f64/int/bool/f8 first'
-          : 'the file is corrupt or was not written by a safetensors writer; re-download or re-export it',
-      [],
-      e.path,
+          : 'the file is corrupt or was not written by a safetensors writer; re-download or re-export it', looked: [], path: e.path },
     );
   throw e;
 }
@@ -159,8 +157,8 @@ async function decodeNonTensorKeys(f: SafetensorsFile, tensors: Map<string, Stor
       extras[k] = toPlain(unpickle(await f.read(k)));
     } catch (e) {
       if (e instanceof PickleError && (e.kind === 'global' || e.kind === 'opcode'))
-        throw new WeightsError('SORA5003', `${f.path}: non-tensor value "${k}": ${e.message}`, 'sorac never executes pickle code; re-save the value as plain data', [], f.path);
-      throw new WeightsError('SORA5002', `${f.path}: non-tensor value "${k}" is not a valid pickle: ${(e as Error).message}`, undefined, [], f.path);
+        throw new SoracError('SORA5003', `${f.path}: non-tensor value "${k}": ${e.message}`, { hint: 'sorac never executes pickle code; re-save the value as plain data', looked: [], path: f.path });
+      throw new SoracError('SORA5002', `${f.path}: non-tensor value "${k}" is not a valid pickle: ${(e as Error).message}`, { looked: [], path: f.path });
     }
     tensors.delete(k);
     n++;
@@ -202,7 +200,7 @@ function collectTorch(tf: TorchFile, path: string, opts: OpenWeightsOptions) {
     let pick: string | undefined;
     if (opts.container !== undefined) {
       if (!wrappers.includes(opts.container))
-        throw new WeightsError('SORA5013', `${path} has no tensor container "${opts.container}"`, wrappers.length ? `containers present: ${wrappers.join(', ')}` : 'the file has no nested containers', [], path);
+        throw new SoracError('SORA5013', `${path} has no tensor container "${opts.container}"`, { hint: wrappers.length ? `containers present: ${wrappers.join(', ')}` : 'the file has no nested containers', looked: [], path });
       pick = opts.container;
     } else if (unwrap && !direct && wrappers.length) {
       pick = (opts.part === 'model' ? ['model', 'state_dict', 'module', ...WRAPPER_KEYS] : WRAPPER_KEYS).find((k) => wrappers.includes(k));
@@ -224,7 +222,7 @@ function collectTorch(tf: TorchFile, path: string, opts: OpenWeightsOptions) {
   const onPath = new Set<object>();
   const walk = (v: PyValue, key: string, depth: number) => {
     if (++visits > MAX_WALK)
-      throw new WeightsError('SORA5005', `${path}: the pickled structure expands to more than ${MAX_WALK} entries`, 'the file is not a plain state dict; re-save the tensors only', [], path);
+      throw new SoracError('SORA5005', `${path}: the pickled structure expands to more than ${MAX_WALK} entries`, { hint: 'the file is not a plain state dict; re-save the tensors only', looked: [], path });
     if (isTensor(v)) {
       found.set(key, v);
       return;
@@ -314,15 +312,15 @@ async function openIndex(indexPath: string, opts: OpenWeightsOptions): Promise<T
   try {
     idx = JSON.parse(await readFile(indexPath, 'utf8'));
   } catch (e) {
-    throw new WeightsError('SORA5006', `${indexPath}: cannot read the index: ${(e as Error).message}`, 'the index JSON is corrupt; re-download it', [], indexPath);
+    throw new SoracError('SORA5006', `${indexPath}: cannot read the index: ${(e as Error).message}`, { hint: 'the index JSON is corrupt; re-download it', looked: [], path: indexPath });
   }
   if (!idx || typeof idx !== 'object' || !idx.weight_map || typeof idx.weight_map !== 'object' || Array.isArray(idx.weight_map))
-    throw new WeightsError('SORA5006', `${indexPath}: not a sharded-checkpoint index (no "weight_map" object)`, undefined, [], indexPath);
+    throw new SoracError('SORA5006', `${indexPath}: not a sharded-checkpoint index (no "weight_map" object)`, { looked: [], path: indexPath });
   const dir = dirname(indexPath);
   const byShard = new Map<string, string[]>();
   for (const [k, v] of Object.entries(idx.weight_map)) {
     if (typeof v !== 'string' || v.includes('..') || v.startsWith('/'))
-      throw new WeightsError('SORA5006', `${indexPath}: weight_map["${k}"] is not a shard file name inside the index dir`, undefined, [], indexPath);
+      throw new SoracError('SORA5006', `${indexPath}: weight_map["${k}"] is not a shard file name inside the index dir`, { looked: [], path: indexPath });
     if (!byShard.has(v)) byShard.set(v, []);
     byShard.get(v)!.push(k);
   }
@@ -340,8 +338,8 @@ async function openIndex(indexPath: string, opts: OpenWeightsOptions): Promise<T
       try {
         r = await resolveWeights(p, { ...opts, cwd: dir });
       } catch (e) {
-        if (e instanceof WeightsError && e.code === 'SORA5001')
-          throw new WeightsError('SORA5006', `${indexPath}: shard ${shard} (holding ${keys.length} tensors, e.g. ${keys[0]}) is missing`, 'the download is incomplete: fetch the missing shard (or the whole directory) again', [resolvePath(p)], indexPath);
+        if (e instanceof SoracError && e.code === 'SORA5001')
+          throw new SoracError('SORA5006', `${indexPath}: shard ${shard} (holding ${keys.length} tensors, e.g. ${keys[0]}) is missing`, { hint: 'the download is incomplete: fetch the missing shard (or the whole directory) again', looked: [resolvePath(p)], path: indexPath });
         throw e;
       }
       const part = await openSingle(r.path, r.format as 'safetensors' | 'torch-zip', { ...opts, unwrap: false });
@@ -365,13 +363,13 @@ async function openIndex(indexPath: string, opts: OpenWeightsOptions): Promise<T
       }
       for (const k of keys) {
         if (!present.has(k) && !present.has(`\u0000${k}`))
-          throw new WeightsError('SORA5006', `${indexPath}: weight_map says "${k}" is in ${shard}, but that shard has no such tensor`, 'the index and shards come from different saves; re-download the checkpoint', [], indexPath);
+          throw new SoracError('SORA5006', `${indexPath}: weight_map says "${k}" is in ${shard}, but that shard has no such tensor`, { hint: 'the index and shards come from different saves; re-download the checkpoint', looked: [], path: indexPath });
       }
       for (const [k, t] of part.tensors) {
         const id = idOf(k);
         const listedKey = listed.has(k) || (id !== undefined && listed.has(id) && (k.startsWith(id + '.') || k.startsWith(`state.${id}.`)));
-        if (!listedKey) throw new WeightsError('SORA5006', `${indexPath}: shard ${shard} holds "${k}", which the weight_map does not list`, 'the index and shards come from different saves', [], indexPath);
-        if (tensors.has(k)) throw new WeightsError('SORA5011', `tensor "${k}" is defined in two shards (${tensors.get(k)!.file} and ${t.file})`, undefined, [], indexPath);
+        if (!listedKey) throw new SoracError('SORA5006', `${indexPath}: shard ${shard} holds "${k}", which the weight_map does not list`, { hint: 'the index and shards come from different saves', looked: [], path: indexPath });
+        if (tensors.has(k)) throw new SoracError('SORA5011', `tensor "${k}" is defined in two shards (${tensors.get(k)!.file} and ${t.file})`, { looked: [], path: indexPath });
         tensors.set(k, t);
       }
     }

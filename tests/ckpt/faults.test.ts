@@ -40,7 +40,7 @@ describe('kill -9 mid-write', () => {
     expect(existsSync(out)).toBe(false);
     const left = readdirSync(dir);
     expect(left).toHaveLength(1);
-    expect(left[0]).toMatch(/^\.model\.safetensors\.\d+\.[0-9a-f]+\.tmp$/);
+    expect(left[0]).toMatch(/^\.model\.safetensors\.sorac-tmp-\d+-[0-9a-f]+$/);
     // a re-run succeeds and is complete
     expect((await run(['ckpt', 'export', join(EXP, V12), '-o', out])).code).toBe(0);
   }, 60_000);

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WriterTensor } from '../../runtime/formats/safetensors-writer.ts';
 import { openWeights } from '../../runtime/weights/store.ts';
-import { inspectCheckpoint, listCheckpoints, writeTrainingCheckpoint } from '../../runtime/training/checkpoints.ts';
+import { inspectCheckpoint, listCheckpoints } from '../../runtime/training/checkpoints.ts';
+import { writeTrainingCheckpoint } from '../../runtime/training/writer.ts';
 import { ASYNC20, EXP, run, tempRoot } from './helpers.ts';
 
 const tmp = tempRoot('writer');

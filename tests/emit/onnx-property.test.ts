@@ -9,7 +9,7 @@ import onnxProto from 'onnx-proto';
 import type { onnx as O } from 'onnx-proto';
 import { emitOnnx } from '../../compiler/emit/onnx.ts';
 import type { IrGraph, IrValue } from '../../core/ir.ts';
-import { loadOrt } from '../../runtime/execution/session.ts';
+import { loadOrt } from '../../runtime/execution/ort.ts';
 import { checkOnnx } from '../helpers/onnx-check.ts';
 import { GraphBuilder } from '../helpers/ir-build.ts';
 

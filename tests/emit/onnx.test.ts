@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import onnxProto from 'onnx-proto';
 import { emitOnnx, formatGraph, irVersionForOpset } from '../../compiler/emit/onnx.ts';
-import { InternalError } from '../../core/diagnostics.ts';
+import { InternalError } from '../../core/errors.ts';
 import { openSafetensors } from '../../runtime/formats/safetensors.ts';
 import { writeSafetensors } from '../../runtime/formats/safetensors-writer.ts';
 import { checkOnnx, probeChecker } from '../helpers/onnx-check.ts';

@@ -1,12 +1,12 @@
 /** Shared helpers for keymap tests: compile an example with a config and read its keymap. */
 import { expect } from 'vitest';
-import { type CompiledModel, compile } from '../../compiler/compile.ts';
-import { fsHost } from '../../compiler/host.ts';
+import type { CompiledModel } from '../../compiler/compile.ts';
 import type { Keymap } from '../../core/keymap.ts';
+import { compileFile } from './model.ts';
 
 /** Compile `file` with config values; diagnostics are left to the caller. */
 export function buildExample(file: string, values: Record<string, unknown>): CompiledModel {
-  return compile({ file, host: fsHost, config: { values } });
+  return compileFile(file, { values });
 }
 
 /** The keymap of `file` at a config, asserting it compiles without errors. */

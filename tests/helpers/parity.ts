@@ -5,10 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compile, traceEntry } from '../../compiler/compile.ts';
-import { fsHost } from '../../compiler/host.ts';
+import { assertCompiles, compileFile, traceOk } from './model.ts';
 import type { HostTensor } from '../../core/host-tensor.ts';
-import { runGraph, safetensorsWeightSource } from '../../runtime/execution/run.ts';
+import { runGraph } from '../../api/session.ts';
+import { safetensorsWeightSource } from '../../runtime/execution/binding.ts';
 import { readTensorsFile } from '../../runtime/formats/tensors-io.ts';
 
 export const GOLDEN = join(import.meta.dirname, '..', 'fixtures', 'golden');
@@ -29,11 +29,9 @@ export function dirConfig(dir: string): Record<string, unknown> {
   return Object.assign({}, ...Object.values(kw));
 }
 
+/** Compile an example at a config, throwing with every error's code and location. */
 export function compileExample(file: string, config: Record<string, unknown>, model?: string) {
-  const m = compile({ file, host: fsHost, config: { values: config }, ...(model ? { model } : {}) });
-  const errors = m.diagnostics.filter((d) => d.severity === 'error');
-  if (errors.length) throw new Error(errors.map((d) => `${d.code} ${d.span?.file}:${d.span?.start.line}: ${d.message}`).join('\n'));
-  return m;
+  return assertCompiles(compileFile(file, { values: config, ...(model ? { model } : {}) }));
 }
 
 export function maxAbsDiff(a: HostTensor, b: HostTensor): number {
@@ -72,13 +70,12 @@ export async function runGolden(
   const inputs = opts.inputs ? opts.inputs(rawInputs) : rawInputs;
   const entry = m.entries.find((e) => e.name === (opts.entry ?? 'forward'))!;
   const absent = new Set(opts.absent ?? entry.inputs.filter((i) => i.optional && !inputs.has(i.name)).map((i) => i.name));
-  const tr = traceEntry(m, entry.name, { absent });
-  if (!tr.graph) throw new Error(tr.diagnostics.map((d) => `${d.code} ${d.span?.file}:${d.span?.start.line}:${d.span?.start.col}: ${d.message}`).join('\n'));
-  const wanted = new Set(tr.graph.inputs.map((i) => i.name));
+  const graph = traceOk(m, entry.name, absent);
+  const wanted = new Set(graph.inputs.map((i) => i.name));
   const feed = new Map([...inputs].filter(([k]) => wanted.has(k)));
   const w = await safetensorsWeightSource([join(dir, opts.weights ?? 'model.safetensors')]);
   try {
-    const r = await runGraph(tr.graph, w, feed, { device: 'cpu' });
+    const r = await runGraph(graph, w, feed, { device: 'cpu' });
     const { tensors: reference } = await readTensorsFile(join(dir, 'outputs.safetensors'));
     const errors: Record<string, number> = {};
     for (const [k, v] of r.outputs) if (reference.has(k)) errors[k] = maxAbsDiff(v, reference.get(k)!);

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { traceEntry } from '../../compiler/compile.ts';
 import type { HostTensor } from '../../core/host-tensor.ts';
-import { runGraph, safetensorsWeightSource } from '../../runtime/execution/run.ts';
+import { runGraph } from '../../api/session.ts';
+import { safetensorsWeightSource } from '../../runtime/execution/binding.ts';
 import { readTensorsFile, writeTensorsFile } from '../../runtime/formats/tensors-io.ts';
 import { GOLDEN, compileExample, goldenConfig } from './parity.ts';
 

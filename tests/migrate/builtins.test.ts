@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { DType } from '../../core/dtype.ts';
 import { BUILTINS, getBuiltin } from '../../runtime/migrate/builtins.ts';
-import { MigrateError } from '../../runtime/migrate/errors.ts';
+import { SoracError } from '../../core/errors.ts';
 import { invertPlan, invertRenamePattern, patternRenamer, validatePlan, type Plan } from '../../runtime/migrate/plan.ts';
 import { resolvePlan } from '../../runtime/migrate/resolve.ts';
 import type { MigrationName } from '../../runtime/weights/load-report.ts';
@@ -26,7 +26,7 @@ const err = (f: () => unknown) => {
   try {
     f();
   } catch (e) {
-    return e as MigrateError;
+    return e as SoracError;
   }
   throw new Error('did not throw');
 };

@@ -51,7 +51,7 @@ describe('migrate apply faults', () => {
     expect(existsSync(out)).toBe(false);
     // what is left is a hidden temp file that no loader would take for a checkpoint
     const left = readdirSync(d).filter((f) => f !== 'in.safetensors');
-    for (const f of left) expect(f).toMatch(/^\.out\.safetensors\..*\.tmp$/);
+    for (const f of left) expect(f).toMatch(/^\.out\.safetensors\.sorac-tmp-\d+-[0-9a-f]+$/);
   });
 
   it('SIGKILL mid-apply: nothing at the output path (sharded directory)', async () => {

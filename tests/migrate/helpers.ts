@@ -9,7 +9,7 @@ import { type DType, DTYPE_SIZE } from '../../core/dtype.ts';
 import { main } from '../../cli/main.ts';
 import { memoryIO } from '../../cli/io.ts';
 import { evalNode } from '../../runtime/migrate/apply.ts';
-import { MigrateError } from '../../runtime/migrate/errors.ts';
+import { SoracError } from '../../core/errors.ts';
 import type { Op, Plan } from '../../runtime/migrate/plan.ts';
 import { resolvePlan, type Sig } from '../../runtime/migrate/resolve.ts';
 
@@ -213,7 +213,7 @@ export function genPlan(g: fc.GeneratorValue, sig0: ReadonlyMap<string, Sig>, in
     try {
       r = resolvePlan(plan, sig);
     } catch (e) {
-      if (e instanceof MigrateError) continue; // the op does not fit every tensor of the family
+      if (e instanceof SoracError) continue; // the op does not fit every tensor of the family
       throw e;
     }
     sig.clear();

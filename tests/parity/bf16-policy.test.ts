@@ -1,7 +1,7 @@
 /**
  * The bf16 policy against the real bf16 runs of the upstream code (golden `*_bf16` outputs, made
  * with model.to(bf16) and bf16 inputs). On CPU the bf16 graph runs emulated: f32 kernels with a
- * bf16 rounding after each op (runtime/cpu-lowering.ts). It is compared with the plain f32 path
+ * bf16 rounding after each op (compiler/passes/cpu-bf16.ts). It is compared with the plain f32 path
  * (the same bf16 checkpoint widened to f32, f32 compute).
  *
  * Measured (rel. L2 / max abs vs output_bf16), bf16 policy | plain f32 path:
@@ -21,7 +21,8 @@ import { compile, traceEntry } from '../../compiler/compile.ts';
 import { fsHost } from '../../compiler/host.ts';
 import type { HostTensor } from '../../core/host-tensor.ts';
 import { emulateBf16 } from '../../compiler/passes/cpu-bf16.ts';
-import { runGraph, safetensorsWeightSource } from '../../runtime/execution/run.ts';
+import { runGraph } from '../../api/session.ts';
+import { safetensorsWeightSource } from '../../runtime/execution/binding.ts';
 import { readTensorsFile } from '../../runtime/formats/tensors-io.ts';
 import { GOLDEN, goldenConfig } from '../helpers/parity.ts';
 

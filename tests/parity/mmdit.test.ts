@@ -20,8 +20,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { traceEntry } from '../../compiler/compile.ts';
 import type { HostTensor } from '../../core/host-tensor.ts';
 import { bf16ToF32, f32ToBf16 } from '../../core/convert.ts';
-import { runGraph } from '../../runtime/execution/run.ts';
-import type { StoredWeight, WeightSource } from '../../runtime/execution/session.ts';
+import { runGraph } from '../../api/session.ts';
+import type { StoredWeight, WeightSource } from '../../runtime/execution/binding.ts';
 import { readTensorsFile } from '../../runtime/formats/tensors-io.ts';
 import { GOLDEN, compileExample, goldenConfig, maxAbsDiff, runGolden } from '../helpers/parity.ts';
 

@@ -4,7 +4,8 @@ import { compile, traceEntry } from '../../compiler/compile.ts';
 import { fsHost } from '../../compiler/host.ts';
 import type { IrGraph } from '../../core/ir.ts';
 import type { HostTensor } from '../../core/host-tensor.ts';
-import { runGraph, safetensorsWeightSource } from '../../runtime/execution/run.ts';
+import { runGraph } from '../../api/session.ts';
+import { safetensorsWeightSource } from '../../runtime/execution/binding.ts';
 import { readTensorsFile } from '../../runtime/formats/tensors-io.ts';
 import { GOLDEN, compileExample, goldenConfig, maxAbsDiff, runGolden } from '../helpers/parity.ts';
 

@@ -10,7 +10,8 @@
 import { describe, expect, it } from 'vitest';
 import type { IrGraph, IrValue } from '../../core/ir.ts';
 import type { HostTensor } from '../../core/host-tensor.ts';
-import { runGraph, safetensorsWeightSource } from '../../runtime/execution/run.ts';
+import { runGraph } from '../../api/session.ts';
+import { safetensorsWeightSource } from '../../runtime/execution/binding.ts';
 import { readTensorsFile } from '../../runtime/formats/tensors-io.ts';
 import { GraphBuilder, int, ints } from '../helpers/ir-build.ts';
 import { maxAbsDiff } from '../helpers/sample-model.ts';

@@ -1,5 +1,5 @@
 /**
- * Micro-batched runs (runtime/micro-batch.ts) equal one pass: sd_vae decode_video/encode_video along T and B
+ * Micro-batched runs (runtime/execution/micro-batch.ts) equal one pass: sd_vae decode_video/encode_video along T and B
  * on the golden weights, and the Open-Sora 1.2 pipeline decode/encode along chunk-aligned (latent) frames;
  * outputs streamed into a safetensors file equal the in-memory result; declarations are enforced.
  */
@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { traceEntry } from '../../compiler/compile.ts';
 import type { HostTensor } from '../../core/host-tensor.ts';
-import { MicroBatchError, declaredMicroBatch, planMicroBatch, runMicroBatched } from '../../runtime/execution/micro-batch.ts';
-import { safetensorsWeightSource } from '../../runtime/execution/run.ts';
-import { createSession } from '../../runtime/execution/session.ts';
+import { SoracError } from '../../core/errors.ts';
+import { declaredMicroBatch, planMicroBatch, runMicroBatched } from '../../runtime/execution/micro-batch.ts';
+import { safetensorsWeightSource } from '../../runtime/execution/binding.ts';
+import { createSession } from '../../api/session.ts';
 import { readTensorsFile } from '../../runtime/formats/tensors-io.ts';
 import { GOLDEN, compileExample, goldenConfig, maxAbsDiff } from '../helpers/parity.ts';
 import { PIPELINE, buildPipelineCheckpoint, i64, randomTensor, tinyPipelineConfig } from '../helpers/vae-pipeline.ts';
@@ -124,7 +125,7 @@ describe('micro-batching the Open-Sora 1.2 pipeline along micro-frame chunks', (
     await withSession(PIPELINE, tinyPipelineConfig(), 'decode', pipelineCkpt, async (s, g) => {
       const plan = planMicroBatch(g, { axis: 'Tz' });
       const inputs = new Map([['z', randomTensor([1, 4, 10, 8, 8])], ['num_frames', i64(34)]]);
-      await expect(runMicroBatched(s, plan, inputs, { size: 4 })).rejects.toThrow(MicroBatchError);
+      await expect(runMicroBatched(s, plan, inputs, { size: 4 })).rejects.toThrow(SoracError);
       await expect(runMicroBatched(s, plan, inputs, { size: 4 })).rejects.toThrow(/not a multiple of 5/);
     });
   });

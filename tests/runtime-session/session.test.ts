@@ -6,8 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IrGraph } from '../../core/ir.ts';
 import { f16ToF32, f32ToBf16, bf16ToF32 } from '../../core/convert.ts';
 import type { HostTensor } from '../../core/host-tensor.ts';
-import { runGraph, safetensorsWeightSource } from '../../runtime/execution/run.ts';
-import { createSession, RunError, type SessionOptions, type WeightSource } from '../../runtime/execution/session.ts';
+import { runGraph } from '../../api/session.ts';
+import { safetensorsWeightSource } from '../../runtime/execution/binding.ts';
+import { createSession } from '../../api/session.ts';
+import { SoracError } from '../../core/errors.ts';
+import { type SessionOptions } from '../../runtime/execution/session.ts';
+import { type WeightSource } from '../../runtime/execution/binding.ts';
 import { writeSafetensors } from '../../runtime/formats/safetensors-writer.ts';
 import { GraphBuilder, int } from '../helpers/ir-build.ts';
 import { maxAbsDiff, randF32, sampleGraph, sampleReference, sampleWeights, type RawTensor } from '../helpers/sample-model.ts';
@@ -116,7 +120,7 @@ describe('createSession / run', () => {
     big[7] = 1e6;
     w.set('proj.weight', { dtype: 'f32', shape: [8, 8], data: new Uint8Array(big.buffer) });
     const err = await runSample(sampleGraph({ projDtype: 'f16' }), w).catch((e) => e);
-    expect(err).toBeInstanceOf(RunError);
+    expect(err).toBeInstanceOf(SoracError);
     expect(err.code).toBe('SORA5507');
     expect(err.message).toMatch(/tensor "proj\.weight": value 1000000 at flat index 7 overflows float16/);
     big[7] = 0.5;
@@ -177,7 +181,7 @@ describe('weights and devices', () => {
     w.delete('norm.bias');
     w.set('proj.bias', { dtype: 'f32', shape: [9], data: new Uint8Array(36) });
     const err = await runSample(sampleGraph(), w).catch((e) => e);
-    expect(err).toBeInstanceOf(RunError);
+    expect(err).toBeInstanceOf(SoracError);
     expect(err.code).toBe('SORA5504');
     expect(err.message).toContain('proj.bias: checkpoint has f32[9], graph expects f32[8]');
     expect(err.message).toContain('norm.bias: missing from the checkpoint (graph expects f32[8])');
@@ -190,10 +194,10 @@ describe('weights and devices', () => {
     expect(auto.lines).toHaveLength(1);
     expect(auto.lines[0]).toMatch(/^note: CUDA .*running on CPU/);
     const err = await runSample(sampleGraph({ projDtype: 'f32' }), w, { device: 'cuda' }).catch((e) => e);
-    expect(err).toBeInstanceOf(RunError);
+    expect(err).toBeInstanceOf(SoracError);
     expect(err.code).toBe('SORA5505');
     expect(err.message).toMatch(/--device cuda: .*CUDA execution provider is not installed/);
-    expect(err.message).toContain('ONNXRUNTIME_NODE_INSTALL=cuda12');
+    expect(err.hint).toContain('ONNXRUNTIME_NODE_INSTALL=cuda12');
     expect(err.message).toContain('libonnxruntime_providers_cuda.so');
   });
 
@@ -203,12 +207,13 @@ describe('weights and devices', () => {
     const wv = g.weight('w', 'bf16', [4, 3]);
     g.output(g.op('MatMul', [x, wv], { name: 'y', dtype: 'bf16', shape: [2, 3] }));
     const { source } = await checkpoint(new Map([['w', { dtype: 'bf16', shape: [4, 3], data: new Uint8Array(f32ToBf16(new Float32Array(12).fill(1)).buffer) }]]));
-    const err = await createSession(g.build(), source, { device: 'cpu' }).catch((e) => e);
+    // lower: false hands onnxruntime the bf16 graph as traced (no CPU emulation pass)
+    const err = await createSession(g.build(), source, { device: 'cpu', lower: false }).catch((e) => e);
     await source.close();
-    expect(err).toBeInstanceOf(RunError);
+    expect(err).toBeInstanceOf(SoracError);
     expect(err.code).toBe('SORA5506');
     expect(err.message).toMatch(/CPU provider has no kernel for MatMul/);
-    expect(err.message).toMatch(/bf16 is storage-only on CPU/);
+    expect(err.hint).toMatch(/bf16 is storage-only on CPU/);
   });
 
   it('bf16 graph inputs and outputs cross the JS boundary as bf16 bits (exact)', async () => {
@@ -275,7 +280,7 @@ describe('input validation (before any compute)', () => {
     ];
     for (const [inputs, re] of cases) {
       const err = await s.run(inputs).catch((e) => e);
-      expect(err).toBeInstanceOf(RunError);
+      expect(err).toBeInstanceOf(SoracError);
       expect(err.message).toMatch(re);
       expect(err.message).toContain('The model expects:');
     }
@@ -290,9 +295,9 @@ describe('CUDA attempt when the provider libraries are assumed present', () => {
     expect(auto.lines).toHaveLength(1);
     expect(auto.lines[0]).toMatch(/^note: CUDA unavailable \(.+\); running on CPU$/);
     const err = await runSample(sampleGraph({ projDtype: 'f32' }), w, { device: 'cuda', skipCudaLibraryCheck: true }).catch((e) => e);
-    expect(err).toBeInstanceOf(RunError);
+    expect(err).toBeInstanceOf(SoracError);
     expect(err.message).toMatch(/^--device cuda: cannot create a CUDA session: /);
-    expect(err.message).toContain('hint: install the CUDA provider libraries');
+    expect(err.hint).toContain('install the CUDA provider libraries');
   });
 });
 
@@ -349,7 +354,7 @@ describe('output discipline', () => {
     w.delete('proj.bias');
     const lines: string[] = [];
     const { source } = await checkpoint(w);
-    await expect(createSession(sampleGraph(), source, { device: 'auto', onInfo: (m) => lines.push(m) })).rejects.toThrow(RunError);
+    await expect(createSession(sampleGraph(), source, { device: 'auto', onInfo: (m) => lines.push(m) })).rejects.toThrow(SoracError);
     await source.close();
     expect(lines).toEqual([]);
   });
@@ -363,7 +368,7 @@ describe('process exit during session creation', () => {
     const scriptDir = await mkdtemp(join(tmpdir(), 'sorac-exit-script-'));
     const root = process.cwd();
     const script = [
-      `import { createSession } from ${JSON.stringify(join(root, 'runtime/execution/session.ts'))};`,
+      `import { createSession } from ${JSON.stringify(join(root, 'api/session.ts'))};`,
       `import { sampleGraph } from ${JSON.stringify(join(root, 'tests/helpers/sample-model.ts'))};`,
       // exit while the weights are being read (the read never finishes)
       'const w = { read: () => { setTimeout(() => process.exit(3), 50); return new Promise(() => {}); } };',

@@ -1,13 +1,13 @@
 /**
- * The runtime against the checkpoint engineer's TensorStore (runtime/store.ts): a torch zip
+ * The runtime against the checkpoint engineer's TensorStore (runtime/weights/store.ts): a torch zip
  * checkpoint whose tensors are bound zero-copy as external data into the .pt file itself.
  */
 import { describe, expect, it } from 'vitest';
 import type { DType } from '../../core/dtype.ts';
 import { bf16ToF32, f16ToF32 } from '../../core/convert.ts';
 import { hostFromBytes } from '../../core/host-tensor.ts';
-import { runGraph } from '../../runtime/execution/run.ts';
-import type { WeightSource } from '../../runtime/execution/session.ts';
+import { runGraph } from '../../api/session.ts';
+import type { WeightSource } from '../../runtime/execution/binding.ts';
 import { openWeightsFile, type TensorStore } from '../../runtime/weights/store.ts';
 import { GraphBuilder, int } from '../helpers/ir-build.ts';
 

@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostTensor } from '../../core/host-tensor.ts';
-import { runFiles, safetensorsWeightSource } from '../../runtime/execution/run.ts';
-import { RunError } from '../../runtime/execution/session.ts';
+import { runFiles } from '../../api/session.ts';
+import { safetensorsWeightSource } from '../../runtime/execution/binding.ts';
+import { SoracError } from '../../core/errors.ts';
 import { writeSafetensors } from '../../runtime/formats/safetensors-writer.ts';
 import { openSafetensors } from '../../runtime/formats/safetensors.ts';
 import { readTensorsFile, writeTensorsFile } from '../../runtime/formats/tensors-io.ts';
@@ -83,7 +84,7 @@ describe('runFiles', () => {
     // a bad input writes nothing
     const outPath2 = join(dir, 'outputs2.safetensors');
     await writeTensorsFile(inPath, { x: { dtype: 'f32', shape: [1, 3, 2, 4, 4], data: new Float32Array(96) } });
-    await expect(runFiles(sampleGraph(), weights, inPath, outPath2, { device: 'cpu' })).rejects.toThrow(RunError);
+    await expect(runFiles(sampleGraph(), weights, inPath, outPath2, { device: 'cpu' })).rejects.toThrow(SoracError);
     expect((await readdir(dir)).filter((f) => f.startsWith('outputs2') || f.startsWith('.outputs2'))).toEqual([]);
     await weights.close();
   });

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseHubSpec, resolveWeights } from '../../runtime/weights/resolve.ts';
 import { openWeights } from '../../runtime/weights/store.ts';
 import { verifyWeights } from '../../runtime/weights/verify.ts';
-import { WeightsError } from '../../runtime/weights/weights-error.ts';
+import { SoracError } from '../../core/errors.ts';
 
 const FIX = join(import.meta.dirname, '../fixtures/ckpt');
 const tmp = mkdtempSync(join(tmpdir(), 'sorac-hub-'));
@@ -128,8 +128,8 @@ describe('offline hub cache resolution', () => {
       await resolveWeights('hpcai-tech/OpenSora-VAE-v1.3', { env: env({ HF_HUB_CACHE: cache, HF_HOME: join(tmp, 'hfhome') }), cwd: tmp });
       throw new Error('should fail');
     } catch (e) {
-      const w = e as WeightsError;
-      expect(w).toBeInstanceOf(WeightsError);
+      const w = e as SoracError;
+      expect(w).toBeInstanceOf(SoracError);
       expect(w.code).toBe('SORA5001');
       const looked = w.looked.join('\n');
       expect(looked).toContain(join(tmp, 'hpcai-tech/OpenSora-VAE-v1.3'));

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openTorchFile, sniffFile } from '../../runtime/formats/torch-file.ts';
 import { PickleError, toPlain, unpickle } from '../../runtime/formats/unpickle.ts';
 import { openWeights } from '../../runtime/weights/store.ts';
-import { WeightsError } from '../../runtime/weights/weights-error.ts';
+import { SoracError } from '../../core/errors.ts';
 
 const FIX = join(import.meta.dirname, '../fixtures/ckpt');
 const ref = JSON.parse(readFileSync(join(FIX, 'reference.json'), 'utf8'));
@@ -14,16 +14,16 @@ const tmp = mkdtempSync(join(tmpdir(), 'sorac-torch-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
-async function expectWeightsError(p: Promise<unknown>, code: string, re?: RegExp): Promise<WeightsError> {
+async function expectWeightsError(p: Promise<unknown>, code: string, re?: RegExp): Promise<SoracError> {
   try {
     await p;
   } catch (e) {
-    expect(e).toBeInstanceOf(WeightsError);
-    expect((e as WeightsError).code).toBe(code);
-    if (re) expect((e as WeightsError).message + '\n' + ((e as WeightsError).hint ?? '')).toMatch(re);
-    return e as WeightsError;
+    expect(e).toBeInstanceOf(SoracError);
+    expect((e as SoracError).code).toBe(code);
+    if (re) expect((e as SoracError).message + '\n' + ((e as SoracError).hint ?? '')).toMatch(re);
+    return e as SoracError;
   }
-  throw new Error('expected a WeightsError');
+  throw new Error('expected a SoracError');
 }
 
 describe('torch zip reader (files made by torch.save)', () => {
@@ -151,7 +151,7 @@ describe('torch zip reader (files made by torch.save)', () => {
             await s.close();
           }
         } catch (e) {
-          if (!(e instanceof WeightsError)) throw e;
+          if (!(e instanceof SoracError)) throw e;
         } finally {
           rmSync(p, { force: true });
         }

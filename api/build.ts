@@ -1,5 +1,5 @@
 /**
- * Build artefacts for `sorac build`: `<stem>.onnx` whose weights are external data in
+ * `sorac build` as an API call, and its artefacts: `<stem>.onnx` whose weights are external data in
  * `<stem>.weights.safetensors`, a safetensors file beside it (docs/adr/001-onnx-emission.md).
  *
  * The weights file layout is *planned* from the graph alone (keys, graph dtypes, shapes, and the
@@ -11,13 +11,20 @@
  *  - the weights file is an ordinary safetensors file (sorted header, aligned tensors) that
  *    other tools can read.
  */
+import { mkdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { IrGraph, IrWeight } from '../../core/ir.ts';
-import { emitOnnx, type EmitOptions, type ExternalDataRef } from '../../compiler/emit/onnx.ts';
-import { canConvert, convertBytes, ConversionError } from '../../core/convert.ts';
-import { atomicWrite, buildHeader, writeSafetensors, type WrittenFile } from '../formats/safetensors-writer.ts';
-import { RunError, type WeightSource } from './session.ts';
-import { fmtShape } from '../../core/host-tensor.ts';
+import { traceEntry, type CompiledModel } from '../compiler/compile.ts';
+import { emitOnnx, type EmitOptions } from '../compiler/emit/onnx.ts';
+import { writeFileAtomic } from '../core/atomic.ts';
+import { canConvert, convertBytes, ConversionError } from '../core/convert.ts';
+import { type Diagnostic, hasErrors } from '../core/diagnostics.ts';
+import type { ExternalDataRef, IrGraph, IrWeight } from '../core/ir.ts';
+import { canonicalJson } from '../core/keymap.ts';
+import { buildHeader, writeSafetensors, type WrittenFile } from '../runtime/formats/safetensors-writer.ts';
+import type { WeightSource } from '../runtime/execution/binding.ts';
+import { openWeights } from '../runtime/weights/store.ts';
+import { InternalError, SoracError } from '../core/errors.ts';
+import { fmtShape } from '../core/host-tensor.ts';
 
 export interface WeightsPlan {
   /** File name (relative to the model's directory). */
@@ -35,7 +42,7 @@ export function weightsFileName(onnxPath: string): string {
 
 function staticDims(w: IrWeight): number[] {
   return w.value.shape.map((d) => {
-    if (typeof d !== 'number') throw new RunError('SORA5504', `weight ${w.key} has a symbolic shape ${fmtShape(w.value.shape)}`);
+    if (typeof d !== 'number') throw new SoracError('SORA5504', `weight ${w.key} has a symbolic shape ${fmtShape(w.value.shape)}`);
     return d;
   });
 }
@@ -59,14 +66,6 @@ export function emitWithPlannedWeights(graph: IrGraph, plan: WeightsPlan, opts: 
   return emitOnnx(graph, { ...opts, weights: 'external', externalData: (w) => plan.refs.get(w.key) });
 }
 
-/** Write bytes atomically. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  await atomicWrite(path, async (fh) => {
-    let done = 0;
-    while (done < bytes.byteLength) done += (await fh.write(bytes, done, bytes.byteLength - done, done)).bytesWritten;
-  });
-}
-
 /**
  * Write `<dir of onnxPath>/<plan.location>` from a checkpoint, converting each tensor to the
  * graph's dtype (bf16 -> f32 etc.). Streams one tensor at a time; atomic.
@@ -79,7 +78,7 @@ export async function writeWeightsFile(onnxPath: string, graph: IrGraph, plan: W
     else if (s.shape.join(',') !== w.value.shape.join(',')) problems.push(`  ${w.key}: checkpoint has ${s.dtype}${fmtShape(s.shape)}, graph expects ${w.value.dtype}${fmtShape(w.value.shape)}`);
     else if (!canConvert(s.dtype, w.value.dtype)) problems.push(`  ${w.key}: cannot convert ${s.dtype} to ${w.value.dtype}`);
   }
-  if (problems.length) throw new RunError('SORA5504', `checkpoint does not match the model:\n${problems.join('\n')}`);
+  if (problems.length) throw new SoracError('SORA5504', `checkpoint does not match the model:\n${problems.join('\n')}`);
   const tensors = new Map(
     graph.weights.map((w) => {
       const s = source.tensors.get(w.key)!;
@@ -87,7 +86,7 @@ export async function writeWeightsFile(onnxPath: string, graph: IrGraph, plan: W
         try {
           return convertBytes(await s.read(), s.dtype, w.value.dtype, { key: w.key });
         } catch (e) {
-          if (e instanceof ConversionError) throw new RunError('SORA5507', e.message);
+          if (e instanceof ConversionError) throw new SoracError('SORA5507', e.message);
           throw e;
         }
       };
@@ -96,7 +95,7 @@ export async function writeWeightsFile(onnxPath: string, graph: IrGraph, plan: W
   );
   const path = join(dirname(onnxPath), plan.location);
   const written = await writeSafetensors(path, tensors, { metadata: plan.metadata });
-  if (written.size !== plan.size) throw new Error(`internal: weights file is ${written.size} bytes, plan said ${plan.size}`);
+  if (written.size !== plan.size) throw new InternalError(`weights file is ${written.size} bytes, plan said ${plan.size}`);
   return written;
 }
 
@@ -116,3 +115,65 @@ export async function writeModelFiles(
   await writeFileAtomic(onnxPath, bytes);
   return { onnx: onnxPath, ...(weights ? { weights } : {}), plan };
 }
+
+export interface BuildOptions {
+  /** Output directory (created if missing). */
+  readonly out: string;
+  readonly opset?: number;
+  /** Also write the weights file the graphs reference, converted from this checkpoint. */
+  readonly weights?: string;
+  /** Write the ONNX graphs (default true); false writes only the keymap. */
+  readonly onnx?: boolean;
+  readonly cwd?: string;
+}
+
+export interface BuildResult {
+  readonly ok: boolean;
+  readonly diagnostics: Diagnostic[];
+  /** One graph per entry (empty when onnx is false or the model has errors). */
+  readonly graphs: IrGraph[];
+  /** Files written, in order (nothing is written when the model has errors). */
+  readonly files: string[];
+}
+
+/**
+ * Trace every entry, then write `<out>/<Model>.keymap.json` and one `.onnx` per entry (`<Model>.onnx`
+ * for forward, `<Model>.<entry>.onnx` otherwise), plus the weights file when `weights` is given.
+ * Each file is written atomically; nothing is written when the model has errors.
+ */
+export async function buildModel(m: CompiledModel, opts: BuildOptions): Promise<BuildResult> {
+  const ds: Diagnostic[] = [...m.diagnostics];
+  const graphs: IrGraph[] = [];
+  if (!hasErrors(ds) && opts.onnx !== false) {
+    for (const e of m.entries) {
+      const r = traceEntry(m, e.name, { opset: opts.opset ?? 17 });
+      ds.push(...r.diagnostics);
+      if (r.graph) graphs.push(r.graph);
+    }
+  }
+  if (hasErrors(ds) || !m.keymap) return { ok: false, diagnostics: ds, graphs: [], files: [] };
+  try {
+    mkdirSync(opts.out, { recursive: true });
+  } catch (e) {
+    throw new SoracError('SORA7008', `cannot create output directory ${opts.out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'choose a writable location with -o', path: opts.out });
+  }
+  const files: string[] = [];
+  const stem = m.modelName!;
+  const keymapPath = join(opts.out, `${stem}.keymap.json`);
+  await writeFileAtomic(keymapPath, new TextEncoder().encode(canonicalJson(m.keymap)));
+  files.push(keymapPath);
+  const store = opts.weights && graphs.length ? await openWeights(opts.weights, { ...(opts.cwd ? { cwd: opts.cwd } : {}) }) : undefined;
+  try {
+    for (const g of graphs) {
+      const entry = g.metadata['sorac.entry'];
+      const onnxPath = join(opts.out, entry === 'forward' ? `${stem}.onnx` : `${stem}.${entry}.onnx`);
+      const r = await writeModelFiles(onnxPath, g, store ? { weights: store } : {});
+      files.push(r.onnx, ...(r.weights ? [r.weights] : []));
+    }
+  } finally {
+    await store?.close();
+  }
+  return { ok: true, diagnostics: ds, graphs, files };
+}
+
+export { emitOnnx, type EmitOptions } from '../compiler/emit/onnx.ts';

@@ -1,0 +1,29 @@
+/** A one-line progress bar for long streaming operations (verify, manifests, exports, migrations). */
+import type { VerifyProgress } from '../api/weights.ts';
+import { formatBytes } from '../api/weights.ts';
+import type { CliIO } from './io.ts';
+
+/** A one-line progress bar written with carriage returns (no dependency; throttled to ~10 Hz). */
+export function progressBar(io: CliIO, width = 30) {
+  let last = 0;
+  const t0 = performance.now();
+  let drawn = false;
+  return {
+    update(p: VerifyProgress) {
+      const now = performance.now();
+      if (now - last < 100 && p.doneBytes < p.totalBytes) return;
+      last = now;
+      const frac = p.totalBytes ? p.doneBytes / p.totalBytes : 1;
+      const fill = Math.round(frac * width);
+      const rate = p.doneBytes / Math.max(1e-3, (now - t0) / 1000);
+      const name = p.file.length > 40 ? '…' + p.file.slice(-39) : p.file;
+      io.stderr(`\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}% ${formatBytes(p.doneBytes)}/${formatBytes(p.totalBytes)} ${formatBytes(rate)}/s ${p.fileIndex + 1}/${p.fileCount} ${name}\u001b[K`);
+      drawn = true;
+    },
+    /** Clear the bar's line (idempotent). */
+    done() {
+      if (drawn) io.stderr('\r\u001b[K');
+      drawn = false;
+    },
+  };
+}

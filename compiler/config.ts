@@ -1,0 +1,134 @@
+/**
+ * Config values as users give them (a JSON file: flat, an HF config.json, or constructor-style nested;
+ * `--set k=v`; programmatic values), checked against a model's `config { ... }` declarations.
+ */
+import type * as A from '../grammar/ast.ts';
+import { type Diagnostic, type Span, diag } from '../core/diagnostics.ts';
+import { paramsOf } from './interp.ts';
+import type { ConfigInput } from './model.ts';
+import { suggest } from './program.ts';
+import { type Value, NONE } from './values.ts';
+
+function jsonToValue(v: unknown, origin: { span?: Span; label?: string }): Value | undefined {
+  if (v === null) return NONE;
+  if (typeof v === 'boolean') return { k: 'bool', v, origin };
+  if (typeof v === 'number') return Number.isInteger(v) ? { k: 'int', v, origin } : { k: 'float', v, origin };
+  if (typeof v === 'string') return { k: 'str', v, origin };
+  if (Array.isArray(v)) {
+    const items = v.map((x) => jsonToValue(x, origin));
+    if (items.some((x) => !x)) return undefined;
+    return { k: 'list', items: items as Value[], origin };
+  }
+  return undefined;
+}
+
+export function applyConfig(decl: A.ModuleDecl, cfg: ConfigInput | undefined, diagnostics: Diagnostic[]): Map<string, Value> {
+  const params = paramsOf(decl);
+  const names = params.map((p) => p.name.name);
+  const out = new Map<string, Value>();
+  const coerce = (p: A.Param, v: Value): Value => {
+    const t = p.type?.name?.name;
+    if (t === 'float' && v.k === 'int' && !p.type?.dims) return { k: 'float', v: v.v, ...(v.origin ? { origin: v.origin } : {}) };
+    if (t === 'int' && v.k === 'float' && Number.isInteger(v.v)) return { k: 'int', v: v.v, ...(v.origin ? { origin: v.origin } : {}) };
+    return v;
+  };
+  const typeOk = (p: A.Param, v: Value): boolean => {
+    const t = p.type;
+    if (!t?.name) return true;
+    if (v.k === 'none') return t.optional;
+    if (t.dims) return v.k === 'list';
+    switch (t.name.name) {
+      case 'int': return v.k === 'int';
+      case 'float': return v.k === 'float' || v.k === 'int';
+      case 'bool': return v.k === 'bool';
+      case 'str': return v.k === 'str';
+      default: return true;
+    }
+  };
+  if (cfg?.file) {
+    const unknown: string[] = [];
+    for (const [k, raw] of flattenConfig(cfg.file.values, new Set(names), diagnostics, cfg.file.path)) {
+      const p = params.find((x) => x.name.name === k);
+      if (!p) {
+        unknown.push(k);
+        continue;
+      }
+      const v = jsonToValue(raw, { label: `config file ${cfg.file.path}` });
+      if (!v || !typeOk(p, v)) {
+        diagnostics.push(diag('SORA7005', `config file ${cfg.file.path}: "${k}" must be ${p.type ? typeText(p.type) : 'a value'}, got ${JSON.stringify(raw)}`, undefined, { related: [{ span: p.span, message: 'declared here' }] }));
+        continue;
+      }
+      out.set(k, coerce(p, v));
+    }
+    if (unknown.length)
+      diagnostics.push(diag('SORA7004', `config file ${cfg.file.path}: ignoring ${unknown.length} key${unknown.length > 1 ? 's' : ''} that ${decl.name.name} does not declare: ${unknown.sort().join(', ')}`, undefined, { severity: 'warning', hint: 'HF config.json files carry extra fields; this is only a problem if one of them was meant for the model' }));
+  }
+  for (const src of [cfg?.values ? Object.entries(cfg.values) : [], cfg?.set ?? []]) {
+    const isSet = src === cfg?.set;
+    for (const [k, rawIn] of src as [string, unknown][]) {
+      const p = params.find((x) => x.name.name === k);
+      if (!p) {
+        diagnostics.push(diag(isSet ? 'SORA2005' : 'SORA2005', `${decl.name.name} has no config key "${k}"`, undefined, { hint: suggest(k, names) ?? `config keys: ${names.join(', ')}` }));
+        continue;
+      }
+      let raw = rawIn;
+      if (isSet && typeof rawIn === 'string') {
+        try {
+          raw = JSON.parse(rawIn);
+        } catch {
+          raw = rawIn === 'True' ? true : rawIn === 'False' ? false : rawIn === 'None' ? null : rawIn;
+        }
+      }
+      const v = jsonToValue(raw, { label: isSet ? `--set ${k}=${rawIn}` : 'API' });
+      if (!v || !typeOk(p, v)) {
+        diagnostics.push(diag(isSet ? 'SORA7003' : 'SORA7005', `${isSet ? '--set' : 'config'} ${k}=${String(rawIn)}: expected ${p.type ? typeText(p.type) : 'a value'}`, undefined, { related: [{ span: p.span, message: 'declared here' }] }));
+        continue;
+      }
+      out.set(k, coerce(p, v));
+    }
+  }
+  return out;
+}
+
+/**
+ * Config files as users have them: flat (`{"depth": 28}`, an HF config.json) or nested the way
+ * constructors take them (`{"STDiT3Config": {...}}`, `{"encoder": {...}, "decoder": {...}}`). Nested
+ * objects under keys that are not config fields are unwrapped; a top-level value wins over a nested one,
+ * and nested values that disagree are reported.
+ */
+function flattenConfig(values: Readonly<Record<string, unknown>>, fields: ReadonlySet<string>, diagnostics: Diagnostic[], path: string): [string, unknown][] {
+  const out = new Map<string, { v: unknown; from: string }>();
+  const unwrapped: string[] = [];
+  const conflicts: string[] = [];
+  const visit = (obj: Readonly<Record<string, unknown>>, prefix: string, depth: number) => {
+    const nested: [string, Record<string, unknown>][] = [];
+    for (const [k, v] of Object.entries(obj)) {
+      const isObj = v !== null && typeof v === 'object' && !Array.isArray(v);
+      if (isObj && !fields.has(k) && depth < 3) {
+        nested.push([k, v as Record<string, unknown>]);
+        continue;
+      }
+      const from = prefix ? `${prefix}.${k}` : k;
+      const prev = out.get(k);
+      if (!prev) out.set(k, { v, from });
+      else if (prefix && fields.has(k) && JSON.stringify(prev.v) !== JSON.stringify(v)) conflicts.push(`${k} (${prev.from} = ${JSON.stringify(prev.v)}, ${from} = ${JSON.stringify(v)})`);
+    }
+    for (const [k, v] of nested) {
+      unwrapped.push(prefix ? `${prefix}.${k}` : k);
+      visit(v, prefix ? `${prefix}.${k}` : k, depth + 1);
+    }
+  };
+  visit(values, '', 0);
+  if (unwrapped.length)
+    diagnostics.push(diag('SORA7006', `config file ${path}: read nested objects ${unwrapped.join(', ')} as config values`, undefined, { severity: 'info', hint: 'a flat JSON object of config keys avoids any ambiguity' }));
+  if (conflicts.length)
+    diagnostics.push(diag('SORA7006', `config file ${path}: nested objects disagree on ${conflicts.join('; ')}; using the first`, undefined, { severity: 'warning', hint: 'give the value at the top level of the file to choose' }));
+  return [...out].map(([k, e]) => [k, e.v]);
+}
+
+function typeText(t: A.TypeExpr): string {
+  const base = t.name?.name ?? 'tensor';
+  const dims = t.dims ? `[${t.dims.length === 1 && t.dims[0]!.kind === 'num' ? (t.dims[0] as A.NumLit).value : ''}]` : '';
+  const article = /^[aeiou]/.test(base) ? 'an' : 'a';
+  return `${t.dims ? 'a list' : `${article} ${base}`}${dims ? ` ${base}${dims}` : ''}${t.optional ? ' or null' : ''}`;
+}

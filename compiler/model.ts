@@ -1,0 +1,77 @@
+/**
+ * What compiling a model produces (CompiledModel, frozen: nothing downstream can change it) and the
+ * options of compile and traceEntry. The instance tree that tracing needs stays private to the
+ * compiler, in a registry keyed by the model object.
+ */
+import type * as A from '../grammar/ast.ts';
+import type { Diagnostic } from '../core/diagnostics.ts';
+import type { IrGraph } from '../core/ir.ts';
+import type { Keymap } from '../core/keymap.ts';
+import type { DtypePolicy } from './policy.ts';
+import type { Host, Program } from './program.ts';
+import type { Instance } from './values.ts';
+
+export interface ConfigInput {
+  /** Values from a --config JSON file (flat; extra keys are warned about). */
+  readonly file?: { readonly path: string; readonly values: Readonly<Record<string, unknown>> };
+  /** --set k=v overrides, applied after the file. Values are JSON (or bare strings). */
+  readonly set?: readonly (readonly [string, string])[];
+  /** Programmatic overrides (already typed). */
+  readonly values?: Readonly<Record<string, unknown>>;
+}
+
+export interface CompileOptions {
+  readonly file: string;
+  readonly host: Host;
+  readonly cwd?: string;
+  readonly rootText?: string;
+  readonly model?: string;
+  readonly config?: ConfigInput;
+  /** Override dtype policy rules (`--dtype compute=bf16`): rule -> dtype name / cast|exact. */
+  readonly dtype?: Readonly<Record<string, string>>;
+}
+
+export interface EntryInfo {
+  readonly name: string;
+  readonly decl: A.FnDecl;
+  readonly inputs: readonly { name: string; optional: boolean; type?: A.TypeExpr }[];
+  readonly outputs: readonly string[];
+}
+
+export interface CompiledModel {
+  readonly diagnostics: Diagnostic[];
+  readonly program: Program;
+  readonly modelName?: string;
+  readonly version?: string;
+  readonly config?: Record<string, unknown>;
+  readonly policy?: DtypePolicy;
+  readonly keymap?: Keymap;
+  readonly entries: readonly EntryInfo[];
+}
+
+export interface TraceOptions {
+  /** Optional inputs to treat as absent (the forward's None path). */
+  readonly absent?: ReadonlySet<string>;
+  readonly opset?: number;
+}
+
+export interface TraceResult {
+  readonly graph?: IrGraph;
+  readonly diagnostics: Diagnostic[];
+}
+
+/** The compiler's private view of a compiled model: the elaborated root instance (read-only for tracing). */
+export interface ModelInternals {
+  readonly root: Instance;
+  readonly decl: A.ModuleDecl;
+}
+
+const internals = new WeakMap<CompiledModel, ModelInternals>();
+
+export function registerInternals(m: CompiledModel, i: ModelInternals): void {
+  internals.set(m, i);
+}
+
+export function internalsOf(m: CompiledModel): ModelInternals | undefined {
+  return internals.get(m);
+}

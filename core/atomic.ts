@@ -1,0 +1,84 @@
+/**
+ * Atomic file-system writes, one scheme for the whole tool.
+ *
+ * A file or directory is written under a hidden temp name beside its target and renamed into place
+ * (then the directory is fsynced), so a reader never sees a half-written output and a crash leaves
+ * only an obviously temporary sibling. Temp names are `.<target name>.sorac-tmp-<pid>-<hex>`; a
+ * directory moved aside to be deleted (prune, --force replacement) is `.<name>.sorac-prune-<pid>-<hex>`.
+ * `isSoracTemp` recognises both (listings skip them); `removeOwnTemps` lets a process that is
+ * interrupted remove the ones it made.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdirSync, rmSync } from 'node:fs';
+import { type FileHandle, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+export type TempKind = 'tmp' | 'prune';
+
+/** A fresh hidden sibling path of `target` for an atomic write (`tmp`) or a move-aside (`prune`). */
+export function tempSibling(target: string, kind: TempKind = 'tmp'): string {
+  return join(dirname(target), `.${basename(target)}.sorac-${kind}-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+const TEMP_NAME = /^\..+\.sorac-(tmp|prune)-\d+-[0-9a-f]+$/;
+
+/** Whether a directory entry name is one of sorac's temp siblings. */
+export function isSoracTemp(name: string): boolean {
+  return TEMP_NAME.test(name);
+}
+
+/** Remove the temp siblings of `target` that this process made (e.g. after Ctrl-C mid-write). */
+export function removeOwnTemps(target: string): void {
+  const prefix = `.${basename(target)}.sorac-tmp-${process.pid}-`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(target));
+  } catch {
+    return;
+  }
+  for (const f of names) if (f.startsWith(prefix)) rmSync(join(dirname(target), f), { recursive: true, force: true });
+}
+
+/** fsync a directory (makes a rename durable); a no-op where the file system does not support it. */
+export async function fsyncDir(dir: string): Promise<void> {
+  try {
+    const dh = await open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch {
+    // not supported on every file system
+  }
+}
+
+/** Write `target` through `body` into a temp sibling, fsync, rename into place. Nothing is left on failure. */
+export async function atomicWrite<T>(target: string, body: (fh: FileHandle) => Promise<T>): Promise<T> {
+  const dir = dirname(target);
+  const tmp = tempSibling(target);
+  const fh = await open(tmp, 'wx', 0o644);
+  let ok = false;
+  try {
+    const r = await body(fh);
+    await fh.sync();
+    await fh.close();
+    await rename(tmp, target);
+    ok = true;
+    await fsyncDir(dir);
+    return r;
+  } finally {
+    if (!ok) {
+      await fh.close().catch(() => {});
+      await rm(tmp, { force: true }).catch(() => {});
+    }
+  }
+}
+
+/** Write bytes atomically. */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  await atomicWrite(path, async (fh) => {
+    let done = 0;
+    while (done < bytes.byteLength) done += (await fh.write(bytes, done, bytes.byteLength - done, done)).bytesWritten;
+  });
+}
