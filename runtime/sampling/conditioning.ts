@@ -6,8 +6,8 @@
  * opensora/models/vae/vae.py (get_latent_size), opensora/models/vae_v1_3/vae.py at v1.3.
  *
  * Values and dtypes: the scripts build model_args as `torch.tensor([v], dtype=dtype).repeat(B)` with the run's
- * dtype (bf16 for the 1.1-1.3 configs; 1.0 passes none): a 426-px width becomes 424 and ar = 240/426 becomes
- * 0.5625 in bf16. `modelArgs(..., { precision: 'script' })` (the default) rounds as the script does and returns
+ * dtype (bf16 for the 1.1-1.3 configs; 1.0 passes none): at 480x854 the width becomes 856 and ar = 480/854
+ * becomes 0.5625 in bf16 (240x426 keeps 426; its ar 0.56338 becomes 0.5625). `modelArgs(..., { precision: 'script' })` (the default) rounds as the script does and returns
  * f32 tensors holding those values (sorac runs the DiT in f32); `precision: 'f32'` keeps the request's values
  * (what a float32 run of the scripts would pass). The timestep transform of v1.2/v1.3 reads the same tensors, so
  * at bf16 its ratio is computed in bf16 (rflow.ts `argDtype`).
@@ -155,13 +155,14 @@ export function modelArgs(release: Release, req: VideoRequest, opts: { precision
   return { height: t(req.height), width: t(req.width), num_frames: t(req.numFrames), ar: t(req.height / req.width), fps: t(fps) };
 }
 
-/** Python's f"{x:.1f}": like toFixed(1) but exact ties (6.25) round half to even, as Python formats the binary value. */
+/**
+ * Python's f"{x:.1f}". JS toFixed also rounds the exact binary value, but picks the larger neighbour on an exact
+ * tie, where Python picks the even one; exact ties at one decimal are odd multiples of 1/4 (0.25, 6.75).
+ */
 export function pyFixed1(x: number): string {
-  const t = x * 10;
-  if (Math.abs(t - Math.trunc(t)) === 0.5) {
-    const lo = Math.floor(t);
-    const n = lo % 2 === 0 ? lo : lo + 1;
-    return (n / 10).toFixed(1);
+  if (Number.isInteger(x * 4) && !Number.isInteger(x * 2)) {
+    const lo = Math.floor(x * 10);
+    return ((lo % 2 === 0 ? lo : lo + 1) / 10).toFixed(1);
   }
   return x.toFixed(1);
 }

@@ -37,12 +37,48 @@ function npLinspace(start: number, stop: number, n: number): Float64Array {
   return out;
 }
 
-/** torch.linspace(start, stop, n, dtype=float64) on CPU: the first half from start, the second from the end. */
+/** x = m·2^e exactly (m a 53-bit integer, sign included). */
+function exactParts(x: number): [bigint, number] {
+  const dv = new DataView(new ArrayBuffer(8));
+  dv.setFloat64(0, x);
+  const hi = dv.getUint32(0);
+  const ex = (hi >>> 20) & 0x7ff;
+  let m = (BigInt(hi & 0xfffff) << 32n) | BigInt(dv.getUint32(4));
+  let e = -1074;
+  if (ex !== 0) {
+    m |= 1n << 52n;
+    e = ex - 1075;
+  }
+  return [hi >>> 31 ? -m : m, e];
+}
+
+/** fma(a, b, c) = a·b + c rounded once (exact BigInt arithmetic; finite, normal results). */
+export function fma(a: number, b: number, c: number): number {
+  if (a === 0 || b === 0) return a * b + c;
+  const [ma, ea] = exactParts(a);
+  const [mb, eb] = exactParts(b);
+  const [mc, ec] = exactParts(c);
+  const ep = ea + eb;
+  const e = Math.min(ep, ec);
+  const sum = ((ma * mb) << BigInt(ep - e)) + (mc << BigInt(ec - e));
+  return Number(sum) * 2 ** e;
+}
+
+/**
+ * torch.linspace(start, stop, n, dtype=float64) as torch 1.13's CPU kernel computes it (RangeFactoriesKernel.cpp,
+ * AVX2 build): blocks of 4 (Vectorized<double>::arange(base, step) = base + k·step); a block starting before n/2
+ * has base start + step·idx, later blocks end − step·(n − idx − 1), and the compiler contracts that base into a
+ * fused multiply-add. Bit-identical to the recorded values (units.json) at 1000 and 250 steps.
+ */
 function torchLinspace(start: number, stop: number, n: number): Float64Array {
   const out = new Float64Array(n);
   const step = (stop - start) / (n - 1);
   const half = Math.floor(n / 2);
-  for (let i = 0; i < n; i++) out[i] = i < half ? start + step * i : stop - step * (n - i - 1);
+  for (let i = 0; i < n; i++) {
+    const b = i - (i % 4);
+    const base = b < half ? fma(step, b, start) : fma(-step, n - 1 - b, stop);
+    out[i] = base + (i - b) * step;
+  }
   return out;
 }
 

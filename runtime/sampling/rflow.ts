@@ -115,6 +115,8 @@ export function rflowTimesteps(o: RflowScheduleOptions): number[][] {
     if (o.useTimestepTransform) {
       if (!o.transformInputs) throw new SamplingError('SORA8209', 'the timestep transform needs height, width and num_frames', 'pass transformInputs (conditioning.ts modelArgs gives them)');
       ts = timestepTransform(ts, o.transformInputs, o);
+      if (ts.some((x) => !Number.isFinite(x)))
+        throw new SamplingError('SORA8209', `the ${o.release ?? 'v1.2'} timestep transform gives timestep ${ts.find((x) => !Number.isFinite(x))} at step ${i} (num_frames [${o.transformInputs.numFrames.join(', ')}]: ${o.release === 'v1.3' ? '(n - 1) div 4' : 'n div 17 · 5'} = 0 latent-frame units, so the ratio is 0 and t = 1000 becomes 0/0, as upstream)`, o.release === 'v1.3' ? 'ask for 1 frame or at least 5' : 'ask for 1 frame or at least 17 frames, or sample without the timestep transform');
     }
     out.push(ts);
   }
