@@ -13,10 +13,12 @@
  *    second half from the end), the base cumprod in float64, but the respaced betas become
  *    `torch.FloatTensor(new_betas)`, so every respaced schedule array is computed in float32 torch ops.
  *  - every per-element operation of p_mean_variance / p_sample is a float32 tensor op, mirrored here op by op with
- *    Math.fround (products and sums in the order upstream writes them).
+ *    Math.fround (products and sums in the order upstream writes them), and torch.exp as torch's CPU kernel
+ *    computes it (SLEEF expf, f32math.ts).
  * The cosine schedule ("squaredcos_cap_v2") exists at v1.0 only: v1.1's copy calls `matorch.cos` (a NameError).
  */
 import { SamplingError } from './errors.ts';
+import { torchExpAt } from './f32math.ts';
 import type { NoiseSource } from './noise.ts';
 import { type Denoiser, type StepCallback, checkAbort, checkCfgScale, checkDenoised } from './loop.ts';
 import { type F32Tensor, checkLatentShape, f32, fmt, numel } from './tensor.ts';
@@ -309,12 +311,16 @@ export function pMeanVariance(s: IddpmSchedule, x: Float32Array, modelOut: Float
   return { mean, logVariance, predXstart };
 }
 
-/** p_sample's update: mean + [t != 0]·exp(0.5·log_variance)·noise (noise unused, may be null, at t = 0). */
+/**
+ * p_sample's update: mean + [t != 0]·exp(0.5·log_variance)·noise (noise unused, may be null, at t = 0).
+ * Upstream evaluates torch.exp over the doubled CFG batch (2·n elements, these rows first), hence `torchExpAt(.., 2n)`.
+ */
 export function pSampleUpdate(p: PMeanVariance, t: number, noise: Float32Array | null): Float32Array {
   if (t === 0) return p.mean.slice();
   if (!noise) throw new Error('internal: IDDPM step needs noise when t != 0');
-  const out = new Float32Array(p.mean.length);
-  for (let i = 0; i < out.length; i++) out[i] = fr(p.mean[i]! + fr(fr(Math.exp(fr(0.5 * p.logVariance[i]!))) * noise[i]!));
+  const n = p.mean.length;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = fr(p.mean[i]! + fr(torchExpAt(fr(0.5 * p.logVariance[i]!), i, 2 * n) * noise[i]!));
   return out;
 }
 

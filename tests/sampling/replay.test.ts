@@ -1,5 +1,5 @@
 /**
- * The sampler math alone against upstream: the IDDPM golden runs recorded upstream's DiT output at every step
+ * The sampler math alone against upstream, to the bit: the IDDPM golden runs recorded upstream's DiT output at every step
  * (trace.out), so a denoiser that replays them holds the model fixed and leaves only sorac's host-side math
  * (respaced schedule, forward_with_cfg, p_mean_variance with LEARNED_RANGE, p_sample) to compare with the latents
  * upstream fed to the DiT at every step (trace.x) and its final latents.
@@ -43,12 +43,16 @@ describe('IDDPM host math replayed against upstream (DiT outputs fixed to upstre
       const r = await replay(c);
       const e = maxAbs(r.latents.data, r.ref.data);
       console.log(`${c} replay: final max|err| ${e.toExponential(2)}, per step ${r.stepErr.map((x) => x.toExponential(1)).join(' ')}`);
-      // step 0 feeds the initial noise (identical); after one update the difference is ulp-level (exp/log of
-      // torch's vectorised float kernels vs correctly rounded ones); with the DiT held fixed nothing contracts it,
-      // and IDDPM's x coefficient (2.9 .. 1.0 per step) amplifies it up to the end
-      expect(r.stepErr[0]).toBe(0);
-      expect(r.stepErr[1]).toBeLessThanOrEqual(5e-7);
-      expect(e).toBeLessThanOrEqual(5e-5);
+      // v1.0 (float64 numpy schedule): bit-identical at every step. v1.1 (float32 torch schedule): one of its
+      // 100 values, log(betas)[4], is 1 ulp from glibc's logf (scalar path for a 10-element tensor); the
+      // difference enters at step 5 and, with the DiT held fixed, nothing contracts it
+      if (c === 'iddpm_v100') {
+        expect(e).toBe(0);
+        for (const s of r.stepErr) expect(s).toBe(0);
+      } else {
+        expect(r.stepErr.slice(0, 6)).toEqual([0, 0, 0, 0, 0, 0]);
+        expect(e).toBeLessThanOrEqual(5e-6);
+      }
     });
   }
 
@@ -58,5 +62,45 @@ describe('IDDPM host math replayed against upstream (DiT outputs fixed to upstre
     const allChannels = await replay('iddpm_v110', { cfgChannel: 4 });
     expect(maxAbs(noCfg.latents.data, base.ref.data)).toBeGreaterThan(1e-2);
     expect(maxAbs(allChannels.latents.data, base.ref.data)).toBeGreaterThan(1e-3);
+  });
+});
+
+describe('RFLOW host math replayed against upstream (rflow_v120/masked: DiT outputs fixed to upstream\'s)', () => {
+  it('latent mask path, transform and CFG: every step and the final latents are bit-identical', async () => {
+    const m = meta('rflow_v120');
+    const run = m.runs.find((r: any) => r.name === 'masked');
+    const dir = join(ROOT, 'rflow_v120');
+    const ref = await readTensors(join(dir, 'masked.outputs.safetensors'));
+    const inputs = await readTensors(join(dir, 'masked.inputs.safetensors'));
+    const outs = asF32(ref.get('trace.out'), 'trace.out');
+    const xs = asF32(ref.get('trace.x'), 'trace.x');
+    const steps: number = run.steps;
+    const perOut = outs.data.length / steps;
+    const perX = xs.data.length / steps;
+    const seen: Float32Array[] = [];
+    const masks: number[][] = [];
+    let k = 0;
+    const denoiser: Denoiser = async (z, _t, e) => {
+      seen.push(z.data.slice(0, z.data.length / 2));
+      masks.push([...e.xMask!.data]);
+      return { dtype: 'f32', shape: outs.shape.slice(1), data: outs.data.slice(k * perOut, (k++ + 1) * perOut) };
+    };
+    const noise = await fileNoise(join(dir, 'masked.noise.safetensors'));
+    const f = (key: string) => [...asF32(inputs.get(key), key).data];
+    const latents = await sample('rflow', {
+      latentShape: run.latent_shape, steps, cfgScale: run.cfg_scale, useTimestepTransform: true, release: 'v1.2',
+      transformInputs: { height: f('height'), width: f('width'), numFrames: f('num_frames') },
+      latentMask: asF32(inputs.get('latent_mask'), 'latent_mask'), noise, denoiser,
+    });
+    await noise.close?.();
+    seen.forEach((x, i) => expect(maxAbs(x, xs.data.subarray(i * perX, (i + 1) * perX)), `step ${i}`).toBe(0));
+    expect(maxAbs(latents.data, asF32(ref.get('latents')).data)).toBe(0);
+    // x_mask. Step 0: the transformed first timestep is 1000.0001 in float32 at 64x64x17 (ratio 0.2795), so
+    // mask·1000 >= t holds for no frame: the step changes nothing and the ratio-1 frames are re-noised at step 1,
+    // exactly as upstream (replayed bit-identically above). Then frame 0 (ratio 0) is never active and frame 3
+    // (ratio 0.5) from t <= 500 on.
+    expect(masks[0]).toEqual(Array(10).fill(0));
+    expect(masks[1]).toEqual([0, 1, 1, 0, 1, 0, 1, 1, 0, 1]);
+    expect(masks.at(-1)).toEqual([0, 1, 1, 1, 1, 0, 1, 1, 1, 1]);
   });
 });
