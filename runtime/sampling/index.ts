@@ -8,7 +8,7 @@ export type { BoolTensor, F32Tensor, I64Tensor } from './tensor.ts';
 export type { Denoiser, DenoiserExtras, StepCallback } from './loop.ts';
 export { fileNoise, philox4x32, philoxNormals, seededNoise } from './noise.ts';
 export type { NoiseSource } from './noise.ts';
-export { betaSchedule, cfgCombine, iddpmSample, iddpmSchedule, pMeanVariance, pSampleUpdate, spaceTimesteps } from './iddpm.ts';
+export { betaSchedule, cfgCombine, iddpmSample, iddpmSchedule, iddpmStep, pMeanVariance, pSampleUpdate, spaceTimesteps } from './iddpm.ts';
 export type { IddpmNumerics, IddpmSampleOptions, IddpmSchedule, IddpmScheduleOptions, NoiseSchedule } from './iddpm.ts';
 export { fixGuidanceFlaw, oscillationScale, rflowSample, rflowTimesteps, timestepTransform } from './rflow.ts';
 export type { RflowRelease, RflowSampleOptions, RflowScheduleOptions, TransformInputs, TransformOptions } from './rflow.ts';

@@ -106,8 +106,11 @@ export function detLog(u: number): number {
   return 2 * s * p - e * LN2;
 }
 
-/** sin and cos of b in [0, π/4] by their Taylor series (error < 1e-17). */
-function sinCosSmall(b: number): [number, number] {
+/** scratch for sinCos2Pi: [sin, cos] */
+const SC = new Float64Array(2);
+
+/** sin and cos of b in [0, π/4] by their Taylor series (error < 1e-17), into SC. */
+function sinCosSmall(b: number): void {
   const b2 = b * b;
   let s = 1;
   let c = 1;
@@ -115,27 +118,42 @@ function sinCosSmall(b: number): [number, number] {
     s = 1 - (s * b2) / ((2 * k) * (2 * k + 1));
     c = 1 - (c * b2) / ((2 * k - 1) * (2 * k));
   }
-  return [b * s, c];
+  SC[0] = b * s;
+  SC[1] = c;
 }
 
-/** [sin(2πv), cos(2πv)] for v in [0, 1), with an exact reduction to [0, π/4]. */
-export function detSinCos2Pi(v: number): [number, number] {
+/** sin(2πv), cos(2πv) for v in [0, 1) into SC, with an exact reduction to [0, π/4]. */
+function sinCos2PiInto(v: number): void {
   const v4 = v * 4;
   const q = Math.floor(v4);
   const f = v4 - q;
-  const g = f <= 0.5 ? f : 1 - f;
-  const [sb, cb] = sinCosSmall(g * HALF_PI);
-  const [sa, ca] = f <= 0.5 ? [sb, cb] : [cb, sb];
-  switch (q) {
-    case 0:
-      return [sa, ca];
-    case 1:
-      return [ca, -sa];
-    case 2:
-      return [-sa, -ca];
-    default:
-      return [-ca, sa];
+  sinCosSmall((f <= 0.5 ? f : 1 - f) * HALF_PI);
+  let sa = SC[0]!;
+  let ca = SC[1]!;
+  if (f > 0.5) {
+    const t = sa;
+    sa = ca;
+    ca = t;
   }
+  if (q === 0) {
+    SC[0] = sa;
+    SC[1] = ca;
+  } else if (q === 1) {
+    SC[0] = ca;
+    SC[1] = -sa;
+  } else if (q === 2) {
+    SC[0] = -sa;
+    SC[1] = -ca;
+  } else {
+    SC[0] = -ca;
+    SC[1] = sa;
+  }
+}
+
+/** [sin(2πv), cos(2πv)] for v in [0, 1), computed with + − × ÷ only. */
+export function detSinCos2Pi(v: number): [number, number] {
+  sinCos2PiInto(v);
+  return [SC[0]!, SC[1]!];
 }
 
 const TWO_M32 = 2 ** -32;
@@ -161,9 +179,9 @@ export function philoxNormals(seed: number | bigint, stream: number, n: number, 
       const u = (blk[2 * p]! + 1) * TWO_M32;
       const v = blk[2 * p + 1]! * TWO_M32;
       const r = Math.sqrt(-2 * detLog(u));
-      const [s, c] = detSinCos2Pi(v);
-      if (j + 2 * p < n) out[j + 2 * p] = r * c;
-      if (j + 2 * p + 1 < n) out[j + 2 * p + 1] = r * s;
+      sinCos2PiInto(v);
+      if (j + 2 * p < n) out[j + 2 * p] = r * SC[1]!;
+      if (j + 2 * p + 1 < n) out[j + 2 * p + 1] = r * SC[0]!;
     }
   }
   return out;

@@ -104,3 +104,19 @@ describe('RFLOW host math replayed against upstream (rflow_v120/masked: DiT outp
     expect(masks.at(-1)).toEqual([0, 1, 1, 1, 1, 0, 1, 1, 1, 1]);
   });
 });
+
+describe('the fused IDDPM step', () => {
+  it('equals cfgCombine -> pMeanVariance -> pSampleUpdate to the bit', async () => {
+    const { cfgCombine, iddpmSchedule, iddpmStep, pMeanVariance, pSampleUpdate, philoxNormals } = await import('../../runtime/sampling/index.ts');
+    const [B, C, inner] = [2, 4, 37];
+    const s = iddpmSchedule({ steps: 10, numerics: 'v1.1' });
+    const out: F32Tensor = { dtype: 'f32', shape: [2 * B, 2 * C, inner], data: philoxNormals(3, 0, 2 * B * 2 * C * inner) };
+    const x = philoxNormals(3, 1, B * C * inner);
+    const noise = philoxNormals(3, 2, B * C * inner);
+    for (const t of [9, 4, 0])
+      for (const ch of [3, 4, 8]) {
+        const ref = pSampleUpdate(pMeanVariance(s, x, cfgCombine(out, B, 7.5, ch), t, B, C, inner), t, noise);
+        expect(iddpmStep(s, x, out.data, t, 7.5, ch, noise, B, C, inner)).toEqual(ref);
+      }
+  });
+});
