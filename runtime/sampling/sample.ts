@@ -13,6 +13,8 @@ export type SamplerKind = 'iddpm' | 'rflow';
 
 export function sample(kind: 'iddpm', opts: IddpmSampleOptions): Promise<F32Tensor>;
 export function sample(kind: 'rflow', opts: RflowSampleOptions): Promise<F32Tensor>;
+/** kind chosen at run time: options valid for both */
+export function sample(kind: SamplerKind, opts: IddpmSampleOptions & RflowSampleOptions): Promise<F32Tensor>;
 export function sample(kind: SamplerKind, opts: IddpmSampleOptions | RflowSampleOptions): Promise<F32Tensor> {
   if (kind === 'iddpm') return iddpmSample(opts as IddpmSampleOptions);
   if (kind === 'rflow') return rflowSample(opts as RflowSampleOptions);
