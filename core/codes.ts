@@ -33,6 +33,7 @@ export const SECTIONS = {
   running: 'Running (SORA55xx)',
   migrations: 'Migrations (SORA6xxx)',
   configuration: 'Configuration and command-line input (SORA7xxx)',
+  generation: 'Pipelines and generation (SORA8xxx)',
 } as const;
 export type Section = keyof typeof SECTIONS;
 
@@ -129,6 +130,26 @@ export const CODES = {
   SORA7008: e('configuration', 'cannot write the output'),
   SORA7009: e('configuration', 'interrupted', { exit: 130 }),
   SORA7010: e('configuration', 'model does not compile'),
+  // pipelines and generation: samplers (82xx)
+  SORA8201: e('generation', 'sampling steps out of range'),
+  SORA8202: e('generation', 'guidance scale not finite'),
+  SORA8203: e('generation', 'noise source lacks a tensor'),
+  SORA8204: e('generation', 'noise shape does not match the latent'),
+  SORA8205: e('generation', 'noise tensor has an unsupported dtype'),
+  SORA8206: e('generation', 'noise file unreadable'),
+  SORA8207: e('generation', 'latent shape invalid'),
+  SORA8208: e('generation', 'denoiser output has the wrong shape'),
+  SORA8209: e('generation', 'conditioning input has the wrong shape or value'),
+  SORA8210: e('generation', 'unknown respacing string'),
+  SORA8211: e('generation', 'respacing cannot be divided as asked'),
+  SORA8212: e('generation', 'unknown beta schedule'),
+  SORA8213: e('generation', 'latent mask has the wrong shape or values'),
+  SORA8214: e('generation', 'sampling cancelled', { exit: 130 }),
+  SORA8215: e('generation', 'unsupported sampler option'),
+  SORA8216: e('generation', 'invalid video request'),
+  SORA8217: e('generation', 'invalid seed'),
+  SORA8218: e('generation', 'cfg channel out of range'),
+  SORA8219: e('generation', 'unknown release or sampler kind'),
 } as const satisfies Record<string, CodeInfo>;
 
 export type Code = keyof typeof CODES;

@@ -2,7 +2,7 @@
  * Open-Sora's samplers (IDDPM, RFLOW) as host-side TypeScript, numerically equal to the upstream code
  * (docs/guides/sampling.md). Model calls go through a Denoiser callback; noise comes from a NoiseSource.
  */
-export { SAMPLING_CODES, SamplingError } from './errors.ts';
+export { SamplingError } from './errors.ts';
 export type { SamplingCode } from './errors.ts';
 export type { BoolTensor, F32Tensor, I64Tensor } from './tensor.ts';
 export type { Denoiser, DenoiserExtras, StepCallback } from './loop.ts';

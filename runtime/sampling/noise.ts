@@ -22,7 +22,7 @@
  *     Only the steps a sampler actually uses must be present (IDDPM: every step but the last; RFLOW: steps where a
  *     latent mask re-noises frames). tests/fixtures/golden-sampler/ holds such files, written by its harness.
  */
-import { openWeights } from '../../index.ts';
+import { openSafetensors } from '../formats/safetensors.ts';
 import { SamplingError } from './errors.ts';
 import { type F32Tensor, f32, fmt, numel } from './tensor.ts';
 
@@ -205,7 +205,7 @@ export function seededNoise(seed: number | bigint): NoiseSource {
 export async function fileNoise(path: string): Promise<NoiseSource> {
   let store;
   try {
-    store = await openWeights(path);
+    store = await openSafetensors(path);
   } catch (e) {
     throw new SamplingError('SORA8206', `cannot read noise file ${path}: ${(e as Error).message.split('\n')[0]}`, 'pass a safetensors file with an `init` tensor and `step.<i>` tensors (docs/guides/sampling.md)');
   }
@@ -219,7 +219,7 @@ export async function fileNoise(path: string): Promise<NoiseSource> {
     if (t.dtype !== 'f32') throw new SamplingError('SORA8205', `noise tensor "${key}" in ${path} is ${t.dtype}, not f32`, 'store noise as float32');
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
       throw new SamplingError('SORA8204', `noise tensor "${key}" in ${path} has shape ${fmt(t.shape)} but the latent is ${fmt(shape)}`, 'record the noise for this latent size (batch, channels, frames, height, width must match)');
-    const bytes = await t.read();
+    const bytes = await s.read(key);
     const copy = new Uint8Array(bytes.byteLength);
     copy.set(bytes);
     return f32(shape, new Float32Array(copy.buffer, 0, numel(shape)));
