@@ -17,7 +17,7 @@ export const TEXT_CODES = {
   SORA8109: 'prompt is not a string',
   SORA8110: 'cannot read a tokenizer file',
   SORA8111: 'unknown Open-Sora release for prompt cleaning',
-  SORA8112: 'ambiguous tokenizer location',
+  SORA8112: 'prompt cannot be cleaned (Open-Sora\'s cleaner raises on it)',
 } as const;
 
 export type TextCode = keyof typeof TEXT_CODES;

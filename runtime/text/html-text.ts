@@ -392,7 +392,7 @@ class Parser {
 
 function uncleanable(raw: string, i: number, why: string): TextError {
   return new TextError(
-    'SORA8113',
+    'SORA8112',
     `prompt cannot be cleaned: Open-Sora's HTML step (Python html.parser) fails at ${JSON.stringify(raw.slice(i, i + 20))}: ${why}`,
     'remove the "<![" from the prompt (Open-Sora itself raises AssertionError on it)',
   );

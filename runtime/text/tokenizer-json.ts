@@ -419,20 +419,20 @@ function buildPreTokenizer(p: Obj, where: string, src: string): PreTokenizer {
       return (pieces) => {
         const out: Piece[] = [];
         for (const pc of pieces) {
-          let firstWord = pc.first;
+          // a word keeps `first` only when it starts the piece (original offset 0)
           let pos = 0;
           for (const m of pc.text.matchAll(RUST_WS_RUN)) {
-            if (m.index! > pos) out.push({ text: pc.text.slice(pos, m.index), first: firstWord && pos === 0 });
+            if (m.index! > pos) out.push({ text: pc.text.slice(pos, m.index), first: pc.first && pos === 0 });
             pos = m.index! + m[0].length;
-            firstWord = firstWord && false;
           }
           if (pos < pc.text.length) out.push({ text: pc.text.slice(pos), first: pc.first && pos === 0 });
         }
         return out;
       };
     case 'Metaspace': {
-      const rep = p.replacement;
-      if (typeof rep !== 'string' || [...rep].length !== 1) throw invalid(src, `${where}.replacement must be one character`);
+      const repJson = p.replacement;
+      if (typeof repJson !== 'string' || [...repJson].length !== 1) throw invalid(src, `${where}.replacement must be one character`);
+      const rep: string = repJson;
       let scheme: string;
       if (typeof p.prepend_scheme === 'string') scheme = p.prepend_scheme;
       else scheme = p.add_prefix_space === false ? 'never' : 'always';
@@ -442,7 +442,7 @@ function buildPreTokenizer(p: Obj, where: string, src: string): PreTokenizer {
         const out: Piece[] = [];
         for (const pc of pieces) {
           if (pc.text === '') continue;
-          let t = pc.text.replaceAll(' ', rep);
+          let t: string = pc.text.replaceAll(' ', rep);
           if (!t.startsWith(rep) && (scheme === 'always' || (scheme === 'first' && pc.first))) t = rep + t;
           if (!split) {
             out.push({ text: t, first: pc.first });
