@@ -23,7 +23,7 @@ import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
 import { PrecompiledCharsmap } from './charsmap.ts';
 import { TextError } from './errors.ts';
-import { PieceTrie, oneCharLen, viterbi, type UnigramScoring } from './unigram.ts';
+import { PieceTrie, oneCharLen, utf8, viterbi, type UnigramScoring } from './unigram.ts';
 
 /** ModelProto.SentencePiece.Type (sentencepiece_model.proto). */
 export const PieceType = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
@@ -241,8 +241,9 @@ export class SentencePieceProcessor {
       if (this.pieceIds.has(p.piece)) throw bad(`${JSON.stringify(p.piece)} is already defined (ids ${this.pieceIds.get(p.piece)} and ${i})`);
       this.pieceIds.set(p.piece, i);
       const matchable = p.type === PieceType.NORMAL || p.type === PieceType.USER_DEFINED || p.type === PieceType.UNUSED;
-      if (matchable) trie.insert(enc.encode(p.piece), i);
-      if (p.type === PieceType.USER_DEFINED) (udTrie ??= new PieceTrie()).insert(enc.encode(p.piece), i);
+      const bytes = utf8(p.piece);
+      if (matchable) trie.insert(bytes, i);
+      if (p.type === PieceType.USER_DEFINED) (udTrie ??= new PieceTrie()).insert(bytes, i);
       if (p.type === PieceType.NORMAL) {
         if (!minSet || p.score < minScore) minScore = p.score;
         minSet = true;

@@ -21,7 +21,7 @@
 import { readFileSync } from 'node:fs';
 import { PrecompiledCharsmap } from './charsmap.ts';
 import { TextError } from './errors.ts';
-import { PieceTrie, viterbi, type UnigramScoring } from './unigram.ts';
+import { PieceTrie, utf8, viterbi, type UnigramScoring } from './unigram.ts';
 
 export interface AddedTokenSpec {
   readonly id: number;
@@ -88,7 +88,7 @@ export class TokenizerJson {
       scores[i] = e[1];
       if (e[1] < minScore) minScore = e[1];
       if (!this.vocabIds.has(e[0])) this.vocabIds.set(e[0], i);
-      trie.insert(enc.encode(e[0]), i);
+      trie.insert(utf8(e[0]), i);
     });
     const unk = model.unk_id;
     this.unkId = typeof unk === 'number' ? unk : null;

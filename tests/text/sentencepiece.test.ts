@@ -12,6 +12,7 @@ import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { TextError } from '../../runtime/text/errors.ts';
 import { loadSentencePiece, readSentencePiece } from '../../runtime/text/sentencepiece.ts';
+import { utf8 } from '../../runtime/text/unigram.ts';
 import { type Corpus, FIX, fixtureJson } from './helpers.ts';
 
 interface SpmRow {
@@ -74,7 +75,7 @@ describe('model reading', () => {
     expect(thrown(() => loadSentencePiece(new Uint8Array(0), 'empty.model')).code).toBe('SORA8102');
     expect(thrown(() => loadSentencePiece(new TextEncoder().encode('{"model": {}}'), 'json.model')).code).toBe('SORA8102');
     let seed = 7;
-    const rnd = new Uint8Array(4096).map(() => ((seed = (seed * 1103515245 + 12345) >>> 0), seed >>> 24));
+    const rnd = new Uint8Array(4096).map(() => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0), seed >>> 24));
     expect(thrown(() => loadSentencePiece(rnd, 'random.model')).code).toMatch(/^SORA810[2-5]$/);
   });
 
@@ -126,6 +127,16 @@ describe('properties', () => {
         expect(r.pieces.join('')).toBe(t5.normalize(s));
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('the piece UTF-8 encoder equals TextEncoder, lone surrogates included', () => {
+    const units = fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 40 });
+    fc.assert(
+      fc.property(fc.oneof(units, anyText), (s) => {
+        expect(Array.from(utf8(s))).toEqual(Array.from(new TextEncoder().encode(s)));
+      }),
+      { numRuns: 500 },
     );
   });
 

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { RunOptions } from '../../index.ts';
 import { TextError } from '../../runtime/text/errors.ts';
 import { type EncodedBatch, openT5Tokenizer } from '../../runtime/text/t5-tokenizer.ts';
 import { textPreprocessing } from '../../runtime/text/clean.ts';
@@ -79,6 +80,13 @@ describe('edge prompts', () => {
     const f = fast.encode([corpus.texts[b]!], { maxLength: 120 });
     expect(s.lengths[0]).toBe(119);
     expect(f.lengths[0]).toBe(120);
+  });
+
+  it('the batch is an input map run() accepts (the assignment is what `npm run typecheck` checks)', () => {
+    const r = tok.encode(['a cat', ''], { maxLength: 8 });
+    const inputs: RunOptions['inputs'] = { input_ids: r.inputIds, attention_mask: r.attentionMask };
+    expect(Object.keys(inputs)).toEqual(['input_ids', 'attention_mask']);
+    expect(r.lengths).toEqual([row(r.attentionMask, 0).filter((m) => m === 1).length, 1]);
   });
 
   it('preprocess runs before tokenizing', () => {
