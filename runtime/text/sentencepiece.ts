@@ -23,7 +23,7 @@ import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
 import { PrecompiledCharsmap } from './charsmap.ts';
 import { TextError } from './errors.ts';
-import { PieceTrie, oneCharLen, utf8, viterbi, type UnigramScoring } from './unigram.ts';
+import { PieceTrie, utf8, viterbi, type UnigramScoring } from './unigram.ts';
 
 /** ModelProto.SentencePiece.Type (sentencepiece_model.proto). */
 export const PieceType = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
@@ -491,5 +491,3 @@ export function readSentencePiece(path: string): SentencePieceProcessor {
   return loadSentencePiece(bytes, path);
 }
 
-/** Exposed for tests: the UTF-8 length a lead byte announces. */
-export { oneCharLen };

@@ -89,6 +89,21 @@ describe('edge prompts', () => {
     expect(r.lengths).toEqual([row(r.attentionMask, 0).filter((m) => m === 1).length, 1]);
   });
 
+  it('the two readers differ on the corpus exactly where transformers\' slow and fast classes do', () => {
+    const differs = (file: string) => {
+      const other = openT5Tokenizer(join(FIX, file));
+      const a = tok.encode(corpus.texts, { maxLength: 120 });
+      const b = other.encode(corpus.texts, { maxLength: 120 });
+      return corpus.names.filter((_n, i) => row(a.inputIds, i).join() !== row(b.inputIds, i).join());
+    };
+    // </s> already last (slow adds none), a grapheme with a full-width letter + combining mark
+    // (tokenizers' Precompiled takes the first rule for the whole cluster)
+    const always = ['fullwidth_plus_combining', 'special_run', 'eos_alone', 'eos_end', 'eos_at_cut_120'];
+    expect(differs('t5like.tokenizer.json')).toEqual(always);
+    // the 2020 layout splits on Unicode whitespace (U+0085 here) before Metaspace
+    expect(differs('t5like-legacy.tokenizer.json').sort()).toEqual([...always, 'controls'].sort());
+  });
+
   it('preprocess runs before tokenizing', () => {
     const a = tok.encode(['<b>A  CAT</b> https://x.com/y'], { maxLength: 20, preprocess: textPreprocessing });
     const b = tok.encode(['a cat'], { maxLength: 20 });
