@@ -7,6 +7,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { absentInputs, checkEntries, modelSources } from '../compiler/check.ts';
 import { compile, type CompiledModel, type CompileOptions } from '../compiler/compile.ts';
 import { fsHost } from '../compiler/host.ts';
+import { isPipelineFile } from '../compiler/pipeline.ts';
+import { parse } from '../grammar/parser.ts';
 import { type Diagnostic, hasErrors } from '../core/diagnostics.ts';
 import { SoracError } from '../core/errors.ts';
 import { checkWeights, type LoadReport } from '../runtime/weights/load-report.ts';
@@ -34,6 +36,12 @@ export function checkSourceFile(file: string): void {
   } catch {
     throw new SoracError('SORA1005', `${file} is not valid UTF-8 text`, { hint: 'save the file as UTF-8', path: file });
   }
+}
+
+/** Whether a .sora file declares a pipeline (rather than models): parsed, not compiled. */
+export function isPipelineSource(file: string): boolean {
+  checkSourceFile(file);
+  return isPipelineFile(parse(readFileSync(file, 'utf8'), file).ast);
 }
 
 /** A config JSON file as a JSON object (SORA7001 unreadable, SORA7002 not a JSON object). */

@@ -27,3 +27,26 @@ export function progressBar(io: CliIO, width = 30) {
     },
   };
 }
+
+/** A step counter with ETA for loops (the sampler's steps): `[####....] 12/30 steps  2.1 s/step  ETA 38 s`. */
+export function stepBar(io: CliIO, label: string, width = 30) {
+  let drawn = false;
+  let last = 0;
+  return {
+    update(done: number, total: number, ms: number) {
+      const now = performance.now();
+      if (now - last < 100 && done < total) return;
+      last = now;
+      const fill = Math.round((done / Math.max(1, total)) * width);
+      const per = done ? ms / done : 0;
+      const eta = per * (total - done);
+      const fmt = (t: number) => (t >= 60_000 ? `${Math.floor(t / 60_000)} min ${Math.round((t % 60_000) / 1000)} s` : t >= 1000 ? `${(t / 1000).toFixed(1)} s` : `${Math.round(t)} ms`);
+      io.stderr(`\r${label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${total} steps  ${fmt(per)}/step  ETA ${done ? fmt(eta) : '…'}\u001b[K`);
+      drawn = true;
+    },
+    done() {
+      if (drawn) io.stderr('\r\u001b[K');
+      drawn = false;
+    },
+  };
+}

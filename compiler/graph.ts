@@ -33,6 +33,8 @@ export class GraphBuilder {
   private readonly weightByKey = new Map<string, IrValue>();
   readonly inputs: IrValue[] = [];
   readonly symbols = new Map<string, SymbolSource>();
+  /** Input symbols the caller fixed to sizes (traceEntry's `bind`): concrete in this graph. */
+  readonly fixed = new Set<string>();
   private readonly dimCache = new Map<string, IrValue>();
   private readonly constCache = new Map<string, IrValue>();
   private readonly shapeCache = new Map<IrValue, IrValue>();

@@ -53,6 +53,11 @@ export interface TraceOptions {
   /** Optional inputs to treat as absent (the forward's None path). */
   readonly absent?: ReadonlySet<string>;
   readonly opset?: number;
+  /**
+   * Fix input symbols to sizes (`{ B: 2, Tx: 15, Hx: 30, Wx: 54 }`): the graph's shapes are then concrete
+   * where they follow from these, and asserts over them are checked now (a request checked before compute).
+   */
+  readonly bind?: Readonly<Record<string, number>>;
 }
 
 export interface TraceResult {

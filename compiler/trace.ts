@@ -72,6 +72,17 @@ export function traceEntry(model: CompiledModel, entry: string, opts: TraceOptio
           }
         };
         const symbolic = parseSymDim(e, (n) => isBoundName(interp, root, file, n), symSeen, constInt);
+        if (symbolic && opts.bind?.[symbolic.name] !== undefined) {
+          // a symbol the caller fixes: the dimension (and everything computed from it) is concrete
+          const n = opts.bind[symbolic.name]!;
+          const size = n * symbolic.divisor + symbolic.offset;
+          dims.push(Sym.const(size));
+          irDims.push(size);
+          symSeen.add(symbolic.name);
+          g.fixed.add(symbolic.name);
+          symVars.set(symbolic.name, { k: 'int', v: n });
+          return;
+        }
         if (symbolic) {
           dims.push(Sym.sym(symbolic.name).scale(symbolic.divisor).add(symbolic.offset));
           irDims.push(symbolic.divisor === 1 && symbolic.offset === 0 ? symbolic.name : `${symbolic.divisor === 1 ? '' : symbolic.divisor + '*'}${symbolic.name}${symbolic.offset ? '+' + symbolic.offset : ''}`);
@@ -101,6 +112,7 @@ export function traceEntry(model: CompiledModel, entry: string, opts: TraceOptio
     }
     const entrySymbols = new Map<string, Sym>();
     for (const [k, v] of symVars) if (v.k === 'dim') entrySymbols.set(k, v.s);
+    else if (v.k === 'int') entrySymbols.set(k, Sym.const(v.v));
     const result = interp.callFn(info.decl, file, root, pos, new Map(), info.decl.name.span, { entryInputs: true, entrySymbols });
     const vals = info.outputs.length > 1 ? (result.k === 'tuple' ? result.items : [result]) : [result];
     if (vals.length !== info.outputs.length) interp.error('SORA3013', `entry ${entry} returns ${vals.length} values but declares ${info.outputs.length} outputs`, info.decl.name.span);

@@ -130,7 +130,27 @@ export const CODES = {
   SORA7008: e('configuration', 'cannot write the output'),
   SORA7009: e('configuration', 'interrupted', { exit: 130 }),
   SORA7010: e('configuration', 'model does not compile'),
-  // pipelines and generation: samplers (82xx)
+  // pipelines and generation: declarations (80xx)
+  SORA8001: e('generation', 'unknown or missing pipeline component'),
+  SORA8002: e('generation', 'component weights source missing or not allowed'),
+  SORA8003: e('generation', 'pipeline components do not fit each other'),
+  SORA8004: e('generation', 'unknown component kind, option or entry'),
+  SORA8005: e('generation', 'invalid component option value'),
+  SORA8006: e('generation', 'no pipeline (or several) in the file'),
+  // text: tokenizers and prompt cleaning (81xx)
+  SORA8101: e('generation', 'tokenizer files not found'),
+  SORA8102: e('generation', 'invalid or truncated spiece.model'),
+  SORA8103: e('generation', 'unsupported SentencePiece model'),
+  SORA8104: e('generation', 'inconsistent SentencePiece vocabulary'),
+  SORA8105: e('generation', 'invalid precompiled normalization charsmap'),
+  SORA8106: e('generation', 'invalid tokenizer.json'),
+  SORA8107: e('generation', 'unsupported tokenizer.json component'),
+  SORA8108: e('generation', 'bad encode options'),
+  SORA8109: e('generation', 'prompt is not a string'),
+  SORA8110: e('generation', 'cannot read a tokenizer file'),
+  SORA8111: e('generation', 'unknown Open-Sora release for prompt cleaning'),
+  SORA8112: e('generation', "prompt cannot be cleaned (Open-Sora's cleaner raises on it)"),
+  // samplers (82xx)
   SORA8201: e('generation', 'sampling steps out of range'),
   SORA8202: e('generation', 'guidance scale not finite'),
   SORA8203: e('generation', 'noise source lacks a tensor'),
@@ -150,6 +170,12 @@ export const CODES = {
   SORA8217: e('generation', 'invalid seed'),
   SORA8218: e('generation', 'cfg channel out of range'),
   SORA8219: e('generation', 'unknown release or sampler kind'),
+  // generate (83xx)
+  SORA8301: e('generation', 'invalid prompt'),
+  SORA8302: e('generation', 'unknown resolution or aspect ratio'),
+  SORA8303: e('generation', 'frame count or size the components cannot take'),
+  SORA8304: e('generation', 'cannot write the video'),
+  SORA8305: e('generation', 'tokenizer and text encoder do not fit'),
 } as const satisfies Record<string, CodeInfo>;
 
 export type Code = keyof typeof CODES;

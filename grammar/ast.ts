@@ -22,7 +22,7 @@ export interface SourceFile {
   readonly span: Span;
 }
 
-export type Decl = ImportDecl | ModuleDecl | FnDecl | LetStmt;
+export type Decl = ImportDecl | ModuleDecl | PipelineDecl | FnDecl | LetStmt;
 
 export interface ImportDecl {
   readonly kind: 'import';
@@ -39,6 +39,29 @@ export interface ModuleDecl {
   readonly version?: StrLit;
   readonly params: readonly Param[];
   readonly members: readonly Member[];
+  readonly span: Span;
+}
+
+/**
+ * `pipeline Name version "1.2" { config {...} tokenizer = t5_tokenizer(...) from "..." ... }`: a whole
+ * inference pipeline (docs/language.md, "Pipelines"): its generation settings and its components.
+ */
+export interface PipelineDecl {
+  readonly kind: 'pipeline';
+  readonly name: Ident;
+  readonly version?: StrLit;
+  readonly members: readonly PipelineMember[];
+  readonly span: Span;
+}
+
+export type PipelineMember = ConfigBlock | LetStmt | AssertStmt | ComponentDecl;
+
+/** `name = Model(k=v, ...) from "weights"`: one component of a pipeline and where its weights come from. */
+export interface ComponentDecl {
+  readonly kind: 'component';
+  readonly name: Ident;
+  readonly value: Expr;
+  readonly from?: StrLit;
   readonly span: Span;
 }
 

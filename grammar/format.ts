@@ -161,6 +161,21 @@ class Printer {
         this.trail(d.span.end.line);
         return;
       }
+      case 'pipeline': {
+        this.emit(ind, `pipeline ${d.name.name}${d.version ? ` version ${JSON.stringify(d.version.value)}` : ''} {`);
+        this.trail(d.name.span.end.line);
+        d.members.forEach((m, i) => {
+          this.lead(ind + 1, m.span, i === 0);
+          if (m.kind === 'component') {
+            this.emit(ind + 1, `${m.name.name} = ${formatExpr(m.value)}${m.from ? ` from ${JSON.stringify(m.from.value)}` : ''}`);
+            this.trail(m.span.end.line);
+          } else this.member(m, ind + 1);
+        });
+        this.closeBlock(ind + 1, d.span.end.offset - 1);
+        this.emit(ind, '}');
+        this.trail(d.span.end.line);
+        return;
+      }
       case 'fn':
         this.fn(d, ind);
         return;

@@ -48,6 +48,7 @@ class SoraParser extends EmbeddedActionsParser {
     this.MANY(() => {
       const d = this.OR([
         { ALT: () => this.SUBRULE(this.importDecl) },
+        { GATE: () => this.LA(1).image === 'pipeline' && this.LA(2).tokenType === T.Ident, ALT: () => this.SUBRULE(this.pipelineDecl) },
         { ALT: () => this.SUBRULE(this.moduleDecl) },
         { ALT: () => this.SUBRULE(this.fnDecl) },
         { ALT: () => this.SUBRULE(this.letStmt) },
@@ -100,6 +101,48 @@ class SoraParser extends EmbeddedActionsParser {
     });
     this.CONSUME(T.RBrace);
     return this.ACTION(() => ({ kind: 'module' as const, isModel, name: this.ident(name), ...(version ? { version } : {}), params, members, span: this.sp(start, this.last()) }));
+  });
+
+  // ---- pipelines ------------------------------------------------------------------------------
+  private pipelineDecl = this.RULE('pipelineDecl', (): A.PipelineDecl => {
+    const start = this.CONSUME(T.Ident); // contextual keyword `pipeline`
+    const name = this.CONSUME2(T.Ident);
+    let version: A.StrLit | undefined;
+    this.OPTION(() => {
+      const v = this.CONSUME3(T.Ident); // contextual keyword `version`
+      const s = this.CONSUME(T.Str);
+      this.ACTION(() => {
+        if (v.image !== 'version') throw new Error('expected version');
+        version = strLit(s, this.sp(s));
+      });
+    });
+    this.CONSUME(T.LBrace);
+    const members: A.PipelineMember[] = [];
+    this.MANY(() => {
+      const m = this.OR([
+        { GATE: () => this.LA(1).image === 'config' && this.LA(2).tokenType === T.LBrace, ALT: () => this.SUBRULE(this.configBlock) },
+        { ALT: () => this.SUBRULE(this.letStmt) },
+        { ALT: () => this.SUBRULE(this.assertStmt) },
+        { ALT: () => this.SUBRULE(this.componentDecl) },
+      ]);
+      this.OPTION2(() => this.CONSUME(T.Semi));
+      this.ACTION(() => m && members.push(m));
+    });
+    this.CONSUME(T.RBrace);
+    return this.ACTION(() => ({ kind: 'pipeline' as const, name: this.ident(name), ...(version ? { version } : {}), members, span: this.sp(start, this.last()) }));
+  });
+
+  private componentDecl = this.RULE('componentDecl', (): A.ComponentDecl => {
+    const name = this.CONSUME(T.Ident);
+    this.CONSUME(T.Eq);
+    const value = this.SUBRULE(this.expr);
+    let from: A.StrLit | undefined;
+    this.OPTION(() => {
+      this.CONSUME(T.Kw.from);
+      const s = this.CONSUME(T.Str);
+      this.ACTION(() => (from = strLit(s, this.sp(s))));
+    });
+    return this.ACTION(() => ({ kind: 'component' as const, name: this.ident(name), value, ...(from ? { from } : {}), span: this.sp(name, this.last()) }));
   });
 
   private paramList = this.RULE('paramList', (): A.Param[] => {

@@ -154,6 +154,13 @@ export function checkLayers(sources: ReadonlyMap<string, string>): Violation[] {
         continue;
       }
       const to = posix.normalize(posix.join(posix.dirname(file), imp.spec));
+      // JSON data beside a module (tables, entity lists) imports nothing: only its layer matters
+      if (to.endsWith('.json') && !sources.has(to)) {
+        const target = layerOf(to);
+        if (layer && target && target !== layer && !LAYERS[layer]!.mayImport.includes(target))
+          violations.push({ kind: 'upward', file, line: imp.line, message: `${file}:${imp.line}: layer ${layer} may not read ${to} (layer ${target})` });
+        continue;
+      }
       if (!sources.has(to)) {
         violations.push({ kind: 'unresolved', file, line: imp.line, message: `${file}:${imp.line}: "${imp.spec}" does not resolve to a scanned source file` });
         continue;

@@ -13,6 +13,34 @@ import type { RegisterCommand } from '../command.ts';
 import type { CliIO } from '../io.ts';
 import { EXIT } from '../io.ts';
 import { addModelOptions, compileFromCli, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
+import { loadPipeline } from '../../api/pipeline.ts';
+import { isPipelineSource } from '../../api/model.ts';
+import { printPipelineDiagnostics } from '../pipeline-args.ts';
+import { usageError } from '../io.ts';
+
+/** `sorac check PIPELINE.sora`: every component compiled at its config, and whether they fit each other. */
+function checkPipeline(file: string, opts: ModelOpts & { weights?: string }, io: CliIO, setExit: (n: number) => void): void {
+  if (opts.weights) throw usageError('--weights applies to a model file; a pipeline names its weights itself', 'use `sorac generate PIPELINE.sora --dry-run` to resolve and validate every component\'s weights');
+  const sets = (opts.set ?? []).map((s) => {
+    const i = s.indexOf('=');
+    if (i <= 0) throw usageError(`--set ${s}: expected key=value`);
+    return [s.slice(0, i).trim(), s.slice(i + 1)] as [string, string];
+  });
+  const p = loadPipeline({ file, cwd: io.cwd, set: sets });
+  const ok = !p.diagnostics.some((d) => d.severity === 'error');
+  if (opts.json) {
+    const components = Object.fromEntries(Object.entries(p.components).map(([k, c]) => [k, { kind: c!.kind, from: c!.from ?? null, model: c!.model?.modelName ?? null, contract: c!.model?.keymap?.contract ?? null, parameters: c!.model?.keymap ? parameterCount(c!.model.keymap) : 0, options: c!.options }]));
+    io.stdout(JSON.stringify({ ok, pipeline: p.name ?? null, version: p.version ?? null, config: p.config, components, diagnostics: p.diagnostics }, null, 2) + '\n');
+  } else {
+    printPipelineDiagnostics(p, io);
+    if (ok) {
+      io.stdout(`ok: pipeline ${p.name} v${p.version}: components fit each other\n`);
+      for (const [k, c] of Object.entries(p.components))
+        io.stdout(`  ${k.padEnd(12)} ${c!.model ? `${c!.model.modelName} (${parameterCount(c!.model.keymap!).toLocaleString('en-US')} parameters)` : `${c!.kind}(${Object.entries(c!.options).map(([n, v]) => `${n}=${JSON.stringify(v)}`).join(', ')})`}${c!.from ? ` from ${JSON.stringify(c!.from)}` : ''}\n`);
+    } else io.stderr(`check failed: ${summarizeCounts(p.diagnostics)}\n`);
+  }
+  setExit(ok ? EXIT.OK : EXIT.USER);
+}
 
 export const registerCheck: RegisterCommand = (program: Command, io: CliIO, setExit) => {
   addModelOptions(program.command('check').argument('<model>', '.sora model file'))
@@ -22,6 +50,7 @@ export const registerCheck: RegisterCommand = (program: Command, io: CliIO, setE
     .option('--from <part>', 'for training checkpoint dirs: ema or model', 'ema')
     .option('--dtype <rule=value>', 'override a dtype policy rule, e.g. --dtype compute=bf16 (repeatable)', (v: string, p: string[] = []) => [...p, v], [] as string[])
     .action(async (file: string, opts: ModelOpts & { weights?: string; allowMissing?: string[]; from?: string }) => {
+      if (isPipelineSource(file)) return checkPipeline(file, opts, io, setExit);
       const m = compileFromCli(file, opts, io);
       const r = await checkModel(m, { ...(opts.weights ? { weights: opts.weights } : {}), allowMissing: opts.allowMissing ?? [], part: opts.from === 'model' ? 'model' : 'ema', cwd: io.cwd });
       const compiled = r.diagnostics.every((d) => d.severity !== 'error');

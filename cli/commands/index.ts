@@ -3,10 +3,11 @@ import { registerBuild } from './build.ts';
 import { registerCheck } from './check.ts';
 import { registerCkpt } from './ckpt.ts';
 import { registerFmt } from './fmt.ts';
+import { registerGenerate } from './generate.ts';
 import { registerInspect } from './inspect.ts';
 import { registerMigrate } from './migrate.ts';
 import { registerRun } from './run.ts';
 import { registerVerify } from './verify.ts';
 
 // One import per command file; keep this list sorted.
-export const commands: RegisterCommand[] = [registerBuild, registerCheck, registerCkpt, registerFmt, registerInspect, registerMigrate, registerRun, registerVerify];
+export const commands: RegisterCommand[] = [registerBuild, registerCheck, registerCkpt, registerFmt, registerGenerate, registerInspect, registerMigrate, registerRun, registerVerify];

@@ -282,6 +282,8 @@ export const CREATION_BUILTINS: Record<string, Builtin> = {
     const axis = S(ctx, a.axis);
     const g = ctx.g as GraphBuilder | undefined;
     if (!g) return ctx.interp.error('SORA3012', 'micro_batch() declares how an entry can be micro-batched: call it in an entry body', ctx.span);
+    // an axis the caller fixed to a size (a concrete trace for checking a request): nothing to declare
+    if (g.fixed.has(axis)) return NONE;
     if (!g.symbols.has(axis))
       ctx.interp.error('SORA3010', `micro_batch(): "${axis}" is not a dimension named by the entry's inputs`, a.axis!.span, { hint: `dimensions: ${[...g.symbols.keys()].join(', ') || 'none'}` });
     const step = I(ctx, a.step, 1);

@@ -8,7 +8,7 @@ import type { Code } from '../../core/codes.ts';
 import { SoracError } from '../../core/errors.ts';
 
 /** The sampler layer's codes (registered in core/codes.ts, section "Pipelines and generation"). */
-export type SamplingCode = Extract<Code, `SORA82${string}`>;
+export type SamplingCode = Extract<Code, `SORA82${string}` | `SORA83${string}`>;
 
 /** A SoracError raised by the samplers; `hint` is always given. */
 export class SamplingError extends SoracError {

@@ -18,3 +18,4 @@ export { cfgText, ditDenoiser } from './denoiser.ts';
 export type { DitBinding, RunnableSession } from './denoiser.ts';
 export { releaseSampler, sample } from './sample.ts';
 export type { SamplerKind } from './sample.ts';
+export { ASPECT_RATIO_MAP, ASPECT_RATIOS, imageSize, NUM_FRAMES_MAP, numFrames } from './resolutions.ts';

@@ -319,7 +319,8 @@ async function resolvePlainDir(dir: string, opts: ResolveOptions, looked: string
 
 const HEX40 = /^[0-9a-f]{40}$/;
 
-async function resolveHub(hub: HubSpec, opts: ResolveOptions, looked: string[], notes: string[]) {
+/** The snapshot directories of a hub repo at a revision, in cache search order (misses are added to `looked`). */
+async function* hubSnapshots(hub: HubSpec, opts: ResolveOptions, looked: string[]): AsyncGenerator<HubLocation> {
   const revision = hub.revision ?? opts.revision ?? 'main';
   const folder = 'models--' + hub.repo.split('/').join('--');
   for (const root of hubCacheRoots(opts)) {
@@ -349,12 +350,18 @@ async function resolveHub(hub: HubSpec, opts: ResolveOptions, looked: string[], 
       looked.push(`${snapshot} (snapshot for ${revision} missing)`);
       continue;
     }
-    const loc: HubLocation = { repo: hub.repo, revision, commit, cache: root.dir, repoDir, snapshot, file: hub.file };
+    yield { repo: hub.repo, revision, commit, cache: root.dir, repoDir, snapshot, ...(hub.file ? { file: hub.file } : {}) };
+  }
+}
+
+async function resolveHub(hub: HubSpec, opts: ResolveOptions, looked: string[], notes: string[]) {
+  for await (const loc of hubSnapshots(hub, opts, looked)) {
+    const { revision, commit, snapshot, repoDir } = loc;
     if (hub.file) {
       const p = join(snapshot, hub.file);
       const s = await statOrNull(p);
       if (s?.isFile()) {
-        notes.push(`hub cache: ${hub.repo}@${revision} (${commit.slice(0, 12)}) from ${root.dir}`);
+        notes.push(`hub cache: ${hub.repo}@${revision} (${commit.slice(0, 12)}) from ${loc.cache}`);
         return { ...(await resolveFile(p)), via: 'hub-cache' as const, hub: loc };
       }
       if (s?.isDirectory()) {
@@ -379,11 +386,39 @@ async function resolveHub(hub: HubSpec, opts: ResolveOptions, looked: string[], 
     }
     const r = await resolveDir(snapshot, opts, looked, notes);
     if (r) {
-      notes.push(`hub cache: ${hub.repo}@${revision} (${commit.slice(0, 12)}) from ${root.dir}`);
+      notes.push(`hub cache: ${hub.repo}@${revision} (${commit.slice(0, 12)}) from ${loc.cache}`);
       return { ...r, via: 'hub-cache' as const, hub: loc };
     }
   }
   return undefined;
+}
+
+/**
+ * A directory a user names as a path or a hub id (`org/name[@rev][/sub/folder]`), found offline like
+ * weights are: an existing directory, else the snapshot (sub-folder) in the local hub cache. For files that
+ * are not weights (tokenizers, configs). A miss throws SORA5001 listing every place looked.
+ */
+export async function resolveFolder(spec: string, opts: ResolveOptions = {}): Promise<{ dir: string; via: 'dir' | 'hub-cache'; hub?: HubLocation; looked: string[] }> {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const looked: string[] = [];
+  const asPath = resolvePath(cwd, expandHome(spec, env));
+  const st = await statOrNull(asPath);
+  if (st?.isDirectory()) return { dir: asPath, via: 'dir', looked: [`${asPath} (directory)`] };
+  looked.push(`${asPath} (${st ? 'not a directory' : 'no such directory'})`);
+  const hub = parseHubSpec(spec);
+  if (hub) {
+    for await (const loc of hubSnapshots(hub, opts, looked)) {
+      const dir = hub.file ? join(loc.snapshot, hub.file) : loc.snapshot;
+      if ((await statOrNull(dir))?.isDirectory()) return { dir, via: 'hub-cache', hub: loc, looked };
+      looked.push(`${dir} (not downloaded)`);
+    }
+    throw new SoracError('SORA5001', `"${spec}" is not a local directory and ${hub.repo}${hub.file ? ' / ' + hub.file : ''} is not in any local hub cache (sorac never downloads)`, {
+      hint: `download it on a machine with network access: huggingface-cli download ${hub.repo}${hub.file ? ` --include "${hub.file}/*"` : ''}`,
+      looked,
+    });
+  }
+  throw new SoracError('SORA5001', `no such directory: ${asPath}`, { hint: `check the path (relative paths are resolved against ${cwd})`, looked, path: asPath });
 }
 
 async function listRefs(dir: string, prefix = ''): Promise<string[]> {

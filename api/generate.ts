@@ -1,0 +1,601 @@
+/**
+ * `sorac generate`: a prompt to a video with a compiled pipeline, offline, one component in memory at a time.
+ *
+ *   plan    everything that can be known before compute, and every problem at once: the request's sizes
+ *           (resolution table, frames), the latent size (the VAE's own encode entry traced at those sizes),
+ *           the transformer traced at the latent size (its asserts checked now), every component's weights
+ *           resolved offline and validated against its keymap, the tokenizer found, and per stage the
+ *           weight bytes and an estimate of the peak memory (compiler/memory.ts over concrete-size traces).
+ *   run     stage 1: tokenizer + text encoder -> caption embeddings; released.
+ *           stage 2: the transformer in the sampler loop (classifier-free guidance, the release's
+ *                    conditioning), one session for every step; released.
+ *           stage 3: the VAE decode (micro-batched along the axis the VAE declares); released.
+ *           then the video (mp4 through ffmpeg, or PNG frames), a contact sheet PNG, optional latents.
+ * Every output is written atomically; Ctrl-C (an aborted signal) stops between steps and leaves nothing.
+ */
+import { dirname, extname, resolve as resolvePath } from 'node:path';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { type CompiledModel, traceEntry } from '../compiler/compile.ts';
+import { graphMemory } from '../compiler/memory.ts';
+import { compilePipeline, type CompiledPipeline, type PipelineComponent, type PipelineOptions } from '../compiler/pipeline.ts';
+import { fsHost } from '../compiler/host.ts';
+import { writeFileAtomic } from '../core/atomic.ts';
+import { hasErrors } from '../core/diagnostics.ts';
+import { SoracError } from '../core/errors.ts';
+import type { HostTensor } from '../core/host-tensor.ts';
+import type { IrGraph } from '../core/ir.ts';
+import { planMicroBatch, runMicroBatched } from '../runtime/execution/micro-batch.ts';
+import type { Device } from '../runtime/execution/providers.ts';
+import { writeTensorsFile } from '../runtime/formats/tensors-io.ts';
+import { contactSheet, videoFrames } from '../runtime/media/frames.ts';
+import { encodePng } from '../runtime/media/png.ts';
+import { findFfmpeg, writeFrames, writeMp4 } from '../runtime/media/video.ts';
+import {
+  type F32Tensor,
+  fileNoise,
+  imageSize,
+  latentSize as releaseLatentSize,
+  modelArgs,
+  type NoiseSource,
+  numFrames as parseNumFrames,
+  promptWithScores,
+  type Release,
+  RELEASE_DEFAULTS,
+  RELEASES,
+  sample,
+  seededNoise,
+  ditDenoiser,
+} from '../runtime/sampling/index.ts';
+import { openT5Tokenizer, type T5Tokenizer, textPreprocessing } from '../runtime/text/index.ts';
+import { checkWeights } from '../runtime/weights/load-report.ts';
+import { resolveFolder } from '../runtime/weights/resolve.ts';
+import { openWeights } from '../runtime/weights/store.ts';
+import { load } from './run.ts';
+import { checkSourceFile } from './model.ts';
+
+/** Prompts longer than this are refused: they are cut to the tokenizer's length anyway. */
+export const MAX_PROMPT_CHARS = 20_000;
+/** Bytes of a process running sorac before any model is loaded (node + onnxruntime), for estimates. */
+const BASE_BYTES = 160 * 2 ** 20;
+
+export interface GenerateRequest {
+  readonly prompts: readonly string[];
+  /** Replaces the learned null caption of classifier-free guidance with this prompt's embedding (not in the releases). */
+  readonly negativePrompt?: string;
+  readonly numFrames?: number | string;
+  readonly resolution?: string;
+  readonly aspectRatio?: string;
+  readonly fps?: number;
+  readonly steps?: number;
+  readonly cfgScale?: number;
+  readonly seed?: number;
+  /** A recorded noise file (`init`, `step.<i>`), for parity with a recorded upstream run. */
+  readonly noise?: string;
+}
+
+export type GenerateEvent =
+  | { readonly type: 'stage'; readonly stage: StageName; readonly state: 'start' | 'end'; readonly ms?: number; readonly device?: string }
+  | { readonly type: 'step'; readonly done: number; readonly total: number; readonly ms: number }
+  | { readonly type: 'note'; readonly message: string }
+  | { readonly type: 'output'; readonly kind: 'video' | 'frames' | 'contact-sheet' | 'latents'; readonly path: string };
+
+export type StageName = 'text' | 'denoise' | 'decode';
+
+export interface GenerateOptions extends GenerateRequest {
+  readonly device?: Device;
+  /** The video path (`.mp4`); with several prompts, `name_0000.mp4`, ... beside it. */
+  readonly out: string;
+  /** Replace existing outputs. */
+  readonly force?: boolean;
+  /** Write PNG frames in a directory instead of an mp4 (also the fallback when ffmpeg is missing). */
+  readonly frames?: boolean;
+  /** Also write the final latents (safetensors). */
+  readonly saveLatents?: string;
+  readonly contactSheet?: boolean;
+  readonly signal?: AbortSignal;
+  readonly onEvent?: (e: GenerateEvent) => void;
+  readonly cwd?: string;
+}
+
+export interface WeightsInfo {
+  readonly component: string;
+  readonly from: string;
+  readonly path: string;
+  readonly tensors: number;
+  readonly bytes: number;
+}
+
+export interface StagePlan {
+  readonly name: StageName;
+  readonly components: readonly string[];
+  readonly weightBytes: number;
+  /** Estimated peak resident memory of the process during this stage (weights + activations + runtime). */
+  readonly estimatedPeakBytes: number;
+  readonly device: Device;
+}
+
+export interface GenerationPlan {
+  readonly pipeline: { readonly name: string; readonly version: string; readonly file: string; readonly release: Release };
+  readonly prompts: readonly string[];
+  readonly height: number;
+  readonly width: number;
+  readonly numFrames: number;
+  readonly fps: number;
+  readonly latentShape: readonly number[];
+  readonly scheduler: { readonly kind: 'rflow' | 'iddpm'; readonly steps: number; readonly cfgScale: number; readonly options: Readonly<Record<string, unknown>> };
+  readonly seed: number;
+  readonly maxLength: number;
+  readonly weights: readonly WeightsInfo[];
+  readonly tokenizer: { readonly path: string; readonly kind: string; readonly vocabSize: number };
+  readonly stages: readonly StagePlan[];
+  /** Where the VAE decode is cut (axis and chunk size), when it declares micro-batching. */
+  readonly vaeMicroBatch?: { readonly axis: string; readonly size: number };
+  readonly notes: readonly string[];
+}
+
+/** Compile a pipeline file (the source checked like a model's). Diagnostics are on the result. */
+export function loadPipeline(opts: Omit<PipelineOptions, 'host'> & { readonly host?: PipelineOptions['host'] }): CompiledPipeline {
+  if (opts.rootText === undefined) checkSourceFile(opts.file);
+  return compilePipeline({ ...opts, host: opts.host ?? fsHost });
+}
+
+function pipelineError(p: CompiledPipeline): SoracError {
+  const errs = p.diagnostics.filter((d) => d.severity === 'error');
+  return new SoracError('SORA7010', `pipeline does not compile (${errs.length} error${errs.length === 1 ? '' : 's'}): ${errs.map((d) => `${d.code} ${d.message}`).join('; ')}`, { data: { diagnostics: errs } });
+}
+
+const comp = (p: CompiledPipeline, r: 'tokenizer' | 'text_encoder' | 'transformer' | 'vae' | 'scheduler'): PipelineComponent => p.components[r]!;
+
+/** The symbol bindings that make a traced entry's input shapes equal `shapes` (by input name). */
+function bindFor(model: CompiledModel, entry: string, shapes: Readonly<Record<string, readonly number[]>>, absent: ReadonlySet<string> = new Set()): Record<string, number> {
+  const g = traceEntry(model, entry, { absent }).graph;
+  const bind: Record<string, number> = {};
+  if (!g) return bind;
+  for (const v of g.inputs) {
+    const s = shapes[v.name];
+    if (!s) continue;
+    v.shape.forEach((d, i) => {
+      if (typeof d === 'string' && /^[A-Za-z_]\w*$/.test(d) && s[i] !== undefined) bind[d] = s[i]!;
+    });
+  }
+  return bind;
+}
+
+function concreteTrace(c: PipelineComponent, entry: string, shapes: Readonly<Record<string, readonly number[]>>, what: string, absent: ReadonlySet<string> = new Set()): IrGraph {
+  const r = traceEntry(c.model!, entry, { absent, bind: bindFor(c.model!, entry, shapes, absent) });
+  if (!r.graph) {
+    const errs = r.diagnostics.filter((d) => d.severity === 'error');
+    throw new SoracError('SORA8303', `${c.name} ${c.model!.modelName}.${entry} cannot take ${what}: ${errs.map((d) => `${d.code} ${d.message}`).join('; ')}`, {
+      ...(errs[0]?.span ? { span: errs[0].span } : {}),
+      data: { diagnostics: errs },
+      hint: 'pick another size or frame count (the message says which constraint fails)',
+    });
+  }
+  return r.graph;
+}
+
+function optionalInputs(m: CompiledModel, entry: string): string[] {
+  return m.entries.find((e) => e.name === entry)!.inputs.filter((i) => i.optional).map((i) => i.name);
+}
+
+/** The VAE's latent [C, t, h, w] for a video [1, 3, T, H, W], from its encode entry (or the release's formula). */
+function vaeLatent(vae: PipelineComponent, release: Release, T: number, H: number, W: number): number[] {
+  const enc = vae.entries?.encode;
+  if (!enc) {
+    const [t, h, w] = releaseLatentSize(release, { height: H, width: W, numFrames: T });
+    return [RELEASE_DEFAULTS[release].latentChannels, t, h, w];
+  }
+  const x = vae.model!.entries.find((e) => e.name === enc)!.inputs[0]!.name;
+  const g = concreteTrace(vae, enc, { [x]: [1, 3, T, H, W] }, `${T} frames of ${H}x${W}`);
+  const s = g.outputs[0]!.shape;
+  if (s.some((d) => typeof d !== 'number')) throw new SoracError('SORA8303', `the VAE's latent size for ${T} frames of ${H}x${W} is not static ([${s.join(', ')}])`);
+  return (s as number[]).slice(1);
+}
+
+/** Frames the VAE decodes from a latent of `t` frames, when its decode entry determines that (no num_frames input). */
+function vaeDecodedFrames(vae: PipelineComponent, latent: readonly number[]): number | undefined {
+  const dec = vae.entries!.decode!;
+  const info = vae.model!.entries.find((e) => e.name === dec)!;
+  if (info.inputs.some((i) => i.name === 'num_frames')) return undefined;
+  const z = info.inputs[0]!.name;
+  const g = concreteTrace(vae, dec, { [z]: [1, ...latent] }, `a latent of ${latent.join('x')}`);
+  const t = g.outputs[0]!.shape[2];
+  return typeof t === 'number' ? t : undefined;
+}
+
+async function resolveTokenizer(p: CompiledPipeline): Promise<T5Tokenizer> {
+  const t = comp(p, 'tokenizer');
+  const r = await resolveFolder(t.from!, { cwd: p.dir }).catch(async (e) => {
+    // a tokenizer file named directly
+    const f = resolvePath(p.dir, t.from!);
+    if (existsSync(f) && statSync(f).isFile()) return { dir: f };
+    throw e;
+  });
+  return openT5Tokenizer(r.dir);
+}
+
+/** Everything that can be known before compute; throws one error listing every problem found. */
+export async function planGeneration(p: CompiledPipeline, req: GenerateRequest & { readonly device?: Device }): Promise<GenerationPlan> {
+  if (hasErrors(p.diagnostics)) throw pipelineError(p);
+  const problems: SoracError[] = [];
+  const notes: string[] = [];
+  const cfg = p.config as Record<string, unknown>;
+  const release = (cfg.release ?? 'v1.2') as Release;
+  if (!(RELEASES as readonly string[]).includes(release)) throw new SoracError('SORA8005', `pipeline ${p.name}: release "${String(cfg.release)}" is not one of ${RELEASES.join(', ')}`);
+  const defaults = RELEASE_DEFAULTS[release];
+  // prompts
+  if (!req.prompts.length) throw new SoracError('SORA8301', 'no prompt given', { hint: 'pass --prompt "..." or --prompts FILE (one prompt per line)' });
+  req.prompts.forEach((pr, i) => {
+    const where = req.prompts.length > 1 ? ` (prompt ${i + 1})` : '';
+    if (!pr.trim()) problems.push(new SoracError('SORA8301', `empty prompt${where}`, { hint: 'describe the video to generate' }));
+    else if (pr.length > MAX_PROMPT_CHARS) problems.push(new SoracError('SORA8301', `prompt${where} is ${pr.length.toLocaleString('en-US')} characters; the limit is ${MAX_PROMPT_CHARS.toLocaleString('en-US')}`, { hint: `only the first ${comp(p, 'tokenizer').options.max_length} tokens reach the model anyway: shorten it` }));
+  });
+  if (req.negativePrompt !== undefined && req.negativePrompt.length > MAX_PROMPT_CHARS) problems.push(new SoracError('SORA8301', `the negative prompt is over ${MAX_PROMPT_CHARS} characters`));
+  // sizes
+  let height = Number(cfg.height ?? 0);
+  let width = Number(cfg.width ?? 0);
+  const resolution = req.resolution ?? (cfg.resolution as string | undefined);
+  if (resolution !== undefined || req.aspectRatio !== undefined || !height || !width) {
+    try {
+      [height, width] = imageSize(resolution ?? '240p', req.aspectRatio ?? (cfg.aspect_ratio as string | undefined) ?? '9:16');
+    } catch (e) {
+      if (!(e instanceof SoracError)) throw e;
+      throw e;
+    }
+  }
+  const numFrames = parseNumFrames(req.numFrames ?? (cfg.num_frames as number | undefined) ?? 1);
+  const fps = req.fps ?? (cfg.fps as number | undefined) ?? defaults.fps;
+  const sched = comp(p, 'scheduler');
+  const kind = sched.kind as 'rflow' | 'iddpm';
+  const steps = req.steps ?? (sched.options.num_sampling_steps as number);
+  const cfgScale = req.cfgScale ?? (sched.options.cfg_scale as number);
+  if (!Number.isSafeInteger(steps) || steps < 1) problems.push(new SoracError('SORA8201', `--steps ${steps}: expected a positive integer`));
+  if (!Number.isFinite(cfgScale)) problems.push(new SoracError('SORA8202', `--cfg-scale ${cfgScale} is not a finite number`));
+  const seed = req.seed ?? (cfg.seed as number | undefined) ?? defaults.seed;
+  const maxLength = comp(p, 'tokenizer').options.max_length as number;
+  const B = req.prompts.length;
+
+  // latent size from the VAE, and the frame count it gives back
+  const vae = comp(p, 'vae');
+  const tr = comp(p, 'transformer');
+  const te = comp(p, 'text_encoder');
+  let latent: number[] = [];
+  try {
+    latent = vaeLatent(vae, release, numFrames, height, width);
+    const back = vaeDecodedFrames(vae, latent);
+    if (back !== undefined && back !== numFrames) {
+      const near: number[] = [];
+      for (let d = 1; d <= 32 && near.length < 2; d++)
+        for (const f of [numFrames - d, numFrames + d]) {
+          if (f < 1 || near.length >= 2) continue;
+          try {
+            if (vaeDecodedFrames(vae, vaeLatent(vae, release, f, height, width)) === f) near.push(f);
+          } catch {
+            // not a valid count either
+          }
+        }
+      problems.push(new SoracError('SORA8303', `the VAE cannot give ${numFrames} frames: ${numFrames} frames encode to ${latent[1]} latent frames, which decode to ${back}`, { hint: near.length ? `use ${near.sort((a, b) => a - b).join(' or ')} frames` : 'use a frame count the VAE takes' }));
+    }
+  } catch (e) {
+    if (!(e instanceof SoracError)) throw e;
+    problems.push(e);
+  }
+  const latentShape = [B, ...latent];
+
+  // the transformer at the latent size (patch divisibility, its own asserts)
+  const stagesMem: Partial<Record<StageName, { weights: number; act: number }>> = {};
+  if (latent.length === 4) {
+    try {
+      const absent = new Set(optionalInputs(tr.model!, 'forward').filter((n) => n === 'x_mask' && !defaults.onesLatentMask));
+      const g = concreteTrace(tr, 'forward', { x: [2 * B, ...latent], timestep: [2 * B], y: [2 * B, 1, maxLength, -1].filter((d) => d !== -1), mask: [B, maxLength], x_mask: [2 * B, latent[1]!], fps: [B], height: [B], width: [B], num_frames: [B], ar: [B] }, `a latent of ${latent.join('x')} (${numFrames} frames of ${height}x${width}) for ${B} prompt(s)`, absent);
+      const mem = graphMemory(g);
+      stagesMem.denoise = { weights: mem.weightBytes + mem.constantBytes, act: mem.peakActivationBytes };
+    } catch (e) {
+      if (!(e instanceof SoracError)) throw e;
+      problems.push(e);
+    }
+  }
+  // the text encoder at (prompts [+ negative], max_length)
+  try {
+    const n = B + (req.negativePrompt !== undefined ? 1 : 0);
+    const g = concreteTrace(te, 'forward', { input_ids: [n, maxLength], attention_mask: [n, maxLength] }, `${n} prompt(s) of ${maxLength} tokens`);
+    const mem = graphMemory(g);
+    stagesMem.text = { weights: mem.weightBytes + mem.constantBytes, act: mem.peakActivationBytes };
+  } catch (e) {
+    if (!(e instanceof SoracError)) throw e;
+    problems.push(e);
+  }
+  // the VAE decode, one chunk as it will run
+  let vaeMicroBatch: { axis: string; size: number } | undefined;
+  if (latent.length === 4) {
+    try {
+      const dec = vae.entries!.decode!;
+      const info = vae.model!.entries.find((e) => e.name === dec)!;
+      const sym = traceEntry(vae.model!, dec).graph!;
+      const decls = JSON.parse(sym.metadata['sorac.micro_batch'] ?? '[]') as { axis: string; step: number }[];
+      const along = decls.filter((d) => d.axis !== decls[0]?.axis || decls.length === 1).pop();
+      const want = Number(cfg.vae_micro_batch ?? 4);
+      let chunkLatent = [1, ...latent];
+      if (along && Number.isFinite(want) && want > 0) {
+        const size = Math.max(along.step, Math.floor(want / along.step) * along.step);
+        vaeMicroBatch = { axis: along.axis, size };
+        const axisIdx = sym.inputs[0]!.shape.indexOf(along.axis);
+        if (axisIdx >= 0) chunkLatent = chunkLatent.map((d, i) => (i === axisIdx ? Math.min(d, size) : d));
+      }
+      const g = concreteTrace(vae, dec, { [info.inputs[0]!.name]: chunkLatent }, `a latent chunk of ${chunkLatent.join('x')}`);
+      const mem = graphMemory(g);
+      stagesMem.decode = { weights: mem.weightBytes + mem.constantBytes, act: mem.peakActivationBytes };
+    } catch (e) {
+      if (!(e instanceof SoracError)) throw e;
+      problems.push(e);
+    }
+  }
+
+  // every component's weights, offline, against its keymap (all problems at once)
+  const weights: WeightsInfo[] = [];
+  for (const c of [te, tr, vae]) {
+    try {
+      const r = await checkWeights(c.model!.keymap!, c.from!, { cwd: p.dir, weights: c.from! });
+      if (r.error) throw r.error;
+      if (!r.ok) throw new SoracError('SORA5010', `${c.name}: ${c.from} does not fit ${c.model!.modelName} v${c.model!.version}\n${r.text}`, { hint: `fix the checkpoint or the ${c.name}(...) config in the pipeline; \`sorac check MODEL --weights ${c.from}\` shows the full report` });
+      const store = await openWeights(c.from!, { cwd: p.dir });
+      try {
+        let bytes = 0;
+        for (const t of store.tensors.values()) bytes += t.byteLength;
+        weights.push({ component: c.name, from: c.from!, path: store.resolved?.path ?? c.from!, tensors: store.tensors.size, bytes });
+      } finally {
+        await store.close();
+      }
+    } catch (e) {
+      if (!(e instanceof SoracError)) throw e;
+      problems.push(e.code === 'SORA5010' ? e : new SoracError(e.code, `${c.name}: ${e.message}`, { ...(e.hint ? { hint: e.hint } : {}), looked: e.looked }));
+    }
+  }
+  let tokenizer: T5Tokenizer | undefined;
+  try {
+    tokenizer = await resolveTokenizer(p);
+    const rows = te.model!.keymap!.tensors['shared.weight']?.shape[0] ?? te.model!.config?.vocab_size;
+    if (typeof rows === 'number' && tokenizer.info.vocabSize > rows)
+      problems.push(new SoracError('SORA8305', `the tokenizer can produce ids up to ${tokenizer.info.vocabSize - 1} but the text encoder's embedding has ${rows} rows`, { hint: 'use the tokenizer of this text encoder (its vocab_size must cover the tokenizer)' }));
+  } catch (e) {
+    if (!(e instanceof SoracError)) throw e;
+    problems.push(new SoracError(e.code, `tokenizer: ${e.message}`, { ...(e.hint ? { hint: e.hint } : {}), looked: e.looked }));
+  }
+
+  if (problems.length === 1) throw problems[0]!;
+  if (problems.length > 1)
+    throw new SoracError(problems[0]!.code, `${problems.length} problems, nothing was run:\n${problems.map((e, i) => `  ${i + 1}. ${e.code}: ${e.message.split('\n').join('\n     ')}${e.hint ? `\n     hint: ${e.hint.split('\n').join('\n           ')}` : ''}`).join('\n')}`, {
+      looked: problems.flatMap((e) => e.looked),
+      data: { problems: problems.map((e) => e.toJSON()) },
+    });
+
+  const device = req.device ?? 'auto';
+  const stage = (name: StageName, components: string[]): StagePlan => {
+    const m = stagesMem[name] ?? { weights: 0, act: 0 };
+    // onnxruntime holds the weights (mmapped where zero-copy) and its arena rounds activations up
+    return { name, components, weightBytes: m.weights, estimatedPeakBytes: Math.round(BASE_BYTES + m.weights + 1.25 * m.act), device };
+  };
+  return {
+    pipeline: { name: p.name!, version: p.version!, file: p.program.root.display, release },
+    prompts: req.prompts,
+    height,
+    width,
+    numFrames,
+    fps,
+    latentShape,
+    scheduler: { kind, steps, cfgScale, options: sched.options },
+    seed,
+    maxLength,
+    weights,
+    tokenizer: { path: tokenizer!.info.path, kind: tokenizer!.info.kind, vocabSize: tokenizer!.info.vocabSize },
+    stages: [stage('text', ['tokenizer', 'text_encoder']), stage('denoise', ['transformer', 'scheduler']), stage('decode', ['vae'])],
+    ...(vaeMicroBatch ? { vaeMicroBatch } : {}),
+    notes,
+  };
+}
+
+export interface GenerationResult {
+  readonly plan: GenerationPlan;
+  /** Files written (videos or frame directories, contact sheets, latents). */
+  readonly outputs: readonly { readonly kind: string; readonly path: string }[];
+  readonly stages: readonly { readonly name: StageName; readonly ms: number; readonly device: string }[];
+  /** The decoded videos [B, 3, T, H, W] in [-1, 1]. */
+  readonly video: F32Tensor;
+  readonly latents: F32Tensor;
+}
+
+function outputPaths(out: string, n: number, frames: boolean): string[] {
+  const ext = extname(out);
+  const stem = ext ? out.slice(0, -ext.length) : out;
+  const names = n === 1 ? [stem] : Array.from({ length: n }, (_, i) => `${stem}_${String(i).padStart(4, '0')}`);
+  return names.map((s) => (frames ? `${s}_frames` : `${s}${ext || '.mp4'}`));
+}
+
+/** Run a plan: the three stages one after the other (each releases its session), then the outputs. */
+export async function generate(p: CompiledPipeline, opts: GenerateOptions): Promise<GenerationResult> {
+  const emit = opts.onEvent ?? (() => {});
+  const plan = await planGeneration(p, opts);
+  const release = plan.pipeline.release;
+  const defaults = RELEASE_DEFAULTS[release];
+  const B = plan.prompts.length;
+  const device = opts.device ?? 'auto';
+  const note = (message: string) => emit({ type: 'note', message });
+  const abortCheck = () => {
+    if (opts.signal?.aborted) throw new SoracError('SORA7009', 'interrupted: nothing was written');
+  };
+  // outputs: refuse to overwrite before any compute
+  const ffmpeg = opts.frames ? undefined : findFfmpeg();
+  const asFrames = opts.frames || !ffmpeg;
+  if (!opts.frames && !ffmpeg) note('note: ffmpeg is not on PATH (or $SORAC_FFMPEG): writing PNG frames instead of an mp4');
+  const out = resolvePath(opts.cwd ?? process.cwd(), opts.out);
+  const videos = outputPaths(out, B, asFrames);
+  const sheets = opts.contactSheet === false ? [] : [`${outputPaths(out, 1, false)[0]!.replace(/\.[^.\/]+$/, '')}.png`];
+  const latentsPath = opts.saveLatents ? resolvePath(opts.cwd ?? process.cwd(), opts.saveLatents) : undefined;
+  for (const f of [...videos, ...sheets, ...(latentsPath ? [latentsPath] : [])]) {
+    if (existsSync(f) && !opts.force) throw new SoracError('SORA8304', `${f} already exists`, { hint: 'pass --force to replace it (atomically), or choose another -o' });
+  }
+  try {
+    mkdirSync(dirname(out), { recursive: true });
+  } catch (e) {
+    throw new SoracError('SORA8304', `cannot create the output directory ${dirname(out)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'choose a writable location with -o' });
+  }
+  const stages: { name: StageName; ms: number; device: string }[] = [];
+  const te = comp(p, 'text_encoder');
+  const tr = comp(p, 'transformer');
+  const vae = comp(p, 'vae');
+  const tokOpts = comp(p, 'tokenizer').options;
+
+  // ---- stage 1: text ------------------------------------------------------------------------------
+  abortCheck();
+  let t0 = performance.now();
+  emit({ type: 'stage', stage: 'text', state: 'start' });
+  const cfg = p.config as Record<string, unknown>;
+  const withScores = plan.prompts.map((pr) =>
+    promptWithScores(release, pr, {
+      ...(cfg.aes !== undefined && cfg.aes !== null ? { aes: cfg.aes as number } : {}),
+      ...(cfg.flow !== undefined && cfg.flow !== null ? { flow: cfg.flow as number } : {}),
+      ...(cfg.camera_motion !== undefined && cfg.camera_motion !== null ? { cameraMotion: cfg.camera_motion as string } : {}),
+    }),
+  );
+  const texts = [...withScores, ...(opts.negativePrompt !== undefined ? [opts.negativePrompt] : [])];
+  const tokenizer = await resolveTokenizer(p);
+  const enc = tokenizer.encode(texts, { maxLength: plan.maxLength, ...(tokOpts.clean ? { preprocess: textPreprocessing } : {}) });
+  enc.truncated.forEach((t, i) => t && note(`note: ${i < B ? `prompt ${i + 1}` : 'the negative prompt'} was cut to ${plan.maxLength} tokens`));
+  let y: F32Tensor;
+  {
+    const loaded = await load(te.model!, te.from!, { cwd: p.dir, device, onInfo: note });
+    try {
+      const s = await loaded.session('forward', []);
+      const r = await s.run({ input_ids: enc.inputIds as HostTensor, attention_mask: enc.attentionMask as HostTensor });
+      const o = r.get(te.model!.entries.find((e) => e.name === 'forward')!.outputs[0]!)! as F32Tensor;
+      y = o;
+      stages.push({ name: 'text', ms: performance.now() - t0, device: s.device });
+      emit({ type: 'stage', stage: 'text', state: 'end', ms: performance.now() - t0, device: s.device });
+    } finally {
+      await loaded.close();
+    }
+  }
+  const [, L, C] = y.shape as number[];
+  const yCond: F32Tensor = { dtype: 'f32', shape: [B, 1, L!, C!], data: y.data.subarray(0, B * L! * C!) };
+  const maskCond = { dtype: 'i64' as const, shape: [B, L!], data: enc.attentionMask.data.subarray(0, B * L!) };
+
+  // ---- stage 2: denoise -----------------------------------------------------------------------------
+  abortCheck();
+  t0 = performance.now();
+  emit({ type: 'stage', stage: 'denoise', state: 'start' });
+  let latents: F32Tensor;
+  const noise: NoiseSource = opts.noise ? await fileNoise(resolvePath(opts.cwd ?? process.cwd(), opts.noise)) : seededNoise(plan.seed);
+  {
+    const loaded = await load(tr.model!, tr.from!, { cwd: p.dir, device, onInfo: note });
+    try {
+      let yNull: F32Tensor;
+      if (opts.negativePrompt !== undefined) {
+        yNull = { dtype: 'f32', shape: [1, 1, L!, C!], data: y.data.subarray(B * L! * C!, (B + 1) * L! * C!) };
+      } else {
+        const t = loaded.store.tensors.get('y_embedder.y_embedding');
+        if (!t) throw new SoracError('SORA8003', `${tr.model!.modelName} has no y_embedder.y_embedding (the null caption for classifier-free guidance)`, { hint: 'pass --negative-prompt "" to use the text encoder instead' });
+        const bytes = await t.read();
+        const data = t.dtype === 'f32' ? new Float32Array(bytes.slice().buffer) : (await import('../core/convert.ts')).bf16ToF32(new Uint16Array(bytes.slice().buffer));
+        if (t.dtype !== 'f32' && t.dtype !== 'bf16') throw new SoracError('SORA5009', `y_embedder.y_embedding is ${t.dtype}`);
+        yNull = { dtype: 'f32', shape: [...t.shape], data };
+      }
+      const absent = defaults.onesLatentMask || !optionalInputs(tr.model!, 'forward').includes('x_mask') ? [] : ['x_mask'];
+      const session = await loaded.session('forward', absent);
+      const names = session.inputs.map((i) => i.name);
+      const args = modelArgs(release, { height: plan.height, width: plan.width, numFrames: plan.numFrames, fps: plan.fps, batch: B });
+      const denoiser = ditDenoiser(session as never, { y: yCond, yNull, mask: maskCond, modelArgs: args, inputNames: names });
+      const stepT0 = performance.now();
+      const onStep = (done: number, total: number) => emit({ type: 'step', done, total, ms: performance.now() - stepT0 });
+      if (plan.scheduler.kind === 'rflow') {
+        const T = plan.latentShape[2]!;
+        latents = await sample('rflow', {
+          latentShape: plan.latentShape,
+          steps: plan.scheduler.steps,
+          cfgScale: plan.scheduler.cfgScale,
+          useTimestepTransform: plan.scheduler.options.use_timestep_transform as boolean,
+          useDiscreteTimesteps: plan.scheduler.options.use_discrete_timesteps as boolean,
+          numTimesteps: plan.scheduler.options.num_timesteps as number,
+          release: release === 'v1.3' ? 'v1.3' : 'v1.2',
+          argDtype: defaults.scriptDtype === 'bf16' ? 'bf16' : 'f32',
+          transformInputs: { height: [...args.height!.data], width: [...args.width!.data], numFrames: [...args.num_frames!.data] },
+          ...(defaults.onesLatentMask && names.includes('x_mask') ? { latentMask: { dtype: 'f32', shape: [B, T], data: new Float32Array(B * T).fill(1) } } : {}),
+          noise,
+          denoiser,
+          onStep,
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
+      } else {
+        latents = await sample('iddpm', {
+          latentShape: plan.latentShape,
+          steps: plan.scheduler.steps,
+          cfgScale: plan.scheduler.cfgScale,
+          cfgChannel: plan.scheduler.options.cfg_channel as number,
+          numerics: release === 'v1.0' ? 'v1.0' : 'v1.1',
+          noise,
+          denoiser,
+          onStep,
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
+      }
+      stages.push({ name: 'denoise', ms: performance.now() - t0, device: session.device });
+      emit({ type: 'stage', stage: 'denoise', state: 'end', ms: performance.now() - t0, device: session.device });
+    } finally {
+      await noise.close?.();
+      await loaded.close();
+    }
+  }
+
+  // ---- stage 3: decode -----------------------------------------------------------------------------
+  abortCheck();
+  t0 = performance.now();
+  emit({ type: 'stage', stage: 'decode', state: 'start' });
+  let video: F32Tensor;
+  {
+    const dec = vae.entries!.decode!;
+    const info = vae.model!.entries.find((e) => e.name === dec)!;
+    const loaded = await load(vae.model!, vae.from!, { cwd: p.dir, device, onInfo: note });
+    try {
+      const feed = new Map<string, HostTensor>([[info.inputs[0]!.name, latents as HostTensor]]);
+      if (info.inputs.some((i) => i.name === 'num_frames')) feed.set('num_frames', { dtype: 'i64', shape: [], data: new BigInt64Array([BigInt(plan.numFrames)]) });
+      const s = await loaded.session(dec, []);
+      let out: Map<string, HostTensor>;
+      if (plan.vaeMicroBatch) {
+        const mbPlan = planMicroBatch(traceEntry(vae.model!, dec).graph!, { axis: plan.vaeMicroBatch.axis });
+        out = (await runMicroBatched(s, mbPlan, feed, { size: plan.vaeMicroBatch.size })).outputs!;
+      } else out = await s.run(feed);
+      video = out.get(info.outputs[0]!)! as F32Tensor;
+      stages.push({ name: 'decode', ms: performance.now() - t0, device: s.device });
+      emit({ type: 'stage', stage: 'decode', state: 'end', ms: performance.now() - t0, device: s.device });
+    } finally {
+      await loaded.close();
+    }
+  }
+
+  // ---- outputs ---------------------------------------------------------------------------------------
+  abortCheck();
+  const outputs: { kind: string; path: string }[] = [];
+  const perSample = Array.from({ length: B }, (_, b) => videoFrames(video, b));
+  for (let b = 0; b < B; b++) {
+    if (asFrames) {
+      await writeFrames(videos[b]!, perSample[b]!);
+      outputs.push({ kind: 'frames', path: videos[b]! });
+      emit({ type: 'output', kind: 'frames', path: videos[b]! });
+    } else {
+      await writeMp4(videos[b]!, perSample[b]!, plan.fps, { ffmpeg: ffmpeg!, ...(opts.signal ? { signal: opts.signal } : {}) });
+      outputs.push({ kind: 'video', path: videos[b]! });
+      emit({ type: 'output', kind: 'video', path: videos[b]! });
+    }
+  }
+  for (const sheet of sheets) {
+    await writeFileAtomic(sheet, encodePng(contactSheet(perSample)));
+    outputs.push({ kind: 'contact-sheet', path: sheet });
+    emit({ type: 'output', kind: 'contact-sheet', path: sheet });
+  }
+  if (latentsPath) {
+    await writeTensorsFile(latentsPath, new Map([['latents', latents as HostTensor]]), { 'sorac.pipeline': plan.pipeline.name, 'sorac.seed': String(plan.seed), 'sorac.prompts': JSON.stringify(plan.prompts) });
+    outputs.push({ kind: 'latents', path: latentsPath });
+    emit({ type: 'output', kind: 'latents', path: latentsPath });
+  }
+  return { plan, outputs, stages, video, latents };
+}
+
