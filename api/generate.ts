@@ -20,6 +20,7 @@ import { graphMemory } from '../compiler/memory.ts';
 import { compilePipeline, type CompiledPipeline, type PipelineComponent, type PipelineOptions } from '../compiler/pipeline.ts';
 import { fsHost } from '../compiler/host.ts';
 import { writeFileAtomic } from '../core/atomic.ts';
+import { bf16ToF32 } from '../core/convert.ts';
 import { hasErrors } from '../core/diagnostics.ts';
 import { SoracError } from '../core/errors.ts';
 import type { HostTensor } from '../core/host-tensor.ts';
@@ -411,12 +412,123 @@ function outputPaths(out: string, n: number, frames: boolean): string[] {
   return names.map((s) => (frames ? `${s}_frames` : `${s}${ext || '.mp4'}`));
 }
 
+/** Stage 1: prompts (scores appended as the release does, cleaned if the tokenizer says so) to caption embeddings [N, L, C] and masks [N, L]. */
+export async function encodeText(
+  p: CompiledPipeline,
+  texts: readonly string[],
+  opts: { readonly maxLength: number; readonly device?: Device; readonly note?: (m: string) => void } ,
+): Promise<{ y: F32Tensor; mask: { dtype: 'i64'; shape: number[]; data: BigInt64Array }; device: string; truncated: boolean[] }> {
+  const te = comp(p, 'text_encoder');
+  const tokenizer = await resolveTokenizer(p);
+  const enc = tokenizer.encode(texts, { maxLength: opts.maxLength, ...(comp(p, 'tokenizer').options.clean ? { preprocess: textPreprocessing } : {}) });
+  const loaded = await load(te.model!, te.from!, { cwd: p.dir, device: opts.device ?? 'auto', ...(opts.note ? { onInfo: opts.note } : {}) });
+  try {
+    const s = await loaded.session('forward', []);
+    const r = await s.run({ input_ids: enc.inputIds as HostTensor, attention_mask: enc.attentionMask as HostTensor });
+    const y = r.get(te.model!.entries.find((e) => e.name === 'forward')!.outputs[0]!)! as F32Tensor;
+    return { y, mask: { dtype: 'i64', shape: [...enc.attentionMask.shape], data: enc.attentionMask.data }, device: s.device, truncated: enc.truncated };
+  } finally {
+    await loaded.close();
+  }
+}
+
+export interface DenoiseArgs {
+  readonly release: Release;
+  readonly latentShape: readonly number[];
+  readonly height: number;
+  readonly width: number;
+  readonly numFrames: number;
+  readonly fps: number;
+  readonly steps: number;
+  readonly cfgScale: number;
+  /** caption embeddings of the B prompts [B, 1, L, C] and their masks [B, L] */
+  readonly y: F32Tensor;
+  readonly mask: { readonly dtype: 'i64'; readonly shape: readonly number[]; readonly data: BigInt64Array };
+  /** the unconditional caption [1, 1, L, C] (a negative prompt); default: the transformer's learned null caption */
+  readonly yNull?: F32Tensor;
+  readonly noise: NoiseSource;
+  /**
+   * How the size conditioning is rounded: 'script' (default) as the release's inference script passes it
+   * (bf16 tensors for 1.1-1.3, e.g. ar 0.6667 -> 0.66796875), 'f32' unrounded (a float32 run of the script).
+   */
+  readonly argPrecision?: 'script' | 'f32';
+  readonly device?: Device;
+  readonly signal?: AbortSignal;
+  readonly onStep?: (done: number, total: number) => void;
+  readonly note?: (m: string) => void;
+}
+
+/** Stage 2: the sampler loop over the transformer, with the release's conditioning. Returns the latents and the device used. */
+export async function denoise(p: CompiledPipeline, a: DenoiseArgs): Promise<{ latents: F32Tensor; device: string }> {
+  const tr = comp(p, 'transformer');
+  const sched = comp(p, 'scheduler');
+  const defaults = RELEASE_DEFAULTS[a.release];
+  const B = a.latentShape[0]!;
+  const loaded = await load(tr.model!, tr.from!, { cwd: p.dir, device: a.device ?? 'auto', ...(a.note ? { onInfo: a.note } : {}) });
+  try {
+    let yNull = a.yNull;
+    if (!yNull) {
+      const t = loaded.store.tensors.get('y_embedder.y_embedding');
+      if (!t) throw new SoracError('SORA8003', `${tr.model!.modelName} has no y_embedder.y_embedding (the null caption for classifier-free guidance)`, { hint: 'pass --negative-prompt "" to guide against an empty prompt instead' });
+      if (t.dtype !== 'f32' && t.dtype !== 'bf16') throw new SoracError('SORA5009', `y_embedder.y_embedding is ${t.dtype}; the null caption must be f32 or bf16`);
+      const bytes = (await t.read()).slice();
+      yNull = { dtype: 'f32', shape: [...t.shape], data: t.dtype === 'f32' ? new Float32Array(bytes.buffer) : bf16ToF32(new Uint16Array(bytes.buffer)) };
+    }
+    const hasXMask = optionalInputs(tr.model!, 'forward').includes('x_mask');
+    const useMask = defaults.onesLatentMask && hasXMask;
+    const session = await loaded.session('forward', hasXMask && !useMask ? ['x_mask'] : []);
+    const names = session.inputs.map((i) => i.name);
+    const args = modelArgs(a.release, { height: a.height, width: a.width, numFrames: a.numFrames, fps: a.fps, batch: B }, { precision: a.argPrecision ?? 'script' });
+    const denoiser = ditDenoiser(session as never, { y: a.y, yNull, mask: a.mask as never, modelArgs: args, inputNames: names });
+    const common = { latentShape: a.latentShape, steps: a.steps, cfgScale: a.cfgScale, noise: a.noise, denoiser, ...(a.onStep ? { onStep: a.onStep } : {}), ...(a.signal ? { signal: a.signal } : {}) };
+    let latents: F32Tensor;
+    if (sched.kind === 'rflow') {
+      const T = a.latentShape[2]!;
+      latents = await sample('rflow', {
+        ...common,
+        useTimestepTransform: sched.options.use_timestep_transform as boolean,
+        useDiscreteTimesteps: sched.options.use_discrete_timesteps as boolean,
+        numTimesteps: sched.options.num_timesteps as number,
+        release: a.release === 'v1.3' ? 'v1.3' : 'v1.2',
+        argDtype: (a.argPrecision ?? 'script') === 'script' && defaults.scriptDtype === 'bf16' ? 'bf16' : 'f32',
+        transformInputs: { height: [...args.height!.data], width: [...args.width!.data], numFrames: [...args.num_frames!.data] },
+        ...(useMask ? { latentMask: { dtype: 'f32' as const, shape: [B, T], data: new Float32Array(B * T).fill(1) } } : {}),
+      });
+    } else {
+      latents = await sample('iddpm', { ...common, cfgChannel: sched.options.cfg_channel as number, numerics: a.release === 'v1.0' ? 'v1.0' : 'v1.1' });
+    }
+    return { latents, device: session.device };
+  } finally {
+    await loaded.close();
+  }
+}
+
+/** Stage 3: the VAE decode of the latents (micro-batched along `microBatch` when given). Returns [B, 3, T, H, W]. */
+export async function decode(p: CompiledPipeline, latents: F32Tensor, a: { readonly numFrames: number; readonly microBatch?: { readonly axis: string; readonly size: number }; readonly device?: Device; readonly note?: (m: string) => void }): Promise<{ video: F32Tensor; device: string }> {
+  const vae = comp(p, 'vae');
+  const dec = vae.entries!.decode!;
+  const info = vae.model!.entries.find((e) => e.name === dec)!;
+  const loaded = await load(vae.model!, vae.from!, { cwd: p.dir, device: a.device ?? 'auto', ...(a.note ? { onInfo: a.note } : {}) });
+  try {
+    const feed = new Map<string, HostTensor>([[info.inputs[0]!.name, latents as HostTensor]]);
+    if (info.inputs.some((i) => i.name === 'num_frames')) feed.set('num_frames', { dtype: 'i64', shape: [], data: new BigInt64Array([BigInt(a.numFrames)]) });
+    const s = await loaded.session(dec, []);
+    let out: Map<string, HostTensor>;
+    if (a.microBatch) {
+      const mbPlan = planMicroBatch(traceEntry(vae.model!, dec).graph!, { axis: a.microBatch.axis });
+      out = (await runMicroBatched(s, mbPlan, feed, { size: a.microBatch.size })).outputs!;
+    } else out = await s.run(feed);
+    return { video: out.get(info.outputs[0]!)! as F32Tensor, device: s.device };
+  } finally {
+    await loaded.close();
+  }
+}
+
 /** Run a plan: the three stages one after the other (each releases its session), then the outputs. */
 export async function generate(p: CompiledPipeline, opts: GenerateOptions): Promise<GenerationResult> {
   const emit = opts.onEvent ?? (() => {});
   const plan = await planGeneration(p, opts);
   const release = plan.pipeline.release;
-  const defaults = RELEASE_DEFAULTS[release];
   const B = plan.prompts.length;
   const device = opts.device ?? 'auto';
   const note = (message: string) => emit({ type: 'note', message });
@@ -429,7 +541,7 @@ export async function generate(p: CompiledPipeline, opts: GenerateOptions): Prom
   if (!opts.frames && !ffmpeg) note('note: ffmpeg is not on PATH (or $SORAC_FFMPEG): writing PNG frames instead of an mp4');
   const out = resolvePath(opts.cwd ?? process.cwd(), opts.out);
   const videos = outputPaths(out, B, asFrames);
-  const sheets = opts.contactSheet === false ? [] : [`${outputPaths(out, 1, false)[0]!.replace(/\.[^.\/]+$/, '')}.png`];
+  const sheets = opts.contactSheet === false ? [] : [`${outputPaths(out, 1, false)[0]!.replace(/\.[^./]+$/, '')}.png`];
   const latentsPath = opts.saveLatents ? resolvePath(opts.cwd ?? process.cwd(), opts.saveLatents) : undefined;
   for (const f of [...videos, ...sheets, ...(latentsPath ? [latentsPath] : [])]) {
     if (existsSync(f) && !opts.force) throw new SoracError('SORA8304', `${f} already exists`, { hint: 'pass --force to replace it (atomically), or choose another -o' });
@@ -440,162 +552,82 @@ export async function generate(p: CompiledPipeline, opts: GenerateOptions): Prom
     throw new SoracError('SORA8304', `cannot create the output directory ${dirname(out)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'choose a writable location with -o' });
   }
   const stages: { name: StageName; ms: number; device: string }[] = [];
-  const te = comp(p, 'text_encoder');
-  const tr = comp(p, 'transformer');
-  const vae = comp(p, 'vae');
-  const tokOpts = comp(p, 'tokenizer').options;
+  const timed = async <T extends { device: string }>(name: StageName, run: () => Promise<T>): Promise<T> => {
+    abortCheck();
+    const t0 = performance.now();
+    emit({ type: 'stage', stage: name, state: 'start' });
+    const r = await run();
+    const ms = performance.now() - t0;
+    stages.push({ name, ms, device: r.device });
+    emit({ type: 'stage', stage: name, state: 'end', ms, device: r.device });
+    return r;
+  };
 
-  // ---- stage 1: text ------------------------------------------------------------------------------
-  abortCheck();
-  let t0 = performance.now();
-  emit({ type: 'stage', stage: 'text', state: 'start' });
+  // stage 1: text (the prompts with the release's score text; the negative prompt last)
   const cfg = p.config as Record<string, unknown>;
-  const withScores = plan.prompts.map((pr) =>
-    promptWithScores(release, pr, {
-      ...(cfg.aes !== undefined && cfg.aes !== null ? { aes: cfg.aes as number } : {}),
-      ...(cfg.flow !== undefined && cfg.flow !== null ? { flow: cfg.flow as number } : {}),
-      ...(cfg.camera_motion !== undefined && cfg.camera_motion !== null ? { cameraMotion: cfg.camera_motion as string } : {}),
-    }),
-  );
-  const texts = [...withScores, ...(opts.negativePrompt !== undefined ? [opts.negativePrompt] : [])];
-  const tokenizer = await resolveTokenizer(p);
-  const enc = tokenizer.encode(texts, { maxLength: plan.maxLength, ...(tokOpts.clean ? { preprocess: textPreprocessing } : {}) });
-  enc.truncated.forEach((t, i) => t && note(`note: ${i < B ? `prompt ${i + 1}` : 'the negative prompt'} was cut to ${plan.maxLength} tokens`));
-  let y: F32Tensor;
-  {
-    const loaded = await load(te.model!, te.from!, { cwd: p.dir, device, onInfo: note });
-    try {
-      const s = await loaded.session('forward', []);
-      const r = await s.run({ input_ids: enc.inputIds as HostTensor, attention_mask: enc.attentionMask as HostTensor });
-      const o = r.get(te.model!.entries.find((e) => e.name === 'forward')!.outputs[0]!)! as F32Tensor;
-      y = o;
-      stages.push({ name: 'text', ms: performance.now() - t0, device: s.device });
-      emit({ type: 'stage', stage: 'text', state: 'end', ms: performance.now() - t0, device: s.device });
-    } finally {
-      await loaded.close();
-    }
-  }
-  const [, L, C] = y.shape as number[];
-  const yCond: F32Tensor = { dtype: 'f32', shape: [B, 1, L!, C!], data: y.data.subarray(0, B * L! * C!) };
-  const maskCond = { dtype: 'i64' as const, shape: [B, L!], data: enc.attentionMask.data.subarray(0, B * L!) };
+  const given = (k: string) => cfg[k] !== undefined && cfg[k] !== null;
+  const texts = [
+    ...plan.prompts.map((pr) => promptWithScores(release, pr, { ...(given('aes') ? { aes: cfg.aes as number } : {}), ...(given('flow') ? { flow: cfg.flow as number } : {}), ...(given('camera_motion') ? { cameraMotion: cfg.camera_motion as string } : {}) })),
+    ...(opts.negativePrompt !== undefined ? [opts.negativePrompt] : []),
+  ];
+  const text = await timed('text', () => encodeText(p, texts, { maxLength: plan.maxLength, device, note }));
+  text.truncated.forEach((t, i) => t && note(`note: ${i < B ? `prompt ${i + 1}` : 'the negative prompt'} was cut to ${plan.maxLength} tokens`));
+  const [, L, C] = text.y.shape as number[];
+  const row = L! * C!;
 
-  // ---- stage 2: denoise -----------------------------------------------------------------------------
-  abortCheck();
-  t0 = performance.now();
-  emit({ type: 'stage', stage: 'denoise', state: 'start' });
-  let latents: F32Tensor;
+  // stage 2: denoise
   const noise: NoiseSource = opts.noise ? await fileNoise(resolvePath(opts.cwd ?? process.cwd(), opts.noise)) : seededNoise(plan.seed);
-  {
-    const loaded = await load(tr.model!, tr.from!, { cwd: p.dir, device, onInfo: note });
-    try {
-      let yNull: F32Tensor;
-      if (opts.negativePrompt !== undefined) {
-        yNull = { dtype: 'f32', shape: [1, 1, L!, C!], data: y.data.subarray(B * L! * C!, (B + 1) * L! * C!) };
-      } else {
-        const t = loaded.store.tensors.get('y_embedder.y_embedding');
-        if (!t) throw new SoracError('SORA8003', `${tr.model!.modelName} has no y_embedder.y_embedding (the null caption for classifier-free guidance)`, { hint: 'pass --negative-prompt "" to use the text encoder instead' });
-        const bytes = await t.read();
-        const data = t.dtype === 'f32' ? new Float32Array(bytes.slice().buffer) : (await import('../core/convert.ts')).bf16ToF32(new Uint16Array(bytes.slice().buffer));
-        if (t.dtype !== 'f32' && t.dtype !== 'bf16') throw new SoracError('SORA5009', `y_embedder.y_embedding is ${t.dtype}`);
-        yNull = { dtype: 'f32', shape: [...t.shape], data };
-      }
-      const absent = defaults.onesLatentMask || !optionalInputs(tr.model!, 'forward').includes('x_mask') ? [] : ['x_mask'];
-      const session = await loaded.session('forward', absent);
-      const names = session.inputs.map((i) => i.name);
-      const args = modelArgs(release, { height: plan.height, width: plan.width, numFrames: plan.numFrames, fps: plan.fps, batch: B });
-      const denoiser = ditDenoiser(session as never, { y: yCond, yNull, mask: maskCond, modelArgs: args, inputNames: names });
-      const stepT0 = performance.now();
-      const onStep = (done: number, total: number) => emit({ type: 'step', done, total, ms: performance.now() - stepT0 });
-      if (plan.scheduler.kind === 'rflow') {
-        const T = plan.latentShape[2]!;
-        latents = await sample('rflow', {
+  let latents: F32Tensor;
+  try {
+    latents = (
+      await timed('denoise', () =>
+        denoise(p, {
+          release,
           latentShape: plan.latentShape,
+          height: plan.height,
+          width: plan.width,
+          numFrames: plan.numFrames,
+          fps: plan.fps,
           steps: plan.scheduler.steps,
           cfgScale: plan.scheduler.cfgScale,
-          useTimestepTransform: plan.scheduler.options.use_timestep_transform as boolean,
-          useDiscreteTimesteps: plan.scheduler.options.use_discrete_timesteps as boolean,
-          numTimesteps: plan.scheduler.options.num_timesteps as number,
-          release: release === 'v1.3' ? 'v1.3' : 'v1.2',
-          argDtype: defaults.scriptDtype === 'bf16' ? 'bf16' : 'f32',
-          transformInputs: { height: [...args.height!.data], width: [...args.width!.data], numFrames: [...args.num_frames!.data] },
-          ...(defaults.onesLatentMask && names.includes('x_mask') ? { latentMask: { dtype: 'f32', shape: [B, T], data: new Float32Array(B * T).fill(1) } } : {}),
+          y: { dtype: 'f32', shape: [B, 1, L!, C!], data: text.y.data.subarray(0, B * row) },
+          mask: { dtype: 'i64', shape: [B, L!], data: text.mask.data.subarray(0, B * L!) },
+          ...(opts.negativePrompt !== undefined ? { yNull: { dtype: 'f32' as const, shape: [1, 1, L!, C!], data: text.y.data.subarray(B * row, (B + 1) * row) } } : {}),
           noise,
-          denoiser,
-          onStep,
+          device,
           ...(opts.signal ? { signal: opts.signal } : {}),
-        });
-      } else {
-        latents = await sample('iddpm', {
-          latentShape: plan.latentShape,
-          steps: plan.scheduler.steps,
-          cfgScale: plan.scheduler.cfgScale,
-          cfgChannel: plan.scheduler.options.cfg_channel as number,
-          numerics: release === 'v1.0' ? 'v1.0' : 'v1.1',
-          noise,
-          denoiser,
-          onStep,
-          ...(opts.signal ? { signal: opts.signal } : {}),
-        });
-      }
-      stages.push({ name: 'denoise', ms: performance.now() - t0, device: session.device });
-      emit({ type: 'stage', stage: 'denoise', state: 'end', ms: performance.now() - t0, device: session.device });
-    } finally {
-      await noise.close?.();
-      await loaded.close();
-    }
+          onStep: ((t0) => (done: number, total: number) => emit({ type: 'step', done, total, ms: performance.now() - t0 }))(performance.now()),
+          note,
+        }),
+      )
+    ).latents;
+  } finally {
+    await noise.close?.();
   }
 
-  // ---- stage 3: decode -----------------------------------------------------------------------------
-  abortCheck();
-  t0 = performance.now();
-  emit({ type: 'stage', stage: 'decode', state: 'start' });
-  let video: F32Tensor;
-  {
-    const dec = vae.entries!.decode!;
-    const info = vae.model!.entries.find((e) => e.name === dec)!;
-    const loaded = await load(vae.model!, vae.from!, { cwd: p.dir, device, onInfo: note });
-    try {
-      const feed = new Map<string, HostTensor>([[info.inputs[0]!.name, latents as HostTensor]]);
-      if (info.inputs.some((i) => i.name === 'num_frames')) feed.set('num_frames', { dtype: 'i64', shape: [], data: new BigInt64Array([BigInt(plan.numFrames)]) });
-      const s = await loaded.session(dec, []);
-      let out: Map<string, HostTensor>;
-      if (plan.vaeMicroBatch) {
-        const mbPlan = planMicroBatch(traceEntry(vae.model!, dec).graph!, { axis: plan.vaeMicroBatch.axis });
-        out = (await runMicroBatched(s, mbPlan, feed, { size: plan.vaeMicroBatch.size })).outputs!;
-      } else out = await s.run(feed);
-      video = out.get(info.outputs[0]!)! as F32Tensor;
-      stages.push({ name: 'decode', ms: performance.now() - t0, device: s.device });
-      emit({ type: 'stage', stage: 'decode', state: 'end', ms: performance.now() - t0, device: s.device });
-    } finally {
-      await loaded.close();
-    }
-  }
+  // stage 3: decode
+  const video = (await timed('decode', () => decode(p, latents, { numFrames: plan.numFrames, ...(plan.vaeMicroBatch ? { microBatch: plan.vaeMicroBatch } : {}), device, note }))).video;
 
-  // ---- outputs ---------------------------------------------------------------------------------------
+  // outputs
   abortCheck();
   const outputs: { kind: string; path: string }[] = [];
+  const wrote = (kind: 'video' | 'frames' | 'contact-sheet' | 'latents', path: string) => {
+    outputs.push({ kind, path });
+    emit({ type: 'output', kind, path });
+  };
   const perSample = Array.from({ length: B }, (_, b) => videoFrames(video, b));
   for (let b = 0; b < B; b++) {
-    if (asFrames) {
-      await writeFrames(videos[b]!, perSample[b]!);
-      outputs.push({ kind: 'frames', path: videos[b]! });
-      emit({ type: 'output', kind: 'frames', path: videos[b]! });
-    } else {
-      await writeMp4(videos[b]!, perSample[b]!, plan.fps, { ffmpeg: ffmpeg!, ...(opts.signal ? { signal: opts.signal } : {}) });
-      outputs.push({ kind: 'video', path: videos[b]! });
-      emit({ type: 'output', kind: 'video', path: videos[b]! });
-    }
+    if (asFrames) await writeFrames(videos[b]!, perSample[b]!);
+    else await writeMp4(videos[b]!, perSample[b]!, plan.fps, { ffmpeg: ffmpeg!, ...(opts.signal ? { signal: opts.signal } : {}) });
+    wrote(asFrames ? 'frames' : 'video', videos[b]!);
   }
   for (const sheet of sheets) {
     await writeFileAtomic(sheet, encodePng(contactSheet(perSample)));
-    outputs.push({ kind: 'contact-sheet', path: sheet });
-    emit({ type: 'output', kind: 'contact-sheet', path: sheet });
+    wrote('contact-sheet', sheet);
   }
   if (latentsPath) {
     await writeTensorsFile(latentsPath, new Map([['latents', latents as HostTensor]]), { 'sorac.pipeline': plan.pipeline.name, 'sorac.seed': String(plan.seed), 'sorac.prompts': JSON.stringify(plan.prompts) });
-    outputs.push({ kind: 'latents', path: latentsPath });
-    emit({ type: 'output', kind: 'latents', path: latentsPath });
+    wrote('latents', latentsPath);
   }
   return { plan, outputs, stages, video, latents };
 }
-
