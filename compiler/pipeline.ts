@@ -229,6 +229,7 @@ function component(m: A.ComponentDecl, interp: Interp, inst: Instance, file: Loa
   // keyword arguments, evaluated in the pipeline's config scope
   const kw: Record<string, unknown> = {};
   const kwSpans: Record<string, Span> = {};
+  const nameSpans: Record<string, Span> = {};
   for (const a of call.args) {
     if (!a.name) {
       diagnostics.push(diag('SORA8004', `${callee}(): pass options by name (name=value)`, a.value.span));
@@ -248,6 +249,7 @@ function component(m: A.ComponentDecl, interp: Interp, inst: Instance, file: Loa
     }
     kw[a.name.name] = toJson(v);
     kwSpans[a.name.name] = a.value.span;
+    nameSpans[a.name.name] = a.name.span;
   }
   const from = m.from?.value;
   const builtin = COMPONENT_KINDS[callee];
@@ -256,7 +258,7 @@ function component(m: A.ComponentDecl, interp: Interp, inst: Instance, file: Loa
       diagnostics.push(diag('SORA8004', `${callee}() is a ${builtin.role}, not a ${role}`, call.callee.span, { hint: `use it as \`${builtin.role} = ${callee}(...)\`` }));
       return undefined;
     }
-    const options = builtinOptions(callee, builtin.options, kw, kwSpans, sets, opts.componentValues?.[role as Role], call.span, diagnostics);
+    const options = builtinOptions(callee, builtin.options, kw, kwSpans, nameSpans, sets, opts.componentValues?.[role as Role], call.span, diagnostics);
     if (role === 'tokenizer' && from === undefined) diagnostics.push(diag('SORA8002', 'the tokenizer needs `from "..."`: a directory or hub id holding spiece.model or tokenizer.json', m.span, { hint: 'e.g. tokenizer = t5_tokenizer(max_length=300) from "DeepFloyd/t5-v1_1-xxl"' }));
     if (role === 'scheduler' && from !== undefined) diagnostics.push(diag('SORA8002', 'a scheduler has no weights: remove `from ...`', m.from!.span));
     return { name: role as Role, kind: callee, span: m.span, ...(from !== undefined ? { from, fromSpan: m.from!.span } : {}), options };
@@ -267,17 +269,14 @@ function component(m: A.ComponentDecl, interp: Interp, inst: Instance, file: Loa
     diagnostics.push(diag('SORA8004', `unknown component kind "${callee}"`, call.callee.span, { hint: suggest(callee, candidates) ?? `import a model (import { STDiT3 } from "../stdit3") or use one of ${Object.keys(COMPONENT_KINDS).join(', ')}` }));
     return undefined;
   }
-  if (from === undefined) {
-    diagnostics.push(diag('SORA8002', `${role} = ${callee}(...) needs \`from "..."\`: where its weights are (a file, a directory, or a hub id)`, m.span, { hint: `e.g. ${ROLE_EXAMPLE[role as Role]}` }));
-    return undefined;
-  }
+  if (from === undefined) diagnostics.push(diag('SORA8002', `${role} = ${callee}(...) needs \`from "..."\`: where its weights are (a file, a directory, or a hub id)`, m.span, { hint: `e.g. ${ROLE_EXAMPLE[role as Role]}` }));
   const values = { ...kw, ...(opts.componentValues?.[role as Role] ?? {}) };
   const model = compile({ file: g.file.path, host: opts.host, ...(opts.cwd ? { cwd: opts.cwd } : {}), model: callee, config: { values, set: sets } });
   // the model's own problems are reported where they are; a note ties them to this component
   for (const d of model.diagnostics) diagnostics.push(d.severity === 'error' ? { ...d, related: [...(d.related ?? []), { span: m.span, message: `compiling ${role} = ${callee}(...) here` }] } : d);
   if (hasErrors(model.diagnostics)) return undefined;
   const entries = entriesFor(role as Role, model, m.span, diagnostics);
-  return { name: role as Role, kind: 'model', span: m.span, from, fromSpan: m.from!.span, options: values, model, ...(entries ? { entries } : {}) };
+  return { name: role as Role, kind: 'model', span: m.span, ...(from !== undefined ? { from, fromSpan: m.from!.span } : {}), options: values, model, ...(entries ? { entries } : {}) };
 }
 
 function builtinOptions(
@@ -285,13 +284,14 @@ function builtinOptions(
   specs: Readonly<Record<string, OptionSpec>>,
   kw: Record<string, unknown>,
   kwSpans: Record<string, Span>,
+  nameSpans: Record<string, Span>,
   sets: readonly (readonly [string, string])[],
   values: Readonly<Record<string, unknown>> | undefined,
   span: Span,
   diagnostics: Diagnostic[],
 ): Record<string, unknown> {
-  const raw: Record<string, { v: unknown; span?: Span; from: string }> = {};
-  for (const [k, v] of Object.entries(kw)) raw[k] = { v, span: kwSpans[k]!, from: 'pipeline' };
+  const raw: Record<string, { v: unknown; span?: Span; nameSpan?: Span; from: string }> = {};
+  for (const [k, v] of Object.entries(kw)) raw[k] = { v, span: kwSpans[k]!, nameSpan: nameSpans[k]!, from: 'pipeline' };
   for (const [k, text] of sets) {
     let v: unknown = text;
     try {
@@ -306,7 +306,7 @@ function builtinOptions(
   for (const [k, r] of Object.entries(raw)) {
     const spec = specs[k];
     if (!spec) {
-      diagnostics.push(diag('SORA8004', `${kind}() has no option "${k}"`, r.span ?? span, { hint: suggest(k, Object.keys(specs)) ?? `options: ${Object.keys(specs).join(', ')}` }));
+      diagnostics.push(diag('SORA8004', `${kind}() has no option "${k}"`, r.nameSpan ?? r.span ?? span, { hint: suggest(k, Object.keys(specs)) ?? `options: ${Object.keys(specs).join(', ')}` }));
       continue;
     }
     const ok =

@@ -104,8 +104,9 @@ describe('fmt', () => {
   });
 
   it('leaves the bundled sources unchanged (they are formatted)', () => {
-    const files = [...readdirSync('std').map((f) => `std/${f}`), ...readdirSync('examples').map((f) => `examples/${f}`)].filter((f) => f.endsWith('.sora'));
-    expect(files.length).toBeGreaterThanOrEqual(8);
+    const files = [...readdirSync('std').map((f) => `std/${f}`), ...readdirSync('examples', { recursive: true }).map((f) => `examples/${f}`)].filter((f) => f.endsWith('.sora'));
+    expect(files.length).toBeGreaterThanOrEqual(11);
+    expect(files.some((f) => f.startsWith('examples/pipelines/'))).toBe(true);
     for (const f of files) {
       const src = readFileSync(f, 'utf8');
       expect(format(src, f).text).toBe(src);
