@@ -284,13 +284,13 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
   const latentShape = [B, ...latent];
 
   // the transformer at the latent size (patch divisibility, its own asserts)
-  const stagesMem: Partial<Record<StageName, { weights: number; act: number }>> = {};
+  const stagesMem: Partial<Record<StageName, { weights: number; consts: number; act: number }>> = {};
   if (latent.length === 4) {
     try {
       const absent = new Set(optionalInputs(tr.model!, 'forward').filter((n) => n === 'x_mask' && !defaults.onesLatentMask));
       const g = concreteTrace(tr, 'forward', { x: [2 * B, ...latent], timestep: [2 * B], y: [2 * B, 1, maxLength, -1].filter((d) => d !== -1), mask: [B, maxLength], x_mask: [2 * B, latent[1]!], fps: [B], height: [B], width: [B], num_frames: [B], ar: [B] }, `a latent of ${latent.join('x')} (${numFrames} frames of ${height}x${width}) for ${B} prompt(s)`, absent);
       const mem = graphMemory(g);
-      stagesMem.denoise = { weights: mem.weightBytes + mem.constantBytes, act: mem.peakActivationBytes };
+      stagesMem.denoise = { weights: mem.weightBytes, consts: mem.constantBytes, act: mem.peakActivationBytes };
     } catch (e) {
       if (!(e instanceof SoracError)) throw e;
       problems.push(e);
@@ -301,7 +301,7 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
     const n = B + (req.negativePrompt !== undefined ? 1 : 0);
     const g = concreteTrace(te, 'forward', { input_ids: [n, maxLength], attention_mask: [n, maxLength] }, `${n} prompt(s) of ${maxLength} tokens`);
     const mem = graphMemory(g);
-    stagesMem.text = { weights: mem.weightBytes + mem.constantBytes, act: mem.peakActivationBytes };
+    stagesMem.text = { weights: mem.weightBytes, consts: mem.constantBytes, act: mem.peakActivationBytes };
   } catch (e) {
     if (!(e instanceof SoracError)) throw e;
     problems.push(e);
@@ -325,7 +325,7 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
       }
       const g = concreteTrace(vae, dec, { [info.inputs[0]!.name]: chunkLatent }, `a latent chunk of ${chunkLatent.join('x')}`);
       const mem = graphMemory(g);
-      stagesMem.decode = { weights: mem.weightBytes + mem.constantBytes, act: mem.peakActivationBytes };
+      stagesMem.decode = { weights: mem.weightBytes, consts: mem.constantBytes, act: mem.peakActivationBytes };
     } catch (e) {
       if (!(e instanceof SoracError)) throw e;
       problems.push(e);
@@ -372,9 +372,9 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
 
   const device = req.device ?? 'auto';
   const stage = (name: StageName, components: string[]): StagePlan => {
-    const m = stagesMem[name] ?? { weights: 0, act: 0 };
-    // onnxruntime holds the weights (mmapped where zero-copy) and its arena rounds activations up
-    return { name, components, weightBytes: m.weights, estimatedPeakBytes: Math.round(BASE_BYTES + m.weights + 1.25 * m.act), device };
+    const m = stagesMem[name] ?? { weights: 0, consts: 0, act: 0 };
+    // onnxruntime holds the weights (mmapped where zero-copy) and the constants; its arena rounds activations up
+    return { name, components, weightBytes: m.weights, estimatedPeakBytes: Math.round(BASE_BYTES + m.weights + m.consts + 1.25 * m.act), device };
   };
   return {
     pipeline: { name: p.name!, version: p.version!, file: p.program.root.display, release },
