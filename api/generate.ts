@@ -58,6 +58,8 @@ import { checkSourceFile } from './model.ts';
 export const MAX_PROMPT_CHARS = 20_000;
 /** Bytes of a process running sorac before any model is loaded (node + onnxruntime), for estimates. */
 const BASE_BYTES = 160 * 2 ** 20;
+/** onnxruntime's CPU arena extends in powers of two: live activations cost up to twice their bytes. */
+const ARENA_FACTOR = 2;
 
 export interface GenerateRequest {
   readonly prompts: readonly string[];
@@ -122,6 +124,8 @@ export interface GenerationPlan {
   readonly width: number;
   readonly numFrames: number;
   readonly fps: number;
+  /** Frame rate of the written video (the pipeline's save_fps, default fps). */
+  readonly saveFps: number;
   readonly latentShape: readonly number[];
   readonly scheduler: { readonly kind: 'rflow' | 'iddpm'; readonly steps: number; readonly cfgScale: number; readonly options: Readonly<Record<string, unknown>> };
   readonly seed: number;
@@ -373,8 +377,10 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
   const device = req.device ?? 'auto';
   const stage = (name: StageName, components: string[]): StagePlan => {
     const m = stagesMem[name] ?? { weights: 0, consts: 0, act: 0 };
-    // onnxruntime holds the weights (mmapped where zero-copy) and the constants; its arena rounds activations up
-    return { name, components, weightBytes: m.weights, estimatedPeakBytes: Math.round(BASE_BYTES + m.weights + m.consts + 1.25 * m.act), device };
+    // onnxruntime holds the weights (mmapped where zero-copy) and the constants. The activations are the peak of
+    // the live values in node order; onnxruntime's CPU arena grows in powers of two, so its footprint for them is
+    // up to twice that. Calibrated by bench/generate.ts (docs/cli/generate.md has the numbers).
+    return { name, components, weightBytes: m.weights, estimatedPeakBytes: Math.round(BASE_BYTES + m.weights + m.consts + ARENA_FACTOR * m.act), device };
   };
   return {
     pipeline: { name: p.name!, version: p.version!, file: p.program.root.display, release },
@@ -383,6 +389,7 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
     width,
     numFrames,
     fps,
+    saveFps: Number(cfg.save_fps ?? fps),
     latentShape,
     scheduler: { kind, steps, cfgScale, options: sched.options },
     seed,
@@ -618,7 +625,7 @@ export async function generate(p: CompiledPipeline, opts: GenerateOptions): Prom
   const perSample = Array.from({ length: B }, (_, b) => videoFrames(video, b));
   for (let b = 0; b < B; b++) {
     if (asFrames) await writeFrames(videos[b]!, perSample[b]!);
-    else await writeMp4(videos[b]!, perSample[b]!, plan.fps, { ffmpeg: ffmpeg!, ...(opts.signal ? { signal: opts.signal } : {}) });
+    else await writeMp4(videos[b]!, perSample[b]!, plan.saveFps, { ffmpeg: ffmpeg!, ...(opts.signal ? { signal: opts.signal } : {}) });
     wrote(asFrames ? 'frames' : 'video', videos[b]!);
   }
   for (const sheet of sheets) {

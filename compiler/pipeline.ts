@@ -66,7 +66,7 @@ export const COMPONENT_KINDS: Readonly<Record<string, { readonly role: Role; rea
 };
 
 /** Pipeline config keys with a meaning to `sorac generate` (all optional; others are free settings). */
-export const GENERATION_KEYS = ['release', 'resolution', 'aspect_ratio', 'height', 'width', 'num_frames', 'fps', 'seed', 'aes', 'flow', 'camera_motion'] as const;
+export const GENERATION_KEYS = ['release', 'resolution', 'aspect_ratio', 'height', 'width', 'num_frames', 'fps', 'save_fps', 'seed', 'aes', 'flow', 'camera_motion', 'vae_micro_batch'] as const;
 
 export interface PipelineComponent {
   readonly name: Role;
@@ -108,6 +108,8 @@ export interface PipelineOptions {
   readonly values?: Readonly<Record<string, unknown>>;
   /** Programmatic overrides of component options / model configs: { scheduler: { num_sampling_steps: 10 } }. */
   readonly componentValues?: Readonly<Partial<Record<Role, Readonly<Record<string, unknown>>>>>;
+  /** Where components' weights come from instead of their `from` (`--weights transformer=./ckpts/stdit3`), resolved against `cwd`. */
+  readonly weights?: Readonly<Partial<Record<Role, string>>>;
 }
 
 /** Whether a parsed file declares a pipeline (so `sorac check` knows which compiler to use). */
@@ -251,7 +253,9 @@ function component(m: A.ComponentDecl, interp: Interp, inst: Instance, file: Loa
     kwSpans[a.name.name] = a.value.span;
     nameSpans[a.name.name] = a.name.span;
   }
-  const from = m.from?.value;
+  const override = opts.weights?.[role as Role];
+  // an override given on the command line is relative to where the command runs, not to the pipeline file
+  const from = override !== undefined ? (override.startsWith('.') && opts.cwd ? `${opts.cwd}/${override}` : override) : m.from?.value;
   const builtin = COMPONENT_KINDS[callee];
   if (builtin) {
     if (builtin.role !== role) {
@@ -259,9 +263,10 @@ function component(m: A.ComponentDecl, interp: Interp, inst: Instance, file: Loa
       return undefined;
     }
     const options = builtinOptions(callee, builtin.options, kw, kwSpans, nameSpans, sets, opts.componentValues?.[role as Role], call.span, diagnostics);
+    if (override !== undefined && role === 'scheduler') diagnostics.push(diag('SORA8002', '--weights scheduler=...: a scheduler has no weights', m.span));
     if (role === 'tokenizer' && from === undefined) diagnostics.push(diag('SORA8002', 'the tokenizer needs `from "..."`: a directory or hub id holding spiece.model or tokenizer.json', m.span, { hint: 'e.g. tokenizer = t5_tokenizer(max_length=300) from "DeepFloyd/t5-v1_1-xxl"' }));
-    if (role === 'scheduler' && from !== undefined) diagnostics.push(diag('SORA8002', 'a scheduler has no weights: remove `from ...`', m.from!.span));
-    return { name: role as Role, kind: callee, span: m.span, ...(from !== undefined ? { from, fromSpan: m.from!.span } : {}), options };
+    if (role === 'scheduler' && m.from) diagnostics.push(diag('SORA8002', 'a scheduler has no weights: remove `from ...`', m.from.span));
+    return { name: role as Role, kind: callee, span: m.span, ...(from !== undefined ? { from, fromSpan: m.from?.span ?? m.span } : {}), options };
   }
   const g = interp.global(file, callee);
   if (!g || g.kind !== 'module' || !g.decl.isModel) {
@@ -276,7 +281,7 @@ function component(m: A.ComponentDecl, interp: Interp, inst: Instance, file: Loa
   for (const d of model.diagnostics) diagnostics.push(d.severity === 'error' ? { ...d, related: [...(d.related ?? []), { span: m.span, message: `compiling ${role} = ${callee}(...) here` }] } : d);
   if (hasErrors(model.diagnostics)) return undefined;
   const entries = entriesFor(role as Role, model, m.span, diagnostics);
-  return { name: role as Role, kind: 'model', span: m.span, ...(from !== undefined ? { from, fromSpan: m.from!.span } : {}), options: values, model, ...(entries ? { entries } : {}) };
+  return { name: role as Role, kind: 'model', span: m.span, ...(from !== undefined ? { from, fromSpan: m.from?.span ?? m.span } : {}), options: values, model, ...(entries ? { entries } : {}) };
 }
 
 function builtinOptions(

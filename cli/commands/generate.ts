@@ -35,6 +35,7 @@ interface GenerateOpts {
   seed?: string;
   device: string;
   set?: string[];
+  weights?: string[];
   pipeline?: string;
   out?: string;
   force?: boolean;
@@ -106,6 +107,7 @@ export const registerGenerate: RegisterCommand = (program: Command, io: CliIO, s
     .option('--seed <n>', 'noise seed (sorac\'s own generator: Philox4x32-10)')
     .option('-d, --device <device>', 'auto | cpu | cuda', 'auto')
     .option('-s, --set <key=value>', 'override a pipeline setting or component config (repeatable): num_frames=34, transformer.depth=4', (v: string, p: string[] = []) => [...p, v], [] as string[])
+    .option('-w, --weights <component=path>', "take a component's weights from here instead of its `from` (repeatable): transformer=./ckpts/stdit3", (v: string, p: string[] = []) => [...p, v], [] as string[])
     .option('--pipeline <name>', 'which pipeline, when the file declares several')
     .option('-o, --out <file>', 'the video to write (.mp4); several prompts give name_0000.mp4, ...')
     .option('--force', 'replace existing outputs (atomically)')
@@ -134,7 +136,9 @@ export const registerGenerate: RegisterCommand = (program: Command, io: CliIO, s
         ...(o.noise !== undefined ? { noise: o.noise } : {}),
         device: o.device as 'auto' | 'cpu' | 'cuda',
       };
-      const p = loadPipeline({ file, cwd: io.cwd, set: parseSets(o.set ?? []), ...(o.pipeline ? { pipeline: o.pipeline } : {}) });
+      const weights = Object.fromEntries(parseSets(o.weights ?? []).map(([k, v]) => [k, v]));
+      for (const k of Object.keys(weights)) if (!['tokenizer', 'text_encoder', 'transformer', 'vae'].includes(k)) throw usageError(`--weights ${k}=...: "${k}" is not a component with weights`, 'components: tokenizer, text_encoder, transformer, vae');
+      const p = loadPipeline({ file, cwd: io.cwd, set: parseSets(o.set ?? []), weights, ...(o.pipeline ? { pipeline: o.pipeline } : {}) });
       if (hasErrors(p.diagnostics)) {
         if (o.json) io.stdout(JSON.stringify({ ok: false, diagnostics: p.diagnostics }, null, 2) + '\n');
         else {

@@ -20,9 +20,20 @@ export interface CompileArgs {
 
 const where = (d: Diagnostic) => `${d.code} ${d.span ? `${d.span.file}:${d.span.start.line}:${d.span.start.col}` : '-'}: ${d.message}`;
 
-/** Compile a file; diagnostics are left to the caller. */
+const compiled = new Map<string, CompiledModel>();
+
+/**
+ * Compile a file; diagnostics are left to the caller. Memoized per (file, config, dtype, model) within a test
+ * file: a CompiledModel is frozen and tracing it is reentrant (docs/adr/006-layers.md), so sharing one is safe.
+ */
 export function compileFile(file: string, args: CompileArgs = {}): CompiledModel {
-  return compile({ file, host: fsHost, config: { values: args.values ?? {} }, ...(args.dtype ? { dtype: args.dtype } : {}), ...(args.model ? { model: args.model } : {}) });
+  const key = JSON.stringify([file, args.values ?? {}, args.dtype ?? null, args.model ?? null]);
+  let m = compiled.get(key);
+  if (!m) {
+    m = compile({ file, host: fsHost, config: { values: args.values ?? {} }, ...(args.dtype ? { dtype: args.dtype } : {}), ...(args.model ? { model: args.model } : {}) });
+    compiled.set(key, m);
+  }
+  return m;
 }
 
 /** Compile inline .sora source (shown as `file` in diagnostics); diagnostics are left to the caller. */
