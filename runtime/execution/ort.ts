@@ -71,6 +71,12 @@ export function translateOrtError(e: unknown, device: 'cpu' | 'cuda'): Error {
       { hint: device === 'cpu' ? 'bf16 is storage-only on CPU: compile with compute dtype f32 (bf16 weights are cast at load), or run on CUDA' : undefined },
     );
   }
+  // cuDNN is dlopened at the first convolution, so a missing cuDNN surfaces only when a session runs
+  if (/cuDNN is unavailable|dlopen failed for libcudnn/.test(msg)) {
+    return new SoracError('SORA5505', `CUDA: cuDNN 9 (libcudnn.so.9) cannot be loaded, and convolutions need it (onnxruntime: ${msg})`, {
+      hint: 'install cuDNN 9 for CUDA 13 (pip install nvidia-cudnn-cu13, or NVIDIA\'s cuDNN package) and put its folder on LD_LIBRARY_PATH before starting sorac: `sorac doctor` prints the exact line',
+    });
+  }
   // the CUDA side: no provider claims the node (e.g. a bf16 op with no kernel anywhere), so ORT cannot place it
   const p = /Provider type for (\w+) node with name '([^']*)' is not set/.exec(msg);
   if (p) {

@@ -37,11 +37,15 @@ describe('CPU fallback of a CUDA attempt', () => {
     }
   });
 
-  it("translates the CUDA side's \"Provider type for X node ... is not set\" into SORA5506 with the fix", () => {
+  it("translates the CUDA side's \"Provider type for X node ... is not set\" (SORA5506) and a missing cuDNN (SORA5505), with the fix", () => {
     const e = translateOrtError(new Error("Exception during initialization: /onnxruntime_src/onnxruntime/core/optimizer/transformer_memcpy.cc:253 void onnxruntime::TransformerMemcpyImpl::ProcessDefs(...) Provider type for Pad node with name 'x_embedder/pad' is not set."), 'cuda') as SoracError;
     expect(e.code).toBe('SORA5506');
     expect(e.message).toBe("onnxruntime has no kernel for Pad with these dtypes on CUDA or CPU (node x_embedder/pad), so the session cannot be created");
     expect(e.hint).toMatch(/sorac build --target cuda/);
     expect((translateOrtError(new Error("[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation for MatMul(13) node with name 'mm'"), 'cpu') as SoracError).code).toBe('SORA5506');
+    const cudnn = translateOrtError(new Error('Non-zero status code returned while running Conv node. cuDNN is unavailable or disabled for CUDA Execution Provider: dlopen failed for libcudnn.so: libcudnn.so: cannot open shared object file: No such file or directory'), 'cuda') as SoracError;
+    expect(cudnn.code).toBe('SORA5505');
+    expect(cudnn.message).toMatch(/^CUDA: cuDNN 9 \(libcudnn\.so\.9\) cannot be loaded/);
+    expect(cudnn.hint).toMatch(/sorac doctor/);
   });
 });
