@@ -69,7 +69,7 @@ export interface InstallCudaResult {
   readonly cacheDir: string;
   readonly files: readonly InstalledFile[];
   readonly changed: boolean;
-  /** Files moved out of the way (a provider of another build). */
+  /** Files of another build that were moved out of the way (not counting a link turned into a copy). */
   readonly replaced: readonly string[];
 }
 
@@ -364,10 +364,11 @@ function linkIntoBinDir(pin: ProviderPin, entry: string, binDir: string, copy: b
       const dest = join(binDir, cudaFile.name);
       const cached = join(entry, cudaFile.name);
       if (existsOrLink(dest) && !inPlace(dest, cached, cudaFile, copy)) {
+        const other = !sameSize(dest, cudaFile);
         const aside = tempSibling(dest, 'prune');
         renameSync(dest, aside);
         rmSync(aside, { force: true });
-        replaced.push(dest);
+        if (other) replaced.push(dest);
       }
     }
     for (const f of pin.files) {
@@ -378,7 +379,7 @@ function linkIntoBinDir(pin: ProviderPin, entry: string, binDir: string, copy: b
         files.push({ name: f.name, size: f.size, sha256: f.sha256, path: dest, cached, mode, changed: false });
         continue;
       }
-      if (existsOrLink(dest) && f !== cudaFile) replaced.push(dest);
+      if (existsOrLink(dest) && f !== cudaFile && !sameSize(dest, f)) replaced.push(dest);
       const tmp = tempSibling(dest);
       try {
         if (copy) copyFileSync(cached, tmp);
@@ -395,6 +396,15 @@ function linkIntoBinDir(pin: ProviderPin, entry: string, binDir: string, copy: b
     throw cannotWrite(binDir, e, `make ${binDir} writable (it is inside the sorac installation's node_modules), or install sorac somewhere you own`);
   }
   return { files, replaced: [...new Set(replaced)] };
+}
+
+/** The file at `p` (through a symlink) has the pinned size: the same build, e.g. a link being turned into a copy. */
+function sameSize(p: string, f: PinnedFile): boolean {
+  try {
+    return statSync(p).size === f.size;
+  } catch {
+    return false;
+  }
 }
 
 function existsOrLink(p: string): boolean {
