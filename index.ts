@@ -25,6 +25,9 @@ export { load, run, runModel, ModelError } from './api/run.ts';
 export type { LoadedModel, LoadOptions, RunOptions, RunResult } from './api/run.ts';
 export { createSession, runGraph } from './api/session.ts';
 export type { CreateSessionOptions, SoracSession } from './api/session.ts';
+// CUDA: install the pinned provider, check the machine (docs/cli/setup.md, docs/cli/doctor.md, docs/guides/gpu.md)
+export { doctor, setupCuda } from './api/devices.ts';
+export type { DoctorApiOptions, DoctorCheck, DoctorReport, SetupCudaOptions, SetupCudaResult } from './api/devices.ts';
 // Open-Sora training checkpoint dirs (docs/guides/training-checkpoints.md)
 export { listCheckpoints, inspectCheckpoint, planPrune, pruneCheckpoints, writeTrainingCheckpoint, exportCheckpoint, verifyCheckpoint, writeManifest } from './api/training.ts';
 export type { CheckpointInfo, ExperimentListing, PartInfo, PrunePlanItem, WriteTrainingCheckpointOptions, CkptVerifyReport, ExportOptions, ExportResult, Manifest } from './api/training.ts';

@@ -15,6 +15,7 @@ import { mkdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { traceEntry, type CompiledModel } from '../compiler/compile.ts';
 import { emitOnnx, type EmitOptions } from '../compiler/emit/onnx.ts';
+import { lowerForCuda } from '../compiler/passes/index.ts';
 import { writeFileAtomic } from '../core/atomic.ts';
 import { canConvert, convertBytes, ConversionError } from '../core/convert.ts';
 import { type Diagnostic, hasErrors } from '../core/diagnostics.ts';
@@ -125,6 +126,12 @@ export interface BuildOptions {
   /** Write the ONNX graphs (default true); false writes only the keymap. */
   readonly onnx?: boolean;
   readonly cwd?: string;
+  /**
+   * Lower the graphs for a device before writing them: 'cuda' computes in f32 the ops that
+   * onnxruntime's CUDA provider has no bf16/f16 kernel for (compiler/passes/cuda-precision.ts).
+   * Default: the graphs as traced (valid ONNX for any runtime whose kernels cover them).
+   */
+  readonly target?: 'cuda';
 }
 
 export interface BuildResult {
@@ -148,7 +155,8 @@ export async function buildModel(m: CompiledModel, opts: BuildOptions): Promise<
     for (const e of m.entries) {
       const r = traceEntry(m, e.name, { opset: opts.opset ?? 17 });
       ds.push(...r.diagnostics);
-      if (r.graph) graphs.push(r.graph);
+      // --target cuda: ops without a CUDA kernel for their reduced dtype are placed in f32 (recorded in casts)
+      if (r.graph) graphs.push(opts.target === 'cuda' ? lowerForCuda(r.graph).graph : r.graph);
     }
   }
   if (hasErrors(ds) || !m.keymap) return { ok: false, diagnostics: ds, graphs: [], files: [] };

@@ -4,16 +4,21 @@
  *   device choice (runtime) -> passes for that target (compiler) -> weight binding (runtime)
  *   -> ONNX bytes (compiler/emit) -> onnxruntime session (runtime)
  *
+ * When the target is CUDA and the session cannot be created under --device auto, the graph is
+ * lowered again for the CPU (bf16 compute emulated) and emitted for the same binding: the CUDA
+ * lowering keeps bf16 ops the CPU provider has no kernels for.
+ *
  * Everything that runs a graph (load()/run(), `sorac run`, micro-batching, tests, benchmarks) comes
  * through createSession, so the order of these steps and their notes exist once.
  */
 import { emitOnnx } from '../compiler/emit/onnx.ts';
-import { lowerGraph } from '../compiler/passes/index.ts';
+import { isCpuEmulated, type LoweredGraph, lowerGraph, type Target } from '../compiler/passes/index.ts';
+import { InternalError } from '../core/errors.ts';
 import type { HostTensor } from '../core/host-tensor.ts';
 import type { IrGraph } from '../core/ir.ts';
 import { bindWeights, type BindingReport, type WeightSource } from '../runtime/execution/binding.ts';
 import { chooseDevice } from '../runtime/execution/providers.ts';
-import { checkBoundaryDtypes, openSession, type SessionOptions, type SoracSession } from '../runtime/execution/session.ts';
+import { checkBoundaryDtypes, type CpuFallback, openSession, type SessionOptions, type SoracSession } from '../runtime/execution/session.ts';
 import { readTensorsFile, writeTensorsFile } from '../runtime/formats/tensors-io.ts';
 
 export type { SessionOptions, SoracSession };
@@ -32,24 +37,35 @@ export async function createSession(graph: IrGraph, weights: WeightSource, opts:
   // decide the device before binding so that errors about CUDA come first and cheaply
   const choice = chooseDevice(opts.device ?? 'auto', opts);
   // (lower: false emits the traced graph as it is: only the bf16 I/O wrapping, which every target needs)
-  const lowered = lowerGraph(graph, opts.lower === false || choice.tryCuda ? 'cuda' : 'cpu');
-  for (const n of lowered.notes) opts.onInfo?.(n);
+  const target: Target = opts.lower === false ? 'none' : choice.tryCuda ? 'cuda' : 'cpu';
+  const lowered = lowerGraph(graph, target);
   const bound = await bindWeights(lowered.graph.weights, weights, opts);
-  try {
-    const model = emitOnnx(lowered.graph, {
+  const emit = (l: LoweredGraph) =>
+    emitOnnx(l.graph, {
       weights: opts.binding === 'inline' ? 'inline' : 'external',
       externalData: (w) => bound.refs.get(w.key),
       inlineData: (w) => bound.inline.get(w.key)!,
       valueInfo: false,
     });
-    return await openSession(
-      model,
-      bound.dir,
-      { inputs: lowered.graph.inputs, outputs: lowered.graph.outputs, bf16Inputs: lowered.bf16Inputs, bf16Outputs: lowered.bf16Outputs },
-      bound.report,
-      choice,
-      { ...opts, cpuEmulated: lowered.graph.metadata['sorac.cpu_emulation'] !== undefined, bf16Weights: lowered.graph.weights.some((w) => w.value.dtype === 'bf16') },
-    );
+  const io = (l: LoweredGraph) => ({ inputs: l.graph.inputs, outputs: l.graph.outputs, bf16Inputs: l.bf16Inputs, bf16Outputs: l.bf16Outputs });
+  // --device auto and CUDA fails: the CPU gets its own lowering (bf16 compute emulated), not the CUDA one
+  const cpuFallback: (() => CpuFallback) | undefined =
+    target === 'cuda'
+      ? () => {
+          const cpu = lowerGraph(graph, 'cpu');
+          // the device passes never change the weights, so the binding made for the CUDA graph serves the CPU graph
+          if (cpu.graph.weights.map((w) => `${w.key}:${w.value.dtype}`).join() !== lowered.graph.weights.map((w) => `${w.key}:${w.value.dtype}`).join()) throw new InternalError('the CPU and CUDA lowerings bind different weights');
+          return { model: emit(cpu), io: io(cpu), cpuEmulated: isCpuEmulated(cpu.graph), notes: cpu.notes };
+        }
+      : undefined;
+  try {
+    return await openSession(emit(lowered), bound.dir, io(lowered), bound.report, choice, {
+      ...opts,
+      cpuEmulated: isCpuEmulated(lowered.graph),
+      bf16Weights: lowered.graph.weights.some((w) => w.value.dtype === 'bf16'),
+      loweringNotes: lowered.notes,
+      ...(cpuFallback ? { cpuFallback } : {}),
+    });
   } finally {
     await bound.release(opts.keepTempDir);
   }

@@ -22,21 +22,38 @@ export function fmtShape(shape: readonly Sym[]): string {
   return `[${shape.map(String).join(', ')}]`;
 }
 
-/** Ops whose ONNX schema has no bf16 type before opset 22 (Conv-22, Sin-22, ...). */
-const NO_BF16_BEFORE_22 = new Set(['Conv', 'ConvTranspose', 'Sin', 'Cos', 'InstanceNormalization', 'Einsum', 'Resize']);
+/**
+ * The first opset whose ONNX schema admits a reduced dtype for these ops (Infinity: none up to
+ * opset 26, the newest sorac emits). Below it a bf16/f16 node would be an invalid model, so the op
+ * is computed in f32 and its result rounded once, on every target. Ops whose schema has the dtype
+ * but onnxruntime has no kernel for it (Pad, Resize, ReduceMean in bf16, ...) are the device passes'
+ * business (compiler/passes/), not the schema's. (Resize has had bf16 in its schema since opset 13.)
+ */
+const SCHEMA_SINCE: Readonly<Record<'bf16' | 'f16', Readonly<Record<string, number>>>> = {
+  bf16: { Conv: 22, ConvTranspose: 22, Sin: 22, Cos: 22, InstanceNormalization: 22, Round: 22, Einsum: Infinity, Range: Infinity },
+  f16: { Range: Infinity },
+};
+
+/** Whether the ONNX schema of `op` lacks `dtype` at `opset`. */
+export function schemaLacksDtype(op: string, dtype: DType, opset: number): boolean {
+  if (dtype !== 'bf16' && dtype !== 'f16') return false;
+  const since = SCHEMA_SINCE[dtype][op];
+  return since !== undefined && opset < since;
+}
 
 export function mk(ctx: Ctx, op: string, inputs: (IrValue | null)[], dtype: DType, shape: readonly Sym[], attrs: Record<string, unknown> = {}): Tensor {
-  if (dtype === 'bf16' && ctx.g.opset < 22 && NO_BF16_BEFORE_22.has(op)) {
+  if (schemaLacksDtype(op, dtype, ctx.g.opset)) {
     // compute in f32 and round the result once: what bf16 kernels with f32 accumulation do
-    const why = `${op} has no bf16 type before opset 22 (target opset ${ctx.g.opset})`;
+    const since = SCHEMA_SINCE[dtype as 'bf16' | 'f16'][op]!;
+    const why = `${op} has no ${dtype} type ${since === Infinity ? 'in its ONNX schema' : `before opset ${since}`} (target opset ${ctx.g.opset})`;
     const ins = inputs.map((v) => {
-      if (!v || v.dtype !== 'bf16') return v;
+      if (!v || v.dtype !== dtype) return v;
       const w = ctx.g.op1('Cast', [v], 'f32', v.shape, { to: 1 });
-      ctx.g.recordCast(w, 'bf16', 'f32', why);
+      ctx.g.recordCast(w, dtype, 'f32', why);
       return w;
     });
     const y = ctx.g.op1(op, ins, 'f32', irShape(shape), attrs as never);
-    return cast(ctx, { dtype: 'f32', shape, ir: y }, 'bf16', `${why} (back)`);
+    return cast(ctx, { dtype: 'f32', shape, ir: y }, dtype, `${why} (back)`);
   }
   const ir = ctx.g.op1(op, inputs, dtype, irShape(shape), attrs as never);
   return { dtype, shape, ir };

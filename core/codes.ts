@@ -108,6 +108,13 @@ export const CODES = {
   SORA5508: e('running', 'onnxruntime failed'),
   SORA5509: e('running', 'micro-batching not possible'),
   SORA5510: e('running', 'loading would narrow weight dtypes'),
+  // devices: CUDA provider setup (sorac setup cuda)
+  SORA5511: e('running', 'no CUDA provider build for this platform or onnxruntime-node version'),
+  SORA5512: e('running', 'CUDA provider source unreadable (file, npm pack or download)'),
+  SORA5513: e('running', 'CUDA provider archive truncated or corrupt'),
+  SORA5514: e('running', 'CUDA provider file missing from the source'),
+  SORA5515: e('running', 'CUDA provider file does not match its pinned size and sha256'),
+  SORA5516: e('running', 'cannot write the CUDA provider (cache or onnxruntime-node directory)'),
   // migrations
   SORA6001: e('migrations', 'invalid migration plan, op or key pattern'),
   SORA6002: e('migrations', 'an op does not fit the checkpoint'),

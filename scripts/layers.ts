@@ -3,6 +3,7 @@
  *
  *   core  <-  grammar  <-  compiler  <-  api  <-  cli
  *   core  <-  runtime/formats  <-  runtime/weights  <-  runtime/{execution,training,migrate}  <-  api
+ *   core  <-  runtime/devices  <-  runtime/execution, api
  *   core  <-  runtime/{text,sampling,media}  <-  api
  *
  * A file may import only from its own layer and from the layers its rule lists (type-only imports
@@ -37,7 +38,8 @@ export const LAYERS: Readonly<Record<string, Layer>> = {
   compiler: { paths: ['compiler/'], mayImport: ['core', 'grammar'], packages: ['onnx-proto'] },
   'runtime/formats': { paths: ['runtime/formats/'], mayImport: ['core'], packages: [] },
   'runtime/weights': { paths: ['runtime/weights/'], mayImport: ['core', 'runtime/formats'], packages: [] },
-  'runtime/execution': { paths: ['runtime/execution/'], mayImport: ['core', 'runtime/formats', 'runtime/weights'], packages: ['onnxruntime-node'] },
+  'runtime/devices': { paths: ['runtime/devices/'], mayImport: ['core'], packages: [] },
+  'runtime/execution': { paths: ['runtime/execution/'], mayImport: ['core', 'runtime/formats', 'runtime/weights', 'runtime/devices'], packages: ['onnxruntime-node'] },
   'runtime/training': { paths: ['runtime/training/'], mayImport: ['core', 'runtime/formats', 'runtime/weights'], packages: [] },
   'runtime/migrate': { paths: ['runtime/migrate/'], mayImport: ['core', 'runtime/formats', 'runtime/weights'], packages: ['ts-morph', 'esbuild', 'tsx'] },
   'runtime/text': { paths: ['runtime/text/'], mayImport: ['core'], packages: ['protobufjs'] },
@@ -45,7 +47,7 @@ export const LAYERS: Readonly<Record<string, Layer>> = {
   'runtime/media': { paths: ['runtime/media/'], mayImport: ['core'], packages: [] },
   api: {
     paths: ['api/'],
-    mayImport: ['core', 'grammar', 'compiler', 'runtime/formats', 'runtime/weights', 'runtime/execution', 'runtime/training', 'runtime/migrate', 'runtime/text', 'runtime/sampling', 'runtime/media'],
+    mayImport: ['core', 'grammar', 'compiler', 'runtime/formats', 'runtime/weights', 'runtime/devices', 'runtime/execution', 'runtime/training', 'runtime/migrate', 'runtime/text', 'runtime/sampling', 'runtime/media'],
     packages: [],
   },
   cli: { paths: ['cli/'], mayImport: ['core', 'api'], packages: ['commander'] },

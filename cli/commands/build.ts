@@ -25,12 +25,14 @@ export const registerBuild: RegisterCommand = (program: Command, io: CliIO, setE
     .option('--no-onnx', 'write only the keymap')
     .option('--dtype <rule=value>', 'override a dtype policy rule, e.g. --dtype compute=bf16 (repeatable)', (v: string, p: string[] = []) => [...p, v], [] as string[])
     .option('--explain-dtypes', 'print every cast the dtype policy placed, with where and why')
-    .action(async (file: string, opts: ModelOpts & { out: string; opset: string; weights?: string; onnx: boolean; explainDtypes?: boolean }) => {
+    .option('--target <device>', 'lower the graphs for a device: cuda (ops without a bf16/f16 kernel on onnxruntime 1.29\'s CUDA provider run in f32; --explain-dtypes lists them)')
+    .action(async (file: string, opts: ModelOpts & { out: string; opset: string; weights?: string; onnx: boolean; explainDtypes?: boolean; target?: string }) => {
       const opset = Number(opts.opset);
       if (!Number.isInteger(opset) || opset < 17 || opset > 26) throw usageError(`--opset ${opts.opset} is not supported`, 'use an integer from 17 to 26 (17 passes every ONNX checker; onnxruntime accepts up to 26)');
+      if (opts.target !== undefined && opts.target !== 'cuda') throw usageError(`--target ${opts.target} is not supported`, 'the only target is cuda (sessions sorac creates lower for their device themselves; CPU runs emulate bf16 at load)');
       const t0 = performance.now();
       const m = compileFromCli(file, opts, io);
-      const r = await buildModel(m, { out: opts.out, opset, onnx: opts.onnx, cwd: io.cwd, ...(opts.weights ? { weights: opts.weights } : {}) });
+      const r = await buildModel(m, { out: opts.out, opset, onnx: opts.onnx, cwd: io.cwd, ...(opts.weights ? { weights: opts.weights } : {}), ...(opts.target === 'cuda' ? { target: 'cuda' as const } : {}) });
       const ds = r.diagnostics;
       const graphs = r.graphs;
       const written = r.files;

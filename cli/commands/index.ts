@@ -2,12 +2,14 @@ import type { RegisterCommand } from '../command.ts';
 import { registerBuild } from './build.ts';
 import { registerCheck } from './check.ts';
 import { registerCkpt } from './ckpt.ts';
+import { registerDoctor } from './doctor.ts';
 import { registerFmt } from './fmt.ts';
 import { registerGenerate } from './generate.ts';
 import { registerInspect } from './inspect.ts';
 import { registerMigrate } from './migrate.ts';
 import { registerRun } from './run.ts';
+import { registerSetup } from './setup.ts';
 import { registerVerify } from './verify.ts';
 
 // One import per command file; keep this list sorted.
-export const commands: RegisterCommand[] = [registerBuild, registerCheck, registerCkpt, registerFmt, registerGenerate, registerInspect, registerMigrate, registerRun, registerVerify];
+export const commands: RegisterCommand[] = [registerBuild, registerCheck, registerCkpt, registerDoctor, registerFmt, registerGenerate, registerInspect, registerMigrate, registerRun, registerSetup, registerVerify];

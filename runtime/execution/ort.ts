@@ -71,5 +71,21 @@ export function translateOrtError(e: unknown, device: 'cpu' | 'cuda'): Error {
       { hint: device === 'cpu' ? 'bf16 is storage-only on CPU: compile with compute dtype f32 (bf16 weights are cast at load), or run on CUDA' : undefined },
     );
   }
+  // cuDNN is dlopened at the first convolution, so a missing cuDNN surfaces only when a session runs
+  if (/cuDNN is unavailable|dlopen failed for libcudnn/.test(msg)) {
+    return new SoracError('SORA5505', `CUDA: cuDNN 9 (libcudnn.so.9) cannot be loaded, and convolutions need it (onnxruntime: ${msg})`, {
+      hint: 'install cuDNN 9 for CUDA 13 (pip install nvidia-cudnn-cu13, or NVIDIA\'s cuDNN package) and put its folder on LD_LIBRARY_PATH before starting sorac: `sorac doctor` prints the exact line',
+    });
+  }
+  // the CUDA side: no provider claims the node (e.g. a bf16 op with no kernel anywhere), so ORT cannot place it
+  const p = /Provider type for (\w+) node with name '([^']*)' is not set/.exec(msg);
+  if (p) {
+    return new SoracError('SORA5506', `onnxruntime has no kernel for ${p[1]} with these dtypes on ${device.toUpperCase()} or CPU (node ${p[2]}), so the session cannot be created`, {
+      hint:
+        device === 'cuda'
+          ? 'sessions sorac creates place such ops in f32 (compiler/passes/cuda-precision.ts); a graph built without `--target cuda` or given with lower: false is not: rebuild it with `sorac build --target cuda`, or compute in f32/f16'
+          : 'compile with compute dtype f32 (bf16 weights are cast at load)',
+    });
+  }
   return new SoracError('SORA5508', `onnxruntime: ${msg}`);
 }

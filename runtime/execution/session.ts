@@ -23,7 +23,7 @@ import type { IrValue } from '../../core/ir.ts';
 import type { BindingOptions, BindingReport } from './binding.ts';
 import { checkOutput, type TensorSpec, toEntries, validateInputs } from './inputs.ts';
 import { firstLine, loadOrt, ORT_TYPE, ortLogSeverity, translateOrtError } from './ort.ts';
-import { CUDA_FIX, type Device, type DeviceChoice } from './providers.ts';
+import { CUDA_FIX, cudaFailureReason, type Device, type DeviceChoice } from './providers.ts';
 
 export type { Device, TensorSpec };
 
@@ -74,25 +74,42 @@ export function checkBoundaryDtypes(inputs: readonly IrValue[], outputs: readonl
 }
 
 /**
+ * The model to use when a CUDA session cannot be created under --device auto: the graph lowered
+ * for the CPU instead (bf16 compute emulated), emitted for the same weight binding.
+ */
+export interface CpuFallback {
+  readonly model: Uint8Array;
+  readonly io: SessionIo;
+  readonly cpuEmulated: boolean;
+  /** The CPU lowering's notes (replace the CUDA lowering's). */
+  readonly notes: readonly string[];
+}
+
+/**
  * Write `model` (ONNX bytes whose external data refers to files in `dir`) into `dir` and create the
- * session: CUDA first when `choice.tryCuda` (falling back to CPU with a note under --device auto), CPU
- * otherwise. Notes (fallbacks, conversions, binding problems) go to `opts.onInfo` once the session exists.
+ * session: CUDA first when `choice.tryCuda` (falling back to CPU with a note under --device auto:
+ * with `opts.cpuFallback()`'s model when given, the graph as lowered for the CPU), CPU otherwise.
+ * Notes (the lowering's, fallbacks, conversions, binding problems) go to `opts.onInfo` once the
+ * session exists.
  */
 export async function openSession(
   model: Uint8Array,
   dir: string,
-  io: SessionIo,
+  ioIn: SessionIo,
   binding: BindingReport,
   choice: DeviceChoice,
-  opts: SessionOptions & { readonly cpuEmulated?: boolean; readonly bf16Weights?: boolean } = {},
+  opts: SessionOptions & { readonly cpuEmulated?: boolean; readonly bf16Weights?: boolean; readonly loweringNotes?: readonly string[]; readonly cpuFallback?: () => CpuFallback } = {},
 ): Promise<SoracSession> {
   const info = opts.onInfo ?? (() => {});
   const device = opts.device ?? 'auto';
+  let io = ioIn;
   const ort = await loadOrt();
   const modelPath = join(dir, 'model.onnx');
   await writeFile(modelPath, model);
   // notes are printed only once the session exists (an error is then the only output)
   const notes = [...choice.notes];
+  let lowering = [...(opts.loweringNotes ?? [])];
+  let cpuEmulated = !!opts.cpuEmulated;
   const base: Ort.InferenceSession.SessionOptions = {
     logSeverityLevel: ortLogSeverity(),
     graphOptimizationLevel: opts.graphOptimization ?? 'all',
@@ -107,8 +124,22 @@ export async function openSession(
       session = await ort.InferenceSession.create(modelPath, { ...base, executionProviders: [{ name: 'cuda', deviceId: opts.deviceId ?? 0 }] });
       used = 'cuda';
     } catch (e) {
-      if (device === 'cuda') throw new SoracError('SORA5505', `--device cuda: cannot create a CUDA session: ${firstLine(e)}`, { hint: CUDA_FIX });
-      notes.push(`note: CUDA unavailable (${firstLine(e)}); running on CPU`);
+      const msg = firstLine(e);
+      // ORT's exception names no library; the loader emulation does
+      const reason = /Failed to load shared library/.test(msg) ? cudaFailureReason() : undefined;
+      if (device === 'cuda') {
+        if (/Provider type for \w+ node/.test(msg)) throw translateOrtError(e, 'cuda');
+        throw new SoracError('SORA5505', `--device cuda: cannot create a CUDA session: ${msg}${reason ? ` (${reason})` : ''}`, { hint: CUDA_FIX });
+      }
+      notes.push(`note: CUDA unavailable (${reason ?? msg}); running on CPU`);
+      if (opts.cpuFallback) {
+        // the CUDA-lowered graph is not the CPU's (bf16 compute must be emulated there): use the CPU lowering
+        const fb = opts.cpuFallback();
+        await writeFile(modelPath, fb.model);
+        io = fb.io;
+        lowering = [...fb.notes];
+        cpuEmulated = fb.cpuEmulated;
+      }
     }
   }
   if (!session) {
@@ -121,10 +152,11 @@ export async function openSession(
   const createMs = performance.now() - t0;
 
   for (const n of notes) info(n);
+  for (const n of lowering) info(n);
   for (const n of binding.notes) info(`note: ${n}`);
   const bf16OnCpu = used === 'cpu' && (!!opts.bf16Weights || (binding.conversions['bf16->f32'] ?? 0) > 0);
   // a graph already lowered for CPU (compiler/passes/cpu-bf16.ts) has said so in its own single line
-  if (bf16OnCpu && !opts.cpuEmulated) info('note: bf16 weights converted to f32 (CPU has no bf16 kernels)');
+  if (bf16OnCpu && !cpuEmulated) info('note: bf16 weights converted to f32 (CPU has no bf16 kernels)');
   for (const [pair, n] of Object.entries(binding.conversions)) {
     if (pair === 'bf16->f32' && bf16OnCpu) continue;
     info(`note: ${n} ${pair.replace('->', ' weight(s) converted to ')} at load (the graph expects that dtype)`);

@@ -197,7 +197,8 @@ describe('weights and devices', () => {
     expect(err).toBeInstanceOf(SoracError);
     expect(err.code).toBe('SORA5505');
     expect(err.message).toMatch(/--device cuda: .*CUDA execution provider is not installed/);
-    expect(err.hint).toContain('ONNXRUNTIME_NODE_INSTALL=cuda12');
+    expect(err.hint).toContain('sorac setup cuda');
+    expect(err.hint).toContain('sorac doctor');
     expect(err.message).toContain('libonnxruntime_providers_cuda.so');
   });
 
@@ -297,7 +298,7 @@ describe('CUDA attempt when the provider libraries are assumed present', () => {
     const err = await runSample(sampleGraph({ projDtype: 'f32' }), w, { device: 'cuda', skipCudaLibraryCheck: true }).catch((e) => e);
     expect(err).toBeInstanceOf(SoracError);
     expect(err.message).toMatch(/^--device cuda: cannot create a CUDA session: /);
-    expect(err.hint).toContain('install the CUDA provider libraries');
+    expect(err.hint).toContain('sorac setup cuda');
   });
 });
 
