@@ -50,6 +50,8 @@ import {
 import { openT5Tokenizer, type T5Tokenizer, textPreprocessing } from '../runtime/text/index.ts';
 import { checkWeights } from '../runtime/weights/load-report.ts';
 import { resolveFolder } from '../runtime/weights/resolve.ts';
+import { withAliases } from '../runtime/weights/aliases.ts';
+import { describeLossy, lossyConversions } from '../runtime/weights/lossy.ts';
 import { openWeights } from '../runtime/weights/store.ts';
 import { load } from './run.ts';
 import { checkSourceFile } from './model.ts';
@@ -74,6 +76,8 @@ export interface GenerateRequest {
   readonly seed?: number;
   /** A recorded noise file (`init`, `step.<i>`), for parity with a recorded upstream run. */
   readonly noise?: string;
+  /** Accept narrowing checkpoint dtypes at load (f32 weights into a `--dtype params=bf16` run); checked in the plan. */
+  readonly allowLossy?: boolean;
 }
 
 export type GenerateEvent =
@@ -348,6 +352,12 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
         let bytes = 0;
         for (const t of store.tensors.values()) bytes += t.byteLength;
         weights.push({ component: c.name, from: c.from!, path: store.resolved?.path ?? c.from!, tensors: store.tensors.size, bytes });
+        // narrowing at load (f32 checkpoint, bf16 params) is refused now, not after the earlier stages ran
+        const entry = c === vae ? vae.entries!.decode! : 'forward';
+        const g = traceEntry(c.model!, entry).graph;
+        const lossy = g ? lossyConversions(g, withAliases(c.model!.keymap!, store)) : [];
+        if (lossy.length && !req.allowLossy)
+          problems.push(new SoracError('SORA5510', `${c.name}: loading ${c.from} would narrow ${lossy.length} tensor${lossy.length > 1 ? 's' : ''} to the model's dtypes\n${describeLossy(lossy)}`, { hint: 'pass --allow-lossy (allowLossy: true) to accept the rounding, or a --dtype params=... that matches the checkpoint' }));
       } finally {
         await store.close();
       }
@@ -423,12 +433,12 @@ function outputPaths(out: string, n: number, frames: boolean): string[] {
 export async function encodeText(
   p: CompiledPipeline,
   texts: readonly string[],
-  opts: { readonly maxLength: number; readonly device?: Device; readonly note?: (m: string) => void } ,
+  opts: { readonly maxLength: number; readonly device?: Device; readonly allowLossy?: boolean; readonly note?: (m: string) => void },
 ): Promise<{ y: F32Tensor; mask: { dtype: 'i64'; shape: number[]; data: BigInt64Array }; device: string; truncated: boolean[] }> {
   const te = comp(p, 'text_encoder');
   const tokenizer = await resolveTokenizer(p);
   const enc = tokenizer.encode(texts, { maxLength: opts.maxLength, ...(comp(p, 'tokenizer').options.clean ? { preprocess: textPreprocessing } : {}) });
-  const loaded = await load(te.model!, te.from!, { cwd: p.dir, device: opts.device ?? 'auto', ...(opts.note ? { onInfo: opts.note } : {}) });
+  const loaded = await load(te.model!, te.from!, { cwd: p.dir, device: opts.device ?? 'auto', ...(opts.allowLossy ? { allowLossy: true } : {}), ...(opts.note ? { onInfo: opts.note } : {}) });
   try {
     const s = await loaded.session('forward', []);
     const r = await s.run({ input_ids: enc.inputIds as HostTensor, attention_mask: enc.attentionMask as HostTensor });
@@ -460,6 +470,7 @@ export interface DenoiseArgs {
    */
   readonly argPrecision?: 'script' | 'f32';
   readonly device?: Device;
+  readonly allowLossy?: boolean;
   readonly signal?: AbortSignal;
   readonly onStep?: (done: number, total: number) => void;
   readonly note?: (m: string) => void;
@@ -471,7 +482,7 @@ export async function denoise(p: CompiledPipeline, a: DenoiseArgs): Promise<{ la
   const sched = comp(p, 'scheduler');
   const defaults = RELEASE_DEFAULTS[a.release];
   const B = a.latentShape[0]!;
-  const loaded = await load(tr.model!, tr.from!, { cwd: p.dir, device: a.device ?? 'auto', ...(a.note ? { onInfo: a.note } : {}) });
+  const loaded = await load(tr.model!, tr.from!, { cwd: p.dir, device: a.device ?? 'auto', ...(a.allowLossy ? { allowLossy: true } : {}), ...(a.note ? { onInfo: a.note } : {}) });
   try {
     let yNull = a.yNull;
     if (!yNull) {
@@ -511,11 +522,11 @@ export async function denoise(p: CompiledPipeline, a: DenoiseArgs): Promise<{ la
 }
 
 /** Stage 3: the VAE decode of the latents (micro-batched along `microBatch` when given). Returns [B, 3, T, H, W]. */
-export async function decode(p: CompiledPipeline, latents: F32Tensor, a: { readonly numFrames: number; readonly microBatch?: { readonly axis: string; readonly size: number }; readonly device?: Device; readonly note?: (m: string) => void }): Promise<{ video: F32Tensor; device: string }> {
+export async function decode(p: CompiledPipeline, latents: F32Tensor, a: { readonly numFrames: number; readonly microBatch?: { readonly axis: string; readonly size: number }; readonly device?: Device; readonly allowLossy?: boolean; readonly note?: (m: string) => void }): Promise<{ video: F32Tensor; device: string }> {
   const vae = comp(p, 'vae');
   const dec = vae.entries!.decode!;
   const info = vae.model!.entries.find((e) => e.name === dec)!;
-  const loaded = await load(vae.model!, vae.from!, { cwd: p.dir, device: a.device ?? 'auto', ...(a.note ? { onInfo: a.note } : {}) });
+  const loaded = await load(vae.model!, vae.from!, { cwd: p.dir, device: a.device ?? 'auto', ...(a.allowLossy ? { allowLossy: true } : {}), ...(a.note ? { onInfo: a.note } : {}) });
   try {
     const feed = new Map<string, HostTensor>([[info.inputs[0]!.name, latents as HostTensor]]);
     if (info.inputs.some((i) => i.name === 'num_frames')) feed.set('num_frames', { dtype: 'i64', shape: [], data: new BigInt64Array([BigInt(a.numFrames)]) });
@@ -577,7 +588,7 @@ export async function generate(p: CompiledPipeline, opts: GenerateOptions): Prom
     ...plan.prompts.map((pr) => promptWithScores(release, pr, { ...(given('aes') ? { aes: cfg.aes as number } : {}), ...(given('flow') ? { flow: cfg.flow as number } : {}), ...(given('camera_motion') ? { cameraMotion: cfg.camera_motion as string } : {}) })),
     ...(opts.negativePrompt !== undefined ? [opts.negativePrompt] : []),
   ];
-  const text = await timed('text', () => encodeText(p, texts, { maxLength: plan.maxLength, device, note }));
+  const text = await timed('text', () => encodeText(p, texts, { maxLength: plan.maxLength, device, ...(opts.allowLossy ? { allowLossy: true } : {}), note }));
   text.truncated.forEach((t, i) => t && note(`note: ${i < B ? `prompt ${i + 1}` : 'the negative prompt'} was cut to ${plan.maxLength} tokens`));
   const [, L, C] = text.y.shape as number[];
   const row = L! * C!;
@@ -602,6 +613,7 @@ export async function generate(p: CompiledPipeline, opts: GenerateOptions): Prom
           ...(opts.negativePrompt !== undefined ? { yNull: { dtype: 'f32' as const, shape: [1, 1, L!, C!], data: text.y.data.subarray(B * row, (B + 1) * row) } } : {}),
           noise,
           device,
+          ...(opts.allowLossy ? { allowLossy: true } : {}),
           ...(opts.signal ? { signal: opts.signal } : {}),
           onStep: ((t0) => (done: number, total: number) => emit({ type: 'step', done, total, ms: performance.now() - t0 }))(performance.now()),
           note,
@@ -613,7 +625,7 @@ export async function generate(p: CompiledPipeline, opts: GenerateOptions): Prom
   }
 
   // stage 3: decode
-  const video = (await timed('decode', () => decode(p, latents, { numFrames: plan.numFrames, ...(plan.vaeMicroBatch ? { microBatch: plan.vaeMicroBatch } : {}), device, note }))).video;
+  const video = (await timed('decode', () => decode(p, latents, { numFrames: plan.numFrames, ...(plan.vaeMicroBatch ? { microBatch: plan.vaeMicroBatch } : {}), device, ...(opts.allowLossy ? { allowLossy: true } : {}), note }))).video;
 
   // outputs
   abortCheck();

@@ -22,22 +22,21 @@ export function addModelOptions(cmd: Command): Command {
     .option('--json', 'machine-readable output');
 }
 
-function parseSets(sets: readonly string[]): [string, string][] {
-  return sets.map((s) => {
+/** `key=value` items of a repeatable option, split at the first `=`; a usage error names the flag and an example. */
+export function parseKeyValues(flag: string, items: readonly string[], example: string): [string, string][] {
+  return items.map((s) => {
     const i = s.indexOf('=');
-    if (i <= 0) throw usageError(`--set ${s}: expected key=value`, 'e.g. --set depth=4 or --set patch_size=[1,2,2]');
+    if (i <= 0) throw usageError(`${flag} ${s}: expected key=value`, example);
     return [s.slice(0, i).trim(), s.slice(i + 1)];
   });
 }
 
+function parseSets(sets: readonly string[]): [string, string][] {
+  return parseKeyValues('--set', sets, 'e.g. --set depth=4 or --set patch_size=[1,2,2]');
+}
+
 function parseDtypeRules(rules: readonly string[]): Record<string, string> {
-  const dtype: Record<string, string> = {};
-  for (const d of rules) {
-    const i = d.indexOf('=');
-    if (i <= 0) throw usageError(`--dtype ${d}: expected rule=value`, 'e.g. --dtype compute=bf16 --dtype params=bf16');
-    dtype[d.slice(0, i).trim()] = d.slice(i + 1).trim();
-  }
-  return dtype;
+  return Object.fromEntries(parseKeyValues('--dtype', rules, 'e.g. --dtype compute=bf16 --dtype params=bf16').map(([k, v]) => [k, v.trim()]));
 }
 
 export function compileFromCli(file: string, opts: ModelOpts, io: CliIO): CompiledModel {

@@ -110,6 +110,11 @@ export interface PipelineOptions {
   readonly componentValues?: Readonly<Partial<Record<Role, Readonly<Record<string, unknown>>>>>;
   /** Where components' weights come from instead of their `from` (`--weights transformer=./ckpts/stdit3`), resolved against `cwd`. */
   readonly weights?: Readonly<Partial<Record<Role, string>>>;
+  /**
+   * dtype policy overrides for the model components (`--dtype compute=bf16` for all of them,
+   * `--dtype transformer.compute=bf16` for one): role -> rule -> dtype, with `*` for every model component.
+   */
+  readonly dtype?: Readonly<Partial<Record<Role | '*', Readonly<Record<string, string>>>>>;
 }
 
 /** Whether a parsed file declares a pipeline (so `sorac check` knows which compiler to use). */
@@ -276,7 +281,8 @@ function component(m: A.ComponentDecl, interp: Interp, inst: Instance, file: Loa
   }
   if (from === undefined) diagnostics.push(diag('SORA8002', `${role} = ${callee}(...) needs \`from "..."\`: where its weights are (a file, a directory, or a hub id)`, m.span, { hint: `e.g. ${ROLE_EXAMPLE[role as Role]}` }));
   const values = { ...kw, ...(opts.componentValues?.[role as Role] ?? {}) };
-  const model = compile({ file: g.file.path, host: opts.host, ...(opts.cwd ? { cwd: opts.cwd } : {}), model: callee, config: { values, set: sets } });
+  const dtype = { ...(opts.dtype?.['*'] ?? {}), ...(opts.dtype?.[role as Role] ?? {}) };
+  const model = compile({ file: g.file.path, host: opts.host, ...(opts.cwd ? { cwd: opts.cwd } : {}), model: callee, config: { values, set: sets }, ...(Object.keys(dtype).length ? { dtype } : {}) });
   // the model's own problems are reported where they are; a note ties them to this component
   for (const d of model.diagnostics) diagnostics.push(d.severity === 'error' ? { ...d, related: [...(d.related ?? []), { span: m.span, message: `compiling ${role} = ${callee}(...) here` }] } : d);
   if (hasErrors(model.diagnostics)) return undefined;

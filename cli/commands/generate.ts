@@ -20,7 +20,7 @@ import type { RegisterCommand } from '../command.ts';
 import { EXIT, usageError, type CliIO } from '../io.ts';
 import { printPipelineDiagnostics } from '../pipeline-args.ts';
 import { stepBar } from '../progress.ts';
-import { summarizeCounts } from '../model-args.ts';
+import { parseKeyValues, summarizeCounts } from '../model-args.ts';
 
 interface GenerateOpts {
   prompt?: string[];
@@ -36,6 +36,8 @@ interface GenerateOpts {
   device: string;
   set?: string[];
   weights?: string[];
+  dtype?: string[];
+  allowLossy?: boolean;
   pipeline?: string;
   out?: string;
   force?: boolean;
@@ -54,12 +56,18 @@ function int(name: string, v: string | undefined, min = 1): number | undefined {
   return n;
 }
 
-function parseSets(sets: readonly string[]): [string, string][] {
-  return sets.map((s) => {
-    const i = s.indexOf('=');
-    if (i <= 0) throw usageError(`--set ${s}: expected key=value`, 'e.g. --set num_frames=34 or --set transformer.depth=4');
-    return [s.slice(0, i).trim(), s.slice(i + 1)];
-  });
+const MODEL_ROLES = ['text_encoder', 'transformer', 'vae'] as const;
+
+/** `--dtype rule=value` (every model component) and `--dtype component.rule=value` (one). */
+function parseDtype(items: readonly string[]): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const [k, v] of parseKeyValues('--dtype', items, 'e.g. --dtype compute=bf16 --dtype params=bf16, or --dtype transformer.compute=bf16')) {
+    const dot = k.indexOf('.');
+    const role = dot < 0 ? '*' : k.slice(0, dot);
+    if (role !== '*' && !(MODEL_ROLES as readonly string[]).includes(role)) throw usageError(`--dtype ${k}=${v}: "${role}" is not a model component`, `model components: ${MODEL_ROLES.join(', ')}; without a prefix the rule applies to all of them`);
+    (out[role] ??= {})[dot < 0 ? k : k.slice(dot + 1)] = v.trim();
+  }
+  return out;
 }
 
 /** One prompt per non-empty line (lines starting with # are comments). */
@@ -108,6 +116,8 @@ export const registerGenerate: RegisterCommand = (program: Command, io: CliIO, s
     .option('-d, --device <device>', 'auto | cpu | cuda', 'auto')
     .option('-s, --set <key=value>', 'override a pipeline setting or component config (repeatable): num_frames=34, transformer.depth=4', (v: string, p: string[] = []) => [...p, v], [] as string[])
     .option('-w, --weights <component=path>', "take a component's weights from here instead of its `from` (repeatable): transformer=./ckpts/stdit3", (v: string, p: string[] = []) => [...p, v], [] as string[])
+    .option('--dtype <[component.]rule=value>', 'dtype policy of the model components (repeatable): compute=bf16, params=bf16 (all), transformer.compute=bf16 (one)', (v: string, p: string[] = []) => [...p, v], [] as string[])
+    .option('--allow-lossy', 'accept narrowing checkpoint dtypes at load (f32 weights with --dtype params=bf16)')
     .option('--pipeline <name>', 'which pipeline, when the file declares several')
     .option('-o, --out <file>', 'the video to write (.mp4); several prompts give name_0000.mp4, ...')
     .option('--force', 'replace existing outputs (atomically)')
@@ -134,11 +144,14 @@ export const registerGenerate: RegisterCommand = (program: Command, io: CliIO, s
         ...(cfgScale !== undefined ? { cfgScale } : {}),
         ...(o.seed !== undefined ? { seed: int('--seed', o.seed, 0) } : {}),
         ...(o.noise !== undefined ? { noise: o.noise } : {}),
+        ...(o.allowLossy ? { allowLossy: true } : {}),
         device: o.device as 'auto' | 'cpu' | 'cuda',
       };
-      const weights = Object.fromEntries(parseSets(o.weights ?? []).map(([k, v]) => [k, v]));
+      const weights = Object.fromEntries(parseKeyValues('--weights', o.weights ?? [], 'e.g. --weights transformer=./ckpts/stdit3'));
       for (const k of Object.keys(weights)) if (!['tokenizer', 'text_encoder', 'transformer', 'vae'].includes(k)) throw usageError(`--weights ${k}=...: "${k}" is not a component with weights`, 'components: tokenizer, text_encoder, transformer, vae');
-      const p = loadPipeline({ file, cwd: io.cwd, set: parseSets(o.set ?? []), weights, ...(o.pipeline ? { pipeline: o.pipeline } : {}) });
+      const dtype = parseDtype(o.dtype ?? []);
+      const set = parseKeyValues('--set', o.set ?? [], 'e.g. --set num_frames=34 or --set transformer.depth=4');
+      const p = loadPipeline({ file, cwd: io.cwd, set, weights, ...(Object.keys(dtype).length ? { dtype } : {}), ...(o.pipeline ? { pipeline: o.pipeline } : {}) });
       if (hasErrors(p.diagnostics)) {
         if (o.json) io.stdout(JSON.stringify({ ok: false, diagnostics: p.diagnostics }, null, 2) + '\n');
         else {

@@ -235,4 +235,34 @@ describe('sorac generate', () => {
     expect(d(big).estimatedPeakBytes).toBeGreaterThan(d(small).estimatedPeakBytes);
     expect(d(big).weightBytes).toBe(d(small).weightBytes);
   });
+
+  it('--dtype: bf16 for every model component or one; narrowing f32 weights is refused in the plan unless --allow-lossy', async () => {
+    // refused before any compute, one problem per component
+    const r = await cli([files.sd!, '-p', 'a red ball', '--dtype', 'params=bf16', '--dtype', 'compute=bf16', '--dry-run', '--json']);
+    expect(r.code).toBe(1);
+    const err = JSON.parse(r.out).error;
+    expect(err.code).toBe('SORA5510');
+    expect(err.data.problems.map((p: { message: string }) => p.message.split(':')[0])).toEqual(['text_encoder', 'transformer', 'vae']);
+    // one component only
+    const one = await cli([files.sd!, '-p', 'a red ball', '--dtype', 'transformer.params=bf16', '--dtype', 'transformer.compute=bf16', '--dry-run', '--json']);
+    expect(JSON.parse(one.out).error.message).toMatch(/^transformer: loading .* would narrow/);
+    // accepted: bf16 weights are half the bytes in the plan, and the run stays close to the f32 run
+    const p32 = loadPipeline({ file: files.sd!, cwd: dir });
+    const p16 = loadPipeline({ file: files.sd!, cwd: dir, dtype: { '*': { params: 'bf16', compute: 'bf16' } } });
+    const w = async (p: typeof p32) => (await planGeneration(p, { prompts: ['x'], allowLossy: true })).stages.find((s) => s.name === 'denoise')!.weightBytes;
+    expect(await w(p16)).toBe((await w(p32)) / 2);
+    const a = await generate(p32, { prompts: ['a red ball'], out: join(dir, 'dt32', 'a.mp4'), frames: true, contactSheet: false, device: 'cpu' });
+    const b = await generate(p16, { prompts: ['a red ball'], out: join(dir, 'dt16', 'a.mp4'), frames: true, contactSheet: false, device: 'cpu', allowLossy: true });
+    let num = 0;
+    let den = 0;
+    a.video.data.forEach((x, i) => {
+      num += (x - b.video.data[i]!) ** 2;
+      den += x * x;
+    });
+    expect(Math.sqrt(num / den)).toBeLessThan(0.05);
+    // a rule for something that is not a model component is a usage error
+    const bad = await cli([files.sd!, '-p', 'x', '--dtype', 'scheduler.compute=bf16', '--dry-run']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/SORA7007: --dtype scheduler\.compute=bf16: "scheduler" is not a model component/);
+  }, 120_000);
 });
