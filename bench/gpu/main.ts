@@ -9,6 +9,10 @@
  *                                                  (DIR/manifest.json), median of >= 10 runs after warm-up,
  *                                                  peak GPU memory sampled with nvidia-smi
  *   node dist/gpu-bench.mjs table DIR              the one table: sorac vs PyTorch per model
+ *   node dist/gpu-bench.mjs generate DIR [--device D] [--steps N] [--resolution 240p] [--frames 51]
+ *                                                  a whole `sorac generate` of the 1.2 clip (240p, 9:16, 51 frames,
+ *                                                  CFG, bf16) with the bundled 1.2 pipeline on the weights in DIR:
+ *                                                  wall time per stage, peak GPU memory, peak RSS, the contact sheet
  *
  * Results go to $OUT (or ./bench/results) as JSON as well as to stdout.
  */
@@ -16,6 +20,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { doctor } from '../../api/devices.ts';
+import { generate as generateVideo, loadPipeline } from '../../api/pipeline.ts';
 import { createSession, runGraph } from '../../api/session.ts';
 import { compile, traceEntry } from '../../compiler/compile.ts';
 import { fsHost } from '../../compiler/host.ts';
@@ -290,6 +295,88 @@ function table(dir: string): number {
   return 0;
 }
 
+// ------------------------------------------------------------------------------------------------
+// a whole generate run
+
+async function generateClip(dir: string): Promise<number> {
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { items: ManifestItem[] };
+  const item = (example: string) => manifest.items.find((i) => i.example === example);
+  const te = item('examples/t5.sora');
+  const tr = item('examples/stdit3.sora');
+  const vae = item('examples/vae_pipeline_v12.sora');
+  if (!te || !tr || !vae) {
+    console.log(`generate: needs the t5, stdit3 and vae weights in ${dir} (run.sh's timing step writes them); have: ${manifest.items.map((i) => i.name).join(', ')}`);
+    return 1;
+  }
+  const tokenizer = join(ROOT, 'tests', 'fixtures', 'tokenizer', 't5like.model');
+  const maxLength = Number(tr.config.model_max_length ?? 300);
+  const p = loadPipeline({
+    file: join(ROOT, 'examples', 'pipelines', 'opensora_v1_2.sora'),
+    weights: { tokenizer, text_encoder: join(dir, te.weights), transformer: join(dir, tr.weights), vae: join(dir, vae.weights) },
+    componentValues: { text_encoder: te.config, transformer: tr.config, vae: vae.config, tokenizer: { max_length: maxLength } },
+    dtype: { '*': { params: 'bf16', compute: 'bf16' } },
+  });
+  const err = p.diagnostics.find((d) => d.severity === 'error');
+  if (err) {
+    console.log(`generate: the pipeline does not compile: ${err.code} ${err.message}`);
+    save('generate.json', { error: `${err.code} ${err.message}` });
+    return 1;
+  }
+  const steps = Number(opt('--steps', '30'));
+  // the release's clip; smaller for a dry run of the script with tiny models
+  const resolution = opt('--resolution', '240p');
+  const numFrames = Number(opt('--frames', '51'));
+  const outDir = join(OUT, 'generate');
+  mkdirSync(outDir, { recursive: true });
+  const base = gpuMemoryUsed();
+  const sampler = memorySampler();
+  const stages: Record<string, { ms: number; device?: string }> = {};
+  const stepMs: number[] = [];
+  const t0 = performance.now();
+  try {
+    const r = await generateVideo(p, {
+      prompts: ['a red panda eating bamboo in a snowy forest'],
+      steps,
+      resolution,
+      numFrames,
+      // PyTorch wrote bf16 weights (no rounding); a dry run with f32 stand-in weights rounds them
+      allowLossy: true,
+      device,
+      out: join(outDir, 'clip.mp4'),
+      force: true,
+      onEvent: (e) => {
+        if (e.type === 'stage' && e.state === 'end') stages[e.stage] = { ms: e.ms!, ...(e.device ? { device: e.device } : {}) };
+        if (e.type === 'step') stepMs.push(e.ms);
+        if (e.type === 'note') console.log(`  ${e.message}`);
+      },
+    });
+    const wall = performance.now() - t0;
+    const peak = sampler.stop();
+    const res = {
+      clip: `${resolution} 9:16, ${numFrames} frames, CFG 7 (batch 2), bf16, bundled pipeline examples/pipelines/opensora_v1_2.sora`,
+      steps,
+      device: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, v.device])),
+      wall_ms: wall,
+      stage_ms: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, v.ms])),
+      // step events carry the time since the stage began: per-step times are the differences (the first one also
+      // holds loading the weights and creating the session, so it is left out)
+      step_ms_median: stepMs.length > 1 ? median(stepMs.slice(1).map((t, i) => t - stepMs[i]!)) : undefined,
+      peak_gpu_mib: peak !== undefined && base !== undefined ? peak - base : undefined,
+      peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024),
+      outputs: r.outputs.map((o) => o.path),
+    };
+    save('generate.json', res);
+    console.log(`generate: ${(wall / 1000).toFixed(1)} s (${Object.entries(res.stage_ms).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s on ${res.device[k]}`).join(', ')}; ${steps} steps, median step ${res.step_ms_median?.toFixed(0)} ms), peak GPU +${res.peak_gpu_mib ?? '?'} MiB, peak RSS ${res.peak_rss_mib} MiB`);
+    return Object.values(res.device).every((d) => d === 'cuda' || device !== 'cuda') ? 0 : 1;
+  } catch (e) {
+    sampler.stop();
+    const msg = `${(e as { code?: string }).code ?? ''} ${(e as Error).message}`.trim();
+    console.log(`generate failed: ${msg}`);
+    save('generate.json', { error: msg, stages });
+    return 1;
+  }
+}
+
 async function main(): Promise<number> {
   const cmd = args[0];
   if (cmd === 'doctor') {
@@ -302,7 +389,8 @@ async function main(): Promise<number> {
   if (cmd === 'parity') return parity();
   if (cmd === 'time') return time(args[1]!);
   if (cmd === 'table') return table(args[1]!);
-  console.error('usage: gpu-bench.mjs doctor | parity [--device D] | time DIR [--device D] | table DIR');
+  if (cmd === 'generate') return generateClip(args[1]!);
+  console.error('usage: gpu-bench.mjs doctor | parity [--device D] | time DIR [--device D] | table DIR | generate DIR [--device D] [--steps N]');
   return 2;
 }
 

@@ -5,6 +5,8 @@
 #
 #   bench/gpu/run.sh --check                      which parts are here and intact (exit 3 when some are missing)
 #   bench/gpu/run.sh [--models stdit3,vae,t5] [--runs 10] [--warmup 3] [--skip-parity] [--skip-timing]
+#                    [--generate [--steps 30]]       also a whole `sorac generate` of the 1.2 clip on the weights the
+#                                                 timing step wrote (in this call or an earlier one on this machine)
 #   bench/gpu/run.sh --stub DIR --tiny            dry run on a CPU machine: stand-in CUDA libraries from
 #                                                 bench/gpu/make-stub-cuda.py, tiny models, PyTorch on the CPU
 #
@@ -19,7 +21,7 @@ cd "$ROOT"
 BUNDLE=${SORAC_GPU_BUNDLE:-$ROOT/.gpu-bundle}
 WORK=${SORAC_GPU_WORK:-$ROOT/.gpu-run}
 export OUT=${OUT:-$WORK/results}
-CHECK=0 STUB= TINY=0 MODELS=stdit3,vae,t5 RUNS=10 WARMUP=3 PARITY=1 TIMING=1
+CHECK=0 STUB= TINY=0 MODELS=stdit3,vae,t5 RUNS=10 WARMUP=3 PARITY=1 TIMING=1 GENERATE=0 STEPS=30
 while [ $# -gt 0 ]; do
   case "$1" in
     --check) CHECK=1 ;;
@@ -30,6 +32,8 @@ while [ $# -gt 0 ]; do
     --warmup) WARMUP=$2; shift ;;
     --skip-parity) PARITY=0 ;;
     --skip-timing) TIMING=0 ;;
+    --generate) GENERATE=1 ;;
+    --steps) STEPS=$2; shift ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
   shift
@@ -103,5 +107,9 @@ if [ $TIMING = 1 ]; then
   node dist/gpu-bench.mjs time "$BENCH" --device cuda
   stamp "table"
   node dist/gpu-bench.mjs table "$BENCH"
+fi
+if [ $GENERATE = 1 ]; then
+  stamp "sorac generate: the 1.2 clip (240p, 51 frames, CFG, bf16, $STEPS steps)"
+  node dist/gpu-bench.mjs generate "$WORK/bench" --device cuda --steps "$STEPS"
 fi
 stamp "done; results in $OUT"
