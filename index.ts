@@ -5,6 +5,7 @@
  *   const model = loadModel({ file: 'examples/stdit3.sora', values: { depth: 4 } })
  *   const { graph } = traceEntry(model, 'forward')
  *   const out = await run(model, { weights: 'ckpt.safetensors', inputs: { x, timestep, ... } })
+ *   const clip = await generate(loadPipeline({ file: 'examples/tiny-pipeline/pipeline.sora' }), { prompts: ['a red ball'], out: 'out/a.mp4' })
  */
 // models: compile, check, build
 export { checkEntries, checkModel, compile, fsHost, loadModel, traceEntry } from './api/model.ts';
@@ -25,6 +26,9 @@ export { load, run, runModel, ModelError } from './api/run.ts';
 export type { LoadedModel, LoadOptions, RunOptions, RunResult } from './api/run.ts';
 export { createSession, runGraph } from './api/session.ts';
 export type { CreateSessionOptions, SoracSession } from './api/session.ts';
+// pipelines: prompt -> video (docs/cli/generate.md, docs/language.md#pipelines)
+export { decode, denoise, encodeText, generate, loadPipeline, planGeneration } from './api/pipeline.ts';
+export type { CompiledPipeline, GenerateEvent, GenerateOptions, GenerateRequest, GenerationPlan, GenerationResult, StagePlan } from './api/pipeline.ts';
 // CUDA: install the pinned provider, check the machine (docs/cli/setup.md, docs/cli/doctor.md, docs/guides/gpu.md)
 export { doctor, setupCuda } from './api/devices.ts';
 export type { DoctorApiOptions, DoctorCheck, DoctorReport, SetupCudaOptions, SetupCudaResult } from './api/devices.ts';

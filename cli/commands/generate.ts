@@ -174,6 +174,7 @@ export const registerGenerate: RegisterCommand = (program: Command, io: CliIO, s
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       const bar = io.isTTY && !o.json ? stepBar(io, 'denoise') : undefined;
+      const seen = new Set<string>(); // each stage loads its own session: the same device note once
       const onEvent = (e: GenerateEvent) => {
         if (o.json) {
           if (e.type !== 'step' || e.done === e.total || e.done % 5 === 0) io.stderr(JSON.stringify(e) + '\n');
@@ -181,7 +182,10 @@ export const registerGenerate: RegisterCommand = (program: Command, io: CliIO, s
         }
         if (e.type === 'step') return bar?.update(e.done, e.total, e.ms);
         bar?.done();
-        if (e.type === 'note') io.stderr(`${e.message}\n`);
+        if (e.type === 'note') {
+          if (!seen.has(e.message)) io.stderr(`${e.message}\n`);
+          seen.add(e.message);
+        }
         else if (e.type === 'stage' && e.state === 'end') io.stderr(`${e.stage}: ${(e.ms! / 1000).toFixed(2)} s on ${e.device}\n`);
       };
       try {
