@@ -1,6 +1,6 @@
 /**
- * Build speed from a cold process (what a user waits for): `sorac build --no-onnx` (keymap only)
- * and `sorac build` (keymap + ONNX graph) of the full-size released configs.
+ * Start-up and build speed from a cold process (what a user waits for): `sorac --version`, `sorac
+ * build --no-onnx` (keymap only) and `sorac build` (keymap + ONNX graph) of the full-size released configs.
  *
  *   npx tsx bench/build.ts [runs=5]
  *
@@ -44,6 +44,17 @@ function bench(label: string, args: string[]) {
 
 const out = mkdtempSync(join(tmpdir(), 'sorac-bench-build-'));
 console.log(`sorac build from a cold process, ${runs} runs each (node ${process.version})`);
+bench('sorac --version (start-up; node -e "" alone below)', ['--version']);
+{
+  const t: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    execFileSync('node', ['-e', ''], { stdio: 'ignore' });
+    t.push(performance.now() - t0);
+  }
+  t.sort((a, b) => a - b);
+  console.log(`${'node -e "" (the floor of any node CLI)'.padEnd(46)} median ${(t[Math.floor(t.length / 2)]! / 1000).toFixed(2)} s`);
+}
 bench('STDiT3-XL/2 keymap only (--no-onnx)', ['build', 'examples/stdit3.sora', '-o', out, '--no-onnx']);
 bench('STDiT3-XL/2 keymap + ONNX graph', ['build', 'examples/stdit3.sora', '-o', out]);
 bench('MMDiT (Open-Sora 2.0, 11.9B) keymap + ONNX', ['build', 'examples/mmdit.sora', '-o', out]);

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// sorac entry point. Uses the pre-built bundle (dist/sorac.mjs, made by `npm ci`/`npm run bundle`)
-// when it is newer than every source file; otherwise runs the TypeScript sources through tsx.
+// sorac entry point. Uses the pre-built bundle (dist/sorac.mjs, made by `npm ci`/`npm run bundle`).
+// In a development checkout (a .git beside package.json) the bundle is used only while it is newer
+// than every source file, otherwise the TypeScript sources run through tsx; an installed package
+// has no .git and pays no freshness scan at start-up. SORAC_FROM_SOURCE=1 forces the sources.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -22,7 +24,8 @@ function newestSource() {
 }
 
 let main;
-if (!process.env.SORAC_FROM_SOURCE && existsSync(bundle) && statSync(bundle).mtimeMs >= newestSource()) {
+const checkout = existsSync(join(root, '.git'));
+if (!process.env.SORAC_FROM_SOURCE && existsSync(bundle) && (!checkout || statSync(bundle).mtimeMs >= newestSource())) {
   ({ main } = await import(pathToFileURL(bundle).href));
 } else {
   const { register } = await import('tsx/esm/api');

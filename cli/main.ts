@@ -7,13 +7,19 @@
  */
 import { Command, CommanderError } from 'commander';
 import { InternalError, SoracError } from '../core/errors.ts';
-import { commands } from './commands/index.ts';
 import { EXIT, type CliIO, defaultIO } from './io.ts';
 import { errorJson, renderError } from './render.ts';
 
 export const VERSION = '0.1.0';
 
 export async function main(argv: string[], io: CliIO = defaultIO()): Promise<number> {
+  // `sorac --version` answers before any command (and the compiler, parser and runtime behind them)
+  // is loaded; every other invocation loads the commands lazily (a separate chunk of the bundle).
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    io.stdout(`${VERSION}\n`);
+    return EXIT.OK;
+  }
+  const { commands } = await import('./commands/index.ts');
   const program = new Command();
   let exitCode: number = EXIT.OK;
   program
