@@ -1,11 +1,19 @@
 /**
  * CPU inference of STDiT3 at the "medium" config of bench/perf-anchors.json (hidden 384, depth 4,
  * heads 6, x [1,4,8,32,32], y [1,1,300,4096]) through sorac's ONNX graph and onnxruntime, 2 intra-op
- * threads, compared with the PyTorch eager anchor measured on the same machine type.
+ * threads, against the upstream PyTorch module (Open-Sora v1.2.0, eager, the same weights and inputs,
+ * 2 threads) run in the same invocation: the two sides alternate forward by forward, so both see the
+ * same machine load, and the ratio is of medians measured side by side.
  *
- *   npx tsx bench/inference.ts [runs=5]
+ *   OPEN_SORA_ROOT=DIR npx tsx bench/inference.ts [runs=5]
+ *
+ * DIR holds os-v1.2.0/opensora (tests/fixtures/golden-extra/README.md). Without OPEN_SORA_ROOT only
+ * sorac's side runs. PYTHON (default /usr/bin/python3) needs torch and numpy (Debian's python3-torch
+ * uses OpenBLAS when libopenblas0-pthread is installed).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compile, traceEntry } from '../compiler/compile.ts';
@@ -13,12 +21,13 @@ import { fsHost } from '../compiler/host.ts';
 import { parameterCount } from '../core/keymap.ts';
 import type { HostTensor } from '../core/host-tensor.ts';
 import { safetensorsWeightSource } from '../runtime/execution/binding.ts';
+import { openSafetensors } from '../runtime/formats/safetensors.ts';
 import { writeSafetensors } from '../runtime/formats/safetensors-writer.ts';
 import { createSession } from '../api/session.ts';
 
 const runs = Number(process.argv[2] ?? 5);
 const root = join(import.meta.dirname, '..');
-const anchors = JSON.parse(readFileSync(join(root, 'bench', 'perf-anchors.json'), 'utf8'));
+const anchors = JSON.parse(readFileSync(join(root, 'bench', 'perf-anchors.json'), 'utf8')); // the medium config (its timings are not used)
 const medium = anchors.eager.medium;
 
 // deterministic pseudo-random numbers (xorshift) so runs are comparable
@@ -65,19 +74,68 @@ try {
   const src = await safetensorsWeightSource([wpath]);
   const s = await createSession(tr.graph, src, { device: 'cpu', intraOpThreads: 2 });
   console.log(`trace ${traceMs.toFixed(0)} ms, session create ${s.createMs.toFixed(0)} ms, ${tr.graph.nodes.length} nodes`);
-  for (let i = 0; i < 2; i++) await s.run(inputs);
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const a = performance.now();
-    await s.run(inputs);
-    times.push((performance.now() - a) / 1000);
+  // the PyTorch side: a worker that answers one forward per request
+  let torch: { run: () => Promise<number>; close: () => void } | undefined;
+  if (process.env.OPEN_SORA_ROOT) {
+    const toBytes = (t: HostTensor) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    await writeSafetensors(join(dir, 'inputs.safetensors'), new Map(Object.entries(inputs).map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape, data: toBytes(t) }])) as never);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(medium.config));
+    const py = spawn(process.env.PYTHON ?? '/usr/bin/python3', [join(root, 'bench', 'inference_torch.py'), join(dir, 'config.json'), wpath, join(dir, 'inputs.safetensors'), join(dir, 'torch-out.safetensors'), '2'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines = createInterface({ input: py.stdout! })[Symbol.asyncIterator]();
+    const next = async () => {
+      const r = await lines.next();
+      if (r.done) throw new Error('the PyTorch worker exited (see its message above)');
+      return JSON.parse(r.value as string);
+    };
+    const ready = await next();
+    console.log(`PyTorch side: torch ${ready.torch}, ${ready.threads} threads, ${ready.params.toLocaleString('en-US')} parameters (upstream STDiT3 v1.2.0, eager)`);
+    torch = {
+      run: async () => {
+        py.stdin!.write('run\n');
+        return (await next()).s as number;
+      },
+      close: () => py.stdin!.end(),
+    };
   }
-  times.sort((a, b) => a - b);
-  const med = times[Math.floor(times.length / 2)]!;
+  let out: HostTensor | undefined;
+  const soracRun = async () => {
+    const a = performance.now();
+    const r = await s.run(inputs);
+    out ??= [...r.values()][0];
+    return (performance.now() - a) / 1000;
+  };
+  for (let i = 0; i < 2; i++) {
+    await soracRun();
+    if (torch) await torch.run();
+  }
+  const times: number[] = [];
+  const ttimes: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    times.push(await soracRun());
+    if (torch) ttimes.push(await torch.run());
+  }
+  const stats = (t: number[]) => {
+    const x = [...t].sort((p, q) => p - q);
+    return { med: x[Math.floor(x.length / 2)]!, min: x[0]!, max: x[x.length - 1]! };
+  };
+  const so = stats(times);
   const rss = process.memoryUsage().rss / 2 ** 20;
-  console.log(`sorac/onnxruntime CPU, 2 threads: median ${med.toFixed(3)} s (min ${times[0]!.toFixed(3)}, max ${times[times.length - 1]!.toFixed(3)}), RSS ${rss.toFixed(0)} MiB`);
-  console.log(`PyTorch eager anchor (torch ${anchors.torch_version}, ${medium.torch_threads} threads, same machine type): median ${medium.median_s.toFixed(2)} s, peak RSS ${medium.peak_rss_mib} MiB`);
-  console.log(`speed-up: ${(medium.median_s / med).toFixed(1)}x`);
+  console.log(`sorac/onnxruntime CPU, 2 threads: median ${so.med.toFixed(3)} s (min ${so.min.toFixed(3)}, max ${so.max.toFixed(3)}), RSS ${rss.toFixed(0)} MiB`);
+  if (torch) {
+    torch.close();
+    const to = stats(ttimes);
+    const f = await openSafetensors(join(dir, 'torch-out.safetensors'));
+    const bytes = await f.read('output');
+    await f.close();
+    const ref = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    let diff = 0;
+    const a = out!.data as Float32Array;
+    for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i]! - ref[i]!));
+    console.log(`PyTorch eager, 2 threads, same invocation (interleaved): median ${to.med.toFixed(3)} s (min ${to.min.toFixed(3)}, max ${to.max.toFixed(3)})`);
+    console.log(`ratio sorac / PyTorch: ${(so.med / to.med).toFixed(3)}  (max |sorac - PyTorch| on the output: ${diff.toExponential(2)})`);
+  } else {
+    console.log('PyTorch side skipped: set OPEN_SORA_ROOT (see the header) to run it in the same invocation');
+  }
   await s.release();
   await src.close();
 } finally {
