@@ -127,6 +127,7 @@ export const CODES = {
   SORA6009: e('migrations', 'op matched no key (warning)', { severity: 'warning' }),
   SORA6010: e('migrations', 'not exactly reversible on this checkpoint (warning)', { severity: 'warning' }),
   SORA6020: e('migrations', 'migration script stopped by a sandbox limit'),
+  SORA6021: e('migrations', 'an op would build a tensor over the size limit'),
   // configuration and command-line input
   SORA7001: e('configuration', 'cannot read file'),
   SORA7002: e('configuration', 'invalid config file'),
