@@ -4,8 +4,8 @@
  * paths (symlinks in existing parents resolved; an existing output or input resolved itself), and
  * existing files are also compared by device + inode (hard links, bind mounts).
  *
- * Every command that writes calls `checkOutputApart` before it reads or computes anything:
- * `run -o`, `build -o`, `ckpt export -o`, `migrate apply --out`, `migrate new/plan -o`.
+ * The commands that write from inputs call `checkOutputApart` before they read or compute anything:
+ * `run -o`, `build -o`, `ckpt export -o`, `migrate apply --out`, `migrate new -o`, `migrate plan -o`.
  */
 import { lstatSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, resolve as resolvePath, sep } from 'node:path';

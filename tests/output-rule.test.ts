@@ -199,3 +199,20 @@ describe('fmt keeps what a file is', () => {
     expect(readdirSync(d).sort()).toEqual(['link.sora', 'real.sora']);
   });
 });
+
+describe('migrate new / plan -o never write over or into an input', () => {
+  it('-o inside a FROM checkpoint dir, or over the plan it reads, is refused', async () => {
+    const dir = fresh('mig-new');
+    copyFileSync(join(GOLDEN, 'mmdit', 'a', 'model.safetensors'), join(dir, 'model.safetensors'));
+    const r = await run(['migrate', 'new', dir, 'examples/mmdit.sora', '-o', join(dir, 'm.ts')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/SORA6007: -o .*m\.ts lies inside the input/);
+    expect(readdirSync(dir)).toEqual(['model.safetensors']);
+    const p = join(fresh('mig-plan'), 'p.json');
+    writeFileSync(p, JSON.stringify({ format: 'sorac.migration/1', name: 'p', ops: [{ op: 'drop', key: 'a' }] }));
+    const before = readFileSync(p, 'utf8');
+    const q = await run(['migrate', 'plan', p, '-o', p]);
+    expect(q.err).toMatch(/SORA6007: -o .*p\.json is the input/);
+    expect(readFileSync(p, 'utf8')).toBe(before);
+  });
+});

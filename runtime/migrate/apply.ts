@@ -14,8 +14,8 @@
  * of the same length and rewritten in place before the rename).
  */
 import { createHash } from 'node:crypto';
-import { open, rename, rm, stat, realpath, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join, resolve as resolvePath, sep } from 'node:path';
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { DTYPE_SIZE } from '../../core/dtype.ts';
 import { canonicalJson } from '../../core/keymap.ts';
 import { openWeights, type OpenWeightsOptions, type StoredTensor, type TensorStore } from '../weights/store.ts';
