@@ -18,6 +18,7 @@ import { emitOnnx, type EmitOptions } from '../compiler/emit/onnx.ts';
 import { lowerForCuda } from '../compiler/passes/index.ts';
 import { fsyncDir, tempSibling, writeFileAtomic } from '../core/atomic.ts';
 import { checkOutputApart } from '../core/paths.ts';
+import { faultPoint } from '../core/fault-hooks.ts';
 import { canConvert, convertBytes, ConversionError } from '../core/convert.ts';
 import { type Diagnostic, hasErrors } from '../core/diagnostics.ts';
 import type { ExternalDataRef, IrGraph, IrWeight } from '../core/ir.ts';
@@ -193,9 +194,11 @@ export async function buildModel(m: CompiledModel, opts: BuildOptions): Promise<
     try {
       await writeFileAtomic(join(stage, keymapName), new TextEncoder().encode(canonicalJson(m.keymap)));
       staged.push(keymapName);
+      await faultPoint(staged.length);
       for (const [i, g] of graphs.entries()) {
         const r = await writeModelFiles(join(stage, onnxNames[i]!), g, store ? { weights: store } : {});
         staged.push(onnxNames[i]!, ...(r.weights ? [basename(r.weights)] : []));
+        await faultPoint(staged.length);
       }
     } catch (e) {
       throw (e as NodeJS.ErrnoException)?.code ? writeError(e, opts.out, 'write the build') : e;

@@ -9,7 +9,7 @@ import { chmodSync, copyFileSync, cpSync, existsSync, linkSync, lstatSync, mkdir
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { copyExp, EXP, mountTmpfs, remountReadOnly, run, umount, V12 } from './ckpt/helpers.ts';
+import { copyExp, EXP, mountTmpfs, remountReadOnly, run, spawnCli, umount, V12, waitFor } from './ckpt/helpers.ts';
 import { GOLDEN } from './helpers/parity.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sorac-outrule-'));
@@ -157,6 +157,22 @@ describe('build -o publishes its files as a whole', () => {
     expect(bad.code).toBe(1);
     expect(bad.err).toMatch(/SORA5504/);
     expect(snapshot(out)).toEqual(before); // no new keymap beside the old graph, no temp left
+  }, 120_000);
+
+  it('kill -9 after the new keymap is written (staged) leaves the previous keymap and graph as they were', async () => {
+    const out = fresh('build-kill');
+    expect((await run(['build', 'examples/stdit3.sora', '--config', cfg, '-o', out])).code).toBe(0);
+    const before = snapshot(out);
+    const pause = join(tmp, 'build-kill.paused');
+    const child = spawnCli(['build', 'examples/stdit3.sora', '--config', cfg, '--set', 'depth=3', '-o', out], { SORAC_TEST_PAUSE_AFTER: '1', SORAC_TEST_PAUSE_FILE: pause });
+    await waitFor(pause);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('exit', r));
+    const after = snapshot(out);
+    const visible = Object.fromEntries(Object.entries(after).filter(([k]) => !k.startsWith('.')));
+    expect(visible).toEqual(before);
+    // what the killed build left is one hidden staging dir holding only its new keymap
+    expect(Object.keys(after).filter((k) => k.startsWith('.')).map((k) => k.replace(/^\.STDiT3\.sorac-tmp-\d+-[0-9a-f]+\//, 'STAGE/'))).toEqual(['STAGE/STDiT3.keymap.json']);
   }, 120_000);
 
   it('a weights file that is one of its outputs is refused (rebuilding from a previous build)', async () => {
