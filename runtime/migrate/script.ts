@@ -68,7 +68,9 @@ export function scriptLimits(): ScriptLimits {
 
 /** Node flags of the script child: the permission model with no grant, a heap cap, no eval. */
 export function sandboxNodeFlags(memoryMiB: number): string[] {
-  return ['--experimental-permission', '--no-warnings', `--max-old-space-size=${memoryMiB}`, '--disallow-code-generation-from-strings', '--no-addons'];
+  // Node 20/21 call it --experimental-permission; from Node 22.13/23.5 it is --permission
+  const permission = process.allowedNodeEnvironmentFlags.has('--permission') ? '--permission' : '--experimental-permission';
+  return [permission, '--no-warnings', `--max-old-space-size=${memoryMiB}`, '--disallow-code-generation-from-strings', '--no-addons'];
 }
 
 const SOURCE_EXT = new Set(['.ts', '.mts', '.cts', '.js', '.mjs', '.cjs', '.json']);
