@@ -187,6 +187,7 @@ describe('build -o publishes its files as a whole', () => {
 
   it('a read-only location is a clear error, not ENOENT', async (ctx) => {
     const ro = join(tmp, 'ro');
+    // needs root (or mount rights) for a read-only tmpfs; skipped where mounting is not possible
     if (!mountTmpfs(ro, '1m')) ctx.skip();
     mounts.push(ro);
     if (!remountReadOnly(ro)) ctx.skip();

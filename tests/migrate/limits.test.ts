@@ -19,13 +19,12 @@ afterEach(() => {
 
 describe('key patterns are matched in linear time (RE2)', () => {
   it('((a+)+)$ against 40 a’s and a b finishes at once (a backtracking engine spins for minutes)', () => {
+    // with a backtracking engine each of these spins for minutes (the test times out); no timing asserted
     const key = 'a'.repeat(40) + 'b';
-    const t0 = performance.now();
     expect(keyMatcher('((a+)+)$')(key)).toBeUndefined();
     expect(patternRenamer('((a+)+)$', 'x')(key)).toBeUndefined();
     const r = resolvePlan(plan([{ op: 'drop', key: '((a+)+)c' }, { op: 'renamePattern', from: '((a|a)+)$', to: 'x' }]), sig([[key, [1]], ['a'.repeat(5000) + '!', [1]]]));
     expect(r.tensors.size).toBe(2);
-    expect(performance.now() - t0).toBeLessThan(1000);
   });
 
   it('captures, segment anchoring and first-occurrence renames are unchanged', () => {

