@@ -11,12 +11,14 @@
  *  - the weights file is an ordinary safetensors file (sorted header, aligned tensors) that
  *    other tools can read.
  */
-import { mkdirSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { traceEntry, type CompiledModel } from '../compiler/compile.ts';
 import { emitOnnx, type EmitOptions } from '../compiler/emit/onnx.ts';
 import { lowerForCuda } from '../compiler/passes/index.ts';
-import { writeFileAtomic } from '../core/atomic.ts';
+import { fsyncDir, tempSibling, writeFileAtomic } from '../core/atomic.ts';
+import { checkOutputApart } from '../core/paths.ts';
+import { faultPoint } from '../core/fault-hooks.ts';
 import { canConvert, convertBytes, ConversionError } from '../core/convert.ts';
 import { type Diagnostic, hasErrors } from '../core/diagnostics.ts';
 import type { ExternalDataRef, IrGraph, IrWeight } from '../core/ir.ts';
@@ -123,6 +125,8 @@ export interface BuildOptions {
   readonly opset?: number;
   /** Also write the weights file the graphs reference, converted from this checkpoint. */
   readonly weights?: string;
+  /** Files the build reads (the .sora source, the config): no output may be, contain or lie inside one. */
+  readonly inputs?: readonly (string | undefined)[];
   /** Write the ONNX graphs (default true); false writes only the keymap. */
   readonly onnx?: boolean;
   readonly cwd?: string;
@@ -146,7 +150,8 @@ export interface BuildResult {
 /**
  * Trace every entry, then write `<out>/<Model>.keymap.json` and one `.onnx` per entry (`<Model>.onnx`
  * for forward, `<Model>.<entry>.onnx` otherwise), plus the weights file when `weights` is given.
- * Each file is written atomically; nothing is written when the model has errors.
+ * The set is published as a whole (staged, then renamed into place); nothing is written when the
+ * model has errors or a step fails. No output may be, contain or lie inside an input.
  */
 export async function buildModel(m: CompiledModel, opts: BuildOptions): Promise<BuildResult> {
   const ds: Diagnostic[] = [...m.diagnostics];
@@ -160,28 +165,84 @@ export async function buildModel(m: CompiledModel, opts: BuildOptions): Promise<
     }
   }
   if (hasErrors(ds) || !m.keymap) return { ok: false, diagnostics: ds, graphs: [], files: [] };
+  const stem = m.modelName!;
+  const keymapName = `${stem}.keymap.json`;
+  const onnxNames = graphs.map((g) => (g.metadata['sorac.entry'] === 'forward' ? `${stem}.onnx` : `${stem}.${g.metadata['sorac.entry']}.onnx`));
+  const outputs = [keymapName, ...onnxNames, ...(opts.weights ? onnxNames.map(weightsFileName) : [])].map((f) => join(opts.out, f));
+  const inputs = [...(opts.inputs ?? []), opts.weights !== undefined ? resolvePath(opts.cwd ?? '.', opts.weights) : undefined];
+  for (const o of outputs) checkOutputApart(o, inputs, { flag: '-o' });
   try {
     mkdirSync(opts.out, { recursive: true });
   } catch (e) {
-    throw new SoracError('SORA7008', `cannot create output directory ${opts.out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'choose a writable location with -o', path: opts.out });
+    throw writeError(e, opts.out, 'create the output directory');
   }
-  const files: string[] = [];
-  const stem = m.modelName!;
-  const keymapPath = join(opts.out, `${stem}.keymap.json`);
-  await writeFileAtomic(keymapPath, new TextEncoder().encode(canonicalJson(m.keymap)));
-  files.push(keymapPath);
   const store = opts.weights && graphs.length ? await openWeights(opts.weights, { ...(opts.cwd ? { cwd: opts.cwd } : {}) }) : undefined;
+  // The set is published as a whole: every file is written into a hidden staging directory inside
+  // OUT, and only when all of them are complete are they renamed into place (weights, then graphs,
+  // the keymap last). A failing build (bad weights, a trace or write error) leaves the old set as it was.
+  let stage: string | undefined;
+  const files: string[] = [];
   try {
-    for (const g of graphs) {
-      const entry = g.metadata['sorac.entry'];
-      const onnxPath = join(opts.out, entry === 'forward' ? `${stem}.onnx` : `${stem}.${entry}.onnx`);
-      const r = await writeModelFiles(onnxPath, g, store ? { weights: store } : {});
-      files.push(r.onnx, ...(r.weights ? [r.weights] : []));
+    if (store) for (const o of outputs) checkOutputApart(o, store.files, { flag: '-o' });
+    stage = tempSibling(join(opts.out, stem));
+    try {
+      mkdirSync(stage);
+    } catch (e) {
+      throw writeError(e, opts.out, 'write into the output directory');
     }
+    const staged: string[] = [];
+    try {
+      await writeFileAtomic(join(stage, keymapName), new TextEncoder().encode(canonicalJson(m.keymap)));
+      staged.push(keymapName);
+      await faultPoint(staged.length);
+      for (const [i, g] of graphs.entries()) {
+        const r = await writeModelFiles(join(stage, onnxNames[i]!), g, store ? { weights: store } : {});
+        staged.push(onnxNames[i]!, ...(r.weights ? [basename(r.weights)] : []));
+        await faultPoint(staged.length);
+      }
+    } catch (e) {
+      throw (e as NodeJS.ErrnoException)?.code ? writeError(e, opts.out, 'write the build') : e;
+    }
+    const order = [...staged.filter((f) => f.endsWith('.safetensors')), ...staged.filter((f) => f.endsWith('.onnx')), keymapName];
+    for (const f of order) renameSync(join(stage, f), join(opts.out, f));
+    await fsyncDir(opts.out);
+    // report in the build's natural order: keymap, then each graph and its weights
+    files.push(join(opts.out, keymapName));
+    for (const n of onnxNames) files.push(join(opts.out, n), ...(staged.includes(weightsFileName(n)) ? [join(opts.out, weightsFileName(n))] : []));
   } finally {
+    if (stage) rmSync(stage, { recursive: true, force: true });
     await store?.close();
   }
   return { ok: true, diagnostics: ds, graphs, files };
 }
+
+/** A file-system error while writing a build, as a clear SORA7008 (not a bare ENOENT). */
+function writeError(e: unknown, out: string, what: string): SoracError {
+  let code = (e as NodeJS.ErrnoException)?.code ?? '';
+  const why: Record<string, string> = {
+    EROFS: 'it is on a read-only file system',
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    ENOSPC: 'no space left on the device',
+    EDQUOT: 'disk quota exceeded',
+    ENOTDIR: 'a part of the path is a file, not a directory',
+    EEXIST: 'a part of the path is a file, not a directory',
+  };
+  let reason = why[code];
+  if (!reason && code === 'ENOENT') {
+    // mkdir -p on a read-only or unwritable tree reports ENOENT for the missing part: name the real cause
+    let p = resolvePath(out);
+    while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
+    try {
+      accessSync(p, fsConstants.W_OK);
+      reason = `${p} changed while writing`;
+    } catch (e2) {
+      code = (e2 as NodeJS.ErrnoException).code ?? code;
+      reason = `${p} is not writable (${code === 'EROFS' ? 'read-only file system' : 'permission denied'})`;
+    }
+  }
+  return new SoracError('SORA7008', `cannot ${what} ${out}: ${reason ?? (e as Error).message}${code ? ` (${code})` : ''}; the previous files in ${out}, if any, are unchanged`, { hint: 'choose a writable location with -o', path: out });
+}
+
 
 export { emitOnnx, type EmitOptions } from '../compiler/emit/onnx.ts';

@@ -11,6 +11,7 @@ import { absentInputs } from '../compiler/check.ts';
 import { type CompiledModel, type EntryInfo, traceEntry } from '../compiler/compile.ts';
 import type { Code } from '../core/codes.ts';
 import { type ErrorDetails, SoracError } from '../core/errors.ts';
+import { checkOutputApart } from '../core/paths.ts';
 import type { HostTensor } from '../core/host-tensor.ts';
 import type { IrGraph } from '../core/ir.ts';
 import { type MicroBatchPlan, planMicroBatch, runMicroBatched } from '../runtime/execution/micro-batch.ts';
@@ -161,6 +162,8 @@ function planFor(graph: IrGraph, mb: NonNullable<RunOptions['microBatch']>): Mic
 /** Run one entry of a model on a checkpoint, with every check before compute (see the file header). */
 export async function runModel(model: CompiledModel, opts: RunOptions): Promise<RunResult> {
   const entry = entryOf(model, opts.entry ?? 'forward');
+  // the output may not be (or lie inside) anything this run reads, checked before anything is read
+  if (opts.out) checkOutputApart(opts.out.path, [typeof opts.inputs === 'string' ? opts.inputs : undefined, typeof opts.weights === 'string' ? opts.weights : undefined], { flag: '-o' });
   const inputs = typeof opts.inputs === 'string' ? (await readTensorsFile(opts.inputs)).tensors : opts.inputs;
   const names = inputs instanceof Map ? [...inputs.keys()] : Object.keys(inputs);
   checkInputNames(model, entry, names, typeof opts.inputs === 'string' ? opts.inputs : 'the inputs');
@@ -169,6 +172,7 @@ export async function runModel(model: CompiledModel, opts: RunOptions): Promise<
   const plan = opts.microBatch ? planFor(graph, opts.microBatch) : undefined;
   const loaded = await load(model, opts.weights, opts);
   try {
+    if (opts.out) checkOutputApart(opts.out.path, loaded.store.files, { flag: '-o' }); // the files the weights resolved to
     const s = await loaded.session(entry.name, absent);
     const meta = { 'sorac.model': model.modelName!, 'sorac.entry': entry.name, 'sorac.contract': model.keymap!.contract, 'sorac.device': s.device, ...(opts.out?.metadata ?? {}) };
     if (plan) {

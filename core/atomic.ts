@@ -54,10 +54,11 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Write `target` through `body` into a temp sibling, fsync, rename into place. Nothing is left on failure. */
-export async function atomicWrite<T>(target: string, body: (fh: FileHandle) => Promise<T>): Promise<T> {
+export async function atomicWrite<T>(target: string, body: (fh: FileHandle) => Promise<T>, opts: { mode?: number } = {}): Promise<T> {
   const dir = dirname(target);
   const tmp = tempSibling(target);
   const fh = await open(tmp, 'wx', 0o644);
+  if (opts.mode !== undefined) await fh.chmod(opts.mode);
   let ok = false;
   try {
     const r = await body(fh);
@@ -75,10 +76,14 @@ export async function atomicWrite<T>(target: string, body: (fh: FileHandle) => P
   }
 }
 
-/** Write bytes atomically. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  await atomicWrite(path, async (fh) => {
-    let done = 0;
-    while (done < bytes.byteLength) done += (await fh.write(bytes, done, bytes.byteLength - done, done)).bytesWritten;
-  });
+/** Write bytes atomically (with `mode`, the new file gets exactly that mode). */
+export async function writeFileAtomic(path: string, bytes: Uint8Array, opts: { mode?: number } = {}): Promise<void> {
+  await atomicWrite(
+    path,
+    async (fh) => {
+      let done = 0;
+      while (done < bytes.byteLength) done += (await fh.write(bytes, done, bytes.byteLength - done, done)).bytesWritten;
+    },
+    opts,
+  );
 }

@@ -126,6 +126,8 @@ export const CODES = {
   SORA6008: e('migrations', 'cannot write the output'),
   SORA6009: e('migrations', 'op matched no key (warning)', { severity: 'warning' }),
   SORA6010: e('migrations', 'not exactly reversible on this checkpoint (warning)', { severity: 'warning' }),
+  SORA6020: e('migrations', 'migration script stopped by a sandbox limit'),
+  SORA6021: e('migrations', 'an op would build a tensor over the size limit'),
   // configuration and command-line input
   SORA7001: e('configuration', 'cannot read file'),
   SORA7002: e('configuration', 'invalid config file'),
@@ -137,6 +139,7 @@ export const CODES = {
   SORA7008: e('configuration', 'cannot write the output'),
   SORA7009: e('configuration', 'interrupted', { exit: 130 }),
   SORA7010: e('configuration', 'model does not compile'),
+  SORA7020: e('configuration', 'output would replace or modify an input'),
   // pipelines and generation: declarations (80xx)
   SORA8001: e('generation', 'unknown or missing pipeline component'),
   SORA8002: e('generation', 'component weights source missing or not allowed'),

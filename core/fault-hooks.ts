@@ -1,5 +1,6 @@
 /**
- * Test-only fault injection for the long writers (`ckpt export`, `ckpt manifest`), driven by
+ * Test-only fault injection for the long writers (`ckpt export`, `ckpt manifest`, `build`: files
+ * staged), driven by
  * environment variables so a test can drive a real child process:
  *
  *  - `SORAC_TEST_PAUSE_AFTER=N` + `SORAC_TEST_PAUSE_FILE=/path`: after N units (tensors for export,

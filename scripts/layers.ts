@@ -41,7 +41,7 @@ export const LAYERS: Readonly<Record<string, Layer>> = {
   'runtime/devices': { paths: ['runtime/devices/'], mayImport: ['core'], packages: [] },
   'runtime/execution': { paths: ['runtime/execution/'], mayImport: ['core', 'runtime/formats', 'runtime/weights', 'runtime/devices'], packages: ['onnxruntime-node'] },
   'runtime/training': { paths: ['runtime/training/'], mayImport: ['core', 'runtime/formats', 'runtime/weights'], packages: [] },
-  'runtime/migrate': { paths: ['runtime/migrate/'], mayImport: ['core', 'runtime/formats', 'runtime/weights'], packages: ['ts-morph', 'esbuild', 'tsx'] },
+  'runtime/migrate': { paths: ['runtime/migrate/'], mayImport: ['core', 'runtime/formats', 'runtime/weights'], packages: ['ts-morph', 'esbuild', 're2js'] },
   'runtime/text': { paths: ['runtime/text/'], mayImport: ['core'], packages: ['protobufjs'] },
   'runtime/sampling': { paths: ['runtime/sampling/'], mayImport: ['core', 'runtime/formats'], packages: [] },
   'runtime/media': { paths: ['runtime/media/'], mayImport: ['core'], packages: [] },

@@ -6,6 +6,7 @@
  * external data in OUT/<stem>.weights.safetensors (written when --weights is given).
  * All files are written atomically; nothing is written when the model has errors.
  */
+import { resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
 import { buildModel } from '../../api/build.ts';
 import type { CompiledModel } from '../../api/model.ts';
@@ -32,7 +33,7 @@ export const registerBuild: RegisterCommand = (program: Command, io: CliIO, setE
       if (opts.target !== undefined && opts.target !== 'cuda') throw usageError(`--target ${opts.target} is not supported`, 'the only target is cuda (sessions sorac creates lower for their device themselves; CPU runs emulate bf16 at load)');
       const t0 = performance.now();
       const m = compileFromCli(file, opts, io);
-      const r = await buildModel(m, { out: opts.out, opset, onnx: opts.onnx, cwd: io.cwd, ...(opts.weights ? { weights: opts.weights } : {}), ...(opts.target === 'cuda' ? { target: 'cuda' as const } : {}) });
+      const r = await buildModel(m, { out: opts.out, inputs: [resolvePath(io.cwd, file), opts.config !== undefined ? resolvePath(io.cwd, opts.config) : undefined], opset, onnx: opts.onnx, cwd: io.cwd, ...(opts.weights ? { weights: opts.weights } : {}), ...(opts.target === 'cuda' ? { target: 'cuda' as const } : {}) });
       const ds = r.diagnostics;
       const graphs = r.graphs;
       const written = r.files;

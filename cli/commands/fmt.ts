@@ -3,9 +3,10 @@
  *
  * Rewrites .sora files in canonical format (atomically, only when they change). --check lists
  * files that are not formatted and exits 1 without writing; --stdout prints instead of writing.
- * Files with syntax errors are reported and left untouched.
+ * Files with syntax errors are reported and left untouched. A symlink is written through (its target
+ * is replaced atomically; the link stays) and the file keeps its mode.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { checkSourceFile } from '../../api/model.ts';
 import { displayPath, format } from '../../api/source.ts';
@@ -45,7 +46,9 @@ export const registerFmt: RegisterCommand = (program: Command, io: CliIO, setExi
           code = EXIT.USER;
           continue;
         }
-        await writeFileAtomic(file, new TextEncoder().encode(r.text));
+        // a symlink stays a symlink: the file it points to is rewritten (atomically, beside it), with its mode
+        const target = realpathSync(file);
+        await writeFileAtomic(target, new TextEncoder().encode(r.text), { mode: statSync(target).mode & 0o7777 });
         io.stdout(`formatted ${shown}\n`);
       }
       setExit(code);

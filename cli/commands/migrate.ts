@@ -10,7 +10,7 @@
  * FROM/TO: a `.sora` model (compiled with its --*-config/--*-set), a keymap JSON from `sorac build`,
  * or a checkpoint. MIGRATION: a built-in name, a plan (.json) or a migration script (.ts).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve as resolvePath } from 'node:path';
 import type { Command } from 'commander';
 import { hasErrors } from '../../core/diagnostics.ts';
@@ -18,6 +18,7 @@ import type { Keymap } from '../../core/keymap.ts';
 import type { Plan, Sig } from '../../api/migrate.ts';
 import { collapseKeys, formatBytes, renderCollapsed } from '../../api/weights.ts';
 import { removeOwnTemps, writeFileAtomic } from '../../core/atomic.ts';
+import { checkOutputApart } from '../../core/paths.ts';
 import { canonicalJson } from '../../core/keymap.ts';
 import { SoracError } from '../../core/errors.ts';
 import type { RegisterCommand } from '../command.ts';
@@ -199,13 +200,15 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
       const out = o.out!;
       if (!out.endsWith('.ts')) throw usageError(`-o ${out}: a migration script is a .ts file`, 'e.g. -o migrations/my-migration.ts');
       const outAbs = resolvePath(io.cwd, out);
+      const at = (p: string | undefined) => (p === undefined ? undefined : resolvePath(io.cwd, p));
+      checkOutputApart(outAbs, [at(from), at(to), at(o.fromConfig), at(o.toConfig)], { code: 'SORA6007', flag: '-o' });
       if (existsSync(outAbs) && !o.force) throw new SoracError('SORA6007', `${out} already exists`, { hint: 'pick a new name, or pass --force to overwrite it' });
       const name = o.name ?? basename(out, '.ts');
       const { d } = await runDiff(from, to, o, name);
       const { generateMigration } = await import('../../api/migrate.ts');
       const src = generateMigration(d.plan, { version: VERSION, from, to, reasons: d.reasons, diff: d });
       mkdirSync(dirname(outAbs), { recursive: true });
-      writeFileSync(outAbs, src);
+      await writeFileAtomic(outAbs, new TextEncoder().encode(src));
       if (o.json) io.stdout(JSON.stringify({ ok: true, out, name, ops: d.plan.ops.length, builtins: d.builtins, complete: d.complete, unmatched: d.unmatched.length }, null, 2) + '\n');
       else io.stdout(`wrote ${out}: ${d.plan.ops.length} op(s)${d.builtins.length ? ` (built-ins: ${d.builtins.join(', ')})` : ''}${d.unmatched.length ? `, ${d.unmatched.length} key(s) to review (marked TODO)` : ''}\nnext: edit it, then \`sorac migrate apply ${out} --in WEIGHTS --out OUT\`\n`);
       setExit(EXIT.OK);
@@ -221,6 +224,7 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
     .option('-o, --out <file>', 'write the plan JSON here instead of stdout')
     .option('--json', 'machine-readable output (the plan JSON; the default)')
     .action(async (spec: string, o: { in?: string; param?: string[]; reverse?: boolean; out?: string }) => {
+      if (o.out) checkOutputApart(resolvePath(io.cwd, o.out), [resolvePath(io.cwd, spec), o.in !== undefined ? resolvePath(io.cwd, o.in) : undefined], { code: 'SORA6007', flag: '-o' });
       const m = await resolveMigration(spec, parseParams(o.param), !!o.reverse, io.cwd);
       let plan: Plan;
       if (typeof m.plan === 'function') {

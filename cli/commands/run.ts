@@ -12,6 +12,8 @@ import type { Command } from 'commander';
 import { ModelError, runModel } from '../../api/run.ts';
 import { hasErrors } from '../../core/diagnostics.ts';
 import { SoracError } from '../../core/errors.ts';
+import { checkOutputApart } from '../../core/paths.ts';
+import { resolve as resolvePath } from 'node:path';
 import type { RegisterCommand } from '../command.ts';
 import type { CliIO } from '../io.ts';
 import { EXIT, usageError } from '../io.ts';
@@ -35,6 +37,8 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
       const microSize = opts.microBatch === undefined ? undefined : Number(opts.microBatch);
       if (microSize !== undefined && !(Number.isSafeInteger(microSize) && microSize > 0)) throw usageError(`--micro-batch ${opts.microBatch} is not a positive integer`);
       if (opts.microAxis !== undefined && microSize === undefined) throw usageError('--micro-axis needs --micro-batch N');
+      const at = (p: string | undefined) => (p === undefined ? undefined : resolvePath(io.cwd, p));
+      checkOutputApart(at(opts.out)!, [at(file), at(opts.config), at(opts.weights), at(opts.inputs)], { flag: '-o' });
       const m = compileFromCli(file, opts, io);
       if (hasErrors(m.diagnostics) || !m.keymap) {
         printDiagnostics(m.diagnostics, m, io);

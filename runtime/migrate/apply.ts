@@ -14,8 +14,8 @@
  * of the same length and rewritten in place before the rename).
  */
 import { createHash } from 'node:crypto';
-import { open, rename, rm, stat, realpath, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join, resolve as resolvePath, sep } from 'node:path';
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { DTYPE_SIZE } from '../../core/dtype.ts';
 import { canonicalJson } from '../../core/keymap.ts';
 import { openWeights, type OpenWeightsOptions, type StoredTensor, type TensorStore } from '../weights/store.ts';
@@ -23,6 +23,7 @@ import { atomicWrite, tempSibling } from '../../core/atomic.ts';
 import { buildHeader, groupIntoShards, layoutOrder, type WriterTensor } from '../formats/safetensors-writer.ts';
 import { verifyFile } from '../weights/verify.ts';
 import { SoracError } from '../../core/errors.ts';
+import { checkOutputApart } from '../../core/paths.ts';
 import { castBytes, concatDim, initBytes, padDim, permute, scaleBytes, sliceDim, tileDim } from './kernels.ts';
 import { invertPlan, planHash, type Plan } from './plan.ts';
 import { byteRanges, byteSize, resolvePlan, type Node, type Resolved, type Sig } from './resolve.ts';
@@ -155,13 +156,7 @@ function errnoToMigrate(e: unknown, out: string): unknown {
 /** Check that `out` may be written: not an input, not inside an input dir, absent unless --force. */
 async function checkOutput(out: string, inputs: string[], force: boolean) {
   const abs = resolvePath(out);
-  const real = async (p: string) => realpath(p).catch(() => resolvePath(p));
-  const outReal = join(await real(dirname(abs)), basename(abs));
-  for (const f of inputs) {
-    const r = await real(f);
-    if (r === outReal || r.startsWith(outReal + sep) || (await stat(outReal).then((s) => s.isDirectory(), () => false) && r.startsWith(outReal + sep)))
-      throw new SoracError('SORA6007', `--out ${out} is (or contains) the input ${f}; a migration never modifies its input`, { hint: 'write to a new path' });
-  }
+  checkOutputApart(out, inputs, { code: 'SORA6007', flag: '--out' });
   const st = await stat(abs).catch(() => undefined);
   if (st && !force) throw new SoracError('SORA6007', `${out} already exists`, { hint: 'pick a new path, or pass --force to replace it (atomically, after the new output is complete)' });
   const parent = await stat(dirname(abs)).catch(() => undefined);
@@ -263,7 +258,7 @@ export async function applyMigration(opts: ApplyOptions): Promise<ApplyResult> {
   const store = await openWeights(opts.input, opts.open ?? {});
   try {
     const files = store.files.filter((f) => !f.endsWith('.json'));
-    await checkOutput(opts.out, store.files, !!opts.force);
+    await checkOutput(opts.out, [...(typeof opts.input === 'string' ? [opts.input] : []), ...store.files], !!opts.force);
     const sig = storeSignature(store);
     const plan = staticPlan ?? (given as (s: ReadonlyMap<string, Sig>) => Plan)(sig);
     const resolved = resolvePlan(plan, sig);

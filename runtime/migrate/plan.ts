@@ -9,8 +9,13 @@
  * in target templates refer to the captures. `renamePattern` matches at the start of a key
  * segment (start of key or after a `.`), first occurrence only, and may be anchored with a
  * leading `^` / trailing `$`.
+ *
+ * Groups use RE2 syntax and are matched by RE2JS, a linear-time engine: a plan is untrusted data,
+ * and a backtracking engine spins for minutes on `((a+)+)$` against a few dozen characters
+ * (issue 14). Lookarounds and back-references, which need backtracking, are refused.
  */
 import { createHash } from 'node:crypto';
+import { RE2JS } from 're2js';
 import { type DType, isDType } from '../../core/dtype.ts';
 import { canonicalJson } from '../../core/keymap.ts';
 import { SoracError } from '../../core/errors.ts';
@@ -104,9 +109,11 @@ export function parsePattern(p: string): Parsed {
     lit = '';
     const group = s.slice(i + 1, j - 1);
     try {
-      new RegExp(group);
+      RE2JS.compile(group);
     } catch (e) {
-      throw new SoracError('SORA6001', `key pattern ${JSON.stringify(p)}: group (${group}) is not a valid regular expression: ${(e as Error).message}`);
+      throw new SoracError('SORA6001', `key pattern ${JSON.stringify(p)}: group (${group}) is not a valid RE2 regular expression: ${(e as Error).message}`, {
+        hint: 'groups use RE2 syntax (matched in linear time): no lookarounds (?=…) (?<=…) and no back-references \\1',
+      });
     }
     parts.push({ group: group.startsWith('?:') ? group.slice(2) : group });
     i = j - 1;
@@ -125,10 +132,11 @@ function regexBody(p: Parsed): string {
 /** Whole-key matcher for selectors (`key` of shape ops). */
 export function keyMatcher(sel: string): (key: string) => string[] | undefined {
   if (!isPattern(sel)) return (k) => (k === sel ? [k] : undefined);
-  const re = new RegExp(`^${regexBody(parsePattern(sel))}$`);
+  const re = RE2JS.compile(`^${regexBody(parsePattern(sel))}$`);
   return (k) => {
-    const m = re.exec(k);
-    return m ? [...m] : undefined;
+    const m = re.matcher(k);
+    if (!m.find()) return undefined;
+    return Array.from({ length: m.groupCount() + 1 }, (_, i) => m.group(i) ?? undefined) as string[];
   };
 }
 
@@ -145,11 +153,15 @@ export function fillTemplate(t: string, m: readonly string[]): string {
 /** A segment-anchored, first-occurrence rename function for `renamePattern`. */
 export function patternRenamer(from: string, to: string): (key: string) => string | undefined {
   const p = parsePattern(from);
-  const re = new RegExp(`${p.anchorStart ? '^' : '(?:^|(?<=\\.))'}${regexBody(p)}${p.anchorEnd ? '$' : ''}`);
+  // RE2 has no lookbehind: the segment start is captured as group 1 ("" or ".") and skipped
+  const re = RE2JS.compile(`${p.anchorStart ? '^()' : '(^|\\.)'}${regexBody(p)}${p.anchorEnd ? '$' : ''}`);
   return (k) => {
-    const m = re.exec(k);
-    if (!m) return undefined;
-    return k.slice(0, m.index) + fillTemplate(to, [...m]) + k.slice(m.index + m[0].length);
+    const m = re.matcher(k);
+    if (!m.find()) return undefined;
+    const start = m.start() + m.group(1)!.length;
+    const end = m.end();
+    const groups = [k.slice(start, end), ...Array.from({ length: m.groupCount() - 1 }, (_, i) => m.group(i + 2) ?? undefined)] as string[];
+    return k.slice(0, start) + fillTemplate(to, groups) + k.slice(end);
   };
 }
 
@@ -242,8 +254,8 @@ export function validateOp(v: unknown, where: string): Op {
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw new SoracError('SORA6001', `${where}: expected an object with an "op" field`);
   const o = v as Record<string, unknown>;
   const name = o.op as OpName;
-  const spec = FIELDS[name];
-  if (!spec || typeof name !== 'string') throw new SoracError('SORA6001', `${where}: unknown op ${JSON.stringify(o.op)}`, { hint: `ops: ${OP_NAMES.join(', ')}` });
+  const spec = typeof name === 'string' && Object.hasOwn(FIELDS, name) ? FIELDS[name] : undefined; // not "__proto__", "constructor", …
+  if (!spec) throw new SoracError('SORA6001', `${where}: unknown op ${JSON.stringify(o.op)}`, { hint: `ops: ${OP_NAMES.join(', ')}` });
   for (const [f, ok] of Object.entries(spec)) {
     const opt = f.endsWith('?');
     const k = opt ? f.slice(0, -1) : f;

@@ -3,6 +3,7 @@
  * ops symbolically, check that each fits, and produce for every output key an expression over
  * source tensors. Nothing is read here; apply.ts evaluates the expressions one output at a time.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { type DType, DTYPE_SIZE } from '../../core/dtype.ts';
 import { SoracError } from '../../core/errors.ts';
 import { keyMatcher, fillTemplate, describeOp, invertOp, isPattern, patternRenamer, type Fill, type Op, type Plan } from './plan.ts';
@@ -58,12 +59,40 @@ export function resolvePlan(plan: Plan, input: ReadonlyMap<string, Sig>): Resolv
     const fail = (msg: string, hint?: string): never => {
       throw new SoracError('SORA6002', `${where}: ${msg}`, { hint });
     };
+    const prev = new Map(state);
     const r = applyOp(op, state, fail, where, warnings);
+    for (const [k, n] of r.state) if (prev.get(k) !== n) checkMaterialised(k, n, where);
     state = r.state;
     ops.push({ op: describeOp(op), matched: r.matched });
     if (r.matched === 0) warnings.push({ code: 'SORA6009', message: `${where} matched no key` });
   });
   return { tensors: state, ops, warnings };
+}
+
+/**
+ * The largest tensor an op may materialise in memory (init, pad, tile, permute, cast, … — not the
+ * renames and dim-0 slices/concats that are streamed from the source). Default 2 GiB; raised with
+ * SORAC_MIGRATE_MAX_TENSOR_MB up to the engine's typed-array limit.
+ */
+export function maxMaterialisedBytes(): number {
+  const hard = bufferConstants.MAX_LENGTH;
+  const v = process.env.SORAC_MIGRATE_MAX_TENSOR_MB;
+  if (v === undefined || v === '') return Math.min(2 ** 31, hard);
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new SoracError('SORA6021', `SORAC_MIGRATE_MAX_TENSOR_MB=${v} is not a positive number`, { hint: 'unset it or set a size in MiB' });
+  return Math.min(Math.floor(n * 2 ** 20), hard);
+}
+
+function checkMaterialised(key: string, n: Node, where: string): void {
+  if (byteRanges(n)) return; // streamed, never held in memory
+  const bytes = numel(n.sig.shape) * DTYPE_SIZE[n.sig.dtype];
+  const max = maxMaterialisedBytes();
+  if (bytes <= max) return;
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(b < 2 ** 30 ? 1 : 0)} MiB`;
+  const hard = bufferConstants.MAX_LENGTH;
+  throw new SoracError('SORA6021', `${where}: ${key} ${fmt(n.sig.shape)} ${n.sig.dtype} would be ${Number.isSafeInteger(bytes) ? mib(bytes) : 'more than 2^53 bytes'}, over the limit of ${mib(max)} for one tensor built in memory`, {
+    hint: max < hard ? `check the shape; if it is right, raise the limit with SORAC_MIGRATE_MAX_TENSOR_MB (at most ${Math.floor(hard / 2 ** 20)}, this engine's typed-array limit; docs/security.md#limits)` : `this is the engine's typed-array limit (${mib(hard)}); split the tensor, or produce it outside sorac`,
+  });
 }
 
 function normDim(dim: number, rank: number, fail: (m: string) => never, key: string): number {

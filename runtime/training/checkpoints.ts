@@ -12,7 +12,7 @@
  * lr_scheduler, sampler, master weights) is structurally whole. Absent optional parts are listed.
  * Writing new checkpoints in the same layout is in writer.ts.
  */
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 
 import { readExact } from '../formats/safetensors.ts';
@@ -442,12 +442,19 @@ export function planPrune(listing: ExperimentListing, opts: Pick<PruneOptions, '
 /**
  * Delete a checkpoint so that no half-deleted dir ever looks like a checkpoint: it is first renamed
  * to a hidden name in the same dir (atomic), then removed. An `eval/` sub-dir is kept in place, as
- * Open-Sora's rm_checkpoints does.
+ * Open-Sora's rm_checkpoints does. A checkpoint that is a symlink is unlinked, never followed: what
+ * it points to (possibly outside the experiment) is left exactly as it is.
  */
 export async function deleteCheckpoint(dir: string): Promise<void> {
+  if ((await lstat(dir)).isSymbolicLink()) {
+    await unlink(dir);
+    return;
+  }
   const trash = tempSibling(dir, 'prune');
   await rename(dir, trash);
-  if ((await statOrNull(join(trash, 'eval')))?.isDirectory()) {
+  // lstat: an eval/ that is a symlink is moved back as the link it is (rename never follows it)
+  const ev = await lstat(join(trash, 'eval')).catch(() => null);
+  if (ev && (ev.isDirectory() || ev.isSymbolicLink())) {
     await mkdir(dir);
     await rename(join(trash, 'eval'), join(dir, 'eval'));
   }

@@ -21,6 +21,7 @@ import { openTorchFile, sniffFile } from '../formats/torch-file.ts';
 import { CKPT_NAME, inspectCheckpoint, MANIFEST_NAME, type CheckpointInfo } from './checkpoints.ts';
 import { ioError } from './writer.ts';
 import { verifyFile, type VerifyProgress, type VerifyStatus } from '../weights/verify.ts';
+import { checkOutputApart } from '../../core/paths.ts';
 import { SoracError } from '../../core/errors.ts';
 
 export const MANIFEST_FORMAT = 'sorac-ckpt-manifest/1';
@@ -306,12 +307,19 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
   const t0 = performance.now();
   const dir = resolvePath(dirIn);
   const out = resolvePath(opts.out);
+  checkOutputApart(out, [dir], { flag: '-o' });
   const info = await checkpointDir(dir);
   if (!info.complete) throw incompleteError(info, 'export it');
   if (opts.from === 'ema' && !info.parts.ema)
     throw new SoracError('SORA5102', `${dir} has no EMA weights (ema.pt / ema.safetensors)`, { hint: 'export the trained weights instead: --from model', looked: [], path: dir });
   if (!opts.overwrite && (await exists(out))) throw new SoracError('SORA5103', `${out} already exists`, { hint: 'pass --force to replace it (atomically), or choose another -o', looked: [], path: out });
   const store: TensorStore = await openWeights(dir, { part: opts.from });
+  try {
+    checkOutputApart(out, store.files, { flag: '-o' }); // the files it reads, wherever their links lead
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
   const handleList: FileHandle[] = [];
   try {
     let report: LoadReport | undefined;

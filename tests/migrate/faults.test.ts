@@ -83,7 +83,7 @@ describe('migrate apply faults', () => {
     copyFileSync(W, input);
     const same = await cli(['migrate', 'apply', 'mmdit-fuse-qkv', '--in', input, '--out', input, '--force']);
     expect(same.code).toBe(1);
-    expect(same.err).toMatch(/SORA6007: --out .* is \(or contains\) the input .*; a migration never modifies its input/);
+    expect(same.err).toMatch(/SORA6007: --out .* is the input .*; an output never replaces or modifies an input \(not even with --force\)/);
     const exists = join(d, 'exists.safetensors');
     writeFileSync(exists, 'x');
     const ex = await cli(['migrate', 'apply', 'mmdit-fuse-qkv', '--in', input, '--out', exists]);
