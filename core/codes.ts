@@ -160,6 +160,9 @@ export const CODES = {
   SORA8110: e('generation', 'cannot read a tokenizer file'),
   SORA8111: e('generation', 'unknown Open-Sora release for prompt cleaning'),
   SORA8112: e('generation', "prompt cannot be cleaned (Open-Sora's cleaner raises on it)"),
+  SORA8170: e('generation', 'CLIP tokenizer files not found'),
+  SORA8171: e('generation', 'invalid CLIP vocab.json / merges.txt / tokenizer config'),
+  SORA8172: e('generation', 'CLIP special token missing from vocab.json'),
   // samplers (82xx)
   SORA8201: e('generation', 'sampling steps out of range'),
   SORA8202: e('generation', 'guidance scale not finite'),
