@@ -12,7 +12,7 @@ import { policyConflicts, readPolicy } from './policy.ts';
 import { type Host, loadProgram, suggest } from './program.ts';
 import { type Instance, NONE, toJson } from './values.ts';
 
-export type { CompiledModel, CompileOptions, ConfigInput, EntryInfo, TraceOptions, TraceResult } from './model.ts';
+export type { CompiledModel, CompileOptions, ConfigInput, EntryInfo, Observer, TraceOptions, TraceResult } from './model.ts';
 export { traceEntry } from './trace.ts';
 
 export function compile(opts: CompileOptions): CompiledModel {
@@ -38,6 +38,7 @@ export function compile(opts: CompileOptions): CompiledModel {
     return fail();
   }
   const interp = new Interp(program);
+  interp.observe = opts.observe;
   const rootFile = program.root;
   // dtype policy
   const policy = readPolicy(decl, diagnostics, opts.dtype);

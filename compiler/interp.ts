@@ -51,6 +51,11 @@ export class Interp implements Tracer {
   private depth = 0;
   /** collects tensor slots during elaboration */
   readonly slots: TensorSlot[] = [];
+  /**
+   * Called with the span and value of every expression evaluated and every name bound (let, params,
+   * for, members), when set: the editor's hovers (lsp/). Unset, it costs one branch per expression.
+   */
+  observe: ((span: Span, v: Value) => void) | undefined;
 
   constructor(readonly prog: Program) {}
 
@@ -89,6 +94,7 @@ export class Interp implements Tracer {
         }
         if (p.type) v = this.checkParamType(v, p, decl.name.name, callSpan);
         inst.env.set(p.name.name, v);
+        this.observe?.(p.name.span, v);
       }
       for (const m of decl.members) {
         const isRoot = path === '' && (m.kind === 'sub' || m.kind === 'param' || m.kind === 'buffer' || m.kind === 'alias');
@@ -187,6 +193,7 @@ export class Interp implements Tracer {
         const slot: TensorSlot = { key, shape, dtype, kind: m.kind, span: m.span, file: frame.file, ...(this.rootMember && this.rootMember !== m.span ? { via: this.rootMember } : {}) };
         this.slots.push(slot);
         this.setMember(inst, m.path, { k: 'slot', slot });
+        this.observe?.(m.path.span, { k: 'slot', slot });
         return;
       }
       case 'alias': {
@@ -209,6 +216,7 @@ export class Interp implements Tracer {
         const v = this.evalExpr(m.value, frame);
         const built = this.build(v, joinPath(inst.path, rel), m.value.span);
         this.setMember(inst, m.path, built);
+        this.observe?.(m.path.span, built);
         return;
       }
     }
@@ -252,8 +260,14 @@ export class Interp implements Tracer {
       if (v.k !== 'tuple' && v.k !== 'list') this.error('SORA3001', `cannot destructure ${typeName(v)} into ${s.names.length} names`, s.value.span);
       const items = (v as { items: readonly Value[] }).items;
       if (items.length !== s.names.length) this.error('SORA3001', `destructuring expects ${s.names.length} values, got ${items.length}`, s.value.span, { hint: `write let (${items.map((_, i) => `v${i}`).join(', ')}) = ...` });
-      s.names.forEach((n, i) => vars.set(n.name, items[i]!));
-    } else vars.set(s.names[0]!.name, v);
+      s.names.forEach((n, i) => {
+        vars.set(n.name, items[i]!);
+        this.observe?.(n.span, items[i]!);
+      });
+    } else {
+      vars.set(s.names[0]!.name, v);
+      this.observe?.(s.names[0]!.span, v);
+    }
   }
 
   private runAssert(s: A.AssertStmt, frame: Frame, inst?: Instance): void {
@@ -280,6 +294,12 @@ export class Interp implements Tracer {
 
   // ---- expressions -------------------------------------------------------------------------
   evalExpr(e: A.Expr, f: Frame): Value {
+    const v = this.evalExpr0(e, f);
+    if (this.observe) this.observe(e.span, v);
+    return v;
+  }
+
+  private evalExpr0(e: A.Expr, f: Frame): Value {
     switch (e.kind) {
       case 'num':
         return e.isInt ? { k: 'int', v: e.value, origin: { span: e.span } } : { k: 'float', v: e.value, origin: { span: e.span } };
@@ -302,6 +322,7 @@ export class Interp implements Tracer {
         for (const it of items) {
           const vars = new Map(f.vars);
           vars.set(e.name.name, it);
+          this.observe?.(e.name.span, it);
           out.push(this.evalExpr(e.element, { ...f, vars }));
         }
         return { k: 'list', items: out };
@@ -516,6 +537,7 @@ export class Interp implements Tracer {
         // entry inputs were built from their declared types by traceEntry (symbols in entrySymbols)
         if (p.type && v.k !== 'none' && !opts.entrySymbols) v = this.matchType(v, p, owner, symEnv, frame, span, opts.entryInputs === true);
         vars.set(p.name.name, v);
+        this.observe?.(p.name.span, v);
       }
       for (const [k, s] of opts.entrySymbols ?? []) symEnv.set(k, s);
       for (const [k, s] of symEnv) if (!vars.has(k)) vars.set(k, dimValue(s));
@@ -628,6 +650,7 @@ export class Interp implements Tracer {
           let v = this.evalExpr(s.value, f);
           if (s.op !== '=') v = this.binary(s.op[0] as A.BinaryOp, f.vars.get(s.target.name)!, v, s.span);
           f.vars.set(s.target.name, v);
+          this.observe?.(s.target.span, v);
           break;
         }
         case 'if': {
@@ -649,6 +672,7 @@ export class Interp implements Tracer {
         case 'for': {
           for (const it of this.iterate(this.evalExpr(s.iter, f), s.iter.span)) {
             f.vars.set(s.name.name, it);
+            this.observe?.(s.name.span, it);
             const r = this.execBlock(s.body.stmts, f);
             if (r !== undefined) return r;
           }

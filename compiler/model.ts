@@ -4,12 +4,15 @@
  * compiler, in a registry keyed by the model object.
  */
 import type * as A from '../grammar/ast.ts';
-import type { Diagnostic } from '../core/diagnostics.ts';
+import type { Diagnostic, Span } from '../core/diagnostics.ts';
 import type { IrGraph } from '../core/ir.ts';
 import type { Keymap } from '../core/keymap.ts';
 import type { DtypePolicy } from './policy.ts';
 import type { Host, Program } from './program.ts';
-import type { Instance } from './values.ts';
+import type { Instance, Value } from './values.ts';
+
+/** Sees the span and value of every expression evaluated and every name bound (editor hovers). */
+export type Observer = (span: Span, v: Value) => void;
 
 export interface ConfigInput {
   /** Values from a --config JSON file (flat; extra keys are warned about). */
@@ -29,6 +32,8 @@ export interface CompileOptions {
   readonly config?: ConfigInput;
   /** Override dtype policy rules (`--dtype compute=bf16`): rule -> dtype name / cast|exact. */
   readonly dtype?: Readonly<Record<string, string>>;
+  /** Sees every value of the elaboration (config, members, module-level lets): the editor's hovers. */
+  readonly observe?: Observer;
 }
 
 export interface EntryInfo {
@@ -58,6 +63,8 @@ export interface TraceOptions {
    * where they follow from these, and asserts over them are checked now (a request checked before compute).
    */
   readonly bind?: Readonly<Record<string, number>>;
+  /** Sees every value of the trace: the editor's hovers. */
+  readonly observe?: Observer;
 }
 
 export interface TraceResult {

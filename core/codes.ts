@@ -137,6 +137,7 @@ export const CODES = {
   SORA7008: e('configuration', 'cannot write the output'),
   SORA7009: e('configuration', 'interrupted', { exit: 130 }),
   SORA7010: e('configuration', 'model does not compile'),
+  SORA7080: e('configuration', 'invalid workspace config (sorac.json)'),
   // pipelines and generation: declarations (80xx)
   SORA8001: e('generation', 'unknown or missing pipeline component'),
   SORA8002: e('generation', 'component weights source missing or not allowed'),
