@@ -16,7 +16,7 @@ export type { CompiledModel, CompileOptions, ConfigInput, EntryInfo, Observer, T
 export { traceEntry } from './trace.ts';
 
 export function compile(opts: CompileOptions): CompiledModel {
-  const program = loadProgram(opts.file, opts.host, { ...(opts.rootText !== undefined ? { rootText: opts.rootText } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}) });
+  const program = loadProgram(opts.file, opts.host, { ...(opts.rootText !== undefined ? { rootText: opts.rootText } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.parseCache ? { parseCache: opts.parseCache } : {}) });
   const diagnostics = [...program.diagnostics];
   const fail = (): CompiledModel => deepFreeze({ diagnostics, program, entries: [] });
   if (hasErrors(diagnostics)) return fail();

@@ -56,6 +56,14 @@ export class Interp implements Tracer {
    * for, members), when set: the editor's hovers (lsp/). Unset, it costs one branch per expression.
    */
   observe: ((span: Span, v: Value) => void) | undefined;
+  /**
+   * When set, a call of a module instance whose module, parameters, argument dtypes/shapes and compute
+   * dtype equal an earlier call's returns that call's result without re-tracing it (the 28 identical
+   * blocks of a DiT are traced once). Only for checking (lsp/): the graph it leaves reuses the first
+   * call's nodes. Tracing is deterministic in these inputs and a failing call aborts the trace, so the
+   * diagnostics are the same; with path-based dtype rules (islands) it is not used.
+   */
+  memo: Map<A.ModuleDecl, Map<string, Value>> | undefined;
 
   constructor(readonly prog: Program) {}
 
@@ -490,6 +498,19 @@ export class Interp implements Tracer {
       case 'module': {
         const fwd = callee.inst.members.get('forward');
         if (!fwd || fwd.k !== 'fn') this.error('SORA2009', `${callee.inst.decl ? `module ${callee.inst.decl.name.name}` : `"${callee.inst.path}"`} has no forward method to call`, calleeSpan);
+        const decl = callee.inst.decl;
+        if (this.memo && decl && !this.policy.modules.length && !this.policy.f32Modules.length) {
+          const key = callKey(callee.inst, pos, kw, this.compute);
+          if (key !== undefined) {
+            let byDecl = this.memo.get(decl);
+            if (!byDecl) this.memo.set(decl, (byDecl = new Map()));
+            const hit = byDecl.get(key);
+            if (hit) return hit;
+            const r = this.apply(fwd, pos, kw, span, calleeSpan);
+            byDecl.set(key, r);
+            return r;
+          }
+        }
         return this.apply(fwd, pos, kw, span, calleeSpan);
       }
       case 'fn':
@@ -880,3 +901,52 @@ function relatedFor(e: A.Expr, f: Frame): RelatedInfo[] {
 }
 
 export { isFloat };
+
+/**
+ * What a module call's result depends on, as a string (Interp.memo): the instance's parameters (which
+ * decide its members), the arguments' kinds, dtypes and symbolic shapes, and the compute dtype.
+ * undefined when a value cannot be keyed (then the call is traced).
+ */
+function callKey(inst: Instance, pos: readonly { v: Value }[], kw: ReadonlyMap<string, { v: Value }>, compute: DType): string | undefined {
+  const parts: string[] = [compute];
+  let ok = true;
+  const key = (v: Value, depth: number): string => {
+    if (depth > 8) {
+      ok = false;
+      return '';
+    }
+    switch (v.k) {
+      case 'int':
+      case 'float':
+      case 'bool':
+      case 'str':
+        return `${v.k}:${JSON.stringify(v.v)}`;
+      case 'none':
+        return 'none';
+      case 'dim':
+        return `dim:${v.s.toString()}`;
+      case 'dtype':
+        return `dtype:${v.d}`;
+      case 'tensor':
+        return `t:${v.t.dtype}[${v.t.shape.map(String).join(',')}]`;
+      case 'slot':
+        return `s:${v.slot.dtype}[${v.slot.shape.join(',')}]`;
+      case 'list':
+      case 'tuple':
+        return `${v.k}(${v.items.map((x) => key(x, depth + 1)).join(';')})`;
+      case 'module':
+        if (!v.inst.decl) {
+          ok = false;
+          return '';
+        }
+        return `m:${v.inst.decl.name.name}@${v.inst.decl.span.file}:${v.inst.decl.span.start.offset}{${[...v.inst.env].map(([k, x]) => `${k}=${key(x, depth + 1)}`).join(',')}}`;
+      default:
+        ok = false;
+        return '';
+    }
+  };
+  parts.push(key({ k: 'module', inst }, 0));
+  for (const a of pos) parts.push(key(a.v, 0));
+  for (const [k, a] of kw) parts.push(`${k}=${key(a.v, 0)}`);
+  return ok ? parts.join('|') : undefined;
+}

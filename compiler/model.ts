@@ -8,7 +8,7 @@ import type { Diagnostic, Span } from '../core/diagnostics.ts';
 import type { IrGraph } from '../core/ir.ts';
 import type { Keymap } from '../core/keymap.ts';
 import type { DtypePolicy } from './policy.ts';
-import type { Host, Program } from './program.ts';
+import type { Host, ParseCache, Program } from './program.ts';
 import type { Instance, Value } from './values.ts';
 
 /** Sees the span and value of every expression evaluated and every name bound (editor hovers). */
@@ -34,6 +34,8 @@ export interface CompileOptions {
   readonly dtype?: Readonly<Record<string, string>>;
   /** Sees every value of the elaboration (config, members, module-level lets): the editor's hovers. */
   readonly observe?: Observer;
+  /** Parses kept between compiles (the editor: unchanged files are not parsed again). ASTs are read-only. */
+  readonly parseCache?: ParseCache;
 }
 
 export interface EntryInfo {
@@ -65,7 +67,16 @@ export interface TraceOptions {
   readonly bind?: Readonly<Record<string, number>>;
   /** Sees every value of the trace: the editor's hovers. */
   readonly observe?: Observer;
+  /**
+   * Check only: trace each distinct module call once (Interp.memo), sharing the results through this map
+   * (one map may serve several traces of the same compiled model: the entry paths of a check). The
+   * diagnostics are the same; the graph is not fit to run or emit. For the editor's check as you type (lsp/).
+   */
+  readonly memo?: CallMemo;
 }
+
+/** Results of module calls by module and call key (Interp.memo). */
+export type CallMemo = Map<A.ModuleDecl, Map<string, Value>>;
 
 export interface TraceResult {
   readonly graph?: IrGraph;

@@ -31,6 +31,7 @@ export function traceEntry(model: CompiledModel, entry: string, opts: TraceOptio
   interp.compute = model.policy.compute;
   interp.graph = g;
   interp.observe = opts.observe;
+  interp.memo = opts.memo;
   const file = (root.file ?? model.program.root) as LoadedFile;
   try {
     const pos: { v: Value; span: Span }[] = [];

@@ -7,8 +7,9 @@
 import * as path from 'node:path';
 import { checkEntries } from '../compiler/check.ts';
 import { compile, type CompiledModel, type ConfigInput } from '../compiler/compile.ts';
+import { compilePipeline } from '../compiler/pipeline.ts';
 import { fsHost } from '../compiler/host.ts';
-import type { Host, Program } from '../compiler/program.ts';
+import { displayPath, type Host, type ParseCache, type Program } from '../compiler/program.ts';
 import type { Value } from '../compiler/values.ts';
 import { type Diagnostic, type Span, hasErrors } from '../core/diagnostics.ts';
 import { parse, type ParseResult } from '../grammar/parser.ts';
@@ -33,8 +34,8 @@ export interface Analysis {
   readonly program?: Program;
   /** what `sorac check` reports for this file under the same config */
   readonly diagnostics: Diagnostic[];
-  /** recorded values by display path of their file, then by `start:end` offsets */
-  readonly values: ReadonlyMap<string, ReadonlyMap<string, ValueRecord>>;
+  /** the document's recorded values, by `start * 2^22 + end` offsets (sources are at most 2 MiB) */
+  readonly values: ReadonlyMap<number, ValueRecord>;
   /** the display path of the document (its spans' `file`) */
   readonly display: string;
   /** milliseconds the analysis took */
@@ -43,6 +44,7 @@ export interface Analysis {
 
 /** How many evaluations of one span keep their value (hovers show up to this many different shapes). */
 const MAX_SAMPLES = 4;
+const KEY = 2 ** 22;
 
 export interface AnalyzeOptions {
   readonly file: string;
@@ -54,35 +56,53 @@ export interface AnalyzeOptions {
   readonly model?: string;
   /** other open documents' unsaved text, by absolute path (imports read these before the disk) */
   readonly overlay?: ReadonlyMap<string, string>;
+  /** parses kept between analyses (the server keeps one: std/ and unchanged imports are parsed once) */
+  readonly parseCache?: ParseCache;
 }
 
 export function analyze(o: AnalyzeOptions): Analysis {
   const t0 = performance.now();
-  const values = new Map<string, Map<string, ValueRecord>>();
+  const values = new Map<number, ValueRecord>();
+  // only the document's own values are hovered (an imported file is analysed as its own document)
+  const own = displayPath(path.resolve(o.cwd, o.file), o.cwd);
   const observe = (span: Span, v: Value): void => {
-    let byFile = values.get(span.file);
-    if (!byFile) values.set(span.file, (byFile = new Map()));
-    const key = `${span.start.offset}:${span.end.offset}`;
-    const r = byFile.get(key);
-    if (!r) byFile.set(key, { span, values: [v], count: 1 });
+    if (span.file !== own) return;
+    const key = span.start.offset * KEY + span.end.offset;
+    const r = values.get(key);
+    if (!r) values.set(key, { span, values: [v], count: 1 });
     else {
       r.count++;
       if (r.values.length < MAX_SAMPLES) r.values.push(v);
     }
   };
   const host: Host = o.overlay?.size ? { readFile: (p) => o.overlay!.get(p) ?? fsHost.readFile(p) } : fsHost;
-  const model = compile({ file: o.file, host, rootText: o.text, cwd: o.cwd, ...(o.config ? { config: o.config } : {}), ...(o.model ? { model: o.model } : {}), observe });
-  const diagnostics = [...model.diagnostics];
-  // the same rule as api/model.ts checkModel: entry paths are checked once the model compiles
-  if (!hasErrors(diagnostics)) diagnostics.push(...checkEntries(model, { observe }));
-  const display = model.program.root.display;
-  const parsed = model.program.root.text === o.text && model.program.root.ast ? { ast: model.program.root.ast, diagnostics: model.program.diagnostics.filter((d) => d.span?.file === display) } : parse(o.text, display);
-  return { file: o.file, text: o.text, version: o.version, parsed, model, program: model.program, diagnostics, values, display, ms: performance.now() - t0 };
+  // which check `sorac check` would run (a pipeline's or a model's), or none for a file of layers only;
+  // read from the declarations' keywords at line starts, so that the text is parsed once, by the compiler
+  const kind = /^[ \t]*pipeline[ \t]+[A-Za-z_]/m.test(o.text) ? 'pipeline' : /^[ \t]*model[ \t]+[A-Za-z_]/m.test(o.text) ? 'model' : 'library';
+  let model: CompiledModel | undefined;
+  let program: Program;
+  let diagnostics: Diagnostic[];
+  if (kind === 'pipeline') {
+    // as `sorac check PIPELINE.sora`: the components and their fit
+    const p = compilePipeline({ file: o.file, host, rootText: o.text, cwd: o.cwd, ...(o.config?.set ? { set: o.config.set } : {}) });
+    program = p.program;
+    diagnostics = [...p.diagnostics];
+  } else {
+    model = compile({ file: o.file, host, rootText: o.text, cwd: o.cwd, ...(o.parseCache ? { parseCache: o.parseCache } : {}), ...(o.config ? { config: o.config } : {}), ...(o.model ? { model: o.model } : {}), observe });
+    program = model.program;
+    // a file of layers only (std/nn.sora) has no model to check: its own and its imports' problems
+    diagnostics = kind === 'library' ? [...program.diagnostics] : [...model.diagnostics];
+    // the same rule as api/model.ts checkModel: entry paths are checked once the model compiles
+    if (kind === 'model' && !hasErrors(diagnostics)) diagnostics.push(...checkEntries(model, { observe, checkOnly: true }));
+  }
+  const display = program.root.display;
+  const parsed = program.root.text === o.text ? { ast: program.root.ast, diagnostics: program.diagnostics.filter((d) => d.span?.file === display) } : parse(o.text, display);
+  return { file: o.file, text: o.text, version: o.version, parsed, ...(model ? { model } : {}), program, diagnostics, values, display, ms: performance.now() - t0 };
 }
 
 /** Whether the analysis traced anything (a compiled model): the hovers it can answer. */
 export function hasValues(a: Analysis): boolean {
-  return (a.values.get(a.display)?.size ?? 0) > 0;
+  return a.values.size > 0;
 }
 
 /**

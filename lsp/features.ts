@@ -71,8 +71,8 @@ export interface HoverResult {
 /** The recorded values at a span of a file (display path), from this analysis or, outside an edit, the last good one. */
 function recordAt(a: Analysis, good: Analysis | undefined, display: string, offset: number): { span: Span; values: Value[]; count: number; stale: boolean } | undefined {
   const pick = (an: Analysis, off: number) => {
-    const byFile = an.values.get(display);
-    if (!byFile) return undefined;
+    if (display !== an.display) return undefined;
+    const byFile = an.values;
     let best: { span: Span; values: Value[]; count: number } | undefined;
     for (const r of byFile.values()) {
       if (r.span.start.offset <= off && off <= r.span.end.offset && (!best || r.span.end.offset - r.span.start.offset < best.span.end.offset - best.span.start.offset)) best = r;

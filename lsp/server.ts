@@ -15,6 +15,7 @@ import { createConnection, type Connection, DiagnosticSeverity, type Diagnostic 
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { format } from '../grammar/format.ts';
 import type { Diagnostic, Span } from '../core/diagnostics.ts';
+import type { ParseCache } from '../compiler/program.ts';
 import { type Analysis, analyze, hasValues } from './analysis.ts';
 import { complete, definition, type DocSymbol, documentSymbols, findReferences, hover } from './features.ts';
 import { readWorkspaceConfig, type WorkspaceConfig } from './workspace.ts';
@@ -41,6 +42,7 @@ export function startServer(io: { reader: MessageReader; writer: MessageWriter }
   const docs = new Map<string, DocState>();
   let root = process.cwd();
   let debounce = opts.debounceMs ?? 25;
+  const parseCache: ParseCache = new Map();
   let ws: WorkspaceConfig = { problems: [], forFile: () => ({ problems: [] }) };
 
   const fileOf = (uri: string): string => (uri.startsWith('file:') ? fileURLToPath(uri) : path.resolve(root, uri));
@@ -55,7 +57,7 @@ export function startServer(io: { reader: MessageReader; writer: MessageWriter }
     const overlay = new Map<string, string>();
     for (const o of docs.values()) if (o !== st) overlay.set(fileOf(o.doc.uri), o.doc.getText());
     const cfg = ws.forFile(file);
-    const a = analyze({ file, text: doc.getText(), version: doc.version, cwd: root, ...(cfg.config ? { config: cfg.config } : {}), ...(cfg.model ? { model: cfg.model } : {}), overlay });
+    const a = analyze({ file, text: doc.getText(), version: doc.version, cwd: root, parseCache, ...(cfg.config ? { config: cfg.config } : {}), ...(cfg.model ? { model: cfg.model } : {}), overlay });
     st.analysis = a;
     if (hasValues(a)) st.good = a;
     if (docs.get(doc.uri) === st) publish(st, a, cfg.problems);
