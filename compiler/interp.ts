@@ -19,6 +19,8 @@ import { suggest } from './program.ts';
 import { Sym } from './sym.ts';
 import { type Instance, NONE, type Origin, type Tensor, type TensorSlot, type Value, dimValue, typeName } from './values.ts';
 import { BUILTINS, isBuiltin } from './builtins/index.ts';
+import { BUILTIN_REFERENCE, signatureText } from './builtins/reference.ts';
+import { formatExpr } from '../grammar/format.ts';
 import type { BuiltinCtx, Tracer } from './context.ts';
 import { DEFAULT_POLICY, type DtypePolicy, pathGlob } from './policy.ts';
 import * as ops from './ops.ts';
@@ -359,7 +361,7 @@ export class Interp implements Tracer {
         return this.binary(e.op, l, r, e.span, e.left.span, e.right.span);
       }
       case 'member':
-        return this.member(this.evalExpr(e.object, f), e.name, e.span);
+        return this.member(this.evalExpr(e.object, f), e.name, e.span, e.object);
       case 'index':
         return this.index(this.evalExpr(e.object, f), e.items, f, e.span);
       case 'call':
@@ -395,7 +397,7 @@ export class Interp implements Tracer {
     this.error('SORA2001', `unknown name "${name}"`, span, { hint: suggest(name, candidates) ?? 'declare it with let, as a parameter, or import it' });
   }
 
-  private member(obj: Value, name: A.Ident, span: Span): Value {
+  private member(obj: Value, name: A.Ident, span: Span, objExpr?: A.Expr): Value {
     if (obj.k === 'module') {
       const m = obj.inst.members.get(name.name);
       if (m !== undefined) return m;
@@ -411,6 +413,11 @@ export class Interp implements Tracer {
       if (name.name === 'ndim') return { k: 'int', v: t.shape.length };
       if (name.name === 'dtype') return { k: 'dtype', d: t.dtype };
       if (name.name === 'T') return { k: 'tensor', t: ops.transposeLast(this.bctx(span), t) };
+      if (isBuiltin(name.name)) {
+        // x.transpose(1, 2), x.reshape(...): the PyTorch spelling of a builtin
+        const x = objExpr ? formatExpr(objExpr) : 'x';
+        this.error('SORA2009', `tensors have no methods; write ${name.name}(${x}, ...)`, name.span, { hint: `${signatureText(name.name)}: ${BUILTIN_REFERENCE[name.name]!.doc} (a tensor's members are shape, ndim, dtype and T)` });
+      }
     }
     this.error('SORA2009', `${typeName(obj)} has no member "${name.name}"`, name.span);
   }

@@ -7,6 +7,7 @@
 import type * as A from '../grammar/ast.ts';
 import { formatExpr, formatType } from '../grammar/format.ts';
 import { BUILTINS } from '../compiler/builtins/index.ts';
+import { BUILTIN_REFERENCE, signatureText } from '../compiler/builtins/reference.ts';
 import type { LoadedFile } from '../compiler/program.ts';
 import type { Value } from '../compiler/values.ts';
 import type { Span } from '../core/diagnostics.ts';
@@ -134,7 +135,8 @@ export function hover(a: Analysis, good: Analysis | undefined, offset: number): 
   let span: Span | undefined = o?.span;
   // a layer, function or builtin: its signature and doc
   if (target?.kind === 'builtin') {
-    parts.push('```sora\nbuiltin ' + target.name + '(...)\n```', `a builtin of the .sora language (docs/language.md)`);
+    const ref = BUILTIN_REFERENCE[target.name];
+    parts.push('```sora\n' + signatureText(target.name) + (ref ? ` -> ${ref.returns}` : '') + '\n```', `${ref?.doc ?? ''} (builtin; docs/language.md#builtin-reference)`.trim());
   } else if (target?.kind === 'decl' && target.decl && target.decl.kind !== 'let') {
     const d = target.decl.decl;
     const sig = d.kind === 'module' ? signatureOfModule(d) : signatureOfFn(d);
@@ -199,6 +201,7 @@ export interface Completion {
   readonly label: string;
   readonly kind: 'builtin' | 'module' | 'fn' | 'config' | 'local' | 'member' | 'axis';
   readonly detail?: string;
+  readonly doc?: string;
 }
 
 /** Completion at an offset: rearrange axis names inside a pattern string, else the names in scope and the builtins. */
@@ -213,7 +216,7 @@ export function complete(a: Analysis, offset: number): Completion[] {
     else if (n.kind === 'config') out.push({ label: n.name, kind: 'config', detail: a.model?.config && n.name in a.model.config ? `config = ${JSON.stringify(a.model.config[n.name])}` : 'config key' });
     else out.push({ label: n.name, kind: n.kind === 'global' ? 'fn' : n.kind === 'member' ? 'member' : 'local' });
   }
-  for (const b of Object.keys(BUILTINS).sort()) if (!out.some((c) => c.label === b)) out.push({ label: b, kind: 'builtin', detail: `builtin ${b}(...)` });
+  for (const b of Object.keys(BUILTINS).sort()) if (!out.some((c) => c.label === b)) out.push({ label: b, kind: 'builtin', detail: signatureText(b), ...(BUILTIN_REFERENCE[b] ? { doc: BUILTIN_REFERENCE[b]!.doc } : {}) });
   return out;
 }
 

@@ -190,7 +190,7 @@ export function startServer(io: { reader: MessageReader; writer: MessageWriter }
     const r = await analysisOf(textDocument.uri);
     if (!r) return [];
     const kinds = { builtin: CompletionItemKind.Function, module: CompletionItemKind.Class, fn: CompletionItemKind.Function, config: CompletionItemKind.Property, local: CompletionItemKind.Variable, member: CompletionItemKind.Field, axis: CompletionItemKind.EnumMember } as const;
-    return complete(r.a, r.st.doc.offsetAt(position)).map((c) => ({ label: c.label, kind: kinds[c.kind], ...(c.detail ? { detail: c.detail } : {}) }));
+    return complete(r.a, r.st.doc.offsetAt(position)).map((c) => ({ label: c.label, kind: kinds[c.kind], ...(c.detail ? { detail: c.detail } : {}), ...(c.doc ? { documentation: c.doc } : {}) }));
   });
 
   conn.onDocumentFormatting(({ textDocument }) => {

@@ -53,6 +53,9 @@ describe('sorac lsp', () => {
     const lin = hoverText(await hover(STDIT3, 'Linear(hidden_size', 0, 2));
     expect(lin).toContain('module Linear(in_features: int, out_features: int, bias: bool = true)');
     expect(lin).toContain('nn.Linear: y = x W^T + b');
+    const ln = hoverText(await hover(STDIT3, 'layer_norm(x, eps', 0, 2));
+    expect(ln).toContain('layer_norm(x, weight?, bias?, eps?) -> tensor');
+    expect(ln).toContain('Layer normalization over the last axis');
   });
 
   it('go to definition crosses imports into std/, and references find every use', async () => {
@@ -73,7 +76,7 @@ describe('sorac lsp', () => {
     const all = (await c.conn.sendRequest('textDocument/completion', { textDocument: { uri }, position: positionOf(STDIT3, 'x_embedder = ', 0, 13) })) as CompletionItem[];
     const by = new Map(all.map((x) => [x.label, x]));
     expect(by.get('PatchEmbed3D')?.detail).toMatch(/^module PatchEmbed3D\(/);
-    expect(by.get('layer_norm')?.kind).toBeDefined();
+    expect(by.get('layer_norm')?.detail).toBe('layer_norm(x, weight?, bias?, eps?)');
     expect(by.get('hidden_size')?.detail).toBe('config = 1152');
   });
 
