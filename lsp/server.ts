@@ -64,13 +64,20 @@ export function startServer(io: { reader: MessageReader; writer: MessageWriter }
     return a;
   };
 
+  /** A background analysis: an internal error is logged to the client, and the server keeps running. */
+  const background = (st: DocState): void => {
+    try {
+      if (st.analysis?.version !== st.doc.version) analyseNow(st);
+    } catch (e) {
+      conn.console.error(`sorac lsp: internal error analysing ${st.doc.uri} (a bug in sorac, please report it): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    }
+  };
+
   /** Analyse after the debounce (edits within it restart the wait). */
   const schedule = (st: DocState): void => {
     if (st.timer) clearTimeout(st.timer);
-    st.timer = debounce > 0 ? setTimeout(() => analyseNow(st), debounce) : undefined;
-    if (debounce <= 0) setImmediate(() => {
-      if (st.analysis?.version !== st.doc.version) analyseNow(st);
-    });
+    st.timer = debounce > 0 ? setTimeout(() => background(st), debounce) : undefined;
+    if (debounce <= 0) setImmediate(() => background(st));
   };
 
   /** The analysis of the document's current version (waits for a pending one; a request does not wait out the debounce). */
