@@ -41,7 +41,7 @@ export function showValue(v: Value): string {
       return `${v.k} of ${v.items.length}: (${inner.join(', ')}${v.items.length > 6 ? ', ...' : ''})`;
     }
     case 'module':
-      return v.inst.decl ? `module ${v.inst.decl.name.name}${v.inst.path ? `  (at ${v.inst.path})` : ''}` : `module namespace ${v.inst.path}`;
+      return v.inst.decl ? `module ${v.inst.decl.name.name}` : `module namespace ${v.inst.path}`;
     case 'fn':
       return `fn ${v.decl.name.name}`;
     case 'builtin':
@@ -104,7 +104,8 @@ function mapBack(before: string, now: string, offset: number): number | undefine
 function valueLines(rec: { values: Value[]; count: number }): string[] {
   const shown = [...new Set(rec.values.map(showValue))];
   if (shown.length === 1) return [shown[0]!];
-  return shown.map((s, i) => `${s}  (instance ${i + 1} of ${rec.count})`);
+  // instances of a module (or entry paths) where this expression has different shapes: each shape
+  return shown.map((s, i) => `${s}  (shape ${i + 1} of ${shown.length}, by instance)`);
 }
 
 function signatureOfModule(d: A.ModuleDecl): string {
