@@ -96,10 +96,11 @@ export function startServer(io: { reader: MessageReader; writer: MessageWriter }
 
   const publish = (st: DocState, a: Analysis, problems: readonly Diagnostic[]): void => {
     const byUri = new Map<string, LspDiagnostic[]>();
-    const own = uriOf(a.file);
+    // the document's own URI (an unsaved `untitled:` document has no file URI)
+    const own = st.doc.uri;
     byUri.set(own, []);
     const displayToUri = new Map<string, string>();
-    for (const f of a.program?.files.values() ?? []) displayToUri.set(f.display, uriOf(f.path));
+    for (const f of a.program?.files.values() ?? []) displayToUri.set(f.display, f.path === a.file ? own : uriOf(f.path));
     const uriForSpan = (s: Span | undefined) => (s ? (displayToUri.get(s.file) ?? uriOf(path.resolve(root, s.file))) : own);
     for (const d of [...problems, ...a.diagnostics]) {
       const target = uriForSpan(d.span);
@@ -184,13 +185,13 @@ export function startServer(io: { reader: MessageReader; writer: MessageWriter }
     if (!r) return null;
     const d = definition(r.a, r.st.doc.offsetAt(position));
     if (!d) return null;
-    return { uri: uriOf(d.file), range: d.file === r.a.file ? toRange(r.a, r.st.doc, d.span) : toRange(undefined, undefined, d.span) } satisfies Location;
+    return { uri: d.file === r.a.file ? r.st.doc.uri : uriOf(d.file), range: d.file === r.a.file ? toRange(r.a, r.st.doc, d.span) : toRange(undefined, undefined, d.span) } satisfies Location;
   });
 
   conn.onReferences(async ({ textDocument, position, context }) => {
     const r = await analysisOf(textDocument.uri);
     if (!r) return [];
-    return findReferences(r.a, r.st.doc.offsetAt(position), context.includeDeclaration).map((x) => ({ uri: uriOf(x.file), range: x.file === r.a.file ? toRange(r.a, r.st.doc, x.span) : toRange(undefined, undefined, x.span) }));
+    return findReferences(r.a, r.st.doc.offsetAt(position), context.includeDeclaration).map((x) => ({ uri: x.file === r.a.file ? r.st.doc.uri : uriOf(x.file), range: x.file === r.a.file ? toRange(r.a, r.st.doc, x.span) : toRange(undefined, undefined, x.span) }));
   });
 
   conn.onCompletion(async ({ textDocument, position }) => {

@@ -119,6 +119,24 @@ describe('sorac lsp', () => {
   });
 });
 
+describe('an unsaved document (untitled: URI)', () => {
+  it('is checked from its text, and its diagnostics and definitions carry its own URI', async () => {
+    const c = await startClient();
+    try {
+      const uri = 'untitled:Untitled-1';
+      const text = STDIT3.replace('range(depth)', 'range(depht)');
+      const next = c.nextDiagnostics(uri);
+      await c.conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'sora', version: 1, text } });
+      const d = await next;
+      expect(d.diagnostics.map((x) => x.code)).toEqual(['SORA2001']);
+      const def = (await c.conn.sendRequest('textDocument/definition', { textDocument: { uri }, position: positionOf(text, 'STDiT3Block(hidden_size', 0, 2) })) as Location;
+      expect(def.uri).toBe(uri);
+    } finally {
+      c.close();
+    }
+  }, 60_000);
+});
+
 describe('sorac lsp over stdio (the bundled CLI)', () => {
   it('answers initialize, publishes diagnostics for an opened file, and exits 0 after shutdown + exit', async () => {
     const child = spawn(process.execPath, [join(ROOT, 'bin/sorac.js'), 'lsp', '--stdio'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
