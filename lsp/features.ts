@@ -146,8 +146,6 @@ export function hover(a: Analysis, good: Analysis | undefined, offset: number): 
     const docText = docComment(f.ast, d.span, f.text);
     if (docText) parts.push(docText);
     parts.push(`defined in ${f.display}:${target.span.start.line}`);
-  } else if (target?.kind === 'decl' && !target.decl && !target.param && target.owner?.kind === 'module' && o && o.role === 'ref') {
-    // a module member used by name: its value below
   }
   // the value this expression or binding took under the current config
   const rec = recordAt(a, good, a.display, offset);

@@ -187,7 +187,8 @@ function fnNames(f: A.FnDecl, offset: number): { name: string; span: Span; param
     }
     for (const s of (b as A.Block).stmts) {
       if (s.span.start.offset > offset) break;
-      if (s.kind === 'let') for (const n of s.names) out.push({ name: n.name, span: n.span });
+      // a let's own value cannot see the names it binds: in `let x = x + 1` the x on the right is the earlier one
+      if (s.kind === 'let' && !within(s.span, offset)) for (const n of s.names) out.push({ name: n.name, span: n.span });
       else if (s.kind === 'for') {
         if (within(s.span, offset)) out.push({ name: s.name.name, span: s.name.span });
         stmts(s.body);
@@ -240,12 +241,9 @@ export function resolve(o: Occurrence, file: { path: string; display: string }, 
     if (n.kind === 'fn') {
       const f = n as unknown as A.FnDecl;
       const hit = fnNames(f, offset).filter((x) => x.name === o.name && x.span.start.offset <= offset);
-      // a let's own value cannot see the name it binds: `let x = x + 1` reads the outer x
-      const ok = hit.filter((x) => !(x.span.start.offset > offset));
-      if (ok.length) {
-        const first = ok[0]!;
-        const latestLet = ok.filter((x) => !x.param).pop();
-        const t = latestLet ?? first;
+      if (hit.length) {
+        // the latest binding before the use; parameters come first in the list
+        const t = hit.filter((x) => !x.param).pop() ?? hit[0]!;
         return { kind: 'decl', name: o.name, file: file.path, span: t.span, ...(t.param ? { param: t.param } : {}), owner: f };
       }
       const sym = fnSymbols(f).find((x) => x.name === o.name);

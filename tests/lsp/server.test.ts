@@ -68,6 +68,9 @@ describe('sorac lsp', () => {
     const block = STDIT3.slice(0, STDIT3.indexOf('\n}\n'));
     expect(refs.length).toBe(block.match(/\bx_m_s\b/g)!.length);
     expect(refs.every((r) => r.uri === uri && r.range.start.line < block.split('\n').length)).toBe(true);
+    // `x_m = rearrange(attn(rearrange(x_m, ...` reads the x_m bound by the let before it
+    const reads = (await c.conn.sendRequest('textDocument/definition', { textDocument: { uri }, position: positionOf(STDIT3, 'rearrange(x_m, "B (T S) C -> (B S) T C"', 0, 11) })) as Location;
+    expect(reads.range.start).toEqual(positionOf(STDIT3, 'let x_m =', 0, 4));
   });
 
   it('completion: axis names inside a rearrange pattern; layers with signatures, builtins and config keys elsewhere', async () => {
