@@ -3,7 +3,7 @@
  * checking every path of every entry, and choosing the path a given set of inputs takes.
  */
 import { type Diagnostic, dedupeDiagnostics } from '../core/diagnostics.ts';
-import { type CompiledModel, type EntryInfo, traceEntry } from './compile.ts';
+import { type CompiledModel, type EntryInfo, type Observer, traceEntry } from './compile.ts';
 
 /** The optional inputs of `entry` that are not among `given`: the None path they take. */
 export function absentInputs(entry: EntryInfo, given: Iterable<string>): string[] {
@@ -12,14 +12,16 @@ export function absentInputs(entry: EntryInfo, given: Iterable<string>): string[
 }
 
 /** Trace every entry with optional inputs present and absent; returns de-duplicated diagnostics. */
-export function checkEntries(m: CompiledModel): Diagnostic[] {
+export function checkEntries(m: CompiledModel, opts: { readonly observe?: Observer; readonly checkOnly?: boolean } = {}): Diagnostic[] {
   const out: Diagnostic[] = [];
+  // check only (the editor): each distinct module call is traced once, across the entry paths
+  const memo = opts.checkOnly ? new Map() : undefined;
   for (const e of m.entries) {
     const optional = e.inputs.filter((i) => i.optional).map((i) => i.name);
     const variants: Set<string>[] = [new Set()];
     if (optional.length) variants.push(new Set(optional));
     for (const absent of variants) {
-      const r = traceEntry(m, e.name, { absent });
+      const r = traceEntry(m, e.name, { absent, ...(opts.observe ? { observe: opts.observe } : {}), ...(memo ? { memo } : {}) });
       if (absent.size && !r.graph && r.diagnostics.every((d) => d.severity !== 'error' || d.code === 'SORA3009')) {
         // the model itself requires some "optional" inputs under this config (an assert in the
         // forward, as upstream raises): that is by design, not a defect of the absent path

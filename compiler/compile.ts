@@ -12,11 +12,11 @@ import { policyConflicts, readPolicy } from './policy.ts';
 import { type Host, loadProgram, suggest } from './program.ts';
 import { type Instance, NONE, toJson } from './values.ts';
 
-export type { CompiledModel, CompileOptions, ConfigInput, EntryInfo, TraceOptions, TraceResult } from './model.ts';
+export type { CompiledModel, CompileOptions, ConfigInput, EntryInfo, Observer, TraceOptions, TraceResult } from './model.ts';
 export { traceEntry } from './trace.ts';
 
 export function compile(opts: CompileOptions): CompiledModel {
-  const program = loadProgram(opts.file, opts.host, { ...(opts.rootText !== undefined ? { rootText: opts.rootText } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}) });
+  const program = loadProgram(opts.file, opts.host, { ...(opts.rootText !== undefined ? { rootText: opts.rootText } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.parseCache ? { parseCache: opts.parseCache } : {}) });
   const diagnostics = [...program.diagnostics];
   const fail = (): CompiledModel => deepFreeze({ diagnostics, program, entries: [] });
   if (hasErrors(diagnostics)) return fail();
@@ -38,6 +38,7 @@ export function compile(opts: CompileOptions): CompiledModel {
     return fail();
   }
   const interp = new Interp(program);
+  interp.observe = opts.observe;
   const rootFile = program.root;
   // dtype policy
   const policy = readPolicy(decl, diagnostics, opts.dtype);

@@ -19,6 +19,8 @@ import { suggest } from './program.ts';
 import { Sym } from './sym.ts';
 import { type Instance, NONE, type Origin, type Tensor, type TensorSlot, type Value, dimValue, typeName } from './values.ts';
 import { BUILTINS, isBuiltin } from './builtins/index.ts';
+import { BUILTIN_REFERENCE, signatureText } from './builtins/reference.ts';
+import { formatExpr } from '../grammar/format.ts';
 import type { BuiltinCtx, Tracer } from './context.ts';
 import { DEFAULT_POLICY, type DtypePolicy, pathGlob } from './policy.ts';
 import * as ops from './ops.ts';
@@ -51,6 +53,19 @@ export class Interp implements Tracer {
   private depth = 0;
   /** collects tensor slots during elaboration */
   readonly slots: TensorSlot[] = [];
+  /**
+   * Called with the span and value of every expression evaluated and every name bound (let, params,
+   * for, members), when set: the editor's hovers (lsp/). Unset, it costs one branch per expression.
+   */
+  observe: ((span: Span, v: Value) => void) | undefined;
+  /**
+   * When set, a call of a module instance whose module, parameters, argument dtypes/shapes and compute
+   * dtype equal an earlier call's returns that call's result without re-tracing it (the 28 identical
+   * blocks of a DiT are traced once). Only for checking (lsp/): the graph it leaves reuses the first
+   * call's nodes. Tracing is deterministic in these inputs and a failing call aborts the trace, so the
+   * diagnostics are the same; with path-based dtype rules (islands) it is not used.
+   */
+  memo: Map<A.ModuleDecl, Map<string, Value>> | undefined;
 
   constructor(readonly prog: Program) {}
 
@@ -89,6 +104,7 @@ export class Interp implements Tracer {
         }
         if (p.type) v = this.checkParamType(v, p, decl.name.name, callSpan);
         inst.env.set(p.name.name, v);
+        this.observe?.(p.name.span, v);
       }
       for (const m of decl.members) {
         const isRoot = path === '' && (m.kind === 'sub' || m.kind === 'param' || m.kind === 'buffer' || m.kind === 'alias');
@@ -187,6 +203,7 @@ export class Interp implements Tracer {
         const slot: TensorSlot = { key, shape, dtype, kind: m.kind, span: m.span, file: frame.file, ...(this.rootMember && this.rootMember !== m.span ? { via: this.rootMember } : {}) };
         this.slots.push(slot);
         this.setMember(inst, m.path, { k: 'slot', slot });
+        this.observe?.(m.path.span, { k: 'slot', slot });
         return;
       }
       case 'alias': {
@@ -209,6 +226,7 @@ export class Interp implements Tracer {
         const v = this.evalExpr(m.value, frame);
         const built = this.build(v, joinPath(inst.path, rel), m.value.span);
         this.setMember(inst, m.path, built);
+        this.observe?.(m.path.span, built);
         return;
       }
     }
@@ -252,8 +270,14 @@ export class Interp implements Tracer {
       if (v.k !== 'tuple' && v.k !== 'list') this.error('SORA3001', `cannot destructure ${typeName(v)} into ${s.names.length} names`, s.value.span);
       const items = (v as { items: readonly Value[] }).items;
       if (items.length !== s.names.length) this.error('SORA3001', `destructuring expects ${s.names.length} values, got ${items.length}`, s.value.span, { hint: `write let (${items.map((_, i) => `v${i}`).join(', ')}) = ...` });
-      s.names.forEach((n, i) => vars.set(n.name, items[i]!));
-    } else vars.set(s.names[0]!.name, v);
+      s.names.forEach((n, i) => {
+        vars.set(n.name, items[i]!);
+        this.observe?.(n.span, items[i]!);
+      });
+    } else {
+      vars.set(s.names[0]!.name, v);
+      this.observe?.(s.names[0]!.span, v);
+    }
   }
 
   private runAssert(s: A.AssertStmt, frame: Frame, inst?: Instance): void {
@@ -280,6 +304,12 @@ export class Interp implements Tracer {
 
   // ---- expressions -------------------------------------------------------------------------
   evalExpr(e: A.Expr, f: Frame): Value {
+    const v = this.evalExpr0(e, f);
+    if (this.observe) this.observe(e.span, v);
+    return v;
+  }
+
+  private evalExpr0(e: A.Expr, f: Frame): Value {
     switch (e.kind) {
       case 'num':
         return e.isInt ? { k: 'int', v: e.value, origin: { span: e.span } } : { k: 'float', v: e.value, origin: { span: e.span } };
@@ -302,6 +332,7 @@ export class Interp implements Tracer {
         for (const it of items) {
           const vars = new Map(f.vars);
           vars.set(e.name.name, it);
+          this.observe?.(e.name.span, it);
           out.push(this.evalExpr(e.element, { ...f, vars }));
         }
         return { k: 'list', items: out };
@@ -330,7 +361,7 @@ export class Interp implements Tracer {
         return this.binary(e.op, l, r, e.span, e.left.span, e.right.span);
       }
       case 'member':
-        return this.member(this.evalExpr(e.object, f), e.name, e.span);
+        return this.member(this.evalExpr(e.object, f), e.name, e.span, e.object);
       case 'index':
         return this.index(this.evalExpr(e.object, f), e.items, f, e.span);
       case 'call':
@@ -366,7 +397,7 @@ export class Interp implements Tracer {
     this.error('SORA2001', `unknown name "${name}"`, span, { hint: suggest(name, candidates) ?? 'declare it with let, as a parameter, or import it' });
   }
 
-  private member(obj: Value, name: A.Ident, span: Span): Value {
+  private member(obj: Value, name: A.Ident, span: Span, objExpr?: A.Expr): Value {
     if (obj.k === 'module') {
       const m = obj.inst.members.get(name.name);
       if (m !== undefined) return m;
@@ -382,6 +413,11 @@ export class Interp implements Tracer {
       if (name.name === 'ndim') return { k: 'int', v: t.shape.length };
       if (name.name === 'dtype') return { k: 'dtype', d: t.dtype };
       if (name.name === 'T') return { k: 'tensor', t: ops.transposeLast(this.bctx(span), t) };
+      if (isBuiltin(name.name)) {
+        // x.transpose(1, 2), x.reshape(...): the PyTorch spelling of a builtin
+        const x = objExpr ? formatExpr(objExpr) : 'x';
+        this.error('SORA2009', `tensors have no methods; write ${name.name}(${x}, ...)`, name.span, { hint: `${signatureText(name.name)}: ${BUILTIN_REFERENCE[name.name]!.doc} (a tensor's members are shape, ndim, dtype and T)` });
+      }
     }
     this.error('SORA2009', `${typeName(obj)} has no member "${name.name}"`, name.span);
   }
@@ -469,6 +505,19 @@ export class Interp implements Tracer {
       case 'module': {
         const fwd = callee.inst.members.get('forward');
         if (!fwd || fwd.k !== 'fn') this.error('SORA2009', `${callee.inst.decl ? `module ${callee.inst.decl.name.name}` : `"${callee.inst.path}"`} has no forward method to call`, calleeSpan);
+        const decl = callee.inst.decl;
+        if (this.memo && decl && !this.policy.modules.length && !this.policy.f32Modules.length) {
+          const key = callKey(callee.inst, pos, kw, this.compute);
+          if (key !== undefined) {
+            let byDecl = this.memo.get(decl);
+            if (!byDecl) this.memo.set(decl, (byDecl = new Map()));
+            const hit = byDecl.get(key);
+            if (hit) return hit;
+            const r = this.apply(fwd, pos, kw, span, calleeSpan);
+            byDecl.set(key, r);
+            return r;
+          }
+        }
         return this.apply(fwd, pos, kw, span, calleeSpan);
       }
       case 'fn':
@@ -516,6 +565,7 @@ export class Interp implements Tracer {
         // entry inputs were built from their declared types by traceEntry (symbols in entrySymbols)
         if (p.type && v.k !== 'none' && !opts.entrySymbols) v = this.matchType(v, p, owner, symEnv, frame, span, opts.entryInputs === true);
         vars.set(p.name.name, v);
+        this.observe?.(p.name.span, v);
       }
       for (const [k, s] of opts.entrySymbols ?? []) symEnv.set(k, s);
       for (const [k, s] of symEnv) if (!vars.has(k)) vars.set(k, dimValue(s));
@@ -628,6 +678,7 @@ export class Interp implements Tracer {
           let v = this.evalExpr(s.value, f);
           if (s.op !== '=') v = this.binary(s.op[0] as A.BinaryOp, f.vars.get(s.target.name)!, v, s.span);
           f.vars.set(s.target.name, v);
+          this.observe?.(s.target.span, v);
           break;
         }
         case 'if': {
@@ -649,6 +700,7 @@ export class Interp implements Tracer {
         case 'for': {
           for (const it of this.iterate(this.evalExpr(s.iter, f), s.iter.span)) {
             f.vars.set(s.name.name, it);
+            this.observe?.(s.name.span, it);
             const r = this.execBlock(s.body.stmts, f);
             if (r !== undefined) return r;
           }
@@ -856,3 +908,52 @@ function relatedFor(e: A.Expr, f: Frame): RelatedInfo[] {
 }
 
 export { isFloat };
+
+/**
+ * What a module call's result depends on, as a string (Interp.memo): the instance's parameters (which
+ * decide its members), the arguments' kinds, dtypes and symbolic shapes, and the compute dtype.
+ * undefined when a value cannot be keyed (then the call is traced).
+ */
+function callKey(inst: Instance, pos: readonly { v: Value }[], kw: ReadonlyMap<string, { v: Value }>, compute: DType): string | undefined {
+  const parts: string[] = [compute];
+  let ok = true;
+  const key = (v: Value, depth: number): string => {
+    if (depth > 8) {
+      ok = false;
+      return '';
+    }
+    switch (v.k) {
+      case 'int':
+      case 'float':
+      case 'bool':
+      case 'str':
+        return `${v.k}:${JSON.stringify(v.v)}`;
+      case 'none':
+        return 'none';
+      case 'dim':
+        return `dim:${v.s.toString()}`;
+      case 'dtype':
+        return `dtype:${v.d}`;
+      case 'tensor':
+        return `t:${v.t.dtype}[${v.t.shape.map(String).join(',')}]`;
+      case 'slot':
+        return `s:${v.slot.dtype}[${v.slot.shape.join(',')}]`;
+      case 'list':
+      case 'tuple':
+        return `${v.k}(${v.items.map((x) => key(x, depth + 1)).join(';')})`;
+      case 'module':
+        if (!v.inst.decl) {
+          ok = false;
+          return '';
+        }
+        return `m:${v.inst.decl.name.name}@${v.inst.decl.span.file}:${v.inst.decl.span.start.offset}{${[...v.inst.env].map(([k, x]) => `${k}=${key(x, depth + 1)}`).join(',')}}`;
+      default:
+        ok = false;
+        return '';
+    }
+  };
+  parts.push(key({ k: 'module', inst }, 0));
+  for (const a of pos) parts.push(key(a.v, 0));
+  for (const [k, a] of kw) parts.push(`${k}=${key(a.v, 0)}`);
+  return ok ? parts.join('|') : undefined;
+}

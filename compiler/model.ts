@@ -4,12 +4,15 @@
  * compiler, in a registry keyed by the model object.
  */
 import type * as A from '../grammar/ast.ts';
-import type { Diagnostic } from '../core/diagnostics.ts';
+import type { Diagnostic, Span } from '../core/diagnostics.ts';
 import type { IrGraph } from '../core/ir.ts';
 import type { Keymap } from '../core/keymap.ts';
 import type { DtypePolicy } from './policy.ts';
-import type { Host, Program } from './program.ts';
-import type { Instance } from './values.ts';
+import type { Host, ParseCache, Program } from './program.ts';
+import type { Instance, Value } from './values.ts';
+
+/** Sees the span and value of every expression evaluated and every name bound (editor hovers). */
+export type Observer = (span: Span, v: Value) => void;
 
 export interface ConfigInput {
   /** Values from a --config JSON file (flat; extra keys are warned about). */
@@ -29,6 +32,10 @@ export interface CompileOptions {
   readonly config?: ConfigInput;
   /** Override dtype policy rules (`--dtype compute=bf16`): rule -> dtype name / cast|exact. */
   readonly dtype?: Readonly<Record<string, string>>;
+  /** Sees every value of the elaboration (config, members, module-level lets): the editor's hovers. */
+  readonly observe?: Observer;
+  /** Parses kept between compiles (the editor: unchanged files are not parsed again). ASTs are read-only. */
+  readonly parseCache?: ParseCache;
 }
 
 export interface EntryInfo {
@@ -58,7 +65,18 @@ export interface TraceOptions {
    * where they follow from these, and asserts over them are checked now (a request checked before compute).
    */
   readonly bind?: Readonly<Record<string, number>>;
+  /** Sees every value of the trace: the editor's hovers. */
+  readonly observe?: Observer;
+  /**
+   * Check only: trace each distinct module call once (Interp.memo), sharing the results through this map
+   * (one map may serve several traces of the same compiled model: the entry paths of a check). The
+   * diagnostics are the same; the graph is not fit to run or emit. For the editor's check as you type (lsp/).
+   */
+  readonly memo?: CallMemo;
 }
+
+/** Results of module calls by module and call key (Interp.memo). */
+export type CallMemo = Map<A.ModuleDecl, Map<string, Value>>;
 
 export interface TraceResult {
   readonly graph?: IrGraph;

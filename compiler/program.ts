@@ -41,7 +41,10 @@ export function displayPath(p: string, cwd = process.cwd()): string {
   return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel.split(path.sep).join('/') : p;
 }
 
-export function loadProgram(rootPath: string, host: Host, opts: { rootText?: string; cwd?: string } = {}): Program {
+/** Parses kept between compiles by file path (the editor's re-checks: std/ is parsed once). */
+export type ParseCache = Map<string, { readonly text: string; readonly display: string; readonly result: ReturnType<typeof parse> }>;
+
+export function loadProgram(rootPath: string, host: Host, opts: { rootText?: string; cwd?: string; parseCache?: ParseCache } = {}): Program {
   const diagnostics: Diagnostic[] = [];
   const files = new Map<string, LoadedFile>();
   const scopes = new Map<string, Map<string, GlobalDecl>>();
@@ -53,7 +56,9 @@ export function loadProgram(rootPath: string, host: Host, opts: { rootText?: str
     const t = text ?? host.readFile(p);
     if (t === undefined) return undefined;
     const display = displayPath(p, opts.cwd);
-    const r = parse(t, display);
+    const cached = opts.parseCache?.get(p);
+    const r = cached && cached.text === t && cached.display === display ? cached.result : parse(t, display);
+    if (opts.parseCache && r !== cached?.result) opts.parseCache.set(p, { text: t, display, result: r });
     diagnostics.push(...r.diagnostics);
     const f: LoadedFile = { path: p, display, text: t, ast: r.ast };
     files.set(p, f);

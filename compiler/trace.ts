@@ -30,6 +30,8 @@ export function traceEntry(model: CompiledModel, entry: string, opts: TraceOptio
   interp.policy = model.policy;
   interp.compute = model.policy.compute;
   interp.graph = g;
+  interp.observe = opts.observe;
+  interp.memo = opts.memo;
   const file = (root.file ?? model.program.root) as LoadedFile;
   try {
     const pos: { v: Value; span: Span }[] = [];

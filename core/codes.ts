@@ -140,6 +140,7 @@ export const CODES = {
   SORA7009: e('configuration', 'interrupted', { exit: 130 }),
   SORA7010: e('configuration', 'model does not compile'),
   SORA7020: e('configuration', 'output would replace or modify an input'),
+  SORA7080: e('configuration', 'invalid workspace config (sorac.json)'),
   // pipelines and generation: declarations (80xx)
   SORA8001: e('generation', 'unknown or missing pipeline component'),
   SORA8002: e('generation', 'component weights source missing or not allowed'),

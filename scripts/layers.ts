@@ -2,6 +2,7 @@
  * The layering of sorac's source tree, as data, and a checker for it (docs/adr/006-layers.md).
  *
  *   core  <-  grammar  <-  compiler  <-  api  <-  cli
+ *   core, grammar, compiler, api  <-  lsp  <-  cli
  *   core  <-  runtime/formats  <-  runtime/weights  <-  runtime/{execution,training,migrate}  <-  api
  *   core  <-  runtime/devices  <-  runtime/execution, api
  *   core  <-  runtime/{text,sampling,media}  <-  api
@@ -50,13 +51,15 @@ export const LAYERS: Readonly<Record<string, Layer>> = {
     mayImport: ['core', 'grammar', 'compiler', 'runtime/formats', 'runtime/weights', 'runtime/devices', 'runtime/execution', 'runtime/training', 'runtime/migrate', 'runtime/text', 'runtime/sampling', 'runtime/media'],
     packages: [],
   },
-  cli: { paths: ['cli/'], mayImport: ['core', 'api'], packages: ['commander'] },
+  /** the language server (`sorac lsp`): editor services over the compiler's analysis */
+  lsp: { paths: ['lsp/'], mayImport: ['core', 'grammar', 'compiler', 'api'], packages: ['vscode-languageserver', 'vscode-languageserver-textdocument'] },
+  cli: { paths: ['cli/'], mayImport: ['core', 'api', 'lsp'], packages: ['commander'] },
   /** the package's public entry point */
   index: { paths: ['index.ts'], mayImport: ['core', 'api'], packages: [] },
 };
 
 /** Folders scanned (tests, bench and scripts may import anything and are not scanned). */
-export const SOURCE_ROOTS = ['index.ts', 'core', 'grammar', 'compiler', 'runtime', 'api', 'cli'];
+export const SOURCE_ROOTS = ['index.ts', 'core', 'grammar', 'compiler', 'runtime', 'api', 'lsp', 'cli'];
 
 export interface ImportRef {
   readonly from: string;

@@ -6,10 +6,11 @@ import { registerDoctor } from './doctor.ts';
 import { registerFmt } from './fmt.ts';
 import { registerGenerate } from './generate.ts';
 import { registerInspect } from './inspect.ts';
+import { registerLsp } from './lsp.ts';
 import { registerMigrate } from './migrate.ts';
 import { registerRun } from './run.ts';
 import { registerSetup } from './setup.ts';
 import { registerVerify } from './verify.ts';
 
 // One import per command file; keep this list sorted.
-export const commands: RegisterCommand[] = [registerBuild, registerCheck, registerCkpt, registerDoctor, registerFmt, registerGenerate, registerInspect, registerMigrate, registerRun, registerSetup, registerVerify];
+export const commands: RegisterCommand[] = [registerBuild, registerCheck, registerCkpt, registerDoctor, registerFmt, registerGenerate, registerInspect, registerLsp, registerMigrate, registerRun, registerSetup, registerVerify];

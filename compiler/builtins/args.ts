@@ -5,29 +5,41 @@ import type { DType } from '../../core/dtype.ts';
 import type { BuiltinCtx } from '../context.ts';
 import { Sym } from '../sym.ts';
 import { type Tensor, type Value, typeName } from '../values.ts';
+import { BUILTIN_REFERENCE, signatureText } from './reference.ts';
 
-export type Arg = { v: Value; span: Span; name?: Ident };
+/** An argument; `fn` and `param` name the builtin and parameter it was bound to (for messages). */
+export type Arg = { v: Value; span: Span; name?: Ident; fn?: string; param?: string };
 export type Builtin = (ctx: BuiltinCtx, pos: Arg[], kw: Map<string, Arg>) => Value;
 
-/** Bind builtin arguments by a parameter list; names ending in `?` are optional. */
-export function sig(ctx: BuiltinCtx, name: string, pos: Arg[], kw: Map<string, Arg>, params: string[]): Record<string, Arg | undefined> {
+/** Bind builtin arguments by the builtin's parameter list in BUILTIN_REFERENCE; names ending in `?` are optional. */
+export function sig(ctx: BuiltinCtx, name: string, pos: Arg[], kw: Map<string, Arg>): Record<string, Arg | undefined> {
+  const ref = BUILTIN_REFERENCE[name];
+  if (!ref) throw new Error(`builtin ${name} has no entry in compiler/builtins/reference.ts`);
+  const params = ref.params;
   const names = params.map((p) => p.replace(/\?$/, ''));
+  const shown = signatureText(name);
   const out: Record<string, Arg | undefined> = {};
-  if (pos.length > params.length) ctx.interp.error('SORA2006', `${name}() takes at most ${params.length} arguments (${names.join(', ')}), got ${pos.length}`, pos[params.length]!.span);
-  pos.forEach((a, i) => (out[names[i]!] = a));
+  if (pos.length > params.length) ctx.interp.error('SORA2006', `${name}() takes at most ${params.length} arguments (${names.join(', ')}), got ${pos.length}`, pos[params.length]!.span, { hint: shown });
+  pos.forEach((a, i) => (out[names[i]!] = { ...a, fn: name, param: names[i]! }));
   for (const [k, a] of kw) {
-    if (!names.includes(k)) ctx.interp.error('SORA2007', `${name}() has no parameter "${k}"`, a.name?.span ?? a.span, { hint: `parameters: ${names.join(', ')}` });
-    if (out[k]) ctx.interp.error('SORA2002', `${name}(): "${k}" given twice`, a.span);
-    out[k] = a;
+    if (!names.includes(k)) ctx.interp.error('SORA2007', `${name}() has no parameter "${k}"`, a.name?.span ?? a.span, { hint: `parameters: ${names.join(', ')}; ${shown}` });
+    if (out[k]) ctx.interp.error('SORA2002', `${name}(): "${k}" given twice`, a.span, { hint: shown });
+    out[k] = { ...a, fn: name, param: k };
   }
   params.forEach((p, i) => {
     if (!p.endsWith('?') && (!out[names[i]!] || out[names[i]!]!.v.k === 'none') && out[names[i]!]?.v.k !== 'none')
-      ctx.interp.error('SORA2008', `${name}() is missing argument "${names[i]}"`, ctx.span, { hint: `${name}(${names.join(', ')})` });
+      ctx.interp.error('SORA2008', `${name}() is missing argument "${names[i]}"`, ctx.span, { hint: shown });
   });
   return out;
 }
 
-export const T = (ctx: BuiltinCtx, a: Arg | undefined): Tensor => ctx.interp.tensorOf(a!.v, a!.span);
+/** The tensor an argument holds; anything else is an error that names the builtin's signature. */
+export const T = (ctx: BuiltinCtx, a: Arg | undefined): Tensor => {
+  if (a?.fn && a.v.k !== 'tensor' && a.v.k !== 'slot') {
+    ctx.interp.error('SORA3001', `${a.fn}(): ${a.param ? `"${a.param}" ` : ''}expected a tensor, got ${typeName(a.v)}`, a.span, { hint: `${signatureText(a.fn)}: ${BUILTIN_REFERENCE[a.fn]!.doc}` });
+  }
+  return ctx.interp.tensorOf(a!.v, a!.span);
+};
 export const Topt = (ctx: BuiltinCtx, a: Arg | undefined): Tensor | undefined => (a && a.v.k !== 'none' ? T(ctx, a) : undefined);
 export function I(ctx: BuiltinCtx, a: Arg | undefined, d?: number): number {
   if (!a || a.v.k === 'none') {

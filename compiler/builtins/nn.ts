@@ -41,14 +41,14 @@ function lastDimCheck(ctx: BuiltinCtx, x: Tensor, w: Tensor | undefined, what: s
 
 export const ACTIVATION_BUILTINS: Record<string, Builtin> = {
   silu(ctx, pos, kw) {
-    const a = sig(ctx, 'silu', pos, kw, ['x']);
+    const a = sig(ctx, 'silu', pos, kw);
     const t = T(ctx, a.x);
     ops.requireFloat(ctx, t, 'silu');
     // one kernel upstream: computed in f32 inside, rounded once in reduced precision
     return tv(f32Island(ctx, t, (x) => ops.binary(ctx, '*', x, ops.unary(ctx, 'Sigmoid', x)), 'silu kernel'));
   },
   gelu(ctx, pos, kw) {
-    const a = sig(ctx, 'gelu', pos, kw, ['x', 'approximate?']);
+    const a = sig(ctx, 'gelu', pos, kw);
     const t = T(ctx, a.x);
     ops.requireFloat(ctx, t, 'gelu');
     const mode = S(ctx, a.approximate, 'none');
@@ -57,7 +57,7 @@ export const ACTIVATION_BUILTINS: Record<string, Builtin> = {
     return tv(f32Island(ctx, t, (x) => (mode === 'tanh' ? geluTanh(ctx, x) : geluErf(ctx, x)), 'gelu kernel'));
   },
   softmax(ctx, pos, kw) {
-    const a = sig(ctx, 'softmax', pos, kw, ['x', 'dim?']);
+    const a = sig(ctx, 'softmax', pos, kw);
     const dim = I(ctx, a.dim, -1);
     return tv(maybeIsland(ctx, 'softmax', T(ctx, a.x), (x) => ops.softmax(ctx, x, dim)));
   },
@@ -77,7 +77,7 @@ export const ACTIVATION_BUILTINS: Record<string, Builtin> = {
     return reduceFn(ctx, pos, kw, 'amax', 'ReduceMax');
   },
   matmul(ctx, pos, kw) {
-    const a = sig(ctx, 'matmul', pos, kw, ['a', 'b']);
+    const a = sig(ctx, 'matmul', pos, kw);
     return tv(ops.matmul(ctx, T(ctx, a.a), T(ctx, a.b), a.a!.span, a.b!.span));
   },
   // ---- creation ----
@@ -85,7 +85,7 @@ export const ACTIVATION_BUILTINS: Record<string, Builtin> = {
 
 export const LAYER_BUILTINS: Record<string, Builtin> = {
   linear(ctx, pos, kw) {
-    const a = sig(ctx, 'linear', pos, kw, ['x', 'weight', 'bias?']);
+    const a = sig(ctx, 'linear', pos, kw);
     const x = T(ctx, a.x);
     const w = T(ctx, a.weight);
     const b = Topt(ctx, a.bias);
@@ -107,7 +107,7 @@ export const LAYER_BUILTINS: Record<string, Builtin> = {
     return tv(ops.reshape(ctx, y, [...lead, outF]));
   },
   conv(ctx, pos, kw) {
-    const a = sig(ctx, 'conv', pos, kw, ['x', 'weight', 'bias?', 'stride?', 'padding?', 'dilation?', 'groups?']);
+    const a = sig(ctx, 'conv', pos, kw);
     const x = T(ctx, a.x);
     const w = T(ctx, a.weight);
     const b = Topt(ctx, a.bias);
@@ -124,7 +124,7 @@ export const LAYER_BUILTINS: Record<string, Builtin> = {
     return tv(ops.conv(ctx, x, w, b, strides, allPads, dil, I(ctx, a.groups, 1)));
   },
   layer_norm(ctx, pos, kw) {
-    const a = sig(ctx, 'layer_norm', pos, kw, ['x', 'weight?', 'bias?', 'eps?']);
+    const a = sig(ctx, 'layer_norm', pos, kw);
     const x = T(ctx, a.x);
     ops.requireFloat(ctx, x, 'layer_norm');
     const w = Topt(ctx, a.weight);
@@ -146,7 +146,7 @@ export const LAYER_BUILTINS: Record<string, Builtin> = {
   },
   rms_norm(ctx, pos, kw) {
     // y = weight * cast_back(x32 * rsqrt(mean(x32^2) + eps)) as LlamaRMSNorm / Flux RMSNorm
-    const a = sig(ctx, 'rms_norm', pos, kw, ['x', 'weight?', 'eps?']);
+    const a = sig(ctx, 'rms_norm', pos, kw);
     const x = T(ctx, a.x);
     ops.requireFloat(ctx, x, 'rms_norm');
     const w = Topt(ctx, a.weight);
@@ -160,7 +160,7 @@ export const LAYER_BUILTINS: Record<string, Builtin> = {
     return tv(w ? ops.binary(ctx, '*', w.dtype === y.dtype ? w : ops.cast(ctx, w, y.dtype), y) : y);
   },
   group_norm(ctx, pos, kw) {
-    const a = sig(ctx, 'group_norm', pos, kw, ['x', 'groups', 'weight?', 'bias?', 'eps?']);
+    const a = sig(ctx, 'group_norm', pos, kw);
     const x = T(ctx, a.x);
     ops.requireFloat(ctx, x, 'group_norm');
     const G = I(ctx, a.groups);
@@ -189,18 +189,18 @@ export const LAYER_BUILTINS: Record<string, Builtin> = {
     );
   },
   embedding(ctx, pos, kw) {
-    const a = sig(ctx, 'embedding', pos, kw, ['ids', 'table']);
+    const a = sig(ctx, 'embedding', pos, kw);
     const ids = T(ctx, a.ids);
     if (!isInt(ids.dtype)) ctx.interp.error('SORA3008', `embedding ids must be integers, got ${ids.dtype}`, a.ids!.span);
     return tv(ops.gatherScalar(ctx, T(ctx, a.table), 0, ids));
   },
   gather(ctx, pos, kw) {
-    const a = sig(ctx, 'gather', pos, kw, ['x', 'dim', 'index']);
+    const a = sig(ctx, 'gather', pos, kw);
     return tv(ops.gatherScalar(ctx, T(ctx, a.x), I(ctx, a.dim), ops.asTensor(ctx, a.index!.v, 'i64', a.index!.span)));
   },
   attention(ctx, pos, kw) {
     // softmax(q k^T * scale + bias) v, with the softmax in f32 as the reference implementations do
-    const a = sig(ctx, 'attention', pos, kw, ['q', 'k', 'v', 'bias?', 'scale?']);
+    const a = sig(ctx, 'attention', pos, kw);
     const q = T(ctx, a.q);
     const k = T(ctx, a.k);
     const v = T(ctx, a.v);
@@ -217,7 +217,7 @@ export const LAYER_BUILTINS: Record<string, Builtin> = {
   },
   interpolate(ctx, pos, kw) {
     // nearest-neighbour upsampling by integer factors over the trailing spatial axes
-    const a = sig(ctx, 'interpolate', pos, kw, ['x', 'scale_factor', 'mode?']);
+    const a = sig(ctx, 'interpolate', pos, kw);
     const x = T(ctx, a.x);
     const mode = S(ctx, a.mode, 'nearest');
     if (mode !== 'nearest') ctx.interp.error('SORA3012', `interpolate mode "${mode}" is not supported (nearest)`, ctx.span);
@@ -231,7 +231,7 @@ export const LAYER_BUILTINS: Record<string, Builtin> = {
 };
 
 function reduceFn(ctx: BuiltinCtx, pos: Arg[], kw: Map<string, Arg>, name: string, op: 'ReduceMean' | 'ReduceSum' | 'ReduceMax'): Value {
-  const a = sig(ctx, name, pos, kw, ['x', 'dim?', 'keepdim?']);
+  const a = sig(ctx, name, pos, kw);
   const t = T(ctx, a.x);
   const axes = a.dim ? ints(ctx, a.dim) : [...t.shape.keys()];
   return tv(ops.reduce(ctx, op, t, axes, Bo(ctx, a.keepdim, false)));

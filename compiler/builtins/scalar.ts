@@ -12,7 +12,7 @@ import { type Arg, type Builtin, Dt, I, listOf, sig, T, tv } from './args.ts';
 /** Compile-time math on numbers, tensor op otherwise. */
 export function mathFn(onnx: string, f: (x: number) => number, needFloat = true): Builtin {
   return (ctx, pos, kw) => {
-    const a = sig(ctx, onnx.toLowerCase(), pos, kw, ['x']);
+    const a = sig(ctx, onnx.toLowerCase(), pos, kw);
     const v = a.x!.v;
     if (v.k === 'int' || v.k === 'float') return { k: 'float', v: f(v.v) };
     const t = T(ctx, a.x);
@@ -63,7 +63,7 @@ export function erf(x: number): number {
 export const SCALAR_BUILTINS: Record<string, Builtin> = {
   // ---- compile-time helpers ----
   range(ctx, pos, kw) {
-    const a = sig(ctx, 'range', pos, kw, ['a', 'b?', 'step?']);
+    const a = sig(ctx, 'range', pos, kw);
     const x = I(ctx, a.a);
     const [lo, hi] = a.b ? [x, I(ctx, a.b)] : [0, x];
     const st = I(ctx, a.step, 1);
@@ -76,7 +76,7 @@ export const SCALAR_BUILTINS: Record<string, Builtin> = {
     return { k: 'list', items };
   },
   len(ctx, pos, kw) {
-    const a = sig(ctx, 'len', pos, kw, ['x']);
+    const a = sig(ctx, 'len', pos, kw);
     const v = a.x!.v;
     if (v.k === 'list' || v.k === 'tuple') return { k: 'int', v: v.items.length };
     if (v.k === 'str') return { k: 'int', v: v.v.length };
@@ -84,7 +84,7 @@ export const SCALAR_BUILTINS: Record<string, Builtin> = {
     return ctx.interp.error('SORA3001', `len() of ${typeName(v)}`, a.x!.span);
   },
   int(ctx, pos, kw) {
-    const a = sig(ctx, 'int', pos, kw, ['x']);
+    const a = sig(ctx, 'int', pos, kw);
     const v = a.x!.v;
     if (v.k === 'int' || v.k === 'dim') return v;
     if (v.k === 'float') return { k: 'int', v: Math.trunc(v.v) };
@@ -93,7 +93,7 @@ export const SCALAR_BUILTINS: Record<string, Builtin> = {
     return ctx.interp.error('SORA3001', `int() of ${typeName(v)}`, a.x!.span);
   },
   float(ctx, pos, kw) {
-    const a = sig(ctx, 'float', pos, kw, ['x']);
+    const a = sig(ctx, 'float', pos, kw);
     const v = a.x!.v;
     if (v.k === 'int' || v.k === 'float') return { k: 'float', v: v.v };
     if (v.k === 'dim') return tv(ops.dimTensor(ctx, v.s, 'f32'));
@@ -107,7 +107,7 @@ export const SCALAR_BUILTINS: Record<string, Builtin> = {
     return minmax(ctx, pos, kw, 'max');
   },
   prod(ctx, pos, kw) {
-    const a = sig(ctx, 'prod', pos, kw, ['xs']);
+    const a = sig(ctx, 'prod', pos, kw);
     let acc: Sym = Sym.const(1);
     for (const v of listOf(ctx, a.xs)) {
       if (v.k === 'int') acc = acc.mul(v.v);
@@ -117,7 +117,7 @@ export const SCALAR_BUILTINS: Record<string, Builtin> = {
     return dimValue(acc);
   },
   round(ctx, pos, kw) {
-    const a = sig(ctx, 'round', pos, kw, ['x']);
+    const a = sig(ctx, 'round', pos, kw);
     const v = a.x!.v;
     if (v.k === 'int') return v;
     if (v.k === 'float') return { k: 'int', v: roundHalfEven(v.v) };
@@ -137,7 +137,7 @@ export const SCALAR_BUILTINS: Record<string, Builtin> = {
   abs: mathFn('Abs', Math.abs, false),
   neg: mathFn('Neg', (x) => -x, false),
   rsqrt(ctx, pos, kw) {
-    const a = sig(ctx, 'rsqrt', pos, kw, ['x']);
+    const a = sig(ctx, 'rsqrt', pos, kw);
     const v = a.x!.v;
     if (v.k === 'int' || v.k === 'float') return { k: 'float', v: 1 / Math.sqrt(v.v) };
     const t = T(ctx, a.x);
@@ -145,7 +145,7 @@ export const SCALAR_BUILTINS: Record<string, Builtin> = {
   },
   dtype_min(ctx, pos, kw) {
     // torch.finfo(dtype).min: the large negative used for additive attention masks
-    const a = sig(ctx, 'dtype_min', pos, kw, ['dtype']);
+    const a = sig(ctx, 'dtype_min', pos, kw);
     const d = Dt(ctx, a.dtype);
     const MIN: Partial<Record<DType, number>> = { f32: -3.4028234663852886e38, f64: -Number.MAX_VALUE, bf16: -3.3895313892515355e38, f16: -65504 };
     if (MIN[d] === undefined) ctx.interp.error('SORA3012', `dtype_min needs a floating dtype, got ${d}`, a.dtype!.span);
@@ -153,7 +153,7 @@ export const SCALAR_BUILTINS: Record<string, Builtin> = {
   },
   compute_dtype(ctx, pos, kw) {
     // the compute dtype in effect here (the policy's, or the enclosing island's)
-    sig(ctx, 'compute_dtype', pos, kw, []);
+    sig(ctx, 'compute_dtype', pos, kw);
     return { k: 'dtype', d: ctx.compute };
   },
   // ---- shapes ----

@@ -10,13 +10,13 @@ import { type Arg, type Builtin, Dt, dims, F, I, ints, listOf, S, sig, T, tv } f
 
 export const SHAPE_BUILTINS: Record<string, Builtin> = {
   shape(ctx, pos, kw) {
-    const a = sig(ctx, 'shape', pos, kw, ['x', 'dim?']);
+    const a = sig(ctx, 'shape', pos, kw);
     const t = T(ctx, a.x);
     if (a.dim) return dimValue(t.shape[ops.normAxis(ctx, I(ctx, a.dim), t.shape.length)]!);
     return { k: 'tuple', items: t.shape.map(dimValue) };
   },
   reshape(ctx, pos, kw) {
-    const a = sig(ctx, 'reshape', pos, kw, ['x', 'shape']);
+    const a = sig(ctx, 'reshape', pos, kw);
     const t = T(ctx, a.x);
     let ds = dims(ctx, a.shape!);
     const neg = ds.findIndex((d) => d.value() === -1);
@@ -29,7 +29,7 @@ export const SHAPE_BUILTINS: Record<string, Builtin> = {
     return tv(ops.reshape(ctx, t, ds));
   },
   flatten(ctx, pos, kw) {
-    const a = sig(ctx, 'flatten', pos, kw, ['x', 'start?', 'end?']);
+    const a = sig(ctx, 'flatten', pos, kw);
     const t = T(ctx, a.x);
     const r = t.shape.length;
     const s = ops.normAxis(ctx, I(ctx, a.start, 0), r);
@@ -37,7 +37,7 @@ export const SHAPE_BUILTINS: Record<string, Builtin> = {
     return tv(ops.reshape(ctx, t, [...t.shape.slice(0, s), ops.numel(t.shape.slice(s, e + 1)), ...t.shape.slice(e + 1)]));
   },
   transpose(ctx, pos, kw) {
-    const a = sig(ctx, 'transpose', pos, kw, ['x', 'a', 'b']);
+    const a = sig(ctx, 'transpose', pos, kw);
     const t = T(ctx, a.x);
     const r = t.shape.length;
     const i = ops.normAxis(ctx, I(ctx, a.a), r);
@@ -48,31 +48,31 @@ export const SHAPE_BUILTINS: Record<string, Builtin> = {
     return tv(ops.transpose(ctx, t, perm));
   },
   permute(ctx, pos, kw) {
-    const a = sig(ctx, 'permute', pos, kw, ['x', 'dims']);
+    const a = sig(ctx, 'permute', pos, kw);
     const t = T(ctx, a.x);
     const p = ints(ctx, a.dims).map((d) => ops.normAxis(ctx, d, t.shape.length));
     if (p.length !== t.shape.length || new Set(p).size !== p.length) ctx.interp.error('SORA3012', `permute([${p.join(', ')}]) is not a permutation of ${t.shape.length} axes`, ctx.span);
     return tv(ops.transpose(ctx, t, p));
   },
   unsqueeze(ctx, pos, kw) {
-    const a = sig(ctx, 'unsqueeze', pos, kw, ['x', 'dim']);
+    const a = sig(ctx, 'unsqueeze', pos, kw);
     return tv(ops.unsqueeze(ctx, T(ctx, a.x), ints(ctx, a.dim)));
   },
   squeeze(ctx, pos, kw) {
-    const a = sig(ctx, 'squeeze', pos, kw, ['x', 'dim']);
+    const a = sig(ctx, 'squeeze', pos, kw);
     return tv(ops.squeeze(ctx, T(ctx, a.x), ints(ctx, a.dim)));
   },
   expand(ctx, pos, kw) {
-    const a = sig(ctx, 'expand', pos, kw, ['x', 'shape']);
+    const a = sig(ctx, 'expand', pos, kw);
     return tv(ops.expand(ctx, T(ctx, a.x), dims(ctx, a.shape!)));
   },
   concat(ctx, pos, kw) {
-    const a = sig(ctx, 'concat', pos, kw, ['xs', 'dim?']);
+    const a = sig(ctx, 'concat', pos, kw);
     const ts = listOf(ctx, a.xs).map((v) => ctx.interp.tensorOf(v, a.xs!.span));
     return tv(ops.concat(ctx, ts, I(ctx, a.dim, 0)));
   },
   stack(ctx, pos, kw) {
-    const a = sig(ctx, 'stack', pos, kw, ['xs', 'dim?']);
+    const a = sig(ctx, 'stack', pos, kw);
     const d = I(ctx, a.dim, 0);
     const ts = listOf(ctx, a.xs).map((v) => ctx.interp.tensorOf(v, a.xs!.span));
     const r = ts[0]!.shape.length + 1;
@@ -80,7 +80,7 @@ export const SHAPE_BUILTINS: Record<string, Builtin> = {
     return tv(ops.concat(ctx, ts.map((t) => ops.unsqueeze(ctx, t, [ax])), ax));
   },
   split(ctx, pos, kw) {
-    const a = sig(ctx, 'split', pos, kw, ['x', 'sizes', 'dim?']);
+    const a = sig(ctx, 'split', pos, kw);
     const t = T(ctx, a.x);
     const ax = ops.normAxis(ctx, I(ctx, a.dim, 0), t.shape.length);
     let sizes: Sym[];
@@ -96,7 +96,7 @@ export const SHAPE_BUILTINS: Record<string, Builtin> = {
     return { k: 'tuple', items: ops.split(ctx, t, sizes, ax).map(tv) };
   },
   chunk(ctx, pos, kw) {
-    const a = sig(ctx, 'chunk', pos, kw, ['x', 'n', 'dim?']);
+    const a = sig(ctx, 'chunk', pos, kw);
     const t = T(ctx, a.x);
     const n = I(ctx, a.n);
     const ax = ops.normAxis(ctx, I(ctx, a.dim, 0), t.shape.length);
@@ -105,7 +105,7 @@ export const SHAPE_BUILTINS: Record<string, Builtin> = {
     return { k: 'tuple', items: ops.split(ctx, t, Array.from({ length: n }, () => dim.floorDiv(n)), ax).map(tv) };
   },
   unbind(ctx, pos, kw) {
-    const a = sig(ctx, 'unbind', pos, kw, ['x', 'dim?']);
+    const a = sig(ctx, 'unbind', pos, kw);
     const t = T(ctx, a.x);
     const ax = ops.normAxis(ctx, I(ctx, a.dim, 0), t.shape.length);
     const n = t.shape[ax]!.value();
@@ -124,7 +124,7 @@ export const SHAPE_BUILTINS: Record<string, Builtin> = {
   },
   pad(ctx, pos, kw) {
     // pad(x, [(before, after) per axis from the LAST axis backwards, like torch F.pad], mode, value)
-    const a = sig(ctx, 'pad', pos, kw, ['x', 'pads', 'mode?', 'value?']);
+    const a = sig(ctx, 'pad', pos, kw);
     const t = T(ctx, a.x);
     const flat = listOf(ctx, a.pads).map((v) => (v.k === 'int' ? Sym.const(v.v) : v.k === 'dim' ? v.s : ctx.interp.error('SORA3010', `pad amounts must be ints or dimensions, got ${typeName(v)}`, a.pads!.span)));
     if (flat.length % 2 || flat.length / 2 > t.shape.length) ctx.interp.error('SORA3012', `pad() takes (before, after) pairs starting from the last axis, got ${flat.length} numbers for a rank-${t.shape.length} tensor`, ctx.span);
@@ -139,7 +139,7 @@ export const SHAPE_BUILTINS: Record<string, Builtin> = {
     // torch.narrow: x[..., start : start + length, ...] along `dim`. start may be an int, a
     // dimension or a runtime integer scalar tensor (then, without a length, the result's size
     // along `dim` is a new symbol `name`, read back from the result's shape where needed).
-    const a = sig(ctx, 'narrow', pos, kw, ['x', 'dim', 'start', 'length?', 'name?']);
+    const a = sig(ctx, 'narrow', pos, kw);
     const t = T(ctx, a.x);
     const ax = ops.normAxis(ctx, I(ctx, a.dim), t.shape.length);
     const sv = a.start!.v;
@@ -167,7 +167,7 @@ export const SHAPE_BUILTINS: Record<string, Builtin> = {
   },
   pad_to_multiple(ctx, pos, kw) {
     // zero-pad the trailing axes at the end so each becomes a multiple of the given factor
-    const a = sig(ctx, 'pad_to_multiple', pos, kw, ['x', 'multiples', 'mode?']);
+    const a = sig(ctx, 'pad_to_multiple', pos, kw);
     const t = T(ctx, a.x);
     const ms = ints(ctx, a.multiples);
     if (ms.length > t.shape.length) ctx.interp.error('SORA3012', `pad_to_multiple got ${ms.length} factors for a rank-${t.shape.length} tensor`, ctx.span);
@@ -185,7 +185,7 @@ export const SHAPE_BUILTINS: Record<string, Builtin> = {
     return tv({ ...padded, shape });
   },
   ceil_div(ctx, pos, kw) {
-    const a = sig(ctx, 'ceil_div', pos, kw, ['a', 'b']);
+    const a = sig(ctx, 'ceil_div', pos, kw);
     const b = I(ctx, a.b);
     if (b <= 0) ctx.interp.error('SORA3014', 'ceil_div by a non-positive number', ctx.span);
     const v = a.a!.v;
@@ -195,11 +195,11 @@ export const SHAPE_BUILTINS: Record<string, Builtin> = {
   },
   // ---- elementwise / math ----
   cast(ctx, pos, kw) {
-    const a = sig(ctx, 'cast', pos, kw, ['x', 'dtype']);
+    const a = sig(ctx, 'cast', pos, kw);
     return tv(ops.cast(ctx, T(ctx, a.x), Dt(ctx, a.dtype)));
   },
   where(ctx, pos, kw) {
-    const a = sig(ctx, 'where', pos, kw, ['cond', 'a', 'b']);
+    const a = sig(ctx, 'where', pos, kw);
     const c = T(ctx, a.cond);
     const isT = (v: Value) => v.k === 'tensor' || v.k === 'slot';
     const x = isT(a.a!.v) ? T(ctx, a.a) : undefined;
@@ -208,20 +208,20 @@ export const SHAPE_BUILTINS: Record<string, Builtin> = {
     return tv(ops.where(ctx, c, x ?? ops.asTensor(ctx, a.a!.v, like, a.a!.span), y ?? ops.asTensor(ctx, a.b!.v, like, a.b!.span)));
   },
   clamp(ctx, pos, kw) {
-    const a = sig(ctx, 'clamp', pos, kw, ['x', 'min?', 'max?']);
+    const a = sig(ctx, 'clamp', pos, kw);
     const t = T(ctx, a.x);
     const lo = a.min && a.min.v.k !== 'none' ? ops.asTensor(ctx, a.min.v, t.dtype, a.min.span).ir : null;
     const hi = a.max && a.max.v.k !== 'none' ? ops.asTensor(ctx, a.max.v, t.dtype, a.max.span).ir : null;
     return tv(ops.mk(ctx, 'Clip', [t.ir, lo, hi], t.dtype, t.shape));
   },
   maximum(ctx, pos, kw) {
-    const a = sig(ctx, 'maximum', pos, kw, ['a', 'b']);
+    const a = sig(ctx, 'maximum', pos, kw);
     const x = T(ctx, a.a);
     const y = ops.asTensor(ctx, a.b!.v, x.dtype, a.b!.span);
     return tv(ops.mk(ctx, 'Max', [x.ir, y.ir], x.dtype, ops.broadcast(ctx, x.shape, y.shape, 'maximum')));
   },
   minimum(ctx, pos, kw) {
-    const a = sig(ctx, 'minimum', pos, kw, ['a', 'b']);
+    const a = sig(ctx, 'minimum', pos, kw);
     const x = T(ctx, a.a);
     const y = ops.asTensor(ctx, a.b!.v, x.dtype, a.b!.span);
     return tv(ops.mk(ctx, 'Min', [x.ir, y.ir], x.dtype, ops.broadcast(ctx, x.shape, y.shape, 'minimum')));
@@ -231,7 +231,7 @@ export const SHAPE_BUILTINS: Record<string, Builtin> = {
 export const CREATION_BUILTINS: Record<string, Builtin> = {
   arange(ctx, pos, kw) {
     // arange(n) / arange(start, end, step?), dtype=i64 by default
-    const a = sig(ctx, 'arange', pos, kw, ['a', 'b?', 'step?', 'dtype?']);
+    const a = sig(ctx, 'arange', pos, kw);
     const dt = Dt(ctx, a.dtype, 'i64');
     const sym = (x: Arg | undefined, d: number): Sym => {
       if (!x || x.v.k === 'none') return Sym.const(d);
@@ -251,7 +251,7 @@ export const CREATION_BUILTINS: Record<string, Builtin> = {
     return tv(ops.range(ctx, ops.dimTensor(ctx, lo, 'i64'), ops.dimTensor(ctx, hi, 'i64'), ops.scalar(ctx, step, 'i64'), dt, len));
   },
   full(ctx, pos, kw) {
-    const a = sig(ctx, 'full', pos, kw, ['shape', 'value', 'dtype?']);
+    const a = sig(ctx, 'full', pos, kw);
     const dt = Dt(ctx, a.dtype, ctx.compute);
     const v = F(ctx, a.value);
     const ds = dims(ctx, a.shape!);
@@ -262,12 +262,12 @@ export const CREATION_BUILTINS: Record<string, Builtin> = {
     return tv(ops.expand(ctx, ops.scalar(ctx, v, dt), ds));
   },
   zeros(ctx, pos, kw) {
-    const a = sig(ctx, 'zeros', pos, kw, ['shape', 'dtype?']);
+    const a = sig(ctx, 'zeros', pos, kw);
     return CREATION_BUILTINS.full!(ctx, [a.shape!, { v: { k: 'int', v: 0 }, span: ctx.span }], new Map(a.dtype ? [['dtype', a.dtype]] : []));
   },
   tensor(ctx, pos, kw) {
     // a constant 1-D tensor from a list of numbers known at compile time (dtype: i64 for ints, else compute)
-    const a = sig(ctx, 'tensor', pos, kw, ['values', 'dtype?']);
+    const a = sig(ctx, 'tensor', pos, kw);
     const v = a.values!.v;
     if (v.k !== 'list' && v.k !== 'tuple') ctx.interp.error('SORA3001', `tensor() takes a list of numbers, got ${typeName(v)}`, a.values!.span);
     return tv(ops.asTensor(ctx, v, a.dtype ? Dt(ctx, a.dtype) : undefined, a.values!.span));
@@ -278,7 +278,7 @@ export const CREATION_BUILTINS: Record<string, Builtin> = {
     // output along `out_dim` (default: the output dimension named `axis`). `length` names a scalar integer
     // input that is the total output extent along that dimension (the runtime gives each chunk its share).
     // Recorded as graph metadata `sorac.micro_batch` for the runtime (runtime/micro-batch.ts, docs/adr/005).
-    const a = sig(ctx, 'micro_batch', pos, kw, ['axis', 'step?', 'out_step?', 'out_dim?', 'length?']);
+    const a = sig(ctx, 'micro_batch', pos, kw);
     const axis = S(ctx, a.axis);
     const g = ctx.g as GraphBuilder | undefined;
     if (!g) return ctx.interp.error('SORA3012', 'micro_batch() declares how an entry can be micro-batched: call it in an entry body', ctx.span);
@@ -302,7 +302,7 @@ export const CREATION_BUILTINS: Record<string, Builtin> = {
     return NONE;
   },
   ones(ctx, pos, kw) {
-    const a = sig(ctx, 'ones', pos, kw, ['shape', 'dtype?']);
+    const a = sig(ctx, 'ones', pos, kw);
     return CREATION_BUILTINS.full!(ctx, [a.shape!, { v: { k: 'int', v: 1 }, span: ctx.span }], new Map(a.dtype ? [['dtype', a.dtype]] : []));
   },
   // ---- neural network primitives ----
