@@ -106,7 +106,7 @@ export const registerGenerate: RegisterCommand = (program: Command, io: CliIO, s
     .description('generate a video from a prompt with a pipeline (tokenizer, text encoder, transformer, VAE), offline')
     .option('-p, --prompt <text>', 'the prompt (repeatable: one video per prompt)', (v: string, p: string[] = []) => [...p, v], [] as string[])
     .option('--prompts <file>', 'a text file with one prompt per line')
-    .option('--negative-prompt <text>', 'use this prompt instead of the learned null caption for guidance (not in the releases)')
+    .option('--negative-prompt <text>', 'use this prompt instead of the learned null caption for guidance (not in the 1.x releases; Open-Sora 2.0: instead of "")')
     .option('-n, --num-frames <n>', 'frames (or a name such as 2s, 4x)')
     .option('-r, --resolution <res>', '144p|240p|360p|480p|720p|1080p|... or HxW')
     .option('-a, --aspect-ratio <ratio>', 'e.g. 9:16, 16:9, 1:1')
