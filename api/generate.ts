@@ -39,15 +39,18 @@ import {
   modelArgs,
   type NoiseSource,
   numFrames as parseNumFrames,
+  imageSizeV2,
+  mmditDenoiser,
   promptWithScores,
   type Release,
+  rflowV2Sample,
   RELEASE_DEFAULTS,
   RELEASES,
   sample,
   seededNoise,
   ditDenoiser,
 } from '../runtime/sampling/index.ts';
-import { openT5Tokenizer, type T5Tokenizer, textPreprocessing } from '../runtime/text/index.ts';
+import { type ClipTokenizer, openClipTokenizer, openT5Tokenizer, promptV2, type T5Tokenizer, textPreprocessing } from '../runtime/text/index.ts';
 import { checkWeights } from '../runtime/weights/load-report.ts';
 import { resolveFolder } from '../runtime/weights/resolve.ts';
 import { withAliases } from '../runtime/weights/aliases.ts';
@@ -55,6 +58,21 @@ import { describeLossy, lossyConversions } from '../runtime/weights/lossy.ts';
 import { openWeights } from '../runtime/weights/store.ts';
 import { load } from './run.ts';
 import { checkSourceFile } from './model.ts';
+
+/** The releases a pipeline follows: 1.0-1.3 (runtime/sampling/conditioning.ts) and 2.0 (MMDiT, rflow_v2, T5 + CLIP). */
+export type PipelineRelease = Release | 'v2.0';
+export const PIPELINE_RELEASES: readonly PipelineRelease[] = [...RELEASES, 'v2.0'];
+/** Open-Sora 2.0's configs/diffusion/inference/256px.py: fps_save 24, seed 42. */
+const V2_DEFAULTS = { fps: 24, seed: 42 } as const;
+
+/**
+ * Keys a component's released file holds beyond the model (skipped with a warning by transformers): the second text
+ * encoder is CLIP's text tower, and openai/clip-vit-large-patch14's model.safetensors is the whole CLIP model.
+ */
+const UNEXPECTED_OK: Readonly<Record<string, readonly string[]>> = {
+  text_encoder_2: ['vision_model.**', 'text_projection.weight', 'visual_projection.weight', 'logit_scale', 'text_model.embeddings.position_ids'],
+};
+const allowUnexpected = (c: PipelineComponent) => (UNEXPECTED_OK[c.name] ? { allowUnexpected: UNEXPECTED_OK[c.name]! } : {});
 
 /** Prompts longer than this are refused: they are cut to the tokenizer's length anyway. */
 export const MAX_PROMPT_CHARS = 20_000;
@@ -122,7 +140,7 @@ export interface StagePlan {
 }
 
 export interface GenerationPlan {
-  readonly pipeline: { readonly name: string; readonly version: string; readonly file: string; readonly release: Release };
+  readonly pipeline: { readonly name: string; readonly version: string; readonly file: string; readonly release: PipelineRelease };
   readonly prompts: readonly string[];
   readonly height: number;
   readonly width: number;
@@ -131,11 +149,13 @@ export interface GenerationPlan {
   /** Frame rate of the written video (the pipeline's save_fps, default fps). */
   readonly saveFps: number;
   readonly latentShape: readonly number[];
-  readonly scheduler: { readonly kind: 'rflow' | 'iddpm'; readonly steps: number; readonly cfgScale: number; readonly options: Readonly<Record<string, unknown>> };
+  readonly scheduler: { readonly kind: 'rflow' | 'iddpm' | 'rflow_v2'; readonly steps: number; readonly cfgScale: number; readonly options: Readonly<Record<string, unknown>> };
   readonly seed: number;
   readonly maxLength: number;
   readonly weights: readonly WeightsInfo[];
   readonly tokenizer: { readonly path: string; readonly kind: string; readonly vocabSize: number };
+  /** The second (pooled) text encoder's tokenizer (Open-Sora 2.0: CLIP at 77 tokens). */
+  readonly tokenizer2?: { readonly path: string; readonly kind: string; readonly vocabSize: number; readonly maxLength: number };
   readonly stages: readonly StagePlan[];
   /** Where the VAE decode is cut (axis and chunk size), when it declares micro-batching. */
   readonly vaeMicroBatch?: { readonly axis: string; readonly size: number };
@@ -153,7 +173,7 @@ function pipelineError(p: CompiledPipeline): SoracError {
   return new SoracError('SORA7010', `pipeline does not compile (${errs.length} error${errs.length === 1 ? '' : 's'}): ${errs.map((d) => `${d.code} ${d.message}`).join('; ')}`, { data: { diagnostics: errs } });
 }
 
-const comp = (p: CompiledPipeline, r: 'tokenizer' | 'text_encoder' | 'transformer' | 'vae' | 'scheduler'): PipelineComponent => p.components[r]!;
+const comp = (p: CompiledPipeline, r: 'tokenizer' | 'text_encoder' | 'tokenizer_2' | 'text_encoder_2' | 'transformer' | 'vae' | 'scheduler'): PipelineComponent => p.components[r]!;
 
 /** The symbol bindings that make a traced entry's input shapes equal `shapes` (by input name). */
 function bindFor(model: CompiledModel, entry: string, shapes: Readonly<Record<string, readonly number[]>>, absent: ReadonlySet<string> = new Set()): Record<string, number> {
@@ -188,9 +208,10 @@ function optionalInputs(m: CompiledModel, entry: string): string[] {
 }
 
 /** The VAE's latent [C, t, h, w] for a video [1, 3, T, H, W], from its encode entry (or the release's formula). */
-function vaeLatent(vae: PipelineComponent, release: Release, T: number, H: number, W: number): number[] {
+function vaeLatent(vae: PipelineComponent, release: PipelineRelease, T: number, H: number, W: number): number[] {
   const enc = vae.entries?.encode;
   if (!enc) {
+    if (release === 'v2.0') throw new SoracError('SORA8303', `the VAE ${vae.model!.modelName} has no encode entry to size the latent from`, { hint: 'give the VAE an `encode` entry (examples/hunyuan_vae.sora has one)' });
     const [t, h, w] = releaseLatentSize(release, { height: H, width: W, numFrames: T });
     return [RELEASE_DEFAULTS[release].latentChannels, t, h, w];
   }
@@ -212,6 +233,21 @@ function vaeDecodedFrames(vae: PipelineComponent, latent: readonly number[]): nu
   return typeof t === 'number' ? t : undefined;
 }
 
+async function tokenizerDir(p: CompiledPipeline, role: 'tokenizer' | 'tokenizer_2'): Promise<string> {
+  const t = comp(p, role);
+  const r = await resolveFolder(t.from!, { cwd: p.dir }).catch(async (e) => {
+    const f = resolvePath(p.dir, t.from!);
+    if (existsSync(f) && statSync(f).isFile()) return { dir: f };
+    throw e;
+  });
+  return r.dir;
+}
+
+/** The second tokenizer (clip_tokenizer: vocab.json + merges.txt). */
+async function resolveTokenizer2(p: CompiledPipeline): Promise<ClipTokenizer> {
+  return openClipTokenizer(await tokenizerDir(p, 'tokenizer_2'));
+}
+
 async function resolveTokenizer(p: CompiledPipeline): Promise<T5Tokenizer> {
   const t = comp(p, 'tokenizer');
   const r = await resolveFolder(t.from!, { cwd: p.dir }).catch(async (e) => {
@@ -229,9 +265,14 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
   const problems: SoracError[] = [];
   const notes: string[] = [];
   const cfg = p.config as Record<string, unknown>;
-  const release = (cfg.release ?? 'v1.2') as Release;
-  if (!(RELEASES as readonly string[]).includes(release)) throw new SoracError('SORA8005', `pipeline ${p.name}: release "${String(cfg.release)}" is not one of ${RELEASES.join(', ')}`);
-  const defaults = RELEASE_DEFAULTS[release];
+  const release = (cfg.release ?? 'v1.2') as PipelineRelease;
+  if (!(PIPELINE_RELEASES as readonly string[]).includes(release)) throw new SoracError('SORA8005', `pipeline ${p.name}: release "${String(cfg.release)}" is not one of ${PIPELINE_RELEASES.join(', ')}`);
+  const v2 = release === 'v2.0';
+  const defaults = v2 ? V2_DEFAULTS : RELEASE_DEFAULTS[release];
+  if (v2 !== (comp(p, 'scheduler').kind === 'rflow_v2'))
+    throw new SoracError('SORA8003', v2 ? `pipeline ${p.name}: release "v2.0" samples with rflow_v2, not ${comp(p, 'scheduler').kind}` : `pipeline ${p.name}: rflow_v2 is Open-Sora 2.0's sampler; the pipeline says release "${release}"`, { hint: v2 ? 'scheduler = rflow_v2(...)' : 'set release: str = "v2.0" in the pipeline config' });
+  if (v2 && cfg.cond_type !== undefined && cfg.cond_type !== null && cfg.cond_type !== 't2v')
+    throw new SoracError('SORA8007', `pipeline ${p.name}: cond_type "${String(cfg.cond_type)}" is not supported yet: sorac generates Open-Sora 2.0 text-to-video only (no i2v/v2v references, no t2i2v image stage)`, { hint: 'set cond_type: str = "t2v" (or remove it)' });
   // prompts
   if (!req.prompts.length) throw new SoracError('SORA8301', 'no prompt given', { hint: 'pass --prompt "..." or --prompts FILE (one prompt per line)' });
   req.prompts.forEach((pr, i) => {
@@ -246,7 +287,7 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
   const resolution = req.resolution ?? (cfg.resolution as string | undefined);
   if (resolution !== undefined || req.aspectRatio !== undefined || !height || !width) {
     try {
-      [height, width] = imageSize(resolution ?? '240p', req.aspectRatio ?? (cfg.aspect_ratio as string | undefined) ?? '9:16');
+      [height, width] = v2 ? imageSizeV2(resolution ?? '256px', req.aspectRatio ?? (cfg.aspect_ratio as string | undefined) ?? '16:9') : imageSize(resolution ?? '240p', req.aspectRatio ?? (cfg.aspect_ratio as string | undefined) ?? '9:16');
     } catch (e) {
       if (!(e instanceof SoracError)) throw e;
       throw e;
@@ -255,7 +296,7 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
   const numFrames = parseNumFrames(req.numFrames ?? (cfg.num_frames as number | undefined) ?? 1);
   const fps = req.fps ?? (cfg.fps as number | undefined) ?? defaults.fps;
   const sched = comp(p, 'scheduler');
-  const kind = sched.kind as 'rflow' | 'iddpm';
+  const kind = sched.kind as 'rflow' | 'iddpm' | 'rflow_v2';
   const steps = req.steps ?? (sched.options.num_sampling_steps as number);
   const cfgScale = req.cfgScale ?? (sched.options.cfg_scale as number);
   if (!Number.isSafeInteger(steps) || steps < 1) problems.push(new SoracError('SORA8201', `--steps ${steps}: expected a positive integer`));
@@ -290,12 +331,35 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
     problems.push(e);
   }
   const latentShape = [B, ...latent];
+  if (v2 && latent.length === 4) {
+    // HunyuanVideo's VAE in the released 2.0 configs (use_spatial_tiling=True) decodes latents above its tile size in blended tiles
+    const vc = vae.model!.config ?? {};
+    const boc = vc.block_out_channels;
+    const tile = typeof vc.sample_size === 'number' && Array.isArray(boc) ? Math.trunc(vc.sample_size / 2 ** (boc.length - 1)) : undefined;
+    if (tile !== undefined && (latent[2]! > tile || latent[3]! > tile))
+      notes.push(`note: the latent ${latent[2]}x${latent[3]} is above the VAE's tile size ${tile}: Open-Sora 2.0's released config (use_spatial_tiling=True) decodes it in blended tiles, sorac decodes it whole (the frames differ slightly from PyTorch's at the tile seams)`);
+  }
 
   // the transformer at the latent size (patch divisibility, its own asserts)
   const stagesMem: Partial<Record<StageName, { weights: number; consts: number; act: number }>> = {};
-  if (latent.length === 4) {
+  const te2 = p.components.text_encoder_2;
+  const maxLength2 = p.components.tokenizer_2?.options.max_length as number | undefined;
+  if (latent.length === 4 && v2) {
     try {
-      const absent = new Set(optionalInputs(tr.model!, 'forward').filter((n) => n === 'x_mask' && !defaults.onesLatentMask));
+      const pz = Number(tr.model!.config?.patch_size ?? 2);
+      const [C, t, h, w] = latent as [number, number, number, number];
+      if (h % pz || w % pz) throw new SoracError('SORA8303', `the latent ${h}x${w} (${height}x${width}) is not divisible by the transformer's patch size ${pz}`, { hint: `ask for a height and width that give a latent divisible by ${pz}` });
+      const Li = t * (h / pz) * (w / pz);
+      const g = concreteTrace(tr, 'forward', { img: [2 * B, Li, C * pz * pz], img_ids: [2 * B, Li, 3], txt: [2 * B, maxLength], txt_ids: [2 * B, maxLength], timesteps: [2 * B], y_vec: [2 * B], cond: [2 * B, Li], guidance: [2 * B] }, `a latent of ${latent.join('x')} (${numFrames} frames of ${height}x${width}) for ${B} prompt(s)`);
+      const mem = graphMemory(g);
+      stagesMem.denoise = { weights: mem.weightBytes, consts: mem.constantBytes, act: mem.peakActivationBytes };
+    } catch (e) {
+      if (!(e instanceof SoracError)) throw e;
+      problems.push(e);
+    }
+  } else if (latent.length === 4) {
+    try {
+      const absent = new Set(optionalInputs(tr.model!, 'forward').filter((n) => n === 'x_mask' && !(defaults as { onesLatentMask?: boolean }).onesLatentMask));
       const g = concreteTrace(tr, 'forward', { x: [2 * B, ...latent], timestep: [2 * B], y: [2 * B, 1, maxLength, -1].filter((d) => d !== -1), mask: [B, maxLength], x_mask: [2 * B, latent[1]!], fps: [B], height: [B], width: [B], num_frames: [B], ar: [B] }, `a latent of ${latent.join('x')} (${numFrames} frames of ${height}x${width}) for ${B} prompt(s)`, absent);
       const mem = graphMemory(g);
       stagesMem.denoise = { weights: mem.weightBytes, consts: mem.constantBytes, act: mem.peakActivationBytes };
@@ -307,9 +371,17 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
   // the text encoder at (prompts [+ negative], max_length)
   try {
     const n = B + (req.negativePrompt !== undefined ? 1 : 0);
-    const g = concreteTrace(te, 'forward', { input_ids: [n, maxLength], attention_mask: [n, maxLength] }, `${n} prompt(s) of ${maxLength} tokens`);
+    // Open-Sora 2.0 runs T5 and CLIP without a mask (HFEmbedder: attention_mask=None); the negative prompt "" is always encoded
+    const nn = v2 ? B + 1 : n;
+    const g = concreteTrace(te, 'forward', { input_ids: [nn, maxLength], attention_mask: [nn, maxLength] }, `${nn} prompt(s) of ${maxLength} tokens`, v2 ? new Set(['attention_mask']) : new Set());
     const mem = graphMemory(g);
     stagesMem.text = { weights: mem.weightBytes, consts: mem.constantBytes, act: mem.peakActivationBytes };
+    if (te2 && maxLength2 !== undefined) {
+      const g2 = concreteTrace(te2, 'forward', { input_ids: [nn, maxLength2], attention_mask: [nn, maxLength2] }, `${nn} prompt(s) of ${maxLength2} tokens`, new Set(['attention_mask']));
+      const m2 = graphMemory(g2);
+      // the two encoders run one after the other: the stage's peak is the larger one
+      if (m2.weightBytes + m2.constantBytes + ARENA_FACTOR * m2.peakActivationBytes > mem.weightBytes + mem.constantBytes + ARENA_FACTOR * mem.peakActivationBytes) stagesMem.text = { weights: m2.weightBytes, consts: m2.constantBytes, act: m2.peakActivationBytes };
+    }
   } catch (e) {
     if (!(e instanceof SoracError)) throw e;
     problems.push(e);
@@ -342,9 +414,9 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
 
   // every component's weights, offline, against its keymap (all problems at once)
   const weights: WeightsInfo[] = [];
-  for (const c of [te, tr, vae]) {
+  for (const c of [te, ...(te2 ? [te2] : []), tr, vae]) {
     try {
-      const r = await checkWeights(c.model!.keymap!, c.from!, { cwd: p.dir, weights: c.from! });
+      const r = await checkWeights(c.model!.keymap!, c.from!, { cwd: p.dir, weights: c.from!, ...allowUnexpected(c) });
       if (r.error) throw r.error;
       if (!r.ok) throw new SoracError('SORA5010', `${c.name}: ${c.from} does not fit ${c.model!.modelName} v${c.model!.version}\n${r.text}`, { hint: `fix the checkpoint or the ${c.name}(...) config in the pipeline; \`sorac check MODEL --weights ${c.from}\` shows the full report` });
       const store = await openWeights(c.from!, { cwd: p.dir });
@@ -364,6 +436,18 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
     } catch (e) {
       if (!(e instanceof SoracError)) throw e;
       problems.push(e.code === 'SORA5010' ? e : new SoracError(e.code, `${c.name}: ${e.message}`, { ...(e.hint ? { hint: e.hint } : {}), looked: e.looked }));
+    }
+  }
+  let tokenizer2: ClipTokenizer | undefined;
+  if (te2) {
+    try {
+      tokenizer2 = await resolveTokenizer2(p);
+      const rows = te2.model!.keymap!.tensors['text_model.embeddings.token_embedding.weight']?.shape[0] ?? te2.model!.config?.vocab_size;
+      if (typeof rows === 'number' && tokenizer2.info.vocabSize > rows)
+        problems.push(new SoracError('SORA8305', `tokenizer_2 can produce ids up to ${tokenizer2.info.vocabSize - 1} but text_encoder_2's embedding has ${rows} rows`, { hint: 'use the tokenizer of this text encoder (its vocab_size must cover the tokenizer)' }));
+    } catch (e) {
+      if (!(e instanceof SoracError)) throw e;
+      problems.push(new SoracError(e.code, `tokenizer_2: ${e.message}`, { ...(e.hint ? { hint: e.hint } : {}), looked: e.looked }));
     }
   }
   let tokenizer: T5Tokenizer | undefined;
@@ -406,7 +490,8 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
     maxLength,
     weights,
     tokenizer: { path: tokenizer!.info.path, kind: tokenizer!.info.kind, vocabSize: tokenizer!.info.vocabSize },
-    stages: [stage('text', ['tokenizer', 'text_encoder']), stage('denoise', ['transformer', 'scheduler']), stage('decode', ['vae'])],
+    ...(tokenizer2 ? { tokenizer2: { path: tokenizer2.info.path, kind: tokenizer2.info.kind, vocabSize: tokenizer2.info.vocabSize, maxLength: maxLength2! } } : {}),
+    stages: [stage('text', ['tokenizer', 'text_encoder', ...(te2 ? ['tokenizer_2', 'text_encoder_2'] : [])]), stage('denoise', ['transformer', 'scheduler']), stage('decode', ['vae'])],
     ...(vaeMicroBatch ? { vaeMicroBatch } : {}),
     notes,
   };
@@ -429,28 +514,45 @@ function outputPaths(out: string, n: number, frames: boolean): string[] {
   return names.map((s) => (frames ? `${s}_frames` : `${s}${ext || '.mp4'}`));
 }
 
-/** Stage 1: prompts (scores appended as the release does, cleaned if the tokenizer says so) to caption embeddings [N, L, C] and masks [N, L]. */
+/**
+ * Stage 1: prompts (scores appended as the release does, cleaned if the tokenizer says so) to caption embeddings [N, L, C]
+ * and masks [N, L]. Open-Sora 2.0 (`noMask`): T5 runs without an attention mask, as HFEmbedder does (attention_mask=None);
+ * with a second text encoder (CLIP) its pooled embeddings [N, D] come back as `vec`.
+ */
 export async function encodeText(
   p: CompiledPipeline,
   texts: readonly string[],
-  opts: { readonly maxLength: number; readonly device?: Device; readonly allowLossy?: boolean; readonly note?: (m: string) => void },
-): Promise<{ y: F32Tensor; mask: { dtype: 'i64'; shape: number[]; data: BigInt64Array }; device: string; truncated: boolean[] }> {
+  opts: { readonly maxLength: number; readonly maxLength2?: number; readonly noMask?: boolean; readonly device?: Device; readonly allowLossy?: boolean; readonly note?: (m: string) => void },
+): Promise<{ y: F32Tensor; mask: { dtype: 'i64'; shape: number[]; data: BigInt64Array }; vec?: F32Tensor; device: string; truncated: boolean[] }> {
   const te = comp(p, 'text_encoder');
   const tokenizer = await resolveTokenizer(p);
   const enc = tokenizer.encode(texts, { maxLength: opts.maxLength, ...(comp(p, 'tokenizer').options.clean ? { preprocess: textPreprocessing } : {}) });
-  const loaded = await load(te.model!, te.from!, { cwd: p.dir, device: opts.device ?? 'auto', ...(opts.allowLossy ? { allowLossy: true } : {}), ...(opts.note ? { onInfo: opts.note } : {}) });
-  try {
-    const s = await loaded.session('forward', []);
-    const r = await s.run({ input_ids: enc.inputIds as HostTensor, attention_mask: enc.attentionMask as HostTensor });
-    const y = r.get(te.model!.entries.find((e) => e.name === 'forward')!.outputs[0]!)! as F32Tensor;
-    return { y, mask: { dtype: 'i64', shape: [...enc.attentionMask.shape], data: enc.attentionMask.data }, device: s.device, truncated: enc.truncated };
-  } finally {
-    await loaded.close();
+  const run = async (c: PipelineComponent, ids: HostTensor, mask: HostTensor | undefined, output: (outs: readonly string[]) => string) => {
+    const loaded = await load(c.model!, c.from!, { cwd: p.dir, device: opts.device ?? 'auto', ...allowUnexpected(c), ...(opts.allowLossy ? { allowLossy: true } : {}), ...(opts.note ? { onInfo: opts.note } : {}) });
+    try {
+      const s = await loaded.session('forward', mask ? [] : ['attention_mask']);
+      const r = await s.run(mask ? { input_ids: ids, attention_mask: mask } : { input_ids: ids });
+      return { t: r.get(output(c.model!.entries.find((e) => e.name === 'forward')!.outputs))! as F32Tensor, device: s.device };
+    } finally {
+      await loaded.close();
+    }
+  };
+  const first = await run(te, enc.inputIds as HostTensor, opts.noMask ? undefined : (enc.attentionMask as HostTensor), (o) => o[0]!);
+  let vec: F32Tensor | undefined;
+  const truncated = [...enc.truncated];
+  const te2 = p.components.text_encoder_2;
+  if (te2) {
+    const tok2 = await resolveTokenizer2(p);
+    const maxLength2 = opts.maxLength2 ?? (comp(p, 'tokenizer_2').options.max_length as number);
+    const enc2 = tok2.encode(texts, { maxLength: maxLength2 });
+    enc2.truncated.forEach((t, i) => (truncated[i] = truncated[i] || t));
+    vec = (await run(te2, enc2.inputIds as HostTensor, undefined, (o) => (o.includes('pooler_output') ? 'pooler_output' : o[o.length - 1]!))).t;
   }
+  return { y: first.t, mask: { dtype: 'i64', shape: [...enc.attentionMask.shape], data: enc.attentionMask.data }, ...(vec ? { vec } : {}), device: first.device, truncated };
 }
 
 export interface DenoiseArgs {
-  readonly release: Release;
+  readonly release: PipelineRelease;
   readonly latentShape: readonly number[];
   readonly height: number;
   readonly width: number;
@@ -461,8 +563,12 @@ export interface DenoiseArgs {
   /** caption embeddings of the B prompts [B, 1, L, C] and their masks [B, L] */
   readonly y: F32Tensor;
   readonly mask: { readonly dtype: 'i64'; readonly shape: readonly number[]; readonly data: BigInt64Array };
-  /** the unconditional caption [1, 1, L, C] (a negative prompt); default: the transformer's learned null caption */
+  /** the unconditional caption [1, 1, L, C] (a negative prompt); default: the transformer's learned null caption.
+   * Open-Sora 2.0: y is [B, L, C] and yNull [1, L, C] is required (the encoded negative prompt, "" by default) */
   readonly yNull?: F32Tensor;
+  /** Open-Sora 2.0: the pooled (CLIP) embeddings of the prompts [B, D] and of the negative prompt [1, D] */
+  readonly vec?: F32Tensor;
+  readonly vecNull?: F32Tensor;
   readonly noise: NoiseSource;
   /**
    * How the size conditioning is rounded: 'script' (default) as the release's inference script passes it
@@ -480,8 +586,9 @@ export interface DenoiseArgs {
 export async function denoise(p: CompiledPipeline, a: DenoiseArgs): Promise<{ latents: F32Tensor; device: string }> {
   const tr = comp(p, 'transformer');
   const sched = comp(p, 'scheduler');
-  const defaults = RELEASE_DEFAULTS[a.release];
   const B = a.latentShape[0]!;
+  if (a.release === 'v2.0') return denoiseV2(p, a);
+  const defaults = RELEASE_DEFAULTS[a.release];
   const loaded = await load(tr.model!, tr.from!, { cwd: p.dir, device: a.device ?? 'auto', ...(a.allowLossy ? { allowLossy: true } : {}), ...(a.note ? { onInfo: a.note } : {}) });
   try {
     let yNull = a.yNull;
@@ -515,6 +622,43 @@ export async function denoise(p: CompiledPipeline, a: DenoiseArgs): Promise<{ la
     } else {
       latents = await sample('iddpm', { ...common, cfgChannel: sched.options.cfg_channel as number, numerics: a.release === 'v1.0' ? 'v1.0' : 'v1.1' });
     }
+    return { latents, device: session.device };
+  } finally {
+    await loaded.close();
+  }
+}
+
+/** Stage 2 of Open-Sora 2.0: rflow_v2 over the MMDiT (packed tokens, T5 + CLIP texts, t2v condition 0). */
+async function denoiseV2(p: CompiledPipeline, a: DenoiseArgs): Promise<{ latents: F32Tensor; device: string }> {
+  const tr = comp(p, 'transformer');
+  const o = comp(p, 'scheduler').options;
+  if (!a.yNull || !a.vec || !a.vecNull)
+    throw new SoracError('SORA8209', 'Open-Sora 2.0 sampling needs the negative prompt\'s embeddings (yNull, vecNull) and the prompts\' pooled embeddings (vec)', { hint: 'encode the prompts and the negative prompt ("" by default) with both text encoders (encodeText)' });
+  const patchSize = Number(tr.model!.config?.patch_size ?? 2);
+  const loaded = await load(tr.model!, tr.from!, { cwd: p.dir, device: a.device ?? 'auto', ...(a.allowLossy ? { allowLossy: true } : {}), ...(a.note ? { onInfo: a.note } : {}) });
+  try {
+    const info = tr.model!.entries.find((e) => e.name === 'forward')!;
+    const takes = (n: string) => !!tr.model!.config?.[n === 'cond' ? 'cond_embed' : 'guidance_embed'];
+    const absent = info.inputs.filter((i) => i.optional && !takes(i.name)).map((i) => i.name);
+    const session = await loaded.session('forward', absent);
+    const denoiser = mmditDenoiser(session as never, { txt: a.y, txtNull: a.yNull, vec: a.vec, vecNull: a.vecNull, patchSize, guidance: a.cfgScale, inputNames: session.inputs.map((i) => i.name) });
+    const latents = await rflowV2Sample({
+      latentShape: a.latentShape,
+      steps: a.steps,
+      cfgScale: a.cfgScale,
+      textOsci: o.text_osci as boolean,
+      guidanceImg: o.guidance_img as number,
+      imageOsci: o.image_osci as boolean,
+      shift: o.shift as boolean,
+      flowShift: o.flow_shift as number | null,
+      baseShift: o.base_shift as number,
+      maxShift: o.max_shift as number,
+      patchSize,
+      noise: a.noise,
+      denoiser,
+      ...(a.onStep ? { onStep: a.onStep } : {}),
+      ...(a.signal ? { signal: a.signal } : {}),
+    });
     return { latents, device: session.device };
   } finally {
     await loaded.close();
@@ -584,14 +728,27 @@ export async function generate(p: CompiledPipeline, opts: GenerateOptions): Prom
   // stage 1: text (the prompts with the release's score text; the negative prompt last)
   const cfg = p.config as Record<string, unknown>;
   const given = (k: string) => cfg[k] !== undefined && cfg[k] !== null;
-  const texts = [
-    ...plan.prompts.map((pr) => promptWithScores(release, pr, { ...(given('aes') ? { aes: cfg.aes as number } : {}), ...(given('flow') ? { flow: cfg.flow as number } : {}), ...(given('camera_motion') ? { cameraMotion: cfg.camera_motion as string } : {}) })),
-    ...(opts.negativePrompt !== undefined ? [opts.negativePrompt] : []),
-  ];
-  const text = await timed('text', () => encodeText(p, texts, { maxLength: plan.maxLength, device, ...(opts.allowLossy ? { allowLossy: true } : {}), note }));
-  text.truncated.forEach((t, i) => t && note(`note: ${i < B ? `prompt ${i + 1}` : 'the negative prompt'} was cut to ${plan.maxLength} tokens`));
+  const v2 = release === 'v2.0';
+  // Open-Sora 2.0: " {fps_save} FPS." and " {motion_score} motion score." appended; the negative prompt ("" unless given) always encoded
+  const texts = v2
+    ? [...plan.prompts.map((pr) => promptV2(pr, { fps: plan.saveFps, ...(given('motion_score') ? { motionScore: cfg.motion_score as string } : {}) })), opts.negativePrompt ?? '']
+    : [
+        ...plan.prompts.map((pr) => promptWithScores(release, pr, { ...(given('aes') ? { aes: cfg.aes as number } : {}), ...(given('flow') ? { flow: cfg.flow as number } : {}), ...(given('camera_motion') ? { cameraMotion: cfg.camera_motion as string } : {}) })),
+        ...(opts.negativePrompt !== undefined ? [opts.negativePrompt] : []),
+      ];
+  const text = await timed('text', () => encodeText(p, texts, { maxLength: plan.maxLength, ...(v2 ? { noMask: true } : {}), device, ...(opts.allowLossy ? { allowLossy: true } : {}), note }));
+  text.truncated.forEach((t, i) => t && note(`note: ${i < B ? `prompt ${i + 1}` : 'the negative prompt'} was cut to ${plan.maxLength} tokens${plan.tokenizer2 ? ` (or ${plan.tokenizer2.maxLength} for tokenizer_2)` : ''}`));
   const [, L, C] = text.y.shape as number[];
   const row = L! * C!;
+  const D = text.vec?.shape[1] ?? 0;
+  const v2Text = v2
+    ? {
+        y: { dtype: 'f32' as const, shape: [B, L!, C!], data: text.y.data.subarray(0, B * row) },
+        yNull: { dtype: 'f32' as const, shape: [1, L!, C!], data: text.y.data.subarray(B * row, (B + 1) * row) },
+        vec: { dtype: 'f32' as const, shape: [B, D], data: text.vec!.data.subarray(0, B * D) },
+        vecNull: { dtype: 'f32' as const, shape: [1, D], data: text.vec!.data.subarray(B * D, (B + 1) * D) },
+      }
+    : undefined;
 
   // stage 2: denoise
   const noise: NoiseSource = opts.noise ? await fileNoise(resolvePath(opts.cwd ?? process.cwd(), opts.noise)) : seededNoise(plan.seed);
@@ -611,6 +768,7 @@ export async function generate(p: CompiledPipeline, opts: GenerateOptions): Prom
           y: { dtype: 'f32', shape: [B, 1, L!, C!], data: text.y.data.subarray(0, B * row) },
           mask: { dtype: 'i64', shape: [B, L!], data: text.mask.data.subarray(0, B * L!) },
           ...(opts.negativePrompt !== undefined ? { yNull: { dtype: 'f32' as const, shape: [1, 1, L!, C!], data: text.y.data.subarray(B * row, (B + 1) * row) } } : {}),
+          ...(v2Text ?? {}),
           noise,
           device,
           ...(opts.allowLossy ? { allowLossy: true } : {}),

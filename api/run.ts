@@ -47,6 +47,8 @@ export interface LoadedModel {
 export interface LoadOptions extends OpenWeightsOptions, CreateSessionOptions {
   /** Glob patterns of keys that may be missing (deliberate partial loads). */
   readonly allowMissing?: readonly string[];
+  /** Glob patterns of checkpoint keys the model may leave unused (e.g. the vision tower of a full CLIP file). */
+  readonly allowUnexpected?: readonly string[];
   /** Accept narrowing checkpoint dtypes at load (e.g. f32 weights into a bf16 model). */
   readonly allowLossy?: boolean;
 }
@@ -70,7 +72,7 @@ export async function load(model: CompiledModel, weights: string | TensorStore, 
   const keymap = model.keymap;
   const opened = typeof weights === 'string' ? await openWeights(weights, opts) : weights;
   const store = withAliases(keymap, opened);
-  const report = loadReport(keymap, store, { allowMissing: opts.allowMissing ?? [], ...(typeof weights === 'string' ? { weights } : {}) });
+  const report = loadReport(keymap, store, { allowMissing: opts.allowMissing ?? [], ...(opts.allowUnexpected ? { allowUnexpected: opts.allowUnexpected } : {}), ...(typeof weights === 'string' ? { weights } : {}) });
   if (!report.ok) {
     if (typeof weights === 'string') await opened.close();
     const label = typeof weights === 'string' ? weights : 'the checkpoint';

@@ -21,8 +21,10 @@ import { traceEntry } from './trace.ts';
 import { type Instance, type Value, toJson, typeName } from './values.ts';
 
 /** The roles a pipeline fills, in the order they run. */
-export const ROLES = ['tokenizer', 'text_encoder', 'transformer', 'vae', 'scheduler'] as const;
+export const ROLES = ['tokenizer', 'text_encoder', 'tokenizer_2', 'text_encoder_2', 'transformer', 'vae', 'scheduler'] as const;
 export type Role = (typeof ROLES)[number];
+/** Roles every pipeline declares; the second text encoder (a pooled one: Open-Sora 2.0's CLIP -> y_vec) is optional. */
+export const REQUIRED_ROLES: readonly Role[] = ['tokenizer', 'text_encoder', 'transformer', 'vae', 'scheduler'];
 
 type OptionType = 'int' | 'float' | 'bool' | 'str';
 interface OptionSpec {
@@ -30,6 +32,10 @@ interface OptionSpec {
   readonly default?: unknown;
   readonly oneOf?: readonly string[];
   readonly min?: number;
+  /** the option may be `none` (its default then is null) */
+  readonly nullable?: boolean;
+  /** why a value outside oneOf is refused (said in the error) */
+  readonly why?: string;
 }
 
 /** Builtin component kinds (a model component is any `model` the pipeline file imports). */
@@ -41,6 +47,36 @@ export const COMPONENT_KINDS: Readonly<Record<string, { readonly role: Role; rea
       max_length: { type: 'int', min: 1 },
       /** Open-Sora's prompt cleaning (text_preprocessing: clean_caption twice), as the 1.0-1.3 inference scripts do */
       clean: { type: 'bool', default: false },
+    },
+  },
+  clip_tokenizer: {
+    role: 'tokenizer_2',
+    doc: 'CLIP BPE tokenizer (vocab.json + merges.txt) with the transformers CLIPTokenizer semantics',
+    options: {
+      max_length: { type: 'int', min: 2 },
+    },
+  },
+  rflow_v2: {
+    role: 'scheduler',
+    doc: "Open-Sora 2.0's flow sampler (opensora/utils/sampling.py: get_schedule with the resolution/frame shift, I2VDenoiser guidance), text-to-video",
+    options: {
+      /** SamplingOption.num_steps */
+      num_sampling_steps: { type: 'int', default: 50, min: 1 },
+      /** SamplingOption.guidance (text guidance) */
+      cfg_scale: { type: 'float', default: 7.5 },
+      /** SamplingOption.guidance_img: the image guidance of i2v/v2v; multiplies a zero difference in text-to-video */
+      guidance_img: { type: 'float', default: 3.0 },
+      text_osci: { type: 'bool', default: true },
+      image_osci: { type: 'bool', default: true },
+      /** i2v only upstream (the script turns it off for t2v) */
+      scale_temporal_osci: { type: 'bool', default: true },
+      shift: { type: 'bool', default: true },
+      /** a fixed shift alpha instead of the one from the resolution and frame count */
+      flow_shift: { type: 'float', default: null, nullable: true },
+      base_shift: { type: 'float', default: 1.0 },
+      max_shift: { type: 'float', default: 3.0 },
+      /** SamplingOption.method: "i2v" (the released denoiser, which also does text-to-video); "distill" is not supported */
+      method: { type: 'str', default: 'i2v', oneOf: ['i2v'], why: 'the distilled denoiser (method="distill", used by the t2i2v Flux image stage) is not supported yet' },
     },
   },
   rflow: {
@@ -66,7 +102,7 @@ export const COMPONENT_KINDS: Readonly<Record<string, { readonly role: Role; rea
 };
 
 /** Pipeline config keys with a meaning to `sorac generate` (all optional; others are free settings). */
-export const GENERATION_KEYS = ['release', 'resolution', 'aspect_ratio', 'height', 'width', 'num_frames', 'fps', 'save_fps', 'seed', 'aes', 'flow', 'camera_motion', 'vae_micro_batch'] as const;
+export const GENERATION_KEYS = ['release', 'resolution', 'aspect_ratio', 'height', 'width', 'num_frames', 'fps', 'save_fps', 'seed', 'aes', 'flow', 'camera_motion', 'motion_score', 'cond_type', 'vae_micro_batch'] as const;
 
 export interface PipelineComponent {
   readonly name: Role;
@@ -205,7 +241,7 @@ export function compilePipeline(opts: PipelineOptions): CompiledPipeline {
     }
     components[c.name] = c;
   }
-  for (const r of ROLES)
+  for (const r of REQUIRED_ROLES)
     if (!components[r])
       diagnostics.push(diag('SORA8001', `pipeline ${decl.name.name} has no ${r}`, decl.name.span, { hint: `declare it, e.g. ${ROLE_EXAMPLE[r]}` }));
   if (!hasErrors(diagnostics)) diagnostics.push(...checkFit(components));
@@ -219,6 +255,8 @@ const ROLE_EXAMPLE: Record<Role, string> = {
   transformer: 'transformer = STDiT3(qk_norm=true) from "hpcai-tech/OpenSora-STDiT-v3"',
   vae: 'vae = OpenSoraVAE_V1_2() from "hpcai-tech/OpenSora-VAE-v1.2"',
   scheduler: 'scheduler = rflow(num_sampling_steps=30, cfg_scale=7.0)',
+  tokenizer_2: 'tokenizer_2 = clip_tokenizer(max_length=77) from "openai/clip-vit-large-patch14"',
+  text_encoder_2: 'text_encoder_2 = CLIPTextModel() from "openai/clip-vit-large-patch14"',
 };
 
 function component(m: A.ComponentDecl, interp: Interp, inst: Instance, file: LoadedFile, opts: PipelineOptions, sets: [string, string][], diagnostics: Diagnostic[]): PipelineComponent | undefined {
@@ -269,7 +307,7 @@ function component(m: A.ComponentDecl, interp: Interp, inst: Instance, file: Loa
     }
     const options = builtinOptions(callee, builtin.options, kw, kwSpans, nameSpans, sets, opts.componentValues?.[role as Role], call.span, diagnostics);
     if (override !== undefined && role === 'scheduler') diagnostics.push(diag('SORA8002', '--weights scheduler=...: a scheduler has no weights', m.span));
-    if (role === 'tokenizer' && from === undefined) diagnostics.push(diag('SORA8002', 'the tokenizer needs `from "..."`: a directory or hub id holding spiece.model or tokenizer.json', m.span, { hint: 'e.g. tokenizer = t5_tokenizer(max_length=300) from "DeepFloyd/t5-v1_1-xxl"' }));
+    if ((role === 'tokenizer' || role === 'tokenizer_2') && from === undefined) diagnostics.push(diag('SORA8002', 'the tokenizer needs `from "..."`: a directory or hub id holding spiece.model or tokenizer.json', m.span, { hint: 'e.g. tokenizer = t5_tokenizer(max_length=300) from "DeepFloyd/t5-v1_1-xxl"' }));
     if (role === 'scheduler' && m.from) diagnostics.push(diag('SORA8002', 'a scheduler has no weights: remove `from ...`', m.from.span));
     return { name: role as Role, kind: callee, span: m.span, ...(from !== undefined ? { from, fromSpan: m.from?.span ?? m.span } : {}), options };
   }
@@ -321,17 +359,18 @@ function builtinOptions(
       continue;
     }
     const ok =
+      (spec.nullable && r.v === null) ||
       spec.type === 'int' ? Number.isSafeInteger(r.v) : spec.type === 'float' ? typeof r.v === 'number' && Number.isFinite(r.v) : spec.type === 'bool' ? typeof r.v === 'boolean' : typeof r.v === 'string';
-    if (!ok || (spec.min !== undefined && (r.v as number) < spec.min) || (spec.oneOf && !spec.oneOf.includes(r.v as string))) {
-      const want = spec.oneOf ? `one of ${spec.oneOf.map((x) => JSON.stringify(x)).join(', ')}` : `${spec.type === 'int' ? 'an int' : `a ${spec.type}`}${spec.min !== undefined ? ` >= ${spec.min}` : ''}`;
-      diagnostics.push(diag('SORA8005', `${kind}(${k}=${JSON.stringify(r.v)}) (from ${r.from}): expected ${want}`, r.span ?? span));
+    if (!ok || (r.v !== null && spec.min !== undefined && (r.v as number) < spec.min) || (r.v !== null && spec.oneOf && !spec.oneOf.includes(r.v as string))) {
+      const want = spec.oneOf ? `one of ${spec.oneOf.map((x) => JSON.stringify(x)).join(', ')}` : `${spec.type === 'int' ? 'an int' : `a ${spec.type}`}${spec.min !== undefined ? ` >= ${spec.min}` : ''}${spec.nullable ? ' or none' : ''}`;
+      diagnostics.push(diag('SORA8005', `${kind}(${k}=${JSON.stringify(r.v)}) (from ${r.from}): expected ${want}${spec.why ? ` (${spec.why})` : ''}`, r.span ?? span));
       continue;
     }
     out[k] = r.v;
   }
   for (const [k, spec] of Object.entries(specs)) {
     if (k in out) continue;
-    if (spec.default === undefined) diagnostics.push(diag('SORA2008', `${kind}() needs ${k}=...`, span, { hint: `e.g. ${kind}(${k}=${spec.type === 'int' ? 300 : '...'})` }));
+    if (spec.default === undefined && !spec.nullable) diagnostics.push(diag('SORA2008', `${kind}() needs ${k}=...`, span, { hint: `e.g. ${kind}(${k}=${spec.type === 'int' ? 300 : '...'})` }));
     else out[k] = spec.default;
   }
   return out;
@@ -344,7 +383,7 @@ function entriesFor(role: Role, m: CompiledModel, span: Span, diagnostics: Diagn
     if (!has(n)) diagnostics.push(diag('SORA8004', `${role} ${m.modelName} has no entry "${n}"`, span, { hint: `entries: ${m.entries.map((e) => e.name).join(', ')}` }));
     return n;
   };
-  if (role === 'text_encoder' || role === 'transformer') return { forward: need('forward') };
+  if (role === 'text_encoder' || role === 'text_encoder_2' || role === 'transformer') return { forward: need('forward') };
   if (role === 'vae') {
     const decode = has('decode_video') ? 'decode_video' : need('decode');
     const encode = has('encode_video') ? 'encode_video' : has('encode') ? 'encode' : undefined;
@@ -392,17 +431,54 @@ const fmt = (s: readonly (number | string)[]) => `[${s.join(', ')}]`;
 function checkFit(cs: Partial<Record<Role, PipelineComponent>>): Diagnostic[] {
   const out: Diagnostic[] = [];
   const te = cs.text_encoder;
+  const te2 = cs.text_encoder_2;
   const tr = cs.transformer;
   const vae = cs.vae;
   const tok = cs.tokenizer;
+  const sched = cs.scheduler;
   const teG = traced(te, te?.entries?.forward, out);
+  const te2G = traced(te2, te2?.entries?.forward, out);
   const trG = traced(tr, tr?.entries?.forward, out);
   const vaeG = traced(vae, vae?.entries?.decode, out);
   const related = (...p: (Port | undefined)[]): RelatedInfo[] => p.filter((x): x is Port => !!x).map((x) => ({ span: x.span, message: `${x.what}: ${fmt(x.shape)}` }));
+  // a packed-token transformer (Open-Sora 2.0's MMDiT: img [B, L, C·p²], txt, y_vec) or a latent-grid DiT (x, y)
+  const packed = !!trG?.inputs.some((v) => v.name === 'img');
+  const captionInput = packed ? 'txt' : 'y';
+  // the second (pooled) text encoder and its tokenizer come together, and a transformer with y_vec needs them
+  if (!!cs.tokenizer_2 !== !!te2)
+    out.push(diag('SORA8001', cs.tokenizer_2 ? 'tokenizer_2 is declared without text_encoder_2' : 'text_encoder_2 is declared without tokenizer_2', (cs.tokenizer_2 ?? te2)!.span, { hint: `declare both, e.g. ${ROLE_EXAMPLE.tokenizer_2} and ${ROLE_EXAMPLE.text_encoder_2}` }));
+  const yVec = trG && tr ? port(tr, 'forward', trG, 'y_vec', 'input') : undefined;
+  if (yVec && !te2)
+    out.push(diag('SORA8001', `transformer ${tr!.model!.modelName} takes a pooled text embedding y_vec ${fmt(yVec.shape)}: the pipeline needs text_encoder_2 (and tokenizer_2)`, tr!.span, { related: related(yVec), hint: `add ${ROLE_EXAMPLE.tokenizer_2} and ${ROLE_EXAMPLE.text_encoder_2}` }));
+  if (te2 && trG && !yVec)
+    out.push(diag('SORA8003', `text_encoder_2 gives a pooled embedding but transformer ${tr!.model!.modelName} has no y_vec input to take it`, te2.span, { related: [{ span: tr!.span, message: 'transformer declared here' }], hint: 'remove tokenizer_2 and text_encoder_2, or use a transformer with a y_vec input (MMDiT)' }));
+  if (te2G && yVec) {
+    const pooled = port(te2!, 'forward', te2G, te2G.outputs.find((v) => v.name === 'pooler_output')?.name ?? te2G.outputs[te2G.outputs.length - 1]!.name, 'output');
+    const d = pooled?.shape[pooled.shape.length - 1];
+    const c = yVec.shape[yVec.shape.length - 1];
+    if (pooled && (pooled.shape.length !== 2 || (typeof d === 'number' && typeof c === 'number' && d !== c)))
+      out.push(
+        diag('SORA8003', pooled.shape.length !== 2 ? `text_encoder_2's output ${pooled.what} is ${fmt(pooled.shape)}, not a pooled [B, C] embedding` : `text_encoder_2 pools to ${d} channels but the transformer's y_vec takes ${c}`, tr!.span, {
+          related: [{ span: te2!.span, message: 'text_encoder_2 declared here' }, ...related(pooled, yVec)],
+          hint: pooled.shape.length !== 2 ? 'use a text encoder with a pooler_output [B, hidden_size] (CLIPTextModel)' : `make them equal: vec_in_dim=${d} in the transformer, or a text_encoder_2 with hidden_size=${c}`,
+        }),
+      );
+  }
+  // the sampler must fit the transformer's layout
+  if (trG && sched) {
+    const v2 = sched.kind === 'rflow_v2';
+    if (v2 !== packed)
+      out.push(
+        diag('SORA8003', v2 ? `rflow_v2 samples Open-Sora 2.0's packed-token MMDiT (inputs img, txt, y_vec); transformer ${tr!.model!.modelName} takes a latent grid x` : `${sched.kind} samples a latent-grid DiT (input x); transformer ${tr!.model!.modelName} takes packed tokens img (Open-Sora 2.0)`, sched.span, {
+          related: [{ span: tr!.span, message: 'transformer declared here' }],
+          hint: v2 ? 'use rflow (Open-Sora 1.2/1.3) or iddpm (1.0/1.1) with this transformer' : 'use scheduler = rflow_v2(...) with an MMDiT',
+        }),
+      );
+  }
   // text encoder -> transformer caption channels
   if (teG && trG) {
     const text = port(te!, 'forward', teG, teG.outputs[0]!.name, 'output');
-    const y = port(tr!, 'forward', trG, 'y', 'input');
+    const y = port(tr!, 'forward', trG, captionInput, 'input');
     if (text && y) {
       const d = text.shape[text.shape.length - 1];
       const c = y.shape[y.shape.length - 1];
@@ -410,7 +486,7 @@ function checkFit(cs: Partial<Record<Role, PipelineComponent>>): Diagnostic[] {
         out.push(
           diag('SORA8003', `text_encoder produces ${d}-channel embeddings but transformer takes ${c} caption channels`, tr!.span, {
             related: [{ span: te!.span, message: 'text_encoder declared here' }, ...related(text, y)],
-            hint: `make them equal: caption_channels=${d} in the transformer, or a text encoder with d_model=${c}`,
+            hint: packed ? `make them equal: context_in_dim=${d} in the transformer, or a text encoder with d_model=${c}` : `make them equal: caption_channels=${d} in the transformer, or a text encoder with d_model=${c}`,
           }),
         );
     }
@@ -425,24 +501,25 @@ function checkFit(cs: Partial<Record<Role, PipelineComponent>>): Diagnostic[] {
         hint: `use max_length=${nullCaption.shape[0]} in the tokenizer, or model_max_length=${maxLength} in the transformer`,
       }),
     );
-  // VAE latent channels <-> transformer input/output channels
+  // VAE latent channels <-> transformer input/output channels (packed: latent channels · patch² per token)
   if (trG && vaeG) {
-    const x = port(tr!, 'forward', trG, 'x', 'input');
+    const x = port(tr!, 'forward', trG, packed ? 'img' : 'x', 'input');
     const z = port(vae!, vae!.entries!.decode!, vaeG, vaeG.inputs[0]!.name, 'input');
     const o = port(tr!, 'forward', trG, trG.outputs[0]!.name, 'output');
+    const p = packed ? Number(tr!.model!.config?.patch_size ?? 2) : 1;
     if (x && z) {
-      const cx = x.shape[1];
+      const cx = packed ? x.shape[2] : x.shape[1];
       const cz = z.shape[1];
-      if (typeof cx === 'number' && typeof cz === 'number' && cx !== cz)
+      if (typeof cx === 'number' && typeof cz === 'number' && cx !== cz * p * p)
         out.push(
-          diag('SORA8003', `the VAE's latents have ${cz} channels but the transformer takes ${cx}`, tr!.span, {
+          diag('SORA8003', packed ? `the VAE's latents have ${cz} channels, ${cz * p * p} per ${p}x${p} patch token, but the transformer takes ${cx}` : `the VAE's latents have ${cz} channels but the transformer takes ${cx}`, tr!.span, {
             related: [{ span: vae!.span, message: 'vae declared here' }, ...related(x, z)],
-            hint: `in_channels=${cz} in the transformer, or a VAE with ${cx} latent channels`,
+            hint: packed ? `in_channels=${cz * p * p} in the transformer, or a VAE with ${cx / (p * p)} latent channels` : `in_channels=${cz} in the transformer, or a VAE with ${cx} latent channels`,
           }),
         );
-      const co = o?.shape[1];
-      if (typeof cx === 'number' && typeof co === 'number' && co !== cx && co !== 2 * cx)
-        out.push(diag('SORA8003', `the transformer outputs ${co} channels for ${cx} input channels: a sampler needs the prediction (${cx}) or prediction and variance (${2 * cx})`, tr!.span, { related: related(x, o) }));
+      const co = packed ? o?.shape[2] : o?.shape[1];
+      if (typeof cx === 'number' && typeof co === 'number' && co !== cx && (packed || co !== 2 * cx))
+        out.push(diag('SORA8003', packed ? `the transformer outputs ${co} channels per token for ${cx} input channels: rflow_v2 needs the velocity (${cx})` : `the transformer outputs ${co} channels for ${cx} input channels: a sampler needs the prediction (${cx}) or prediction and variance (${2 * cx})`, tr!.span, { related: related(x, o) }));
     }
   }
   return out;

@@ -148,6 +148,7 @@ export const CODES = {
   SORA8004: e('generation', 'unknown component kind, option or entry'),
   SORA8005: e('generation', 'invalid component option value'),
   SORA8006: e('generation', 'no pipeline (or several) in the file'),
+  SORA8007: e('generation', 'a release feature the pipeline asks for is not supported yet'),
   // text: tokenizers and prompt cleaning (81xx)
   SORA8101: e('generation', 'tokenizer files not found'),
   SORA8102: e('generation', 'invalid or truncated spiece.model'),

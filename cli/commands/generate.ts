@@ -56,7 +56,7 @@ function int(name: string, v: string | undefined, min = 1): number | undefined {
   return n;
 }
 
-const MODEL_ROLES = ['text_encoder', 'transformer', 'vae'] as const;
+const MODEL_ROLES = ['text_encoder', 'text_encoder_2', 'transformer', 'vae'] as const;
 
 /** `--dtype rule=value` (every model component) and `--dtype component.rule=value` (one). */
 function parseDtype(items: readonly string[]): Record<string, Record<string, string>> {
@@ -89,6 +89,7 @@ export function renderPlan(plan: GenerationPlan): string {
     `  ${plan.prompts.length} prompt(s); ${plan.numFrames} frame(s) of ${plan.height}x${plan.width} at ${plan.fps} fps; latent [${plan.latentShape.join(', ')}]`,
     `  ${plan.scheduler.kind}: ${plan.scheduler.steps} steps, cfg ${plan.scheduler.cfgScale}; seed ${plan.seed}; tokens ${plan.maxLength}`,
     `  tokenizer: ${plan.tokenizer.path} (${plan.tokenizer.kind}, ${plan.tokenizer.vocabSize} ids)`,
+    ...(plan.tokenizer2 ? [`  tokenizer_2: ${plan.tokenizer2.path} (${plan.tokenizer2.kind}, ${plan.tokenizer2.vocabSize} ids, ${plan.tokenizer2.maxLength} tokens)`] : []),
     ...plan.weights.map((w) => `  ${w.component.padEnd(12)} ${w.path}  (${w.tensors} tensors, ${formatBytes(w.bytes)}; load report ok)`),
     '  stages (run one after the other; each releases its memory):',
     ...plan.stages.map((s) => `    ${s.name.padEnd(8)} ${s.components.join(' + ').padEnd(26)} weights ${formatBytes(s.weightBytes).padStart(9)}   est. peak ${formatBytes(s.estimatedPeakBytes).padStart(9)}   device ${s.device}`),
@@ -105,7 +106,7 @@ export const registerGenerate: RegisterCommand = (program: Command, io: CliIO, s
     .description('generate a video from a prompt with a pipeline (tokenizer, text encoder, transformer, VAE), offline')
     .option('-p, --prompt <text>', 'the prompt (repeatable: one video per prompt)', (v: string, p: string[] = []) => [...p, v], [] as string[])
     .option('--prompts <file>', 'a text file with one prompt per line')
-    .option('--negative-prompt <text>', 'use this prompt instead of the learned null caption for guidance (not in the releases)')
+    .option('--negative-prompt <text>', 'use this prompt instead of the learned null caption for guidance (not in the 1.x releases; Open-Sora 2.0: instead of "")')
     .option('-n, --num-frames <n>', 'frames (or a name such as 2s, 4x)')
     .option('-r, --resolution <res>', '144p|240p|360p|480p|720p|1080p|... or HxW')
     .option('-a, --aspect-ratio <ratio>', 'e.g. 9:16, 16:9, 1:1')
@@ -148,7 +149,7 @@ export const registerGenerate: RegisterCommand = (program: Command, io: CliIO, s
         device: o.device as 'auto' | 'cpu' | 'cuda',
       };
       const weights = Object.fromEntries(parseKeyValues('--weights', o.weights ?? [], 'e.g. --weights transformer=./ckpts/stdit3'));
-      for (const k of Object.keys(weights)) if (!['tokenizer', 'text_encoder', 'transformer', 'vae'].includes(k)) throw usageError(`--weights ${k}=...: "${k}" is not a component with weights`, 'components: tokenizer, text_encoder, transformer, vae');
+      for (const k of Object.keys(weights)) if (!['tokenizer', 'text_encoder', 'tokenizer_2', 'text_encoder_2', 'transformer', 'vae'].includes(k)) throw usageError(`--weights ${k}=...: "${k}" is not a component with weights`, 'components: tokenizer, text_encoder, tokenizer_2, text_encoder_2, transformer, vae');
       const dtype = parseDtype(o.dtype ?? []);
       const set = parseKeyValues('--set', o.set ?? [], 'e.g. --set num_frames=34 or --set transformer.depth=4');
       const p = loadPipeline({ file, cwd: io.cwd, set, weights, ...(Object.keys(dtype).length ? { dtype } : {}), ...(o.pipeline ? { pipeline: o.pipeline } : {}) });

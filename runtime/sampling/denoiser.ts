@@ -63,3 +63,125 @@ export function ditDenoiser(session: RunnableSession, bind: DitBinding): Denoise
     return { dtype: 'f32', shape: o.shape, data: o.data };
   };
 }
+
+// ---- Open-Sora 2.0: MMDiT on packed tokens ---------------------------------------------------------
+
+/** sampling.py pack: [N, C, T, h, w] -> [N, T·(h/p)·(w/p), C·p·p] ("b c t (h ph) (w pw) -> b (t h w) (c ph pw)"). */
+export function packLatents(x: F32Tensor, p: number): F32Tensor {
+  const [N, C, T, H, W] = x.shape as number[];
+  const hp = H! / p;
+  const wp = W! / p;
+  const D = C! * p * p;
+  const out = f32([N!, T! * hp * wp, D]);
+  const s = x.data;
+  const o = out.data;
+  for (let n = 0; n < N!; n++)
+    for (let c = 0; c < C!; c++)
+      for (let t = 0; t < T!; t++)
+        for (let y = 0; y < H!; y++)
+          for (let xx = 0; xx < W!; xx++) {
+            const tok = (t * hp + Math.floor(y / p)) * wp + Math.floor(xx / p);
+            const d = (c * p + (y % p)) * p + (xx % p);
+            o[(n * T! * hp * wp + tok) * D + d] = s[(((n * C! + c) * T! + t) * H! + y) * W! + xx]!;
+          }
+  return out;
+}
+
+/** sampling.py unpack: the inverse of packLatents, to [N, C, T, h, w]. */
+export function unpackLatents(x: F32Tensor, shape: readonly number[], p: number): F32Tensor {
+  const [N, C, T, H, W] = shape as number[];
+  const hp = H! / p;
+  const wp = W! / p;
+  const D = C! * p * p;
+  const out = f32(shape);
+  const s = x.data;
+  const o = out.data;
+  for (let n = 0; n < N!; n++)
+    for (let c = 0; c < C!; c++)
+      for (let t = 0; t < T!; t++)
+        for (let y = 0; y < H!; y++)
+          for (let xx = 0; xx < W!; xx++) {
+            const tok = (t * hp + Math.floor(y / p)) * wp + Math.floor(xx / p);
+            const d = (c * p + (y % p)) * p + (xx % p);
+            o[(((n * C! + c) * T! + t) * H! + y) * W! + xx] = s[(n * T! * hp * wp + tok) * D + d]!;
+          }
+  return out;
+}
+
+/** sampling.py prepare: img_ids [N, T·hp·wp, 3] = (t, row, column) of each token, as floats. */
+export function imageIds(N: number, T: number, hp: number, wp: number): F32Tensor {
+  const L = T * hp * wp;
+  const out = f32([N, L, 3]);
+  for (let n = 0; n < N; n++)
+    for (let t = 0; t < T; t++)
+      for (let y = 0; y < hp; y++)
+        for (let x = 0; x < wp; x++) {
+          const o = (n * L + (t * hp + y) * wp + x) * 3;
+          out.data[o] = t;
+          out.data[o + 1] = y;
+          out.data[o + 2] = x;
+        }
+  return out;
+}
+
+export interface MmditBinding {
+  /** T5 embeddings of the B prompts [B, Lt, C] (Open-Sora 2.0: 512 tokens, no mask) */
+  readonly txt: F32Tensor;
+  /** of the negative prompt ("" by default) [1 or B, Lt, C] */
+  readonly txtNull: F32Tensor;
+  /** CLIP pooled embeddings of the prompts [B, D] */
+  readonly vec: F32Tensor;
+  /** of the negative prompt [1 or B, D] */
+  readonly vecNull: F32Tensor;
+  readonly patchSize: number;
+  /** the guidance vector (SamplingOption.guidance; read only by a guidance-embedding model) */
+  readonly guidance: number;
+  /** the session's input names (session.inputs): cond and guidance are fed only when the graph takes them */
+  readonly inputNames: readonly string[];
+  readonly output?: string;
+}
+
+/** [B rows; null rows repeated to B] along the first axis. */
+function cfgRows(x: F32Tensor, nul: F32Tensor, what: string): F32Tensor {
+  const B = x.shape[0]!;
+  const rowShape = x.shape.slice(1);
+  const row = numel(rowShape);
+  const nullRows = nul.shape[0]!;
+  if (nul.shape.length !== x.shape.length || (nullRows !== 1 && nullRows !== B) || nul.shape.slice(1).some((d, i) => d !== rowShape[i]))
+    throw new SamplingError('SORA8209', `the negative ${what} has shape ${fmt(nul.shape)}; the prompts' is ${fmt(x.shape)}`, 'encode the negative prompt with the same tokenizer length and text encoder');
+  const out = f32([2 * B, ...rowShape]);
+  out.data.set(x.data.subarray(0, B * row), 0);
+  for (let b = 0; b < B; b++) out.data.set(nul.data.subarray((nullRows === 1 ? 0 : b) * row, ((nullRows === 1 ? 0 : b) + 1) * row), (B + b) * row);
+  return out;
+}
+
+/**
+ * Bind an MMDiT session (Open-Sora 2.0) into a Denoiser over latents [2B, C, T, h, w]: pack to tokens, the texts as
+ * upstream's prepare() builds them (txt_ids zeros, img_ids (t, h, w)), the t2v condition cond = 0 (masks and masked
+ * reference all zero), then unpack the velocity.
+ */
+export function mmditDenoiser(session: RunnableSession, bind: MmditBinding): Denoiser {
+  const txt = cfgRows(bind.txt, bind.txtNull, 'text embedding');
+  const vec = cfgRows(bind.vec, bind.vecNull, 'pooled text embedding');
+  const N = txt.shape[0]!;
+  const Lt = txt.shape[1]!;
+  const want = new Set(bind.inputNames);
+  const p = bind.patchSize;
+  const outName = bind.output ?? 'output';
+  const txtIds = f32([N, Lt, 3]);
+  return async (zIn, t) => {
+    const [n, C, T, H, W] = zIn.shape as number[];
+    if (n !== N) throw new SamplingError('SORA8209', `the MMDiT batch has ${n} rows but the texts ${N}`, 'pass one text embedding per prompt');
+    const img = packLatents(zIn, p);
+    const Li = img.shape[1]!;
+    const feed: Record<string, F32Tensor> = { img, img_ids: imageIds(N, T!, H! / p, W! / p), txt, txt_ids: txtIds, timesteps: t, y_vec: vec };
+    if (want.has('cond')) feed.cond = f32([N, Li, C! * p * p + p * p]);
+    if (want.has('guidance')) feed.guidance = f32([N], new Float32Array(N).fill(bind.guidance));
+    for (const k of Object.keys(feed)) if (!want.has(k)) delete feed[k];
+    const res = await session.run(feed);
+    const o = res.get(outName);
+    if (!o || o.dtype !== 'f32' || !(o.data instanceof Float32Array) || o.shape.length !== 3 || o.shape[1] !== Li || o.shape[2] !== C! * p * p)
+      throw new SamplingError('SORA8208', `the MMDiT session returned no f32 "${outName}" of [${N}, ${Li}, ${C! * p * p}]`, 'bind the session of the MMDiT entry `forward`');
+    return unpackLatents({ dtype: 'f32', shape: o.shape, data: o.data }, zIn.shape, p);
+  };
+}

@@ -14,8 +14,10 @@ export { fixGuidanceFlaw, oscillationScale, rflowSample, rflowTimesteps, timeste
 export type { RflowRelease, RflowSampleOptions, RflowScheduleOptions, TransformInputs, TransformOptions } from './rflow.ts';
 export { IMG_FPS, RELEASES, RELEASE_DEFAULTS, latentShape, latentSize, modelArgs, promptWithScores, pyFixed1, roundBf16, roundF16, roundTo } from './conditioning.ts';
 export type { ArgPrecision, Release, ReleaseDefaults, VideoRequest } from './conditioning.ts';
-export { cfgText, ditDenoiser } from './denoiser.ts';
-export type { DitBinding, RunnableSession } from './denoiser.ts';
+export { cfgText, ditDenoiser, imageIds, mmditDenoiser, packLatents, unpackLatents } from './denoiser.ts';
+export type { DitBinding, MmditBinding, RunnableSession } from './denoiser.ts';
+export { linspaceF32, rflowV2Sample, rflowV2Timesteps, shiftAlpha } from './rflow_v2.ts';
+export type { RflowV2SampleOptions, ShiftOptions } from './rflow_v2.ts';
 export { releaseSampler, sample } from './sample.ts';
 export type { SamplerKind } from './sample.ts';
-export { ASPECT_RATIO_MAP, ASPECT_RATIOS, imageSize, NUM_FRAMES_MAP, numFrames } from './resolutions.ts';
+export { ASPECT_RATIO_MAP, ASPECT_RATIOS, aspectRatiosV2, imageSize, imageSizeV2, NUM_FRAMES_MAP, numFrames } from './resolutions.ts';

@@ -49,3 +49,48 @@ export function numFrames(v: string | number): number {
   if (!Number.isSafeInteger(n) || n <= 0) throw new SamplingError('SORA8216', `num_frames "${v}" is not a frame count`, `a positive integer, or one of ${Object.keys(NUM_FRAMES_MAP).join(', ')}`);
   return n;
 }
+
+// ---- Open-Sora 2.0 (opensora/datasets/aspect.py and utils/sampling.py sanitize_sampling_option at HEAD) ----
+
+/** ASPECT_RATIO_LD_LIST (width:height) at HEAD. */
+const V2_RATIOS = ['2.39:1', '2:1', '16:9', '1.85:1', '9:16', '5:8', '3:2', '4:3', '1:1'];
+
+/** get_num_pexels_from_name: "256px" -> 256², "720p" -> int(720²/9·16). */
+function v2Pixels(resolution: string): number | undefined {
+  const r = resolution.split('_')[0]!;
+  let m = /^(\d+)px$/.exec(r);
+  if (m) return Number(m[1]) ** 2;
+  m = /^(\d+)p$/.exec(r);
+  if (m) return Math.trunc((Number(m[1]) ** 2 / 9) * 16);
+  return undefined;
+}
+
+/** get_aspect_ratios_dict(total_pixels, training=False) with D = 16 (AE_SPATIAL_COMPRESSION): ratio -> [height, width]. */
+export function aspectRatiosV2(totalPixels: number, D = 16): Record<string, [number, number]> {
+  const dict: Record<string, [number, number]> = {};
+  const vertical: Record<string, [number, number]> = {};
+  for (const ratio of V2_RATIOS) {
+    const [wr, hr] = ratio.split(':').map(Number) as [number, number];
+    const width = Math.trunc(Math.floor(Math.sqrt(totalPixels * (wr / hr)) / D)) * D;
+    const height = Math.trunc(Math.floor(totalPixels / width / D)) * D;
+    dict[ratio] = [height, width];
+    vertical[ratio.split(':').reverse().join(':')] = [width, height];
+  }
+  return { ...dict, ...vertical };
+}
+
+/**
+ * Open-Sora 2.0's size for a request: get_image_size(resolution, aspect_ratio, training=False) ("256px", "768px",
+ * "720p"), or `HxW` as given; then sanitize_sampling_option rounds both up to multiples of 16.
+ */
+export function imageSizeV2(resolution: string, aspectRatio: string): [number, number] {
+  const up = (v: number) => Math.ceil(v / 16) * 16;
+  const m = /^(\d+)x(\d+)$/.exec(resolution);
+  if (m) return [up(Number(m[1])), up(Number(m[2]))];
+  const px = v2Pixels(resolution);
+  if (px === undefined || px <= 0) throw new SamplingError('SORA8302', `unknown resolution "${resolution}" for Open-Sora 2.0`, 'use 256px or 768px (the released ones), another "<N>px" / "<N>p", or HxW');
+  const table = aspectRatiosV2(px);
+  const hw = table[aspectRatio];
+  if (!hw) throw new SamplingError('SORA8302', `aspect ratio "${aspectRatio}" is not in Open-Sora 2.0's table`, `use one of ${Object.keys(table).join(', ')}`);
+  return [up(hw[0]), up(hw[1])];
+}

@@ -23,6 +23,7 @@
 import ENTITIES from './html-entities.json' with { type: 'json' };
 import { TextError } from './errors.ts';
 import { PY_WS_CLASS, soupText } from './html-text.ts';
+import { SoracError } from '../../core/errors.ts';
 
 const HTML5 = ENTITIES as Record<string, string>;
 
@@ -342,4 +343,20 @@ export function cleanCaption(caption: string): string {
 /** Open-Sora's `text_preprocessing(text)`: clean_caption applied twice ("as in the training stage"). */
 export function textPreprocessing(text: string): string {
   return cleanCaption(cleanCaption(text));
+}
+
+/**
+ * Open-Sora 2.0's prompt text (scripts/diffusion/inference.py at HEAD): add_fps_info_to_text (strip, end with ".",
+ * append " {fps_save} FPS." unless the prompt already ends with "<digits> FPS."), then, when the config has
+ * motion_score, add_motion_score_to_text: " {motion_score} motion score." ("dynamic" asks an LLM: not supported).
+ */
+export function promptV2(prompt: string, s: { fps: number; motionScore?: string | number }): string {
+  let p = pyStrip(prompt);
+  if (!p.endsWith('.')) p += '.';
+  if (!/\p{Nd}+ FPS\.$/u.test(p)) p = `${p} ${s.fps} FPS.`;
+  if (s.motionScore !== undefined) {
+    if (s.motionScore === 'dynamic') throw new SoracError('SORA8007', 'motion_score "dynamic" (a motion score chosen by an LLM prompt refiner) is not supported', { hint: 'set motion_score to a number such as "4" (the release default), or none' });
+    p = `${p} ${s.motionScore} motion score.`;
+  }
+  return p;
 }

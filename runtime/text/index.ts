@@ -6,5 +6,5 @@
 export { openT5Tokenizer, type EncodedBatch, type EncodeOptions, type T5Tokenizer, type T5TokenizerInfo } from './t5-tokenizer.ts';
 export { loadSentencePiece, readSentencePiece, SentencePieceProcessor } from './sentencepiece.ts';
 export { openClipTokenizer, clipTokenizerFromFiles, clipCleanText, type ClipTokenizer, type ClipTokenizerInfo, type ClipSpecialTokens } from './clip-tokenizer.ts';
-export { basicClean, cleanCaption, releaseTextSettings, textPreprocessing } from './clean.ts';
+export { basicClean, cleanCaption, promptV2, releaseTextSettings, textPreprocessing } from './clean.ts';
 export { TextError, type TextCode } from './errors.ts';
