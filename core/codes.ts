@@ -115,6 +115,8 @@ export const CODES = {
   SORA5514: e('running', 'CUDA provider file missing from the source'),
   SORA5515: e('running', 'CUDA provider file does not match its pinned size and sha256'),
   SORA5516: e('running', 'cannot write the CUDA provider (cache or onnxruntime-node directory)'),
+  // tiled execution (tile() declarations)
+  SORA5517: e('running', 'tiled run not possible'),
   // migrations
   SORA6001: e('migrations', 'invalid migration plan, op or key pattern'),
   SORA6002: e('migrations', 'an op does not fit the checkpoint'),
