@@ -141,6 +141,7 @@ export const CODES = {
   SORA7008: e('configuration', 'cannot write the output'),
   SORA7009: e('configuration', 'interrupted', { exit: 130 }),
   SORA7010: e('configuration', 'model does not compile'),
+  SORA7011: e('configuration', 'upstream parameter the model fixes or refuses'),
   SORA7020: e('configuration', 'output would replace or modify an input'),
   // pipelines and generation: declarations (80xx)
   SORA8001: e('generation', 'unknown or missing pipeline component'),
