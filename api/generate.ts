@@ -26,6 +26,7 @@ import { SoracError } from '../core/errors.ts';
 import type { HostTensor } from '../core/host-tensor.ts';
 import type { IrGraph } from '../core/ir.ts';
 import { planMicroBatch, runMicroBatched } from '../runtime/execution/micro-batch.ts';
+import { planTiling, runTiled } from '../runtime/execution/tiling.ts';
 import type { Device } from '../runtime/execution/providers.ts';
 import { writeTensorsFile } from '../runtime/formats/tensors-io.ts';
 import { contactSheet, videoFrames } from '../runtime/media/frames.ts';
@@ -679,7 +680,11 @@ export async function decode(p: CompiledPipeline, latents: F32Tensor, a: { reado
     if (a.microBatch) {
       const mbPlan = planMicroBatch(traceEntry(vae.model!, dec).graph!, { axis: a.microBatch.axis });
       out = (await runMicroBatched(s, mbPlan, feed, { size: a.microBatch.size })).outputs!;
-    } else out = await s.run(feed);
+    } else {
+      // a VAE that declares tile() (Open-Sora 2.0's Hunyuan VAE with use_spatial_tiling) decodes tile by tile
+      const tiling = planTiling(traceEntry(vae.model!, dec).graph!);
+      out = tiling ? (await runTiled((x) => s.run(x), tiling, feed)).outputs : await s.run(feed);
+    }
     return { video: out.get(info.outputs[0]!)! as F32Tensor, device: s.device };
   } finally {
     await loaded.close();

@@ -15,6 +15,7 @@ import { checkOutputApart } from '../core/paths.ts';
 import type { HostTensor } from '../core/host-tensor.ts';
 import type { IrGraph } from '../core/ir.ts';
 import { type MicroBatchPlan, planMicroBatch, runMicroBatched } from '../runtime/execution/micro-batch.ts';
+import { planTiling, runTiled } from '../runtime/execution/tiling.ts';
 
 export { declaredMicroBatch, planMicroBatch, runMicroBatched } from '../runtime/execution/micro-batch.ts';
 export type { MicroBatchDecl, MicroBatchPlan, MicroBatchResult, MicroBatchRunOptions } from '../runtime/execution/micro-batch.ts';
@@ -161,6 +162,20 @@ function planFor(graph: IrGraph, mb: NonNullable<RunOptions['microBatch']>): Mic
   return plan;
 }
 
+function asModelError(e: unknown): never {
+  if (e instanceof SoracError && !(e instanceof ModelError)) throw new ModelError(e.code, e.message, { ...(e.hint ? { hint: e.hint } : {}) });
+  throw e;
+}
+
+/** The entry's tile() declarations resolved against its graph (docs/guides/vae-pipeline.md, tiled decode). */
+function tilingFor(graph: IrGraph): ReturnType<typeof planTiling> {
+  try {
+    return planTiling(graph);
+  } catch (e) {
+    return asModelError(e);
+  }
+}
+
 /** Run one entry of a model on a checkpoint, with every check before compute (see the file header). */
 export async function runModel(model: CompiledModel, opts: RunOptions): Promise<RunResult> {
   const entry = entryOf(model, opts.entry ?? 'forward');
@@ -172,6 +187,8 @@ export async function runModel(model: CompiledModel, opts: RunOptions): Promise<
   const absent = absentInputs(entry, names);
   const graph = graphFor(model, entry.name, new Set(absent));
   const plan = opts.microBatch ? planFor(graph, opts.microBatch) : undefined;
+  const tiling = tilingFor(graph);
+  if (tiling && plan) throw new ModelError('SORA5517', `${model.modelName}.${entry.name} is tiled (tile() declarations): it cannot also be micro-batched`, { hint: 'drop --micro-batch, or switch the tiling off in the config' });
   const loaded = await load(model, opts.weights, opts);
   try {
     if (opts.out) checkOutputApart(opts.out.path, loaded.store.files, { flag: '-o' }); // the files the weights resolved to
@@ -189,7 +206,7 @@ export async function runModel(model: CompiledModel, opts: RunOptions): Promise<
       };
     }
     const t0 = performance.now();
-    const outputs = await s.run(inputs);
+    const outputs = tiling ? (await runTiled((x) => s.run(x), tiling, inputs).catch(asModelError)).outputs : await s.run(inputs);
     const runMs = performance.now() - t0;
     if (opts.out) await writeTensorsFile(opts.out.path, outputs, meta);
     return { outputs, shapes: [...outputs].map(([name, v]) => ({ name, dtype: v.dtype, shape: v.shape })), device: s.device, createMs: s.createMs, runMs };

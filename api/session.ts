@@ -20,6 +20,7 @@ import { bindWeights, type BindingReport, type WeightSource } from '../runtime/e
 import { chooseDevice } from '../runtime/execution/providers.ts';
 import { checkBoundaryDtypes, type CpuFallback, openSession, type SessionOptions, type SoracSession } from '../runtime/execution/session.ts';
 import { readTensorsFile, writeTensorsFile } from '../runtime/formats/tensors-io.ts';
+import { planTiling, runTiled } from '../runtime/execution/tiling.ts';
 
 export type { SessionOptions, SoracSession };
 
@@ -89,7 +90,9 @@ export async function runGraph(
   const s = await createSession(graph, weights, opts);
   try {
     const t0 = performance.now();
-    const outputs = await s.run(inputs);
+    // an entry that declares tile() is defined by its tiled run (runtime/execution/tiling.ts)
+    const tiling = planTiling(graph);
+    const outputs = tiling ? (await runTiled((x) => s.run(x), tiling, inputs)).outputs : await s.run(inputs);
     return { outputs, device: s.device, binding: s.binding, createMs: s.createMs, runMs: performance.now() - t0 };
   } finally {
     await s.release();

@@ -22,9 +22,62 @@ function jsonToValue(v: unknown, origin: { span?: Span; label?: string }): Value
   return undefined;
 }
 
+/** The `upstream { ... }` rules of a model (upstream parameters it fixes or refuses), by parameter name. */
+export function upstreamRules(decl: A.ModuleDecl): Map<string, A.UpstreamRule> {
+  const m = new Map<string, A.UpstreamRule>();
+  for (const b of decl.members) if (b.kind === 'upstream') for (const r of b.rules) m.set(r.key.name, r);
+  return m;
+}
+
+/** The JSON value of a literal expression (numbers, strings, bools, none, lists of them); undefined otherwise. */
+export function literalJson(e: A.Expr): unknown {
+  switch (e.kind) {
+    case 'num': return e.value;
+    case 'str': return e.value;
+    case 'bool': return e.value;
+    case 'none': return null;
+    case 'unary': {
+      const v = literalJson(e.operand);
+      return e.op === '-' && typeof v === 'number' ? -v : e.op === '+' && typeof v === 'number' ? v : undefined;
+    }
+    case 'list':
+    case 'tuple': {
+      const items = e.items.map(literalJson);
+      return items.some((x) => x === undefined) ? undefined : items;
+    }
+    default: return undefined;
+  }
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => sameJson(x, b[i]));
+  return a === b;
+}
+
+/**
+ * A config key that is no config field but an upstream parameter the model fixes or refuses: accepted when the
+ * rule has no value (result-neutral) or the value given is the modelled one, an error naming the parameter and
+ * the reason otherwise. Returns false when `k` is not an upstream parameter of the model.
+ */
+function checkUpstream(decl: A.ModuleDecl, rules: Map<string, A.UpstreamRule>, k: string, raw: unknown, where: string, diagnostics: Diagnostic[]): boolean {
+  const r = rules.get(k);
+  if (!r) return false;
+  const want = r.value ? literalJson(r.value) : undefined;
+  if (r.value && !sameJson(raw, want)) {
+    diagnostics.push(diag('SORA7011', `${where}: ${k}=${JSON.stringify(raw)} is an upstream parameter that ${decl.name.name} ${r.verdict === 'refuses' ? 'refuses' : 'fixes at ' + JSON.stringify(want)}: ${r.reason.value}`, undefined, { related: [{ span: r.span, message: 'declared here' }], hint: `give ${k}=${JSON.stringify(want)} (the only value modelled) or leave it out; docs/guides/upstream-parameters.md` }));
+  } else if (!r.value) {
+    diagnostics.push(diag('SORA7011', `${where}: ignoring ${k}=${JSON.stringify(raw)}: ${r.reason.value}`, undefined, { severity: 'info', related: [{ span: r.span, message: 'declared here' }] }));
+  }
+  return true;
+}
+
 export function applyConfig(decl: A.ModuleDecl, cfg: ConfigInput | undefined, diagnostics: Diagnostic[]): Map<string, Value> {
   const params = paramsOf(decl);
   const names = params.map((p) => p.name.name);
+  const rules = upstreamRules(decl);
+  for (const r of rules.values())
+    if (names.includes(r.key.name)) diagnostics.push(diag('SORA7011', `${decl.name.name}: upstream parameter ${r.key.name} is a config key too: it cannot also be ${r.verdict === 'fixes' ? 'fixed' : 'refused'}`, r.span, { hint: 'drop the upstream rule or the config key' }));
+    else if (r.value && literalJson(r.value) === undefined) diagnostics.push(diag('SORA7011', `${decl.name.name}: the value of upstream parameter ${r.key.name} must be a literal (number, string, bool, none or a list of them)`, r.value.span));
   const out = new Map<string, Value>();
   const coerce = (p: A.Param, v: Value): Value => {
     const t = p.type?.name?.name;
@@ -50,7 +103,7 @@ export function applyConfig(decl: A.ModuleDecl, cfg: ConfigInput | undefined, di
     for (const [k, raw] of flattenConfig(cfg.file.values, new Set(names), diagnostics, cfg.file.path)) {
       const p = params.find((x) => x.name.name === k);
       if (!p) {
-        unknown.push(k);
+        if (!checkUpstream(decl, rules, k, raw, `config file ${cfg.file.path}`, diagnostics)) unknown.push(k);
         continue;
       }
       const v = jsonToValue(raw, { label: `config file ${cfg.file.path}` });
@@ -68,6 +121,7 @@ export function applyConfig(decl: A.ModuleDecl, cfg: ConfigInput | undefined, di
     for (const [k, rawIn] of src as [string, unknown][]) {
       const p = params.find((x) => x.name.name === k);
       if (!p) {
+        if (checkUpstream(decl, rules, k, isSet && typeof rawIn === 'string' ? parseSet(rawIn) : rawIn, isSet ? `--set ${k}` : 'config', diagnostics)) continue;
         diagnostics.push(diag(isSet ? 'SORA2005' : 'SORA2005', `${decl.name.name} has no config key "${k}"`, undefined, { hint: suggest(k, names) ?? `config keys: ${names.join(', ')}` }));
         continue;
       }
@@ -88,6 +142,14 @@ export function applyConfig(decl: A.ModuleDecl, cfg: ConfigInput | undefined, di
     }
   }
   return out;
+}
+
+function parseSet(rawIn: string): unknown {
+  try {
+    return JSON.parse(rawIn);
+  } catch {
+    return rawIn === 'True' ? true : rawIn === 'False' ? false : rawIn === 'None' ? null : rawIn;
+  }
 }
 
 /**

@@ -166,6 +166,7 @@ export class Interp implements Tracer {
     switch (m.kind) {
       case 'config':
       case 'dtype':
+      case 'upstream':
         return;
       case 'let': {
         const v = this.evalExpr(m.value, frame);

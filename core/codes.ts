@@ -115,6 +115,8 @@ export const CODES = {
   SORA5514: e('running', 'CUDA provider file missing from the source'),
   SORA5515: e('running', 'CUDA provider file does not match its pinned size and sha256'),
   SORA5516: e('running', 'cannot write the CUDA provider (cache or onnxruntime-node directory)'),
+  // tiled execution (tile() declarations)
+  SORA5517: e('running', 'tiled run not possible'),
   // migrations
   SORA6001: e('migrations', 'invalid migration plan, op or key pattern'),
   SORA6002: e('migrations', 'an op does not fit the checkpoint'),
@@ -139,6 +141,7 @@ export const CODES = {
   SORA7008: e('configuration', 'cannot write the output'),
   SORA7009: e('configuration', 'interrupted', { exit: 130 }),
   SORA7010: e('configuration', 'model does not compile'),
+  SORA7011: e('configuration', 'upstream parameter the model fixes or refuses'),
   SORA7020: e('configuration', 'output would replace or modify an input'),
   SORA7080: e('configuration', 'invalid workspace config (sorac.json)'),
   // pipelines and generation: declarations (80xx)

@@ -83,7 +83,27 @@ export interface TypeExpr {
 
 export type DimSpec = { readonly kind: 'ellipsis'; readonly span: Span } | { readonly kind: 'wildcard'; readonly span: Span } | Expr;
 
-export type Member = ConfigBlock | DtypeBlock | TensorDecl | AliasDecl | SubDecl | LetStmt | AssertStmt | FnDecl;
+export type Member = ConfigBlock | DtypeBlock | UpstreamBlock | TensorDecl | AliasDecl | SubDecl | LetStmt | AssertStmt | FnDecl;
+
+/**
+ * `upstream { fixes dropout "identity at inference"  refuses enable_sequence_parallelism = false "reason" }`: the
+ * upstream constructor parameters a model does not take as config keys (docs/guides/upstream-parameters.md).
+ * `fixes k "why"`: the parameter does not change the result, any value is accepted; `fixes k = v "why"` /
+ * `refuses k = v "why"`: only the upstream value v is modelled, another value given for k is an error.
+ */
+export interface UpstreamRule {
+  readonly verdict: 'fixes' | 'refuses';
+  readonly key: Ident;
+  readonly value?: Expr;
+  readonly reason: StrLit;
+  readonly span: Span;
+}
+
+export interface UpstreamBlock {
+  readonly kind: 'upstream';
+  readonly rules: readonly UpstreamRule[];
+  readonly span: Span;
+}
 
 export interface ConfigBlock {
   readonly kind: 'config';

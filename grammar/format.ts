@@ -202,6 +202,19 @@ class Printer {
         this.trail(m.span.end.line);
         return;
       }
+      case 'upstream': {
+        this.emit(ind, 'upstream {');
+        this.trail(m.span.start.line);
+        m.rules.forEach((r, i) => {
+          this.lead(ind + 1, r.span, i === 0);
+          this.emit(ind + 1, `${r.verdict} ${r.key.name}${r.value ? ` = ${formatExpr(r.value)}` : ''} ${JSON.stringify(r.reason.value)}`);
+          this.trail(r.span.end.line);
+        });
+        this.closeBlock(ind + 1, m.span.end.offset - 1);
+        this.emit(ind, '}');
+        this.trail(m.span.end.line);
+        return;
+      }
       case 'param':
       case 'buffer':
         this.emit(ind, `${m.kind} ${formatPath(m.path)}: ${m.dtype ? m.dtype.name + ' ' : ''}[${m.shape.map(formatExpr).join(', ')}]${m.cond ? ` if ${formatExpr(m.cond)}` : ''}`);

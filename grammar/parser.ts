@@ -211,6 +211,7 @@ class SoraParser extends EmbeddedActionsParser {
     return this.OR([
       { GATE: () => this.LA(1).image === 'config' && this.LA(2).tokenType === T.LBrace, ALT: () => this.SUBRULE(this.configBlock) },
       { GATE: () => this.LA(1).image === 'dtype' && this.LA(2).tokenType === T.LBrace, ALT: () => this.SUBRULE(this.dtypeBlock) },
+      { GATE: () => this.LA(1).image === 'upstream' && this.LA(2).tokenType === T.LBrace, ALT: () => this.SUBRULE(this.upstreamBlock) },
       { ALT: () => this.SUBRULE(this.tensorDecl) },
       { GATE: () => this.LA(1).image === 'alias' && this.LA(2).tokenType === T.Ident, ALT: () => this.SUBRULE(this.aliasDecl) },
       { ALT: () => this.SUBRULE(this.letStmt) },
@@ -246,6 +247,29 @@ class SoraParser extends EmbeddedActionsParser {
     });
     this.CONSUME(T.RBrace);
     return this.ACTION(() => ({ kind: 'dtype' as const, rules, span: this.sp(start, this.last()) }));
+  });
+
+  private upstreamBlock = this.RULE('upstreamBlock', (): A.UpstreamBlock => {
+    const start = this.CONSUME(T.Ident);
+    this.CONSUME(T.LBrace);
+    const rules: A.UpstreamRule[] = [];
+    this.MANY(() => {
+      const verdict = this.CONSUME2(T.Ident); // contextual keyword: fixes | refuses
+      const k = this.CONSUME3(T.Ident);
+      let value: A.Expr | undefined;
+      this.OPTION(() => {
+        this.CONSUME(T.Eq);
+        value = this.SUBRULE(this.expr);
+      });
+      const reason = this.CONSUME(T.Str);
+      this.OPTION2(() => this.OR([{ ALT: () => this.CONSUME(T.Semi) }, { ALT: () => this.CONSUME(T.Comma) }]));
+      this.ACTION(() => {
+        if (verdict.image !== 'fixes' && verdict.image !== 'refuses') throw new Error('expected fixes or refuses');
+        rules.push({ verdict: verdict.image, key: this.ident(k), ...(value ? { value } : {}), reason: strLit(reason, this.sp(reason)), span: this.sp(verdict, this.last()) });
+      });
+    });
+    this.CONSUME(T.RBrace);
+    return this.ACTION(() => ({ kind: 'upstream' as const, rules, span: this.sp(start, this.last()) }));
   });
 
   private path = this.RULE('path', (): A.Path => {

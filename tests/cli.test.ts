@@ -47,8 +47,16 @@ describe('sorac check', () => {
     writeFileSync(cfg, JSON.stringify({ architectures: ['STDiT3'], torch_dtype: 'float32', enable_flash_attn: true, hidden_size: 64, num_heads: 4, depth: 2, model_type: 'STDiT3' }));
     const r = await sorac('check', 'examples/stdit3.sora', '--config', cfg);
     expect(r.code).toBe(0);
-    expect(r.err).toMatch(/SORA7004.*ignoring 3 keys.*architectures, model_type, torch_dtype/);
+    expect(r.err).toMatch(/SORA7004.*ignoring 2 keys.*architectures, model_type\n/);
+    // torch_dtype is an upstream parameter STDiT3 fixes (the dtype policy decides): an info line, not a warning
+    expect(r.err).toMatch(/SORA7011.*ignoring torch_dtype="float32"/);
     expect(r.out).toMatch(/ok: STDiT3/);
+  });
+
+  it('refuses an upstream parameter the model does not honour (SORA7011, naming it and the reason)', async () => {
+    const r = await sorac('check', 'examples/sd_vae.sora', '--set', 'use_quant_conv=false');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/error SORA7011: --set use_quant_conv: use_quant_conv=false is an upstream parameter that AutoencoderKL refuses: AutoencoderKL without quant_conv/);
   });
 
   it('reports invalid JSON in --config', async () => {

@@ -301,6 +301,38 @@ export const CREATION_BUILTINS: Record<string, Builtin> = {
     g.annotations['sorac.micro_batch'] = JSON.stringify(prev);
     return NONE;
   },
+  tile(ctx, pos, kw) {
+    // A declaration, no graph nodes: above `threshold` elements along any of `axes` (input dimensions), the
+    // entry's result is defined as the upstream tiled computation: the entry runs on overlapping tiles of `size`
+    // elements starting every `stride` elements (row-major over the axes), tiles after the first drop their
+    // first `drop` output elements, each tile's output is linearly blended in place with its already blended
+    // predecessor along every axis over `blend` output elements, and the first `first_keep` (first tile) or
+    // `keep` (others) output elements are kept and concatenated. Several declarations nest, first outermost.
+    // Recorded as graph metadata `sorac.tiling` for the runtime (runtime/execution/tiling.ts).
+    const a = sig(ctx, 'tile', pos, kw, ['axes', 'size', 'stride', 'blend', 'keep', 'threshold?', 'first_keep?', 'drop?', 'unsupported?']);
+    const g = ctx.g as GraphBuilder | undefined;
+    if (!g) return ctx.interp.error('SORA3012', 'tile() declares how an entry is tiled: call it in an entry body', ctx.span);
+    const axes = listOf(ctx, a.axes).map((v) => S(ctx, { v, span: a.axes!.span }));
+    if (axes.length === 0) ctx.interp.error('SORA3012', 'tile(): name at least one axis', a.axes!.span);
+    for (const axis of axes)
+      if (!g.symbols.has(axis) && !g.fixed.has(axis))
+        ctx.interp.error('SORA3010', `tile(): "${axis}" is not a dimension named by the entry's inputs`, a.axes!.span, { hint: `dimensions: ${[...g.symbols.keys()].join(', ') || 'none'}` });
+    const size = I(ctx, a.size);
+    const stride = I(ctx, a.stride);
+    const blend = I(ctx, a.blend);
+    const keep = I(ctx, a.keep);
+    const threshold = I(ctx, a.threshold, size);
+    const firstKeep = I(ctx, a.first_keep, keep);
+    const drop = I(ctx, a.drop, 0);
+    if (size < 1 || stride < 1 || keep < 1 || firstKeep < 1 || blend < 0 || drop < 0 || threshold < 0)
+      ctx.interp.error('SORA3012', `tile(): size, stride, keep and first_keep must be positive and blend, drop, threshold not negative, got size ${size}, stride ${stride}, blend ${blend}, keep ${keep}, first_keep ${firstKeep}, drop ${drop}, threshold ${threshold}`, ctx.span);
+    const unsupported = a.unsupported && a.unsupported.v.k !== 'none' ? S(ctx, a.unsupported) : undefined;
+    const prev = JSON.parse(g.annotations['sorac.tiling'] ?? '[]') as { axes: string[] }[];
+    if (prev.some((p) => p.axes.some((x) => axes.includes(x)))) ctx.interp.error('SORA2002', `tile(): an axis of ${axes.join(', ')} is tiled twice`, ctx.span);
+    prev.push({ axes, size, stride, blend, keep, threshold, first_keep: firstKeep, drop, ...(unsupported !== undefined ? { unsupported } : {}) } as never);
+    g.annotations['sorac.tiling'] = JSON.stringify(prev);
+    return NONE;
+  },
   ones(ctx, pos, kw) {
     const a = sig(ctx, 'ones', pos, kw);
     return CREATION_BUILTINS.full!(ctx, [a.shape!, { v: { k: 'int', v: 1 }, span: ctx.span }], new Map(a.dtype ? [['dtype', a.dtype]] : []));

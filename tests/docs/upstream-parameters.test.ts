@@ -1,0 +1,66 @@
+/**
+ * The upstream-parameter audit (docs/guides/upstream-parameters.md): the table is generated from the examples'
+ * declarations and the upstream parameter lists, so it cannot drift; a key naming an upstream parameter the model
+ * fixes or refuses is an error (SORA7011) unless it has the modelled value; unknown keys stay SORA7004 warnings.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { compile } from '../../compiler/compile.ts';
+import { fsHost } from '../../compiler/host.ts';
+import { DOC, docTable, rows, table } from '../helpers/upstream-table.ts';
+
+const codes = (m: { diagnostics: readonly { code: string; severity: string; message: string }[] }, sev: string) => m.diagnostics.filter((d) => d.severity === sev);
+
+describe('upstream parameters', () => {
+  const rs = rows(); // throws when an upstream parameter is neither a config key nor declared
+
+  it('the doc table is the one generated from the examples (npx tsx tests/helpers/upstream-table.ts --write)', () => {
+    expect(docTable(readFileSync(DOC, 'utf8'))).toBe(table());
+    expect(new Set(rs.map((r) => r.model))).toEqual(new Set(['clip_text', 'hunyuan_vae', 'mmdit', 'sd_vae', 'stdit', 'stdit2', 'stdit3', 't5', 'vae_pipeline_v12', 'vae_temporal', 'vae_v13']));
+    // the tiling keys of the Hunyuan VAE are honoured with parity cases above the tile size
+    expect(rs.find((r) => r.model === 'hunyuan_vae' && r.param === 'use_spatial_tiling')!.cases).toContain('golden-extra/hunyuan_vae/tiled_spatial');
+  });
+
+  const valued = rs.filter((r) => r.verdict !== 'config key' && r.value !== undefined);
+  const free = rs.filter((r) => r.verdict === 'fixes' && r.value === undefined);
+  it('has both kinds of rules', () => {
+    expect(valued.length).toBeGreaterThanOrEqual(5);
+    expect(free.length).toBeGreaterThanOrEqual(20);
+  });
+
+  for (const r of valued) {
+    it(`${r.model}: ${r.param} other than ${JSON.stringify(r.value)} is an error naming it and the reason; ${JSON.stringify(r.value)} is accepted`, () => {
+      const other = typeof r.value === 'boolean' ? !r.value : r.value === null ? 0.5 : typeof r.value === 'number' ? r.value + 1 : 'other';
+      for (const config of [{ values: { [r.param]: other } }, { set: [[r.param, JSON.stringify(other)]] as [string, string][] }, { file: { path: 'cfg.json', values: { [r.param]: other } } }]) {
+        const bad = compile({ file: `examples/${r.model}.sora`, host: fsHost, config });
+        const errs = codes(bad, 'error');
+        expect(errs.map((d) => d.code)).toEqual(['SORA7011']);
+        expect(errs[0]!.message).toContain(r.param);
+        expect(errs[0]!.message).toContain(r.reason!);
+      }
+      const ok = compile({ file: `examples/${r.model}.sora`, host: fsHost, config: { file: { path: 'cfg.json', values: { [r.param]: r.value } } } });
+      expect(codes(ok, 'error')).toEqual([]);
+      expect(ok.diagnostics.filter((d) => d.code === 'SORA7004')).toEqual([]);
+    });
+  }
+
+  it('result-neutral parameters (fixes k "why") are accepted with an info line, in files and --set', () => {
+    for (const r of free) {
+      const m = compile({ file: `examples/${r.model}.sora`, host: fsHost, config: { file: { path: 'cfg.json', values: { [r.param]: 'x', architectures: ['Foo'] } } } });
+      expect(codes(m, 'error'), `${r.model}.${r.param}`).toEqual([]);
+      expect(codes(m, 'info').some((d) => d.code === 'SORA7011' && d.message.includes(r.param))).toBe(true);
+      // a key that is no upstream parameter stays a warning
+      expect(codes(m, 'warning').map((d) => d.message).join('\n')).toMatch(/ignoring 1 key that .* does not declare: architectures/);
+    }
+  });
+
+  it('an upstream rule naming a config key, or with a non-literal value, is an error', () => {
+    const src = (rule: string) => `model M version "1" {\n  config { k: int = 2 }\n  upstream {\n    ${rule}\n  }\n  entry forward(x: f32[B]) -> (y: f32[B]) {\n    return x * 2.0\n  }\n}\n`;
+    const both = compile({ file: 'm.sora', host: fsHost, rootText: src('fixes k "why"') });
+    expect(codes(both, 'error').map((d) => d.message).join('\n')).toMatch(/upstream parameter k is a config key too/);
+    const expr = compile({ file: 'm.sora', host: fsHost, rootText: src('refuses q = k + 1 "why"') });
+    expect(codes(expr, 'error').map((d) => d.message).join('\n')).toMatch(/must be a literal/);
+    const fine = compile({ file: 'm.sora', host: fsHost, rootText: src('refuses q = [1, -2.5, "a", none, true] "why"') });
+    expect(codes(fine, 'error')).toEqual([]);
+  });
+});
