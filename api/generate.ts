@@ -333,12 +333,13 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
   }
   const latentShape = [B, ...latent];
   if (v2 && latent.length === 4) {
-    // HunyuanVideo's VAE in the released 2.0 configs (use_spatial_tiling=True) decodes latents above its tile size in blended tiles
+    // HunyuanVideo's VAE: the released 2.0 configs set use_spatial_tiling=True, and PyTorch then decodes latents above
+    // the tile size in blended tiles; the VAE reproduces that only when its config says so (tile() in the decode entry)
     const vc = vae.model!.config ?? {};
     const boc = vc.block_out_channels;
     const tile = typeof vc.sample_size === 'number' && Array.isArray(boc) ? Math.trunc(vc.sample_size / 2 ** (boc.length - 1)) : undefined;
-    if (tile !== undefined && (latent[2]! > tile || latent[3]! > tile))
-      notes.push(`note: the latent ${latent[2]}x${latent[3]} is above the VAE's tile size ${tile}: Open-Sora 2.0's released config (use_spatial_tiling=True) decodes it in blended tiles, sorac decodes it whole (the frames differ slightly from PyTorch's at the tile seams)`);
+    if (tile !== undefined && (latent[2]! > tile || latent[3]! > tile) && vc.use_spatial_tiling === false)
+      notes.push(`note: the latent ${latent[2]}x${latent[3]} is above the VAE's tile size ${tile} and the VAE's use_spatial_tiling is false: it is decoded whole (Open-Sora 2.0's released config tiles it: set use_spatial_tiling=true to match)`);
   }
 
   // the transformer at the latent size (patch divisibility, its own asserts)

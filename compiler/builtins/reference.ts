@@ -110,6 +110,7 @@ export const BUILTIN_REFERENCE: Readonly<Record<string, BuiltinRef>> = {
   dtype_min: { group: 'dtype', params: ['dtype'], returns: 'float', doc: 'The most negative finite value of a float dtype (for masking).' },
   // declarations
   micro_batch: { group: 'decl', params: ['axis', 'step?', 'out_step?', 'out_dim?', 'length?'], returns: 'none', doc: 'Declares that the entry is independent across groups of `step` elements of the input dimension `axis` (each giving `out_step` output elements along `out_dim`; `length` names a scalar input that is the total output extent), so the runtime may run it in chunks (docs/adr/005-micro-batching.md). No graph nodes.' },
+  tile: { group: 'decl', params: ['axes', 'size', 'stride', 'blend', 'keep', 'threshold?', 'first_keep?', 'drop?', 'unsupported?'], returns: 'none', doc: 'Declares that above `threshold` (default `size`) elements along any of the input dimensions `axes`, the entry\'s result is that of overlapping tiles of `size` elements every `stride`, linearly blended over `blend` output elements with the (already blended) previous tile along each axis; `first_keep`/`keep` output elements are kept per tile and `drop` leading ones dropped from tiles after the first; several nest (first outermost); `unsupported="reason"` refuses such inputs instead. The runtime always runs declared tilings (docs/guides/vae-pipeline.md). No graph nodes.' },
 };
 
 /** `layer_norm(x, weight?, bias?, eps?)` */

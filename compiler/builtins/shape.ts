@@ -309,7 +309,7 @@ export const CREATION_BUILTINS: Record<string, Builtin> = {
     // predecessor along every axis over `blend` output elements, and the first `first_keep` (first tile) or
     // `keep` (others) output elements are kept and concatenated. Several declarations nest, first outermost.
     // Recorded as graph metadata `sorac.tiling` for the runtime (runtime/execution/tiling.ts).
-    const a = sig(ctx, 'tile', pos, kw, ['axes', 'size', 'stride', 'blend', 'keep', 'threshold?', 'first_keep?', 'drop?', 'unsupported?']);
+    const a = sig(ctx, 'tile', pos, kw);
     const g = ctx.g as GraphBuilder | undefined;
     if (!g) return ctx.interp.error('SORA3012', 'tile() declares how an entry is tiled: call it in an entry body', ctx.span);
     const axes = listOf(ctx, a.axes).map((v) => S(ctx, { v, span: a.axes!.span }));
