@@ -208,6 +208,12 @@ function optionalInputs(m: CompiledModel, entry: string): string[] {
   return m.entries.find((e) => e.name === entry)!.inputs.filter((i) => i.optional).map((i) => i.name);
 }
 
+/** The DiT's optional inputs text-to-video leaves out: all but the text mask and (when the release passes one)
+ * x_mask, e.g. Open-Sora 1.3's i2v/v2v conditioning (cond, cond_mask, mask_index, y_null). */
+function ditAbsent(m: CompiledModel, useXMask: boolean): string[] {
+  return optionalInputs(m, 'forward').filter((n) => n !== 'mask' && !(n === 'x_mask' && useXMask));
+}
+
 /** The VAE's latent [C, t, h, w] for a video [1, 3, T, H, W], from its encode entry (or the release's formula). */
 function vaeLatent(vae: PipelineComponent, release: PipelineRelease, T: number, H: number, W: number): number[] {
   const enc = vae.entries?.encode;
@@ -300,6 +306,8 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
   const kind = sched.kind as 'rflow' | 'iddpm' | 'rflow_v2';
   const steps = req.steps ?? (sched.options.num_sampling_steps as number);
   const cfgScale = req.cfgScale ?? (sched.options.cfg_scale as number);
+  for (const k of ['use_oscillation_guidance', 'use_flaw_fix'])
+    if (kind === 'rflow' && sched.options[k] === true && release !== 'v1.3') problems.push(new SoracError('SORA8005', `rflow(${k}=true) is Open-Sora 1.3's RFLOW; this pipeline follows release "${release}"`, { hint: `set release: str = "v1.3" in the pipeline config, or remove ${k}` }));
   if (!Number.isSafeInteger(steps) || steps < 1) problems.push(new SoracError('SORA8201', `--steps ${steps}: expected a positive integer`));
   if (!Number.isFinite(cfgScale)) problems.push(new SoracError('SORA8202', `--cfg-scale ${cfgScale} is not a finite number`));
   const seed = req.seed ?? (cfg.seed as number | undefined) ?? defaults.seed;
@@ -361,7 +369,7 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
     }
   } else if (latent.length === 4) {
     try {
-      const absent = new Set(optionalInputs(tr.model!, 'forward').filter((n) => n === 'x_mask' && !(defaults as { onesLatentMask?: boolean }).onesLatentMask));
+      const absent = new Set(ditAbsent(tr.model!, defaults.onesLatentMask));
       const g = concreteTrace(tr, 'forward', { x: [2 * B, ...latent], timestep: [2 * B], y: [2 * B, 1, maxLength, -1].filter((d) => d !== -1), mask: [B, maxLength], x_mask: [2 * B, latent[1]!], fps: [B], height: [B], width: [B], num_frames: [B], ar: [B] }, `a latent of ${latent.join('x')} (${numFrames} frames of ${height}x${width}) for ${B} prompt(s)`, absent);
       const mem = graphMemory(g);
       stagesMem.denoise = { weights: mem.weightBytes, consts: mem.constantBytes, act: mem.peakActivationBytes };
@@ -603,7 +611,7 @@ export async function denoise(p: CompiledPipeline, a: DenoiseArgs): Promise<{ la
     }
     const hasXMask = optionalInputs(tr.model!, 'forward').includes('x_mask');
     const useMask = defaults.onesLatentMask && hasXMask;
-    const session = await loaded.session('forward', hasXMask && !useMask ? ['x_mask'] : []);
+    const session = await loaded.session('forward', ditAbsent(tr.model!, useMask));
     const names = session.inputs.map((i) => i.name);
     const args = modelArgs(a.release, { height: a.height, width: a.width, numFrames: a.numFrames, fps: a.fps, batch: B }, { precision: a.argPrecision ?? 'script' });
     const denoiser = ditDenoiser(session as never, { y: a.y, yNull, mask: a.mask as never, modelArgs: args, inputNames: names });
@@ -617,6 +625,8 @@ export async function denoise(p: CompiledPipeline, a: DenoiseArgs): Promise<{ la
         useDiscreteTimesteps: sched.options.use_discrete_timesteps as boolean,
         numTimesteps: sched.options.num_timesteps as number,
         release: a.release === 'v1.3' ? 'v1.3' : 'v1.2',
+        oscillationGuidance: sched.options.use_oscillation_guidance === true,
+        flawFix: sched.options.use_flaw_fix === true,
         argDtype: (a.argPrecision ?? 'script') === 'script' && defaults.scriptDtype === 'bf16' ? 'bf16' : 'f32',
         transformInputs: { height: [...args.height!.data], width: [...args.width!.data], numFrames: [...args.num_frames!.data] },
         ...(useMask ? { latentMask: { dtype: 'f32' as const, shape: [B, T], data: new Float32Array(B * T).fill(1) } } : {}),

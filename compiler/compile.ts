@@ -86,6 +86,12 @@ export function compile(opts: CompileOptions): CompiledModel {
       inputs: f.params.map((p) => ({ name: p.name.name, optional: !!p.type?.optional || (p.default?.kind === 'none'), ...(p.type ? { type: p.type } : {}) })),
       outputs: outputNames(f),
     }));
+  // `uncast: [name]` must name a float input of an entry
+  for (const name of policy.uncast) {
+    const inputs = entries.flatMap((e) => e.inputs);
+    if (!inputs.some((i) => i.name === name))
+      diagnostics.push(diag('SORA2001', `dtype rule "uncast" names "${name}", which is not an entry input`, policy.spans.uncast ?? decl.name.span, { hint: suggest(name, inputs.map((i) => i.name)) ?? `inputs: ${[...new Set(inputs.map((i) => i.name))].join(', ')}` }));
+  }
   if (!entries.length) diagnostics.push(diag('SORA2010', `model ${decl.name.name} has no entry point`, decl.name.span, { hint: 'declare one with `entry forward(x: f32[B, C]) -> (out: f32[B, C]) { ... }`' }));
   const keymap: Keymap = {
     format: 'sorac.keymap/1',

@@ -88,6 +88,10 @@ export const COMPONENT_KINDS: Readonly<Record<string, { readonly role: Role; rea
       use_timestep_transform: { type: 'bool', default: false },
       use_discrete_timesteps: { type: 'bool', default: false },
       num_timesteps: { type: 'int', default: 1000, min: 1 },
+      /** v1.3 RFLOW: guidance 1.0 on odd steps after the first 10 (get_oscillation_gs, force_num 10) */
+      use_oscillation_guidance: { type: 'bool', default: false },
+      /** v1.3 RFLOW: fix_guidance_flaw, v·(0.7·std(cond)/std(v) + 0.3) */
+      use_flaw_fix: { type: 'bool', default: false },
     },
   },
   iddpm: {

@@ -12,6 +12,8 @@ export interface DtypePolicy {
   params: DType;
   compute: DType;
   inputs: 'cast' | 'exact';
+  /** entry inputs that `inputs: cast` leaves in their declared dtype (`uncast: [timestep]`) */
+  uncast: string[];
   outputs?: DType;
   /** the `f32:` list as written: op kinds and module path globs computed in f32 */
   f32: string[];
@@ -24,7 +26,7 @@ export interface DtypePolicy {
   spans: Partial<Record<string, Span>>;
 }
 
-export const DEFAULT_POLICY: DtypePolicy = { params: 'f32', compute: 'f32', inputs: 'cast', f32: [], f32Ops: new Set(), f32Modules: [], modules: [], spans: {} };
+export const DEFAULT_POLICY: DtypePolicy = { params: 'f32', compute: 'f32', inputs: 'cast', uncast: [], f32: [], f32Ops: new Set(), f32Modules: [], modules: [], spans: {} };
 
 /** Module path globs of the dtype policy: `*` matches any run of characters, dots included ("*.norm*" matches "blocks.0.norm1"). */
 export function pathGlob(glob: string): RegExp {
@@ -57,7 +59,7 @@ export function policyConflicts(p: DtypePolicy, paths: readonly string[]): Diagn
 
 export function readPolicy(decl: A.ModuleDecl, diagnostics: Diagnostic[], overrides?: Readonly<Record<string, string>>): DtypePolicy {
   const block = decl.members.find((m): m is A.DtypeBlock => m.kind === 'dtype');
-  const p: DtypePolicy = { ...DEFAULT_POLICY, f32: [], f32Ops: new Set(), f32Modules: [], modules: [], spans: {} };
+  const p: DtypePolicy = { ...DEFAULT_POLICY, uncast: [], f32: [], f32Ops: new Set(), f32Modules: [], modules: [], spans: {} };
   const rules: { key: A.Ident; value: A.Expr; span: Span }[] = [...(block?.rules ?? [])];
   for (const [k, v] of Object.entries(overrides ?? {})) {
     const span: Span = { file: `--dtype ${k}=${v}`, start: { offset: 0, line: 1, col: 1 }, end: { offset: 0, line: 1, col: 1 } };
@@ -88,6 +90,10 @@ export function readPolicy(decl: A.ModuleDecl, diagnostics: Diagnostic[], overri
         if (r.value.kind === 'name' && (r.value.name === 'cast' || r.value.name === 'exact')) p.inputs = r.value.name;
         else diagnostics.push(diag('SORA3001', 'dtype rule "inputs" must be `cast` or `exact`', r.value.span));
         break;
+      case 'uncast':
+        if (r.value.kind === 'list' && r.value.items.every((x) => x.kind === 'name' || x.kind === 'str')) p.uncast = r.value.items.map((x) => (x.kind === 'name' ? x.name : (x as A.StrLit).value));
+        else diagnostics.push(diag('SORA3001', 'dtype rule "uncast" takes a list of entry input names, e.g. [timestep]', r.value.span));
+        break;
       case 'f32':
         if (r.value.kind === 'list') {
           p.f32 = r.value.items.map((x) => (x.kind === 'name' ? x.name : x.kind === 'str' ? x.value : ''));
@@ -113,7 +119,7 @@ export function readPolicy(decl: A.ModuleDecl, diagnostics: Diagnostic[], overri
         break;
       }
       default:
-        diagnostics.push(diag('SORA2005', `unknown dtype rule "${key}"`, r.key.span, { hint: suggest(key, ['params', 'compute', 'inputs', 'outputs', 'f32', 'modules']) ?? 'rules: params, compute, inputs, outputs, f32, modules' }));
+        diagnostics.push(diag('SORA2005', `unknown dtype rule "${key}"`, r.key.span, { hint: suggest(key, ['params', 'compute', 'inputs', 'uncast', 'outputs', 'f32', 'modules']) ?? 'rules: params, compute, inputs, uncast, outputs, f32, modules' }));
     }
   }
   return p;

@@ -107,7 +107,7 @@ export function traceEntry(model: CompiledModel, entry: string, opts: TraceOptio
       for (const s of pending) g.bindSymbol(s.name, { input, axis: s.axis, divisor: s.divisor, offset: s.offset });
       let tensor: { dtype: DType; shape: readonly Sym[]; ir: IrValue } = { dtype: declared, shape: dims, ir: input as IrValue };
       g.source = { file: p.span.file, line: p.span.start.line, col: p.span.start.col };
-      if (model.policy!.inputs === 'cast' && isFloat(declared) && declared !== model.policy!.compute) {
+      if (model.policy!.inputs === 'cast' && isFloat(declared) && declared !== model.policy!.compute && !model.policy!.uncast.includes(p.name.name)) {
         tensor = ops.cast(interp.bctx(p.span), tensor, model.policy!.compute, `input ${p.name.name}: ${declared} -> compute ${model.policy!.compute} (dtype rule inputs: cast)`);
       }
       pos.push({ v: { k: 'tensor', t: tensor }, span: p.span });

@@ -133,3 +133,37 @@ describe('CPU emulation of bf16 compute', () => {
     expect(e.outputs.map((o) => o.dtype)).toEqual(g.outputs.map((o) => o.dtype));
   });
 });
+
+describe('dtype rule uncast', () => {
+  const inputCasts = (file: string, values: Record<string, unknown>) => {
+    const m = compile({ file, host: fsHost, config: { values }, dtype: { compute: 'bf16' } });
+    expect(m.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    const tr = traceEntry(m, 'forward', { absent: new Set(m.entries[0]!.inputs.filter((i) => i.optional).map((i) => i.name)) });
+    expect(tr.graph).toBeDefined();
+    return (tr.graph!.casts ?? []).map((c) => c.reason).filter((r) => /dtype rule inputs: cast/.test(r));
+  };
+  const tiny = { hidden_size: 24, depth: 1, num_heads: 2, caption_channels: 8, model_max_length: 4 };
+
+  it('keeps the listed inputs in their declared dtype: STDiT3 v1.3 takes the timestep uncast, v1.2 casts it', () => {
+    const v13 = inputCasts('examples/stdit3_v13.sora', tiny);
+    expect(v13.some((r) => /^input x: f32 -> compute bf16/.test(r))).toBe(true);
+    expect(v13.some((r) => /input timestep/.test(r))).toBe(false);
+    const v12 = inputCasts('examples/stdit3.sora', tiny);
+    expect(v12.some((r) => /^input timestep: f32 -> compute bf16/.test(r))).toBe(true);
+  });
+
+  it('an uncast name that is not an entry input is an error with a suggestion', () => {
+    const src = `
+model M version "1" {
+  config { c: int = 4 }
+  dtype { compute: bf16  inputs: cast  uncast: [timestpe] }
+  entry forward(x: [B, c], timestep: f32[B]) -> (y: [B, c]) {
+    return x * timestep[:, none]
+  }
+}`;
+    const m = compile({ file: 'uncast.sora', host: fsHost, rootText: src, config: { values: {} } });
+    const e = m.diagnostics.find((d) => d.code === 'SORA2001');
+    expect(e?.message).toMatch(/uncast.*"timestpe".*not an entry input/);
+    expect(e?.hint).toMatch(/timestep/);
+  });
+});

@@ -5,7 +5,9 @@
  * do not: other depths / heads / hidden sizes, odd T/H/W (padding + crop), patch (2,2,2),
  * x_mask present, text mask absent, pred_sigma / qk_norm off, STDiT2 qk_norm_legacy=False, and
  * for MMDiT the Flux layout (fused qkv, interleaved RoPE, guidance, no cond), patch_size 1, and
- * every flag on at once; for the CLIP text model (transformers 4.57.6 CLIPTextModel, outputs
+ * every flag on at once; for STDiT3 at v1.3 window attention with 3-D RoPE (padded windows, windows
+ * along T), spatial RoPE, skip_temporal and the i2v/v2v conditioning (mask_index on, off, empty);
+ * for the CLIP text model (transformers 4.57.6 CLIPTextModel, outputs
  * last_hidden_state + pooler_output) both pooling rules and the padding mask. Each case is compiled with its recorded constructor kwargs as the
  * config and run on its weights and inputs; optional inputs absent from inputs.safetensors take
  * the `none` path. Every output must be within 1e-4 (f32).
@@ -22,6 +24,7 @@ const EXAMPLE: Record<string, string> = {
   stdit: 'examples/stdit.sora',
   stdit2: 'examples/stdit2.sora',
   stdit3: 'examples/stdit3.sora',
+  stdit3_v13: 'examples/stdit3_v13.sora',
   mmdit: 'examples/mmdit.sora',
   clip_text: 'examples/clip_text.sora',
 };
@@ -55,6 +58,8 @@ describe('extra golden cases from the real upstream code', () => {
       const { tensors: inputs } = await readTensorsFile(join(c.dir, 'inputs.safetensors'));
       const edits: [string, (m: Map<string, HostTensor>) => void][] = [];
       for (const k of ['mask', 'x_mask', 'attention_mask']) if (inputs.has(k)) edits.push([`without ${k}`, (m) => m.delete(k)]);
+      const mi = inputs.get('mask_index');
+      if (mi && (mi.data as Uint8Array).some((b) => b !== 0)) edits.push(['mask_index all false', (m) => m.set('mask_index', { ...mi, data: new Uint8Array(mi.data.length) })]);
       if (inputs.has('cond')) edits.push(['cond zeroed', (m) => m.set('cond', { ...m.get('cond')!, data: new Float32Array(m.get('cond')!.data.length) })]);
       if (inputs.has('guidance')) edits.push(['guidance + 0.5', (m) => m.set('guidance', { ...m.get('guidance')!, data: (m.get('guidance')!.data as Float32Array).map((g) => g + 0.5) })]);
       for (const [what, edit] of edits) {

@@ -43,7 +43,7 @@ const errors = (text: string, extra: Partial<Parameters<typeof compilePipeline>[
 const first = (text: string) => compileSrc(text).diagnostics.find((d) => d.severity === 'error')!;
 
 describe('release pipelines', () => {
-  for (const v of ['v1_0', 'v1_1', 'v1_2']) {
+  for (const v of ['v1_0', 'v1_1', 'v1_2', 'v1_3']) {
     it(`examples/pipelines/opensora_${v}.sora compiles and its components fit`, () => {
       const p = compilePipeline({ file: join(REPO, 'examples', 'pipelines', `opensora_${v}.sora`), host: fsHost, cwd: REPO });
       expect(at(p.diagnostics)).toEqual([]);
@@ -51,6 +51,16 @@ describe('release pipelines', () => {
       expect(p.config.release).toBe(v.replace('_', '.'));
     });
   }
+
+  it('opensora_v1_3.sora: the released t2v.py settings (OpenSora-STDiT-v4 layout, 16-channel VAE, v1.3 RFLOW)', () => {
+    const p = compilePipeline({ file: join(REPO, 'examples', 'pipelines', 'opensora_v1_3.sora'), host: fsHost, cwd: REPO });
+    expect(at(p.diagnostics)).toEqual([]);
+    expect(p.components.transformer!.model!.version).toBe('1.3');
+    expect(p.components.transformer!.model!.config).toMatchObject({ kernel_size: [8, 8, -1], use_spatial_rope: true, in_channels: 16, qk_norm: true });
+    expect(p.components.vae!.model!.config).toMatchObject({ z_channels: 16, micro_frame_size: 17, temporal_overlap: true });
+    expect(p.components.scheduler!.options).toMatchObject({ num_sampling_steps: 30, cfg_scale: 7.5, use_timestep_transform: true, use_oscillation_guidance: true, use_flaw_fix: true });
+    expect(p.config).toMatchObject({ resolution: '720p', aspect_ratio: '9:16', num_frames: 113, fps: 24, seed: 42 });
+  });
 });
 
 describe('pipeline diagnostics', () => {

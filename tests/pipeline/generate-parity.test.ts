@@ -5,6 +5,8 @@
  * and the final latents and decoded frames must equal upstream's within 1e-4 (f32) with upstream's noise.
  * The caption embeddings are the recorded ones (a T5 stands in for the pipeline's text_encoder; its own parity
  * is tests/parity/t5.test.ts), so what is proven here is the release conditioning + sampler + decode path.
+ * rflow_v130: Open-Sora 1.3 (STDiT3 v1.3 with window attention, v1.3 RFLOW with oscillation guidance and the flaw
+ * fix over 12 steps, the 1.3 VAE decode).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { decode, denoise, loadPipeline } from '../../api/pipeline.ts';
 import { writeSafetensors } from '../../runtime/formats/safetensors-writer.ts';
 import { fileNoise, type F32Tensor, type Release } from '../../runtime/sampling/index.ts';
+import { v13Config } from '../helpers/vae-v13-config.ts';
 import { asF32, GOLDEN, goldenKwargs, maxAbs, maxAbsValue, meta, pipelineStore, readTensors, ROOT as SAMPLER } from '../sampling/golden.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
@@ -31,11 +34,13 @@ const kwargs = (o: Record<string, unknown>) => Object.entries(o).filter(([k]) =>
 
 async function pipelineFor(caseName: string, run: any) {
   const m = meta(caseName);
-  const release = ({ 'v1.0.0': 'v1.0', 'v1.1.0': 'v1.1', 'v1.2.0': 'v1.2' } as Record<string, Release>)[m.tag]!;
+  const release = ({ 'v1.0.0': 'v1.0', 'v1.1.0': 'v1.1', 'v1.2.0': 'v1.2', 'v1.3': 'v1.3' } as Record<string, Release>)[m.tag]!;
   const dit = m.dit.class as string;
   const ditKw = Object.assign({}, ...Object.values(m.dit.constructor_kwargs as Record<string, Record<string, unknown>>));
   let vae: string;
-  if (release === 'v1.2') {
+  if (release === 'v1.3') {
+    vae = `vae = OpenSoraVAE_V1_3(${kwargs(v13Config())}) from ${JSON.stringify(join(GOLDEN, 'vae_v13', 'a', 'model.safetensors'))}`;
+  } else if (release === 'v1.2') {
     const store = await pipelineStore(m.vae.pipeline_shift, m.vae.pipeline_scale);
     const path = join(tmp, `${caseName}-vae.safetensors`);
     await writeSafetensors(path, new Map([...store.tensors].map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape, data: () => t.read() }])));
@@ -44,11 +49,13 @@ async function pipelineFor(caseName: string, run: any) {
     const tv = goldenKwargs('vae_temporal');
     vae = `vae = OpenSoraVAE_V1_2(${kwargs({ vae_2d_block_out_channels: sd.block_out_channels, vae_2d_layers_per_block: sd.layers_per_block, vae_2d_norm_num_groups: sd.norm_num_groups, vae_temporal_filters: tv.filters, vae_temporal_num_res_blocks: tv.num_res_blocks, vae_temporal_num_groups: tv.num_groups })}) from ${JSON.stringify(path)}`;
   } else vae = `vae = AutoencoderKL(${kwargs(goldenKwargs('sd_vae'))}) from ${JSON.stringify(join(GOLDEN, 'sd_vae', 'a', 'model.safetensors'))}`;
-  const scheduler = release === 'v1.2' ? `rflow(num_sampling_steps=${run.steps}, cfg_scale=${sora(run.cfg_scale)}, use_timestep_transform=${run.use_timestep_transform}, use_discrete_timesteps=${run.use_discrete_timesteps})` : `iddpm(num_sampling_steps=${run.steps}, cfg_scale=${sora(run.cfg_scale)}, cfg_channel=${run.cfg_channel})`;
+  const v13 = release === 'v1.3' ? `, use_oscillation_guidance=${run.use_oscillation_guidance}, use_flaw_fix=${run.use_flaw_fix}` : '';
+  const scheduler = release === 'v1.2' || release === 'v1.3' ? `rflow(num_sampling_steps=${run.steps}, cfg_scale=${sora(run.cfg_scale)}, use_timestep_transform=${run.use_timestep_transform}, use_discrete_timesteps=${run.use_discrete_timesteps}${v13})` : `iddpm(num_sampling_steps=${run.steps}, cfg_scale=${sora(run.cfg_scale)}, cfg_channel=${run.cfg_channel})`;
   const src = `import { T5Encoder } from ${JSON.stringify(join(REPO, 'examples', 't5.sora'))}
-import { ${dit} } from ${JSON.stringify(join(REPO, 'examples', `${dit.toLowerCase()}.sora`))}
+import { ${dit} } from ${JSON.stringify(join(REPO, 'examples', `${dit.toLowerCase()}${release === 'v1.3' ? '_v13' : ''}.sora`))}
 import { AutoencoderKL } from ${JSON.stringify(join(REPO, 'examples', 'sd_vae.sora'))}
 import { OpenSoraVAE_V1_2 } from ${JSON.stringify(join(REPO, 'examples', 'vae_pipeline_v12.sora'))}
+import { OpenSoraVAE_V1_3 } from ${JSON.stringify(join(REPO, 'examples', 'vae_v13.sora'))}
 
 pipeline Golden version "0" {
   config {
@@ -68,7 +75,7 @@ pipeline Golden version "0" {
 }
 
 describe('generate stages vs the upstream sampling loops (real code)', () => {
-  for (const caseName of ['iddpm_v100', 'iddpm_v110', 'rflow_v120']) {
+  for (const caseName of ['iddpm_v100', 'iddpm_v110', 'rflow_v120', 'rflow_v130']) {
     it(`${caseName}/t2v: latents and decoded frames within 1e-4`, async () => {
       const m = meta(caseName);
       const run = m.runs.find((r: any) => r.name === 't2v');
