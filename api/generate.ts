@@ -369,7 +369,7 @@ export async function planGeneration(p: CompiledPipeline, req: GenerateRequest &
     }
   } else if (latent.length === 4) {
     try {
-      const absent = new Set(ditAbsent(tr.model!, defaults.onesLatentMask));
+      const absent = new Set(ditAbsent(tr.model!, (defaults as { onesLatentMask?: boolean }).onesLatentMask === true));
       const g = concreteTrace(tr, 'forward', { x: [2 * B, ...latent], timestep: [2 * B], y: [2 * B, 1, maxLength, -1].filter((d) => d !== -1), mask: [B, maxLength], x_mask: [2 * B, latent[1]!], fps: [B], height: [B], width: [B], num_frames: [B], ar: [B] }, `a latent of ${latent.join('x')} (${numFrames} frames of ${height}x${width}) for ${B} prompt(s)`, absent);
       const mem = graphMemory(g);
       stagesMem.denoise = { weights: mem.weightBytes, consts: mem.constantBytes, act: mem.peakActivationBytes };
