@@ -6,11 +6,13 @@
  * x_mask present, text mask absent, pred_sigma / qk_norm off, STDiT2 qk_norm_legacy=False, and
  * for MMDiT the Flux layout (fused qkv, interleaved RoPE, guidance, no cond), patch_size 1, and
  * every flag on at once; for the CLIP text model (transformers 4.57.6 CLIPTextModel, outputs
- * last_hidden_state + pooler_output) both pooling rules and the padding mask. Each case is compiled with its recorded constructor kwargs as the
+ * last_hidden_state + pooler_output) both pooling rules and the padding mask; for the Flux AE
+ * (Open-Sora 2.0 autoencoder_2d at HEAD, harness/make_ae_goldens.py) encode (sampled with given
+ * noise, and the mode) and decode, every entry listed in meta.json `entries`. Each case is compiled with its recorded constructor kwargs as the
  * config and run on its weights and inputs; optional inputs absent from inputs.safetensors take
  * the `none` path. Every output must be within 1e-4 (f32).
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { HostTensor } from '../../core/host-tensor.ts';
@@ -24,7 +26,14 @@ const EXAMPLE: Record<string, string> = {
   stdit3: 'examples/stdit3.sora',
   mmdit: 'examples/mmdit.sora',
   clip_text: 'examples/clip_text.sora',
+  flux_ae: 'examples/flux_ae.sora',
 };
+
+/** The entries a case runs: meta.json `entries` (the autoencoders: encode and decode), else `forward`. */
+function caseEntries(dir: string): string[] {
+  const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8'));
+  return meta.entries ? Object.keys(meta.entries) : ['forward'];
+}
 
 const cases = Object.keys(EXAMPLE).flatMap((model) => {
   const dir = join(ROOT, model);
@@ -42,11 +51,15 @@ describe('extra golden cases from the real upstream code', () => {
 
   for (const c of cases) {
     it(`${c.model}/${c.name} reproduces every output within 1e-4 (f32)`, async () => {
-      const r = await runGolden(EXAMPLE[c.model]!, c.model, { goldenDir: c.dir });
       const { tensors: reference } = await readTensorsFile(join(c.dir, 'outputs.safetensors'));
-      expect(Object.keys(r.errors).sort()).toEqual([...reference.keys()].sort());
-      for (const [k, ref] of reference) expect(r.outputs.get(k)!.shape, k).toEqual(ref.shape);
-      for (const [k, e] of Object.entries(r.errors)) expect(e, k).toBeLessThanOrEqual(1e-4);
+      const errors: Record<string, number> = {};
+      for (const entry of caseEntries(c.dir)) {
+        const r = await runGolden(EXAMPLE[c.model]!, c.model, { goldenDir: c.dir, entry });
+        for (const k of Object.keys(r.errors)) expect(r.outputs.get(k)!.shape, `${entry}: ${k}`).toEqual(reference.get(k)!.shape);
+        Object.assign(errors, r.errors);
+      }
+      expect(Object.keys(errors).sort()).toEqual([...reference.keys()].sort());
+      for (const [k, e] of Object.entries(errors)) expect(e, k).toBeLessThanOrEqual(1e-4);
     });
 
     // The branches a case exists for must be visible in its output: dropping the text mask or
@@ -54,12 +67,13 @@ describe('extra golden cases from the real upstream code', () => {
     it(`${c.model}/${c.name}: its optional inputs change the output`, async () => {
       const { tensors: inputs } = await readTensorsFile(join(c.dir, 'inputs.safetensors'));
       const edits: [string, (m: Map<string, HostTensor>) => void][] = [];
-      for (const k of ['mask', 'x_mask', 'attention_mask']) if (inputs.has(k)) edits.push([`without ${k}`, (m) => m.delete(k)]);
+      for (const k of ['mask', 'x_mask', 'attention_mask', 'noise']) if (inputs.has(k)) edits.push([`without ${k}`, (m) => m.delete(k)]);
       if (inputs.has('cond')) edits.push(['cond zeroed', (m) => m.set('cond', { ...m.get('cond')!, data: new Float32Array(m.get('cond')!.data.length) })]);
       if (inputs.has('guidance')) edits.push(['guidance + 0.5', (m) => m.set('guidance', { ...m.get('guidance')!, data: (m.get('guidance')!.data as Float32Array).map((g) => g + 0.5) })]);
       for (const [what, edit] of edits) {
         const r = await runGolden(EXAMPLE[c.model]!, c.model, {
           goldenDir: c.dir,
+          entry: what === 'without noise' ? 'encode' : 'forward',
           inputs: (t) => {
             const m = new Map(t);
             edit(m);
