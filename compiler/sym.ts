@@ -120,6 +120,9 @@ export class Sym {
       }
     }
     const restSym = new Sym(rest);
+    // only a constant left over (every symbolic term divided exactly): floor((k*a + c)/k) = a + floor(c/k)
+    const rv = restSym.value();
+    if (rv !== undefined) return new Sym(exact).add(Math.floor(rv / k));
     // nested floors fold: floor(floor(r/m)/k) = floor(r/(m*k)) for integer r and positive m, k
     // (so three stride-2 downsamplings and one // 8 give the same dimension)
     if (rest.size === 1) {

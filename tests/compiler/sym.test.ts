@@ -25,3 +25,13 @@ describe('symbolic floor division after an exact offset', () => {
     for (let h = 2; h <= 100; h++) expect(Math.floor((Math.floor((h - 2) / 2) + 1 - 2) / 2) + 1).toBe(Math.floor(h / 4));
   });
 });
+
+describe('symbolic floor division with a constant remainder', () => {
+  it('floor((32*h - 1)/2) is 16*h - 1 (a stride-2 conv with padding 1 on 32*h)', () => {
+    const h = Sym.sym('h');
+    expect(h.scale(32).sub(1).floorDiv(2).toString()).toBe(h.scale(16).sub(1).toString());
+    const conv = (x: Sym) => x.add(2).sub(3).floorDiv(2).add(1);
+    expect(conv(h.scale(32)).toString()).toBe(h.scale(16).toString());
+    for (let v = 1; v <= 50; v++) expect(Math.floor((32 * v - 1) / 2)).toBe(16 * v - 1);
+  });
+});
