@@ -27,6 +27,7 @@ const EXAMPLE: Record<string, string> = {
   mmdit: 'examples/mmdit.sora',
   clip_text: 'examples/clip_text.sora',
   flux_ae: 'examples/flux_ae.sora',
+  dc_ae: 'examples/dc_ae.sora',
 };
 
 /** The entries a case runs: meta.json `entries` (the autoencoders: encode and decode), else `forward`. */
