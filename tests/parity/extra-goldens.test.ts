@@ -8,7 +8,8 @@
  * every flag on at once; for the CLIP text model (transformers 4.57.6 CLIPTextModel, outputs
  * last_hidden_state + pooler_output) both pooling rules and the padding mask; for the Flux AE
  * (Open-Sora 2.0 autoencoder_2d at HEAD, harness/make_ae_goldens.py) encode (sampled with given
- * noise, and the mode) and decode, every entry listed in meta.json `entries`. Each case is compiled with its recorded constructor kwargs as the
+ * noise, and the mode) and decode, and for DC-AE (dc_ae @ HEAD) the video and one-frame encode /
+ * decode: every entry listed in meta.json `entries`. Each case is compiled with its recorded constructor kwargs as the
  * config and run on its weights and inputs; optional inputs absent from inputs.safetensors take
  * the `none` path. Every output must be within 1e-4 (f32).
  */
