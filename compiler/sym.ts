@@ -120,6 +120,16 @@ export class Sym {
       }
     }
     const restSym = new Sym(rest);
+    // only a constant left over (every symbolic term divided exactly): floor((k*a + c)/k) = a + floor(c/k)
+    const rv = restSym.value();
+    if (rv !== undefined) return new Sym(exact).add(Math.floor(rv / k));
+    // nested floors fold: floor(floor(r/m)/k) = floor(r/(m*k)) for integer r and positive m, k
+    // (so three stride-2 downsamplings and one // 8 give the same dimension)
+    if (rest.size === 1) {
+      const [t] = rest.values();
+      const a = t!.coeff === 1 && t!.atoms.length === 1 ? atomTable.get(t!.atoms[0]!) : undefined;
+      if (a?.kind === 'fdiv') return new Sym(exact).add(a.num.floorDiv(a.den * k));
+    }
     return new Sym(exact).add(Sym.atom({ kind: 'fdiv', num: restSym, den: k }));
   }
   ceilDiv(k: number): Sym {

@@ -1,6 +1,7 @@
 /**
  * Input validation before any compute: names (unknown/missing), dtypes, typed-array kinds, ranks,
- * static dims and symbolic dims (one size per symbol across all inputs); and the output check that
+ * static dims, symbolic dims (one size per symbol across all inputs) and declared multiples (`4*t`:
+ * divisible, and `t` consistent); and the output check that
  * catches a graph whose run-time shapes disagree with its compiled types (a compiler bug).
  */
 import type { Code } from '../../core/codes.ts';
@@ -73,6 +74,19 @@ export function validateInputs(specs: readonly TensorSpec[], inputs: ReadonlyMap
       const prev = bound.get(d);
       if (!prev) bound.set(d, { size: got, by: `${spec.name} dim ${i}` });
       else if (prev.size !== got) problems.push(`  ${spec.name}: dim ${i} (${d}) is ${got}, but ${d} = ${prev.size} from ${prev.by}`);
+      // a declared multiple (`4*t`, from an entry's `f32[B, C, tcr * t, ...]`): the size must divide, and binds `t`
+      const mult = /^(\d+)\*([A-Za-z_][A-Za-z0-9_]*)$/.exec(d);
+      if (mult) {
+        const k = Number(mult[1]);
+        const name = mult[2]!;
+        if (got % k !== 0) {
+          problems.push(`  ${spec.name}: dim ${i} is ${got}, not a multiple of ${k} (${want}, got ${fmtShape(t.shape)})`);
+          return;
+        }
+        const sym = bound.get(name);
+        if (!sym) bound.set(name, { size: got / k, by: `${spec.name} dim ${i} (${d})` });
+        else if (sym.size !== got / k) problems.push(`  ${spec.name}: dim ${i} (${d}) is ${got}, so ${name} = ${got / k}, but ${name} = ${sym.size} from ${sym.by}`);
+      }
     });
     if (t.data.length !== shapeNumel(t.shape)) problems.push(`  ${spec.name}: shape ${fmtShape(t.shape)} has ${shapeNumel(t.shape)} elements but data has ${t.data.length}`);
   }

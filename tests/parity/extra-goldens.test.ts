@@ -8,11 +8,14 @@
  * every flag on at once; for STDiT3 at v1.3 window attention with 3-D RoPE (padded windows, windows
  * along T), spatial RoPE, skip_temporal and the i2v/v2v conditioning (mask_index on, off, empty);
  * for the CLIP text model (transformers 4.57.6 CLIPTextModel, outputs
- * last_hidden_state + pooler_output) both pooling rules and the padding mask. Each case is compiled with its recorded constructor kwargs as the
+ * last_hidden_state + pooler_output) both pooling rules and the padding mask; for the Flux AE
+ * (Open-Sora 2.0 autoencoder_2d at HEAD, harness/make_ae_goldens.py) encode (sampled with given
+ * noise, and the mode) and decode, and for DC-AE (dc_ae @ HEAD) the video and one-frame encode /
+ * decode: every entry listed in meta.json `entries`. Each case is compiled with its recorded constructor kwargs as the
  * config and run on its weights and inputs; optional inputs absent from inputs.safetensors take
  * the `none` path. Every output must be within 1e-4 (f32).
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { HostTensor } from '../../core/host-tensor.ts';
@@ -27,7 +30,15 @@ const EXAMPLE: Record<string, string> = {
   stdit3_v13: 'examples/stdit3_v13.sora',
   mmdit: 'examples/mmdit.sora',
   clip_text: 'examples/clip_text.sora',
+  flux_ae: 'examples/flux_ae.sora',
+  dc_ae: 'examples/dc_ae.sora',
 };
+
+/** The entries a case runs: meta.json `entries` (the autoencoders: encode and decode), else `forward`. */
+function caseEntries(dir: string): string[] {
+  const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8'));
+  return meta.entries ? Object.keys(meta.entries) : ['forward'];
+}
 
 const cases = Object.keys(EXAMPLE).flatMap((model) => {
   const dir = join(ROOT, model);
@@ -45,11 +56,15 @@ describe('extra golden cases from the real upstream code', () => {
 
   for (const c of cases) {
     it(`${c.model}/${c.name} reproduces every output within 1e-4 (f32)`, async () => {
-      const r = await runGolden(EXAMPLE[c.model]!, c.model, { goldenDir: c.dir });
       const { tensors: reference } = await readTensorsFile(join(c.dir, 'outputs.safetensors'));
-      expect(Object.keys(r.errors).sort()).toEqual([...reference.keys()].sort());
-      for (const [k, ref] of reference) expect(r.outputs.get(k)!.shape, k).toEqual(ref.shape);
-      for (const [k, e] of Object.entries(r.errors)) expect(e, k).toBeLessThanOrEqual(1e-4);
+      const errors: Record<string, number> = {};
+      for (const entry of caseEntries(c.dir)) {
+        const r = await runGolden(EXAMPLE[c.model]!, c.model, { goldenDir: c.dir, entry });
+        for (const k of Object.keys(r.errors)) expect(r.outputs.get(k)!.shape, `${entry}: ${k}`).toEqual(reference.get(k)!.shape);
+        Object.assign(errors, r.errors);
+      }
+      expect(Object.keys(errors).sort()).toEqual([...reference.keys()].sort());
+      for (const [k, e] of Object.entries(errors)) expect(e, k).toBeLessThanOrEqual(1e-4);
     });
 
     // The branches a case exists for must be visible in its output: dropping the text mask or
@@ -57,7 +72,7 @@ describe('extra golden cases from the real upstream code', () => {
     it(`${c.model}/${c.name}: its optional inputs change the output`, async () => {
       const { tensors: inputs } = await readTensorsFile(join(c.dir, 'inputs.safetensors'));
       const edits: [string, (m: Map<string, HostTensor>) => void][] = [];
-      for (const k of ['mask', 'x_mask', 'attention_mask']) if (inputs.has(k)) edits.push([`without ${k}`, (m) => m.delete(k)]);
+      for (const k of ['mask', 'x_mask', 'attention_mask', 'noise']) if (inputs.has(k)) edits.push([`without ${k}`, (m) => m.delete(k)]);
       const mi = inputs.get('mask_index');
       if (mi && (mi.data as Uint8Array).some((b) => b !== 0)) edits.push(['mask_index all false', (m) => m.set('mask_index', { ...mi, data: new Uint8Array(mi.data.length) })]);
       if (inputs.has('cond')) edits.push(['cond zeroed', (m) => m.set('cond', { ...m.get('cond')!, data: new Float32Array(m.get('cond')!.data.length) })]);
@@ -65,6 +80,7 @@ describe('extra golden cases from the real upstream code', () => {
       for (const [what, edit] of edits) {
         const r = await runGolden(EXAMPLE[c.model]!, c.model, {
           goldenDir: c.dir,
+          entry: what === 'without noise' ? 'encode' : 'forward',
           inputs: (t) => {
             const m = new Map(t);
             edit(m);
