@@ -29,6 +29,10 @@ export interface CompileOptions {
   readonly config?: ConfigInput;
   /** Override dtype policy rules (`--dtype compute=bf16`): rule -> dtype name / cast|exact. */
   readonly dtype?: Readonly<Record<string, string>>;
+  /** A program already loaded from `file` (read-only; reused by config inference across probe compiles). */
+  readonly program?: Program;
+  /** Config inference probes only: failed `assert`s do not stop elaboration (the keymap is still a function of the config). */
+  readonly lenientAsserts?: boolean;
 }
 
 export interface EntryInfo {
