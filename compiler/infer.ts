@@ -345,12 +345,16 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
     return undefined;
   };
   const deps = new Map<string, Set<DimId>>();
+  /** solved counts held at 1 while the rest is probed */
+  const shrunk = new Map<Slot, number>();
   /** values set only to fit a dimension they share with other undetermined values (input_size[1] * input_size[2]) */
   const forced = new Map<string, string>();
   let force = false;
+  let lastChance = false;
   while (pending.length) {
     const base = compileAt(cur);
     if (!base) break;
+    const roundStart = cur;
     const d0 = dimsOf(base);
     // sensitivity of each still-unknown slot at the current config
     deps.clear();
@@ -374,8 +378,10 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
     }
     let progress = false;
     for (const s of [...pending]) {
+      if (!pending.includes(s)) continue;
       const k = slotKey(s);
       const mine = deps.get(k)!;
+      if (!mine) continue;
       const owned = [...mine].filter((id) => force || pending.every((o) => o === s || !deps.get(slotKey(o))?.has(id)));
       if (!owned.length) continue;
       const pr = probes.get(k)!;
@@ -384,11 +390,13 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
       let solved: number | boolean | undefined;
       let evidence = owned[0]!;
       if (s.kind === 'bool') {
+        if (cur !== roundStart) continue;
         const a = matches(pr.dims);
         const b = matches(d0);
         if (a === b) continue;
         solved = a > b ? pr.value : v0;
       } else {
+        if (s.kind === 'float' && cur !== roundStart) continue; // a float solved from stale probes may fit by flooring only
         // candidates from each owned dimension: linear, inverse (d*v constant: hidden_size/num_heads), log2 (counts of halvings)
         const votes = new Map<number, string>();
         const x0 = v0 as number;
@@ -405,8 +413,10 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
             if (h !== 0) cands.push((a * x0) / h);
             if (b !== undefined && b !== a && x0 > 0 && x1 > 0 && x1 !== x0) cands.push(x0 * 2 ** (((h - a) / (b - a)) * Math.log2(x1 / x0)));
           }
+          // floats: the simplest decimal first (int(hidden * mlp_ratio) holds for a range of ratios)
+          if (s.kind === 'float') cands.splice(0, cands.length, ...cands.flatMap((x) => [0, 1, 2, 3, 9].map((d) => Math.round(x * 10 ** d) / 10 ** d)));
           for (let x of cands) {
-            x = s.kind === 'float' ? Math.round(x * 1e9) / 1e9 : Math.abs(x - Math.round(x)) < 1e-9 ? Math.round(x) : x;
+            x = s.kind === 'float' ? x : Math.abs(x - Math.round(x)) < 1e-9 ? Math.round(x) : x;
             if (!Number.isFinite(x) || (s.kind !== 'float' && (!Number.isInteger(x) || x < (s.kind === 'len' ? 1 : 0)))) continue;
             if (!votes.has(x)) votes.set(x, id);
           }
@@ -477,6 +487,8 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
           }
         }
         if (solved === undefined && force) continue;
+        if (solved === undefined && cur !== roundStart) continue; // probes are stale: next round
+        if (solved === undefined && !lastChance) continue; // others first: a value solved later may make this one solvable
         if (solved === undefined) {
           const o = owned[0]!;
           status.set(k, { status: 'contradiction', evidence: `${describeDim(o)} is ${hdims.get(o)} in the checkpoint (${d0.get(o)} at ${k} = ${String(v0)}); no value of ${k} gives it` });
@@ -485,6 +497,15 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
         }
       }
       cur = setSlot(cur, s, solved!);
+      if (s.kind === 'int' && evidence.startsWith('@') && (solved as number) > 1 && !force) {
+        // a count (depth): probe the rest with one instance, which is much cheaper to trace; restored at the end
+        const small = setSlot(cur, s, 1);
+        const kmSmall = compileAt(small);
+        if (kmSmall && Object.keys(kmSmall.tensors).length < Object.keys(compileAt(cur)?.tensors ?? {}).length) {
+          shrunk.set(s, solved as number);
+          cur = small;
+        }
+      }
       if (force) {
         const partners = pending.filter((o) => o !== s && [...mine].some((id) => deps.get(slotKey(o))?.has(id))).map(slotKey);
         forced.set(k, `only together with ${partners.join(', ')}: ${String(solved)} chosen so that ${describeDim(evidence)} fits with ${partners.length > 1 ? 'their' : 'its'} base value`);
@@ -516,8 +537,13 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
         }
       }
       progress = true;
-      break; // re-probe at the new config: other values may own dims now
+      // go on with the other values on this round's probes; a stale estimate fails its re-trace and waits for the next round
     }
+    if (!progress && !lastChance && !force) {
+      lastChance = true; // once more, now declaring what no value can fit
+      continue;
+    }
+    lastChance = false;
     if (!progress) {
       // nothing left that one dimension separates: fit one of the values that only move dims together
       // (their product is determined, not each); they stay undetermined
@@ -525,6 +551,7 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
       force = true;
     }
   }
+  for (const [s, v] of shrunk) cur = setSlot(cur, s, v);
   if (boolPass()) {
     for (const k of keyBools) status.set(k, { status: 'determined', evidence: 'the checkpoint keys' });
   }
