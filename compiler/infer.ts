@@ -347,6 +347,7 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
   const deps = new Map<string, Set<DimId>>();
   /** solved counts held at 1 while the rest is probed */
   const shrunk = new Map<Slot, number>();
+  const disturbed = new Set<string>();
   /** values set only to fit a dimension they share with other undetermined values (input_size[1] * input_size[2]) */
   const forced = new Map<string, string>();
   let force = false;
@@ -382,7 +383,7 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
       const k = slotKey(s);
       const mine = deps.get(k)!;
       if (!mine) continue;
-      const owned = [...mine].filter((id) => force || pending.every((o) => o === s || !deps.get(slotKey(o))?.has(id)));
+      const owned = [...mine].filter((id) => !disturbed.has(id)).filter((id) => force || pending.every((o) => o === s || !deps.get(slotKey(o))?.has(id)));
       if (!owned.length) continue;
       const pr = probes.get(k)!;
       const v0 = getSlot(cur, s)!;
@@ -501,7 +502,11 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
         // a count (depth): probe the rest with one instance, which is much cheaper to trace; restored at the end
         const small = setSlot(cur, s, 1);
         const kmSmall = compileAt(small);
-        if (kmSmall && Object.keys(kmSmall.tensors).length < Object.keys(compileAt(cur)?.tensors ?? {}).length) {
+        const kmFull = compileAt(cur);
+        if (kmSmall && kmFull && Object.keys(kmSmall.tensors).length < Object.keys(kmFull.tensors).length) {
+          // dims the shrink changes (the count's own extents, ...) say nothing about the others
+          const ds = dimsOf(kmSmall);
+          for (const [id, v] of dimsOf(kmFull)) if (ds.get(id) !== v) disturbed.add(id);
           shrunk.set(s, solved as number);
           cur = small;
         }
