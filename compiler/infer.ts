@@ -310,7 +310,6 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
     }
     return changed;
   };
-  for (let pass = 0; pass < 3 && boolPass(); pass++);
 
   // ---- phase B: sizes, counts and list lengths from shape equations and instance extents ----
   type DimId = string; // `${key}[${axis}]` or `@${template}@${segment}`
@@ -327,7 +326,55 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
     for (const [id, n] of extents(Object.keys(km.tensors))) if (hdims.has(id)) out.set(id, n);
     return out;
   };
-  const pending = slots.filter((s) => !keyBools.has(slotKey(s)));
+  /** solved counts held at 1 while the rest is probed */
+  const shrunk = new Map<Slot, number>();
+  const disturbed = new Set<string>();
+  /** a solved count (depth = 28): probe the rest with one instance, which is much cheaper to trace; restored at the end */
+  const shrink = (s: Slot, value: number): void => {
+    if (value <= 1) return;
+    const small = setSlot(cur, s, 1);
+    const kmSmall = compileAt(small);
+    const kmFull = compileAt(cur);
+    if (kmSmall && kmFull && Object.keys(kmSmall.tensors).length < Object.keys(kmFull.tensors).length) {
+      // dims the shrink changes (the count's own extents, ...) say nothing about the others
+      const ds = dimsOf(kmSmall);
+      for (const [id, v] of dimsOf(kmFull)) if (ds.get(id) !== v) disturbed.add(id);
+      shrunk.set(s, value);
+      cur = small;
+    }
+  };
+  // ---- counts first: ints that move only instance counts (depth, layers_per_block), solved from the extents ----
+  const counts = new Set<Slot>();
+  for (const s of slots) {
+    if (s.kind !== 'int' || s.index !== undefined) continue;
+    const base = compileAt(cur);
+    if (!base) break;
+    const d0 = dimsOf(base);
+    const p = probe(cur, s, base);
+    if (!p) continue;
+    const d1 = dimsOf(p.km);
+    const moved = [...d0.keys()].filter((id) => d1.get(id) !== d0.get(id));
+    if (!moved.length || moved.some((id) => !id.startsWith('@') || disturbed.has(id))) continue;
+    const id = moved[0]!;
+    const h = hdims.get(id);
+    const a = d0.get(id)!;
+    const b = d1.get(id);
+    if (h === undefined || b === undefined || a === b) continue;
+    const x0 = getSlot(cur, s) as number;
+    const x = x0 + ((h - a) * ((p.value as number) - x0)) / (b - a);
+    if (!Number.isInteger(x) || x < 0) continue;
+    const next = setSlot(cur, s, x);
+    const km = compileAt(next);
+    if (!km) continue;
+    const dn = dimsOf(km);
+    if (!moved.every((m) => dn.get(m) === hdims.get(m))) continue;
+    cur = next;
+    status.set(slotKey(s), { status: 'determined', evidence: describeDim(id) });
+    counts.add(s);
+    shrink(s, x);
+  }
+  for (let pass = 0; pass < 3 && boolPass(); pass++);
+  const pending = slots.filter((s) => !keyBools.has(slotKey(s)) && !counts.has(s));
   for (const k of keyBools) status.set(k, { status: 'determined', evidence: 'the checkpoint keys' });
   /**
    * A solved value can make the config invalid through values not solved yet: move one still-unknown
@@ -345,9 +392,6 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
     return undefined;
   };
   const deps = new Map<string, Set<DimId>>();
-  /** solved counts held at 1 while the rest is probed */
-  const shrunk = new Map<Slot, number>();
-  const disturbed = new Set<string>();
   /** values set only to fit a dimension they share with other undetermined values (input_size[1] * input_size[2]) */
   const forced = new Map<string, string>();
   let force = false;
@@ -498,19 +542,7 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
         }
       }
       cur = setSlot(cur, s, solved!);
-      if (s.kind === 'int' && evidence.startsWith('@') && (solved as number) > 1 && !force) {
-        // a count (depth): probe the rest with one instance, which is much cheaper to trace; restored at the end
-        const small = setSlot(cur, s, 1);
-        const kmSmall = compileAt(small);
-        const kmFull = compileAt(cur);
-        if (kmSmall && kmFull && Object.keys(kmSmall.tensors).length < Object.keys(kmFull.tensors).length) {
-          // dims the shrink changes (the count's own extents, ...) say nothing about the others
-          const ds = dimsOf(kmSmall);
-          for (const [id, v] of dimsOf(kmFull)) if (ds.get(id) !== v) disturbed.add(id);
-          shrunk.set(s, solved as number);
-          cur = small;
-        }
-      }
+      if (s.kind === 'int' && evidence.startsWith('@') && !force) shrink(s, solved as number);
       if (force) {
         const partners = pending.filter((o) => o !== s && [...mine].some((id) => deps.get(slotKey(o))?.has(id))).map(slotKey);
         forced.set(k, `only together with ${partners.join(', ')}: ${String(solved)} chosen so that ${describeDim(evidence)} fits with ${partners.length > 1 ? 'their' : 'its'} base value`);
@@ -556,10 +588,10 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
       force = true;
     }
   }
-  for (const [s, v] of shrunk) cur = setSlot(cur, s, v);
   if (boolPass()) {
     for (const k of keyBools) status.set(k, { status: 'determined', evidence: 'the checkpoint keys' });
   }
+  for (const [s, v] of shrunk) cur = setSlot(cur, s, v);
   for (const s of pending) {
     const k = slotKey(s);
     if (status.has(k)) continue;
