@@ -75,6 +75,8 @@ export interface InferOptions {
   readonly base?: ConfigInput;
   /** a parsed program to reuse (the same file), e.g. across many headers */
   readonly program?: Program;
+  /** config keys given explicitly (`--set`): kept as given, never solved */
+  readonly pinned?: ReadonlySet<string>;
   /** an upper bound on probe compiles (default 400) */
   readonly maxCompiles?: number;
 }
@@ -248,7 +250,7 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
   const header = opts.header;
   let cur: Cfg = { ...km0.config };
   memo.set(JSON.stringify(cur), km0);
-  const slots = slotsOf(decl, cur);
+  const slots = slotsOf(decl, cur).filter((s) => !opts.pinned?.has(s.name) && !(s.names ?? []).some((n) => opts.pinned?.has(n)));
   const status = new Map<string, { status: InferredValue['status']; evidence?: string }>();
   const known = new Set<string>();
 

@@ -15,7 +15,7 @@ import { SoracError } from '../../core/errors.ts';
 import type { RegisterCommand } from '../command.ts';
 import type { CliIO } from '../io.ts';
 import { EXIT, usageError } from '../io.ts';
-import { addModelOptions, compileFromCli, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
+import { addModelOptions, compileForWeights, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
 
 export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExit) => {
   addModelOptions(program.command('run').argument('<model>', '.sora model file'))
@@ -35,7 +35,7 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
       const microSize = opts.microBatch === undefined ? undefined : Number(opts.microBatch);
       if (microSize !== undefined && !(Number.isSafeInteger(microSize) && microSize > 0)) throw usageError(`--micro-batch ${opts.microBatch} is not a positive integer`);
       if (opts.microAxis !== undefined && microSize === undefined) throw usageError('--micro-axis needs --micro-batch N');
-      const m = compileFromCli(file, opts, io);
+      const m = await compileForWeights(file, opts, io, opts.weights, opts.from === 'model' ? 'model' : 'ema');
       if (hasErrors(m.diagnostics) || !m.keymap) {
         printDiagnostics(m.diagnostics, m, io);
         io.stderr(`run failed: ${summarizeCounts(m.diagnostics)}\n`);
