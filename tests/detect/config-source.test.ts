@@ -81,6 +81,19 @@ describe('config for a checkpoint', () => {
     expect(missing.err).toMatch(/SORA5001/);
   }, 120_000);
 
+  it('migrate diff --to-config auto: the .sora side at the config inferred from the checkpoint side', async () => {
+    const w = join(GOLDEN, 'stdit3/a/model.safetensors');
+    const auto = await sorac('migrate', 'diff', w, 'examples/stdit3.sora', '--to-config', 'auto', '--exit-code');
+    expect(auto.err).toMatch(/note: config: inferred from the weights/);
+    expect(auto.out).toMatch(/no differences: same keys, shapes and dtypes/);
+    expect(auto.code).toBe(0);
+    const plain = await sorac('migrate', 'diff', w, 'examples/stdit3.sora', '--exit-code');
+    expect(plain.out).toMatch(/884 only in TO, 88 reshaped/); // a diff keeps the defaults unless asked
+    const bad = await sorac('migrate', 'diff', 'examples/stdit2.sora', 'examples/stdit3.sora', '--to-config', 'auto');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--to-config auto needs a checkpoint on the other side/);
+  }, 120_000);
+
   it('--config auto needs --weights (usage error, exit 2)', async () => {
     const r = await sorac('check', 'examples/stdit3.sora', '--config', 'auto');
     expect(r.code).toBe(2);
