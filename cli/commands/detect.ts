@@ -98,7 +98,7 @@ export const registerDetect: RegisterCommand = (program, io, setExit) => {
         const closest = top ? `; closest: ${top.model} ${top.version} (${top.file}), ${top.inferred ? `${(top.score * 100).toFixed(1)}% of tensors fit at the best config found` : `${(top.patternOverlap * 100).toFixed(0)}% of key patterns in common`}` : '';
         const why = top ? `\nwhat disagreed with ${top.model}:\n${renderDisagreement(top).trimEnd()}` : '';
         throw new SoracError('SORA5060', `no ${r.candidates.length ? 'bundled ' : ''}model fits ${weights} (${r.tensors} tensors)${closest}${why}`, {
-          hint: 'a model sorac does not know (or a modified one): describe it in .sora and pass --model FILE.sora; a checkpoint of an older release may need a migration (sorac migrate plan)',
+          hint: `${top?.inferred ? `per-key fixes and the migration that applies (an older release): sorac check ${top.file} --weights ${weights}${(top.sets ?? []).map((x) => ` --set '${x}'`).join('')}\n` : ''}a model sorac does not know (or a modified one): describe it in .sora and pass --model FILE.sora`,
           data: r,
         });
       }

@@ -91,6 +91,7 @@ describe('sorac detect', () => {
     expect(t.err).toMatch(/SORA5060: no bundled model fits .*; closest: STDiT3 1\.2 \(examples\/stdit3\.sora\)/);
     expect(t.err).toMatch(/tensors the model has and the checkpoint lacks: spatial_blocks\.0\.mlp\.fc2\.weight/);
     expect(t.err).toMatch(/tensor the checkpoint has and the model lacks: extra_head\.weight/);
+    expect(t.err).toContain(`hint: per-key fixes and the migration that applies (an older release): sorac check examples/stdit3.sora --weights ${w}`);
     const j = await sorac('detect', w, '--json');
     expect(j.code).toBe(1);
     const d = JSON.parse(j.out);
