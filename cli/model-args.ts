@@ -49,13 +49,14 @@ export function compileFromCli(file: string, opts: ModelOpts, io: CliIO): Compil
 /**
  * Compile for a checkpoint: the config from --config (file, directory, hub id), else a config.json beside
  * the weights and the config inferred from them (`--config auto`, the default with weights); one note line
- * per choice on stderr (not with --json).
+ * per choice on stderr (with --json, in `notesOut` for the command's document).
  */
-export async function compileForWeights(file: string, opts: ModelOpts, io: CliIO, weights: string | undefined, part?: 'ema' | 'model'): Promise<CompiledModel> {
+export async function compileForWeights(file: string, opts: ModelOpts, io: CliIO, weights: string | undefined, part?: 'ema' | 'model', notesOut?: string[]): Promise<CompiledModel> {
   const set = parseSets(opts.set ?? []);
   const dtype = parseDtypeRules(opts.dtype ?? []);
   const c = await chooseConfig({ file, cwd: io.cwd, set, ...(opts.config ? { config: opts.config } : {}), ...(opts.model ? { model: opts.model } : {}), ...(weights ? { weights } : {}), ...(part ? { part } : {}) });
   if (!opts.json) for (const n of c.notes) io.stderr(`note: ${n}\n`);
+  notesOut?.push(...c.notes);
   return loadModel({ file, cwd: io.cwd, set, dtype, ...(opts.model ? { model: opts.model } : {}), ...(c.configPath ? { configPath: c.configPath } : {}), ...(c.values ? { values: c.values } : {}) });
 }
 

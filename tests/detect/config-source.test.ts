@@ -54,6 +54,8 @@ describe('config for a checkpoint', () => {
     expect(r.code).toBe(0);
     const d = JSON.parse(r.out);
     expect(d.ok).toBe(true);
+    expect(r.err).toBe(''); // --json: the notes are in the document
+    expect(d.configNotes).toEqual([expect.stringMatching(/beside the weights/), expect.stringMatching(/inferred from the weights/)]);
     const t = await sorac('check', 'examples/stdit3.sora', '--weights', dir);
     expect(t.err).toContain(`note: config: read ${join(dir, 'config.json')} beside the weights`);
     // num_heads = 4 is in the shapes (rope.freqs) and wins over config.json's 2; config.json fills the rest
