@@ -99,7 +99,14 @@ export async function chooseConfig(o: ChooseConfigOptions): Promise<ConfigChoice
     for (const t of store.tensors.values()) header.set(t.key, t.shape);
     const set = o.set ?? [];
     const base = { ...(beside ? { file: { path: beside, values: readConfigFile(beside) } } : {}), set };
-    const r = inferConfig({ file: path.resolve(cwd, o.file), host: fsHost, cwd, ...(o.model ? { model: o.model } : {}), header, base, pinned: new Set(set.map(([k]) => k)) });
+    let r: ReturnType<typeof inferConfig>;
+    try {
+      r = inferConfig({ file: path.resolve(cwd, o.file), host: fsHost, cwd, ...(o.model ? { model: o.model } : {}), header, base, pinned: new Set(set.map(([k]) => k)) });
+    } catch (e) {
+      // inference is a convenience: whatever stops it, the base config and the strict load report still work
+      notes.push(`config: could not infer a config from the weights (${(e as Error).message.split('\n')[0]}); using ${beside ? 'config.json' : 'the defaults'}`);
+      return { ...(beside ? { configPath: beside } : {}), notes };
+    }
     if ('error' in r) return { ...(beside ? { configPath: beside } : {}), notes };
     const from = beside ? 'config.json' : 'the defaults';
     if (!r.exact || r.invalid) {
