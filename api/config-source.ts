@@ -113,8 +113,27 @@ export async function chooseConfig(o: ChooseConfigOptions): Promise<ConfigChoice
       notes.push(`config: no config of ${r.modelName} reproduces the weights (${(r.score * 100).toFixed(1)}% of tensors fit at the closest); using ${from}${set.length ? ' and --set' : ''}`);
       return { ...(beside ? { configPath: beside } : {}), notes };
     }
+    // values fitted only as a product (STDiT's input_size[1] * input_size[2]) load but may compute wrongly: not silently
+    const fitted = r.values.some((v) => v.status === 'undetermined' && v.evidence?.includes('chosen so that')) ? r.values.filter((v) => v.status === 'undetermined' && v.evidence?.includes('only together with')).map((v) => v.key) : [];
+    if (fitted.length) {
+      // the rest as inferred; these from the base, so that the load report names exactly the tensors they shape
+      notes.push(`config: inferred from the weights except ${fitted.join(', ')}: the shapes give only a product (${fitted.length > 1 ? 'they come' : 'it comes'} from ${from}); give ${fitted.length > 1 ? 'them' : 'it'} with --set or a config file`);
+      const values: Record<string, unknown> = { ...r.config };
+      for (const v of r.values) {
+        if (v.status !== 'undetermined' || !v.evidence?.includes('chosen so that')) continue;
+        const el = /^(.*)\[(\d+)\]$/.exec(v.key);
+        if (!el) values[v.key] = r.base[v.key];
+        else if (Array.isArray(values[el[1]!]) && Array.isArray(r.base[el[1]!])) {
+          const arr = [...(values[el[1]!] as unknown[])];
+          arr[Number(el[2])] = (r.base[el[1]!] as unknown[])[Number(el[2])];
+          values[el[1]!] = arr;
+        }
+      }
+      return { ...(beside ? { configPath: beside } : {}), values, notes };
+    }
     const determined = r.values.filter((v) => v.status === 'determined');
-    notes.push(`config: inferred from the weights (${determined.length} values determined by the shapes; the rest from ${from}${set.length ? ' and --set' : ''}); --config FILE overrides`);
+    const open = [...new Set(r.values.filter((v) => v.status === 'undetermined' && !set.some(([k]) => k === v.key.replace(/\[\d+\]$/, ''))).map((v) => v.key.replace(/\[\d+\]$/, '')))];
+    notes.push(`config: inferred from the weights (${determined.length} values determined by the shapes; ${open.length ? `${open.slice(0, 6).join(', ')}${open.length > 6 ? ` and ${open.length - 6} more` : ''} from ${from}` : `the rest from ${from}`}${set.length ? ', --set as given' : ''}); --config FILE overrides`);
     return { ...(beside ? { configPath: beside } : {}), values: r.config, notes };
   } finally {
     await store.close();

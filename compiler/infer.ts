@@ -48,6 +48,8 @@ export interface FitReport {
 export interface InferResult {
   readonly modelName: string;
   readonly version: string;
+  /** the base config the solver started from (defaults, config file, --set) */
+  readonly base: Readonly<Record<string, unknown>>;
   /** the full config (inferred values over the base) that the verification compiled */
   readonly config: Readonly<Record<string, unknown>>;
   readonly values: readonly InferredValue[];
@@ -645,6 +647,7 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
   return {
     modelName: km0.model,
     version: km0.version,
+    base: km0.config,
     config: cur,
     values,
     fit,

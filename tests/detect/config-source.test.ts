@@ -33,7 +33,7 @@ describe('config for a checkpoint', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sorac-cfg-'));
     copyFileSync(join(GOLDEN, 'stdit2/a/model.safetensors'), join(dir, 'model.safetensors'));
     const r = await sorac('check', 'examples/stdit2.sora', '--weights', join(dir, 'model.safetensors'));
-    expect(r.err).toMatch(/^note: config: inferred from the weights \(\d+ values determined by the shapes; the rest from the defaults\); --config FILE overrides\n/);
+    expect(r.err).toMatch(/^note: config: inferred from the weights \(12 values determined by the shapes; input_sq_size, class_dropout_prob, drop_path, no_temporal_pos_emb, qk_norm_legacy, enable_flash_attn and 1 more from the defaults\); --config FILE overrides\n/);
     expect(r.err.split('\n').filter((l) => l.startsWith('note: config')).length).toBe(1);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/ok/);
@@ -59,7 +59,7 @@ describe('config for a checkpoint', () => {
     const t = await sorac('check', 'examples/stdit3.sora', '--weights', dir);
     expect(t.err).toContain(`note: config: read ${join(dir, 'config.json')} beside the weights`);
     // num_heads = 4 is in the shapes (rope.freqs) and wins over config.json's 2; config.json fills the rest
-    expect(t.err).toMatch(/note: config: inferred from the weights \(\d+ values determined by the shapes; the rest from config\.json\)/);
+    expect(t.err).toMatch(/note: config: inferred from the weights \(12 values determined by the shapes; .* from config\.json\)/);
   }, 120_000);
 
   it('--config DIR reads DIR/config.json; --config HUB_ID through the local hub cache', async () => {
@@ -94,6 +94,18 @@ describe('config for a checkpoint', () => {
     const bad = await sorac('migrate', 'diff', 'examples/stdit2.sora', 'examples/stdit3.sora', '--to-config', 'auto');
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/--to-config auto needs a checkpoint on the other side/);
+  }, 120_000);
+
+  it('values the shapes give only as a product are not guessed: the load report names the tensor, the note the values', async () => {
+    const w = join(GOLDEN, 'stdit/a/model.safetensors'); // STDiT 1.0: pos_embed is (H/p)*(W/p); no config.json beside
+    const r = await sorac('check', 'examples/stdit.sora', '--weights', w);
+    expect(r.err).toMatch(/note: config: inferred from the weights except input_size\[1\], input_size\[2\]: the shapes give only a product \(they come from the defaults\); give them with --set or a config file/);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/result: FAILED: 1 shape mismatch\n/);
+    expect(r.out).toMatch(/pos_embed +model \[1,256,64\] vs checkpoint \[1,16,64\]/);
+    const given = await sorac('check', 'examples/stdit.sora', '--weights', w, '--set', 'input_size=[4,8,8]');
+    expect(given.code).toBe(0);
+    expect(given.out).toMatch(/result: OK/);
   }, 120_000);
 
   it('--config auto needs --weights (usage error, exit 2)', async () => {
