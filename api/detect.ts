@@ -150,8 +150,20 @@ export function detectHeader(header: HeaderShapes, opts: { files?: readonly stri
       out.push({ ...base, inferred: false, score: 0, exact: false });
       return;
     }
+    // values fitted only as a product (input_size[1] * input_size[2]) are not put in the commands: base values
+    const cfg: Record<string, unknown> = { ...r.config };
+    for (const v of r.values) {
+      if (v.status !== 'undetermined' || !v.evidence?.includes('chosen so that')) continue;
+      const el = /^(.*)\[(\d+)\]$/.exec(v.key);
+      if (!el) cfg[v.key] = r.base[v.key];
+      else if (Array.isArray(cfg[el[1]!]) && Array.isArray(r.base[el[1]!])) {
+        const arr = [...(cfg[el[1]!] as unknown[])];
+        arr[Number(el[2])] = (r.base[el[1]!] as unknown[])[Number(el[2])];
+        cfg[el[1]!] = arr;
+      }
+    }
     const sets: string[] = [];
-    for (const [k, v] of Object.entries(r.config)) if (JSON.stringify(v) !== JSON.stringify(info.defaults[k])) sets.push(`${k}=${JSON.stringify(v)}`);
+    for (const [k, v] of Object.entries(cfg)) if (JSON.stringify(v) !== JSON.stringify(info.defaults[k])) sets.push(`${k}=${JSON.stringify(v)}`);
     const w = shellQuote(opts.weights ?? 'WEIGHTS');
     const setArgs = sets.map((s) => ` --set ${shellQuote(s)}`).join('');
     const commands = [`sorac check ${shellQuote(display)} --weights ${w}${setArgs}`, `sorac run ${shellQuote(display)} --weights ${w}${setArgs} --inputs INPUTS.safetensors --out OUT.safetensors`];
@@ -161,8 +173,13 @@ export function detectHeader(header: HeaderShapes, opts: { files?: readonly stri
       inferred: true,
       score: r.score,
       exact: r.exact,
-      config: r.config,
-      values: r.values,
+      config: cfg,
+      values: r.values.map((v) => {
+        if (v.status !== 'undetermined' || !v.evidence?.includes('chosen so that')) return v;
+        const el = /^(.*)\[(\d+)\]$/.exec(v.key);
+        const base = el ? (cfg[el[1]!] as unknown[] | undefined)?.[Number(el[2])] : cfg[v.key];
+        return { ...v, value: base, evidence: v.evidence.replace(/: \S+ chosen so that (.*) fits with (its|their) base value$/, ' (the shapes give only their product, through $1); base value kept: give them with --set') };
+      }),
       fit: r.fit,
       ...(r.invalid ? { invalid: r.invalid } : {}),
       sets,
