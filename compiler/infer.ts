@@ -1,20 +1,25 @@
 /**
  * Config inference: which config of a `.sora` model produced a checkpoint, solved from the checkpoint's
  * header (key → shape) alone, with no per-model code. The compiler is the oracle: every keymap shape is
- * a function of the config, so the solver re-traces the model at probe configs and
+ * a function of the config, so the solver re-traces the model at probe configs (asserts lenient, one
+ * parsed program reused) and
  *
- *   - booleans and list lengths / counts (`depth`, `len(block_out_channels)`) come from the key set:
- *     a boolean keeps the value whose keys match the header; a count is solved from how many keys of
- *     the templates it adds (`blocks.#.attn.qkv.weight`) the header holds;
- *   - sizes come from shape equations: a probe tells which (tensor, axis) each config value moves; a
- *     dimension moved by only one still-unknown value is solved for it (linear `6*hidden_size`,
- *     `hidden_size*mlp_ratio` once `hidden_size` is known, inverse `hidden_size/num_heads`), iterated
- *     to a fixpoint;
- *   - values that no tensor shape or key depends on are *undetermined* (taken from the base config:
- *     a config.json, `--set` or the defaults; the caller says which).
+ *   - counts (`depth`, `layers_per_block`: ints that move only instance extents, the number of distinct
+ *     indices of a key template such as `blocks.#.attn.qkv.weight`) are solved first, from the extents;
+ *     a solved count is then probed at one instance (tracing 28 blocks per probe is the cost);
+ *   - booleans keep the value whose key templates (then keys) match the header;
+ *   - sizes, list lengths and the rest come from equations: a probe tells which (tensor, axis) and which
+ *     extents each value moves; a dimension moved by only one still-unknown value is solved for it
+ *     (linear `6*hidden_size`, `hidden_size*mlp_ratio` once `hidden_size` is known, inverse
+ *     `hidden_size/num_heads`, log2, else integer bisection), each answer re-traced; several per round,
+ *     rounds repeated to a fixpoint;
+ *   - values that no shape or key depends on are *undetermined* (the base value: a config.json, `--set`
+ *     or the defaults); values only seen as a product (`input_size[1] * input_size[2]`) are undetermined
+ *     too, one fitted so that the tensor matches and named as such; a dimension no value gives is a
+ *     *contradiction* for that value.
  *
- * The inferred config is verified by compiling it and comparing the whole keymap to the header.
- * Pure: no I/O beyond the Host.
+ * The inferred config is verified by a strict compile and a comparison of the whole keymap with the
+ * header. Pure: no I/O beyond the Host.
  */
 import type { Keymap } from '../core/keymap.ts';
 import { compile } from './compile.ts';
