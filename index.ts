@@ -40,6 +40,8 @@ export { declaredMicroBatch, planMicroBatch, runMicroBatched } from './api/run.t
 export type { MicroBatchDecl, MicroBatchPlan, MicroBatchRunOptions, MicroBatchResult } from './api/run.ts';
 // Checkpoint access (docs/guides/checkpoints.md)
 export { openWeights, loadReport, renderLoadReport } from './api/weights.ts';
+export { detect, detectHeader, bundledModels } from './api/detect.ts';
+export type { DetectCandidate, DetectOptions, DetectResult } from './api/detect.ts';
 export type { TensorStore, StoredTensor, LoadReport } from './api/weights.ts';
 // Shape migrations (docs/cli/migrate.md, docs/adr/004-migrations-as-data.md)
 export { applyMigration, storeSignature, BUILTINS, getBuiltin, diffSignatures, composePlans, invertPlan, planHash, validatePlan, resolvePlan, planFromJson, planFromScript, migration, MigrationBuilder } from './api/migrate.ts';

@@ -16,7 +16,7 @@ export type { CompiledModel, CompileOptions, ConfigInput, EntryInfo, Observer, T
 export { traceEntry } from './trace.ts';
 
 export function compile(opts: CompileOptions): CompiledModel {
-  const program = loadProgram(opts.file, opts.host, { ...(opts.rootText !== undefined ? { rootText: opts.rootText } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.parseCache ? { parseCache: opts.parseCache } : {}) });
+  const program = opts.program ?? loadProgram(opts.file, opts.host, { ...(opts.rootText !== undefined ? { rootText: opts.rootText } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.parseCache ? { parseCache: opts.parseCache } : {}) });
   const diagnostics = [...program.diagnostics];
   const fail = (): CompiledModel => deepFreeze({ diagnostics, program, entries: [] });
   if (hasErrors(diagnostics)) return fail();
@@ -44,6 +44,7 @@ export function compile(opts: CompileOptions): CompiledModel {
   const policy = readPolicy(decl, diagnostics, opts.dtype);
   interp.policy = policy;
   interp.compute = policy.compute;
+  interp.lenientAsserts = !!opts.lenientAsserts;
   // config
   const args = applyConfig(decl, opts.config, diagnostics);
   if (hasErrors(diagnostics)) return fail();

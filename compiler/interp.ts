@@ -46,6 +46,8 @@ export class Interp implements Tracer {
   policy: DtypePolicy = DEFAULT_POLICY;
   /** the compute dtype in effect (policy compute, or an island's dtype inside it) */
   compute: DType = 'f32';
+  /** config inference probes only: a failed config-level assert does not stop elaboration */
+  lenientAsserts = false;
   /** every module instance path, for policy checks */
   readonly instancePaths: string[] = [];
   /** the root model's member being elaborated (recorded as `via` on the tensors it brings in) */
@@ -285,6 +287,7 @@ export class Interp implements Tracer {
     const v = this.evalExpr(s.cond, frame);
     if (v.k !== 'bool') this.error('SORA3011', `assert needs a condition known at compile time, got ${typeName(v)}`, s.cond.span);
     if (!v.v) {
+      if (this.lenientAsserts) return;
       const related = relatedFor(s.cond, frame);
       if (inst?.callSpan) related.push({ span: inst.callSpan, message: `${inst.decl?.name.name ?? 'module'} instantiated here` });
       const nd = s.cond.kind === 'binary' && s.cond.op === '==' && s.cond.left.kind === 'binary' && s.cond.left.op === '%';

@@ -36,6 +36,10 @@ export interface CompileOptions {
   readonly observe?: Observer;
   /** Parses kept between compiles (the editor: unchanged files are not parsed again). ASTs are read-only. */
   readonly parseCache?: ParseCache;
+  /** A program already loaded from `file` (read-only; reused by config inference across probe compiles). */
+  readonly program?: Program;
+  /** Config inference probes only: failed `assert`s do not stop elaboration (the keymap is still a function of the config). */
+  readonly lenientAsserts?: boolean;
 }
 
 export interface EntryInfo {

@@ -91,6 +91,7 @@ export const CODES = {
   SORA5012: e('checkpoints', 'I/O error'),
   SORA5013: e('checkpoints', 'no tensors found'),
   SORA5014: e('checkpoints', 'cannot write a tensors file'),
+  SORA5060: e('checkpoints', 'no model fits the checkpoint'),
   // training checkpoints
   SORA5101: e('training', 'wrong kind of directory'),
   SORA5102: e('training', 'incomplete checkpoint'),

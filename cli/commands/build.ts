@@ -15,7 +15,7 @@ import { parameterCount } from '../../core/keymap.ts';
 import type { RegisterCommand } from '../command.ts';
 import type { CliIO } from '../io.ts';
 import { EXIT, usageError } from '../io.ts';
-import { addModelOptions, compileFromCli, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
+import { addModelOptions, compileForWeights, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
 
 export const registerBuild: RegisterCommand = (program: Command, io: CliIO, setExit) => {
   addModelOptions(program.command('build').argument('<model>', '.sora model file'))
@@ -32,7 +32,7 @@ export const registerBuild: RegisterCommand = (program: Command, io: CliIO, setE
       if (!Number.isInteger(opset) || opset < 17 || opset > 26) throw usageError(`--opset ${opts.opset} is not supported`, 'use an integer from 17 to 26 (17 passes every ONNX checker; onnxruntime accepts up to 26)');
       if (opts.target !== undefined && opts.target !== 'cuda') throw usageError(`--target ${opts.target} is not supported`, 'the only target is cuda (sessions sorac creates lower for their device themselves; CPU runs emulate bf16 at load)');
       const t0 = performance.now();
-      const m = compileFromCli(file, opts, io);
+      const m = await compileForWeights(file, opts, io, opts.weights);
       const r = await buildModel(m, { out: opts.out, inputs: [resolvePath(io.cwd, file), opts.config !== undefined ? resolvePath(io.cwd, opts.config) : undefined], opset, onnx: opts.onnx, cwd: io.cwd, ...(opts.weights ? { weights: opts.weights } : {}), ...(opts.target === 'cuda' ? { target: 'cuda' as const } : {}) });
       const ds = r.diagnostics;
       const graphs = r.graphs;

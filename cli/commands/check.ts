@@ -12,7 +12,7 @@ import { parameterCount } from '../../core/keymap.ts';
 import type { RegisterCommand } from '../command.ts';
 import type { CliIO } from '../io.ts';
 import { EXIT } from '../io.ts';
-import { addModelOptions, compileFromCli, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
+import { addModelOptions, compileForWeights, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
 import { loadPipeline } from '../../api/pipeline.ts';
 import { isPipelineSource } from '../../api/model.ts';
 import { printPipelineDiagnostics } from '../pipeline-args.ts';
@@ -51,7 +51,8 @@ export const registerCheck: RegisterCommand = (program: Command, io: CliIO, setE
     .option('--dtype <rule=value>', 'override a dtype policy rule, e.g. --dtype compute=bf16 (repeatable)', (v: string, p: string[] = []) => [...p, v], [] as string[])
     .action(async (file: string, opts: ModelOpts & { weights?: string; allowMissing?: string[]; from?: string }) => {
       if (isPipelineSource(file)) return checkPipeline(file, opts, io, setExit);
-      const m = compileFromCli(file, opts, io);
+      const configNotes: string[] = [];
+      const m = await compileForWeights(file, opts, io, opts.weights, opts.from === 'model' ? 'model' : 'ema', configNotes);
       const r = await checkModel(m, { ...(opts.weights ? { weights: opts.weights } : {}), allowMissing: opts.allowMissing ?? [], part: opts.from === 'model' ? 'model' : 'ema', cwd: io.cwd });
       const compiled = r.diagnostics.every((d) => d.severity !== 'error');
       if (opts.json) {
@@ -66,6 +67,7 @@ export const registerCheck: RegisterCommand = (program: Command, io: CliIO, setE
               parameters: m.keymap ? parameterCount(m.keymap) : 0,
               entries: m.entries.map((e) => ({ name: e.name, inputs: e.inputs.map((i) => ({ name: i.name, optional: i.optional })), outputs: e.outputs })),
               diagnostics: r.diagnostics,
+              ...(configNotes.length ? { configNotes } : {}),
               ...(r.report ? { loadReport: r.report } : {}),
             },
             null,

@@ -23,7 +23,7 @@ import { canonicalJson } from '../../core/keymap.ts';
 import { SoracError } from '../../core/errors.ts';
 import type { RegisterCommand } from '../command.ts';
 import { EXIT, usageError, type CliIO } from '../io.ts';
-import { compileFromCli, printDiagnostics, summarizeCounts } from '../model-args.ts';
+import { compileForWeights, compileFromCli, printDiagnostics, summarizeCounts } from '../model-args.ts';
 import { progressBar } from '../progress.ts';
 
 const VERSION = '0.1.0';
@@ -36,9 +36,13 @@ interface SourceOpts {
 }
 
 /** Signature of a FROM/TO source: `.sora` model, keymap JSON, or checkpoint. */
-async function signatureOf(spec: string, o: SourceOpts, io: CliIO, side: string): Promise<{ sig: Map<string, Sig>; label: string; kind: 'model' | 'keymap' | 'checkpoint' }> {
+async function signatureOf(spec: string, o: SourceOpts, io: CliIO, side: string, other?: string): Promise<{ sig: Map<string, Sig>; label: string; kind: 'model' | 'keymap' | 'checkpoint' }> {
   if (spec.endsWith('.sora')) {
-    const m = compileFromCli(spec, { ...(o.config ? { config: o.config } : {}), set: o.set ?? [] }, io);
+    // --X-config auto: the config inferred from the other side's checkpoint; a directory or hub id: its config.json
+    if (o.config === 'auto' && (!other || other.endsWith('.sora') || other.endsWith('.json'))) throw usageError(`--${side.toLowerCase()}-config auto needs a checkpoint on the other side to infer the config from`);
+    const m = o.config
+      ? await compileForWeights(spec, { config: o.config, set: o.set ?? [] }, io, o.config === 'auto' ? other : undefined)
+      : compileFromCli(spec, { set: o.set ?? [] }, io);
     if (hasErrors(m.diagnostics) || !m.keymap) {
       printDiagnostics(m.diagnostics, m, io);
       throw new SoracError('SORA7010', `${side} ${spec} does not compile: ${summarizeCounts(m.diagnostics)}`, { hint: `fix the model or its --${side.toLowerCase()}-config/--${side.toLowerCase()}-set values` });
@@ -121,9 +125,9 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
 
   const sourceOptions = (c: Command) =>
     c
-      .option('--from-config <file>', 'config JSON for a .sora FROM')
+      .option('--from-config <file>', 'config for a .sora FROM: a JSON file, a directory or hub id holding config.json, or auto (inferred from a checkpoint TO)')
       .option('--from-set <key=value>', 'config override for a .sora FROM (repeatable)', collect, [] as string[])
-      .option('--to-config <file>', 'config JSON for a .sora TO')
+      .option('--to-config <file>', 'config for a .sora TO: a JSON file, a directory or hub id holding config.json, or auto (inferred from a checkpoint FROM)')
       .option('--to-set <key=value>', 'config override for a .sora TO (repeatable)', collect, [] as string[])
       .option('--from-part <part>', 'training checkpoint dirs: ema or model', 'ema')
       .option('--to-part <part>', 'training checkpoint dirs: ema or model', 'ema');
@@ -131,8 +135,8 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
   type DiffOpts = { fromConfig?: string; fromSet?: string[]; toConfig?: string; toSet?: string[]; fromPart?: string; toPart?: string; json?: boolean; exitCode?: boolean; out?: string; name?: string; force?: boolean };
 
   const runDiff = async (from: string, to: string, o: DiffOpts, name?: string) => {
-    const a = await signatureOf(from, { ...(o.fromConfig ? { config: o.fromConfig } : {}), set: o.fromSet ?? [], ...(o.fromPart ? { part: o.fromPart } : {}) }, io, 'FROM');
-    const b = await signatureOf(to, { ...(o.toConfig ? { config: o.toConfig } : {}), set: o.toSet ?? [], ...(o.toPart ? { part: o.toPart } : {}) }, io, 'TO');
+    const a = await signatureOf(from, { ...(o.fromConfig ? { config: o.fromConfig } : {}), set: o.fromSet ?? [], ...(o.fromPart ? { part: o.fromPart } : {}) }, io, 'FROM', to);
+    const b = await signatureOf(to, { ...(o.toConfig ? { config: o.toConfig } : {}), set: o.toSet ?? [], ...(o.toPart ? { part: o.toPart } : {}) }, io, 'TO', from);
     const { diffSignatures } = await import('../../api/migrate.ts');
     return { a, b, d: diffSignatures(a.sig, b.sig, name ? { name } : {}) };
   };

@@ -17,7 +17,7 @@ import { resolve as resolvePath } from 'node:path';
 import type { RegisterCommand } from '../command.ts';
 import type { CliIO } from '../io.ts';
 import { EXIT, usageError } from '../io.ts';
-import { addModelOptions, compileFromCli, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
+import { addModelOptions, compileForWeights, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
 
 export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExit) => {
   addModelOptions(program.command('run').argument('<model>', '.sora model file'))
@@ -39,7 +39,7 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
       if (opts.microAxis !== undefined && microSize === undefined) throw usageError('--micro-axis needs --micro-batch N');
       const at = (p: string | undefined) => (p === undefined ? undefined : resolvePath(io.cwd, p));
       checkOutputApart(at(opts.out)!, [at(file), at(opts.config), at(opts.weights), at(opts.inputs)], { flag: '-o' });
-      const m = compileFromCli(file, opts, io);
+      const m = await compileForWeights(file, opts, io, opts.weights, opts.from === 'model' ? 'model' : 'ema');
       if (hasErrors(m.diagnostics) || !m.keymap) {
         printDiagnostics(m.diagnostics, m, io);
         io.stderr(`run failed: ${summarizeCounts(m.diagnostics)}\n`);

@@ -1,0 +1,47 @@
+/**
+ * `sorac detect` bench: `npx tsx bench/detect.ts [--runs N]`
+ *
+ * Detection over all ten bundled models (examples/*.sora) on release-size headers of about 1000 tensors
+ * (STDiT3-XL/2: 973, MMDiT 11B: 1082, STDiT2-XL/2: 707, T5-XXL encoder: 220), in one process:
+ *   cold  = the first detection (parses the ten models and traces their default keymaps, then infers)
+ *   warm  = later detections of other headers (parsed models and default key patterns cached; the
+ *           config inference itself runs again, nothing of it is cached between headers)
+ * Headers are built in memory from the keymaps (detectHeader: the part after reading the header;
+ * reading a safetensors header is measured in bench/checkpoint-headers.ts). Prints numbers only.
+ */
+import { detectHeader } from '../api/detect.ts';
+import { compile } from '../compiler/compile.ts';
+import { fsHost } from '../compiler/host.ts';
+
+const args = process.argv.slice(2);
+const runs = Number(args[args.indexOf('--runs') + 1] ?? 3) || 3;
+
+function header(model: string): Map<string, readonly number[]> {
+  const m = compile({ file: `examples/${model}.sora`, host: fsHost });
+  return new Map(Object.entries(m.keymap!.tensors).filter(([, e]) => !e.alias).map(([k, e]) => [k, e.shape]));
+}
+
+const models = ['stdit3', 'mmdit', 'stdit2', 't5'];
+const headers = new Map(models.map((m) => [m, header(m)]));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+console.log(`node ${process.version}, ${runs} warm runs per header, all ${10} bundled models tried each time`);
+let t = performance.now();
+const first = detectHeader(headers.get('stdit3')!);
+console.log(`cold  stdit3 (${headers.get('stdit3')!.size} tensors): ${(performance.now() - t).toFixed(0)} ms -> ${first[0]!.model} exact=${first[0]!.exact}`);
+console.log('| header | tensors | detected | exact | warm median ms | min ms |');
+console.log('|---|---|---|---|---|---|');
+for (const m of models) {
+  const h = headers.get(m)!;
+  const times: number[] = [];
+  let top = '';
+  let exact = false;
+  for (let i = 0; i < runs; i++) {
+    t = performance.now();
+    const c = detectHeader(h);
+    times.push(performance.now() - t);
+    top = c[0]!.model;
+    exact = c[0]!.exact;
+  }
+  console.log(`| ${m} | ${h.size} | ${top} | ${exact} | ${median(times).toFixed(0)} | ${Math.min(...times).toFixed(0)} |`);
+}
