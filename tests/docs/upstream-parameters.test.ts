@@ -3,11 +3,14 @@
  * declarations and the upstream parameter lists, so it cannot drift; a key naming an upstream parameter the model
  * fixes or refuses is an error (SORA7011) unless it has the modelled value; unknown keys stay SORA7004 warnings.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../compiler/compile.ts';
 import { fsHost } from '../../compiler/host.ts';
 import { DOC, docTable, rows, table } from '../helpers/upstream-table.ts';
+
+const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples');
 
 const codes = (m: { diagnostics: readonly { code: string; severity: string; message: string }[] }, sev: string) => m.diagnostics.filter((d) => d.severity === sev);
 
@@ -16,9 +19,30 @@ describe('upstream parameters', () => {
 
   it('the doc table is the one generated from the examples (npx tsx tests/helpers/upstream-table.ts --write)', () => {
     expect(docTable(readFileSync(DOC, 'utf8'))).toBe(table());
-    expect(new Set(rs.map((r) => r.model))).toEqual(new Set(['clip_text', 'hunyuan_vae', 'mmdit', 'sd_vae', 'stdit', 'stdit2', 'stdit3', 't5', 'vae_pipeline_v12', 'vae_temporal', 'vae_v13']));
     // the tiling keys of the Hunyuan VAE are honoured with parity cases above the tile size
     expect(rs.find((r) => r.model === 'hunyuan_vae' && r.param === 'use_spatial_tiling')!.cases).toContain('golden-extra/hunyuan_vae/tiled_spatial');
+  });
+
+  it('audits every example model: each examples/*.sora is in params.json (a new example without its audit fails here)', () => {
+    // examples/pipelines/ and examples/tiny-pipeline/ hold pipelines (they compose the example models, whose
+    // parameters are audited here) and a tiny trained pipeline's files, not model descriptions of an upstream class
+    const entries = readdirSync(EXAMPLES).filter((f) => !f.endsWith('.md'));
+    const dirs = entries.filter((f) => statSync(join(EXAMPLES, f)).isDirectory()).sort();
+    expect(dirs).toEqual(['pipelines', 'tiny-pipeline']);
+    const models = entries.filter((f) => !dirs.includes(f));
+    expect(models.every((f) => f.endsWith('.sora')), models.join(', ')).toBe(true);
+    expect([...new Set(rs.map((r) => r.model))].sort()).toEqual(models.map((f) => f.slice(0, -'.sora'.length)).sort());
+    expect(models.length).toBeGreaterThanOrEqual(14);
+  });
+
+  it('refuses what the examples only assert or do not express (sequence parallelism, DC-AE tiling and training mode)', () => {
+    const rule = (model: string, param: string) => rs.find((r) => r.model === model && r.param === param);
+    for (const model of ['stdit', 'stdit3', 'stdit3_v13']) expect(rule(model, 'enable_sequence_parallelism'), model).toMatchObject({ verdict: 'refuses', value: false });
+    for (const param of ['use_spatial_tiling', 'use_temporal_tiling', 'is_training']) expect(rule('dc_ae', param), param).toMatchObject({ verdict: 'refuses', value: false });
+    // the released DC-AE inference config (configs/diffusion/inference/high_compression.py) switches tiling on: an error, not a warning
+    const released = compile({ file: 'examples/dc_ae.sora', host: fsHost, config: { file: { path: 'high_compression.json', values: { model_name: 'dc-ae-f32t4c128', from_scratch: true, use_spatial_tiling: true, use_temporal_tiling: true, spatial_tile_size: 256, temporal_tile_size: 32, tile_overlap_factor: 0.25 } } } });
+    expect(codes(released, 'error').map((d) => d.code)).toEqual(['SORA7011', 'SORA7011']);
+    expect(codes(released, 'error').map((d) => d.message).join('\n')).toMatch(/use_spatial_tiling[\s\S]*use_temporal_tiling/);
   });
 
   const valued = rs.filter((r) => r.verdict !== 'config key' && r.value !== undefined);

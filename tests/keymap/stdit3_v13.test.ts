@@ -165,6 +165,6 @@ describe('STDiT3 v1.3 (Open-Sora 1.3, OpenSora-STDiT-v4) keymap', () => {
     expect(bad({ hidden_size: 24, num_heads: 4, kernel_size: [8, 8, -1] })).toMatch(/SORA3009 .*RotaryEmbedding\(dim=2\)/);
     // Dh 4: torch.chunk(3) gives 2 pieces, rotate_3d cannot unpack 3
     expect(bad({ hidden_size: 32, num_heads: 8, kernel_size: [8, 8, -1] })).toMatch(/SORA3009 .*3 chunks/);
-    expect(bad({ skip_y_embedder: true })).toMatch(/SORA3009 .*skip_y_embedder/);
+    expect(bad({ skip_y_embedder: true })).toMatch(/SORA7011 .*skip_y_embedder.*pre-projected/);
   });
 });
