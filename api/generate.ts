@@ -13,7 +13,7 @@
  *           then the video (mp4 through ffmpeg, or PNG frames), a contact sheet PNG, optional latents.
  * Every output is written atomically; Ctrl-C (an aborted signal) stops between steps and leaves nothing.
  */
-import { dirname, extname, resolve as resolvePath } from 'node:path';
+import { dirname, extname, join, resolve as resolvePath } from 'node:path';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { type CompiledModel, traceEntry } from '../compiler/compile.ts';
 import { graphMemory } from '../compiler/memory.ts';
@@ -562,6 +562,8 @@ export async function generate(p: CompiledPipeline, opts: GenerateOptions): Prom
   const sheets = opts.contactSheet === false ? [] : [`${outputPaths(out, 1, false)[0]!.replace(/\.[^./]+$/, '')}.png`];
   const latentsPath = opts.saveLatents ? resolvePath(opts.cwd ?? process.cwd(), opts.saveLatents) : undefined;
   for (const f of [...videos, ...sheets, ...(latentsPath ? [latentsPath] : [])]) {
+    if (existsSync(f) && statSync(f).isDirectory() && !(asFrames && videos.includes(f)))
+      throw new SoracError('SORA8304', `${f} is a directory; -o names the video file to write`, { hint: `name a file, e.g. -o ${join(f, 'sample.mp4')}` });
     if (existsSync(f) && !opts.force) throw new SoracError('SORA8304', `${f} already exists`, { hint: 'pass --force to replace it (atomically), or choose another -o' });
   }
   try {

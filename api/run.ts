@@ -9,6 +9,7 @@
  */
 import { absentInputs } from '../compiler/check.ts';
 import { type CompiledModel, type EntryInfo, traceEntry } from '../compiler/compile.ts';
+import { prepareOutputFile } from '../core/atomic.ts';
 import type { Code } from '../core/codes.ts';
 import { type ErrorDetails, SoracError } from '../core/errors.ts';
 import type { HostTensor } from '../core/host-tensor.ts';
@@ -161,6 +162,8 @@ function planFor(graph: IrGraph, mb: NonNullable<RunOptions['microBatch']>): Mic
 /** Run one entry of a model on a checkpoint, with every check before compute (see the file header). */
 export async function runModel(model: CompiledModel, opts: RunOptions): Promise<RunResult> {
   const entry = entryOf(model, opts.entry ?? 'forward');
+  // the output path is checked (and its directories made) before anything is read or computed
+  if (opts.out) prepareOutputFile(opts.out.path);
   const inputs = typeof opts.inputs === 'string' ? (await readTensorsFile(opts.inputs)).tensors : opts.inputs;
   const names = inputs instanceof Map ? [...inputs.keys()] : Object.keys(inputs);
   checkInputNames(model, entry, names, typeof opts.inputs === 'string' ? opts.inputs : 'the inputs');
