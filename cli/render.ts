@@ -87,7 +87,18 @@ export function renderError(e: SoracError): string {
   return `error: ${e.render()}`;
 }
 
-/** An error that ends a command, as the one JSON document a `--json` command prints. */
+/**
+ * An error that ends a command, as the one JSON document a `--json` command prints:
+ * `{ ok: false, error, diagnostics: [the error as a diagnostic] }` (the shape of a command's own
+ * failure documents, `{ ok: false, diagnostics }`, plus the error's full envelope).
+ */
 export function errorJson(e: SoracError): string {
-  return JSON.stringify({ ok: false, error: e.toJSON() }, null, 2) + '\n';
+  // an error that sums up diagnostics (SORA7010 "does not compile") carries them in data.diagnostics
+  const inner = (e.data as { diagnostics?: unknown } | undefined)?.diagnostics;
+  return JSON.stringify({ ok: false, error: e.toJSON(), diagnostics: [e.toDiagnostic(), ...(Array.isArray(inner) ? inner : [])] }, null, 2) + '\n';
+}
+
+/** A bug in sorac under --json: still one document (the stack goes to stderr). */
+export function internalErrorJson(message: string): string {
+  return JSON.stringify({ ok: false, error: { code: 'internal', message, hint: 'this is a bug in sorac, please report it' }, diagnostics: [{ code: 'internal', severity: 'error', message }] }, null, 2) + '\n';
 }

@@ -232,8 +232,8 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
       if (o.model) {
         const m = compileFromCli(o.model, { config: o.config, set: o.set, model: o.modelName }, io);
         if (hasErrors(m.diagnostics) || !m.keymap) {
-          printDiagnostics(m.diagnostics, m, io);
-          throw new SoracError('SORA7010', `${o.model} does not compile (${summarizeCounts(m.diagnostics)}); nothing was exported`);
+          if (!o.json) printDiagnostics(m.diagnostics, m, io);
+          throw new SoracError('SORA7010', `${o.model} does not compile (${summarizeCounts(m.diagnostics)}); nothing was exported`, { data: { diagnostics: m.diagnostics } });
         }
         if (!o.json) printDiagnostics(m.diagnostics, m, io); // warnings (e.g. unknown config keys)
         keymap = m.keymap;
@@ -265,6 +265,7 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
         bar?.done();
         if (e instanceof InterruptedError) {
           io.stderr(`interrupted: nothing was written at ${resolveIn(io, o.out)}\n`);
+          if (o.json) io.stdout(errorJson(new SoracError('SORA7009', `interrupted: nothing was written at ${resolveIn(io, o.out)}`)));
           setExit(EXIT_INTERRUPTED);
           return;
         }

@@ -20,6 +20,7 @@ import { collapseKeys, formatBytes, renderCollapsed } from '../../api/weights.ts
 import { removeOwnTemps, writeFileAtomic } from '../../core/atomic.ts';
 import { canonicalJson } from '../../core/keymap.ts';
 import { SoracError } from '../../core/errors.ts';
+import { errorJson } from '../render.ts';
 import type { RegisterCommand } from '../command.ts';
 import { EXIT, usageError, type CliIO } from '../io.ts';
 import { compileFromCli, printDiagnostics, summarizeCounts } from '../model-args.ts';
@@ -32,6 +33,7 @@ interface SourceOpts {
   config?: string;
   set?: string[];
   part?: string;
+  json?: boolean;
 }
 
 /** Signature of a FROM/TO source: `.sora` model, keymap JSON, or checkpoint. */
@@ -39,8 +41,8 @@ async function signatureOf(spec: string, o: SourceOpts, io: CliIO, side: string)
   if (spec.endsWith('.sora')) {
     const m = compileFromCli(spec, { ...(o.config ? { config: o.config } : {}), set: o.set ?? [] }, io);
     if (hasErrors(m.diagnostics) || !m.keymap) {
-      printDiagnostics(m.diagnostics, m, io);
-      throw new SoracError('SORA7010', `${side} ${spec} does not compile: ${summarizeCounts(m.diagnostics)}`, { hint: `fix the model or its --${side.toLowerCase()}-config/--${side.toLowerCase()}-set values` });
+      if (!o.json) printDiagnostics(m.diagnostics, m, io);
+      throw new SoracError('SORA7010', `${side} ${spec} does not compile: ${summarizeCounts(m.diagnostics)}`, { hint: `fix the model or its --${side.toLowerCase()}-config/--${side.toLowerCase()}-set values`, data: { diagnostics: m.diagnostics } });
     }
     return { sig: new Map(Object.entries(m.keymap.tensors).map(([k, v]) => [k, { shape: v.shape, dtype: v.dtype }])), label: `${spec} (${m.modelName} v${m.version})`, kind: 'model' };
   }
@@ -130,8 +132,8 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
   type DiffOpts = { fromConfig?: string; fromSet?: string[]; toConfig?: string; toSet?: string[]; fromPart?: string; toPart?: string; json?: boolean; exitCode?: boolean; out?: string; name?: string; force?: boolean };
 
   const runDiff = async (from: string, to: string, o: DiffOpts, name?: string) => {
-    const a = await signatureOf(from, { ...(o.fromConfig ? { config: o.fromConfig } : {}), set: o.fromSet ?? [], ...(o.fromPart ? { part: o.fromPart } : {}) }, io, 'FROM');
-    const b = await signatureOf(to, { ...(o.toConfig ? { config: o.toConfig } : {}), set: o.toSet ?? [], ...(o.toPart ? { part: o.toPart } : {}) }, io, 'TO');
+    const a = await signatureOf(from, { ...(o.fromConfig ? { config: o.fromConfig } : {}), set: o.fromSet ?? [], ...(o.fromPart ? { part: o.fromPart } : {}), ...(o.json ? { json: true } : {}) }, io, 'FROM');
+    const b = await signatureOf(to, { ...(o.toConfig ? { config: o.toConfig } : {}), set: o.toSet ?? [], ...(o.toPart ? { part: o.toPart } : {}), ...(o.json ? { json: true } : {}) }, io, 'TO');
     const { diffSignatures } = await import('../../api/migrate.ts');
     return { a, b, d: diffSignatures(a.sig, b.sig, name ? { name } : {}) };
   };
@@ -260,6 +262,7 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
         removeOwnTemps(resolvePath(io.cwd, o.out));
         bar?.done();
         io.stderr(`interrupted (${sig}): nothing was written at ${o.out}\n`);
+        if (o.json) io.stdout(errorJson(new SoracError('SORA7009', `interrupted (${sig}): nothing was written at ${o.out}`)));
         process.exit(sig === 'SIGINT' ? 130 : 143);
       };
       process.once('SIGINT', cleanup);

@@ -37,7 +37,8 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
       if (opts.microAxis !== undefined && microSize === undefined) throw usageError('--micro-axis needs --micro-batch N');
       const m = compileFromCli(file, opts, io);
       if (hasErrors(m.diagnostics) || !m.keymap) {
-        printDiagnostics(m.diagnostics, m, io);
+        if (opts.json) io.stdout(JSON.stringify({ ok: false, diagnostics: m.diagnostics }, null, 2) + '\n');
+        else printDiagnostics(m.diagnostics, m, io);
         io.stderr(`run failed: ${summarizeCounts(m.diagnostics)}\n`);
         setExit(EXIT.USER);
         return;
