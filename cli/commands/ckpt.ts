@@ -258,6 +258,7 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
         else {
           io.stdout(`exported ${o.from} weights of ${r.checkpoint.name} (epoch ${r.metadata.epoch}, step ${r.metadata.step}, global step ${r.metadata.global_step}): ${r.tensors} tensors, ${formatBytes(r.bytes)}${o.dtype ? ` as ${o.dtype}` : ''} in ${r.seconds.toFixed(2)} s (${formatBytes(rate)}/s)\n`);
           for (const f of r.files) io.stdout(`  ${f}\n`);
+          for (const n of r.notes) if (/is not a complete checkpoint/.test(n)) io.stderr(`note: ${n}\n`);
           if (r.report) io.stdout(`validated against ${o.model}: load report ok (${r.report.dtypeMismatch.length} dtype difference(s) cast at load)\n`);
         }
         setExit(EXIT.OK);
