@@ -17,7 +17,7 @@ import { hasErrors } from '../../core/diagnostics.ts';
 import type { Keymap } from '../../core/keymap.ts';
 import type { Plan, Sig } from '../../api/migrate.ts';
 import { collapseKeys, formatBytes, renderCollapsed } from '../../api/weights.ts';
-import { removeOwnTemps, writeFileAtomic } from '../../core/atomic.ts';
+import { prepareOutputFile, removeOwnTemps, writeFileAtomic } from '../../core/atomic.ts';
 import { canonicalJson } from '../../core/keymap.ts';
 import { SoracError } from '../../core/errors.ts';
 import { errorJson } from '../render.ts';
@@ -202,6 +202,7 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
       if (!out.endsWith('.ts')) throw usageError(`-o ${out}: a migration script is a .ts file`, 'e.g. -o migrations/my-migration.ts');
       const outAbs = resolvePath(io.cwd, out);
       if (existsSync(outAbs) && !o.force) throw new SoracError('SORA6007', `${out} already exists`, { hint: 'pick a new name, or pass --force to overwrite it' });
+      prepareOutputFile(outAbs, { example: 'migration.ts' }); // before the diff: parents made, a directory refused
       const name = o.name ?? basename(out, '.ts');
       const { d } = await runDiff(from, to, o, name);
       const { generateMigration } = await import('../../api/migrate.ts');
@@ -222,7 +223,8 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
     .option('--reverse', 'the inverse plan')
     .option('-o, --out <file>', 'write the plan JSON here instead of stdout')
     .option('--json', 'machine-readable output (the plan JSON; the default)')
-    .action(async (spec: string, o: { in?: string; param?: string[]; reverse?: boolean; out?: string }) => {
+    .action(async (spec: string, o: { in?: string; param?: string[]; reverse?: boolean; out?: string; json?: boolean }) => {
+      if (o.out) prepareOutputFile(resolvePath(io.cwd, o.out), { example: 'plan.json' });
       const m = await resolveMigration(spec, parseParams(o.param), !!o.reverse, io.cwd);
       let plan: Plan;
       if (typeof m.plan === 'function') {
@@ -232,7 +234,8 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
       const text = canonicalJson(plan);
       if (o.out) {
         await writeFileAtomic(resolvePath(io.cwd, o.out), new TextEncoder().encode(text));
-        io.stdout(`wrote ${o.out}: ${plan.ops.length} op(s)\n`);
+        if (o.json) io.stdout(JSON.stringify({ ok: true, out: o.out, ops: plan.ops.length }, null, 2) + '\n');
+        else io.stdout(`wrote ${o.out}: ${plan.ops.length} op(s)\n`);
       } else io.stdout(text);
       setExit(EXIT.OK);
     });

@@ -55,3 +55,26 @@ describe('sorac run -o', () => {
     expect(r.err).toMatch(/SORA7008/);
   });
 });
+
+describe('other single-file outputs', () => {
+  it('migrate plan -o: parents created; a directory refused before any work; --json stays one document', () => {
+    const d = mkdtempSync(join(tmpdir(), 'sorac-out-'));
+    const args = ['migrate', 'plan', 'caption-table-resize', '--in', join(G, 'model.safetensors'), '--param', 'rows=4'];
+    const ok = soracBin([...args, '-o', 'plans/deep/plan.json', '--json'], { cwd: d });
+    expect(ok.code, ok.err).toBe(0);
+    expect(JSON.parse(ok.out)).toMatchObject({ ok: true, out: 'plans/deep/plan.json', ops: 1 });
+    expect(existsSync(join(d, 'plans/deep/plan.json'))).toBe(true);
+    const dir = soracBin([...args, '-o', 'plans'], { cwd: d });
+    expect(dir.code).toBe(1);
+    expect(dir.err).toMatch(/SORA7008: -o .*plans is a directory/);
+    expect(dir.err).not.toMatch(STACK_FRAME);
+  });
+
+  it('migrate new -o naming a directory (with --force) is refused before the diff', () => {
+    const d = mkdtempSync(join(tmpdir(), 'sorac-out-'));
+    mkdirSync(join(d, 'm.ts'));
+    const r = soracBin(['migrate', 'new', join(G, 'model.safetensors'), join(G, 'model.bf16.safetensors'), '-o', 'm.ts', '--force'], { cwd: d });
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/SORA7008: -o .*m\.ts is a directory/);
+  });
+});
