@@ -4,10 +4,12 @@
  *
  * The weights file layout is *planned* from the graph alone (keys, graph dtypes, shapes, and the
  * metadata) using the shared writer's deterministic layout, so:
- *  - `sorac build model.sora` with no checkpoint can already write a complete `.onnx` whose
- *    external-data offsets are final; `writeWeightsFile` later produces the matching file from
- *    any checkpoint (converting dtypes to what the graph expects), and the pair runs in any ONNX
- *    runtime, e.g. `python -c "import onnxruntime as o; o.InferenceSession('model.onnx')"`;
+ *  - `writeModelFiles` with no checkpoint can already write a complete `.onnx` whose external-data
+ *    offsets are final; `writeWeightsFile` later produces the matching file from any checkpoint
+ *    (converting dtypes to what the graph expects), and the pair runs in any ONNX runtime, e.g.
+ *    `python -c "import onnxruntime as o; o.InferenceSession('model.onnx')"`. `sorac build` without
+ *    `-w` (buildModel without weights) does not leave such a dangling reference: its graphs take the
+ *    weights as inputs named by checkpoint key;
  *  - the weights file is an ordinary safetensors file (sorted header, aligned tensors) that
  *    other tools can read.
  */
@@ -109,10 +111,14 @@ export async function writeWeightsFile(onnxPath: string, graph: IrGraph, plan: W
 export async function writeModelFiles(
   onnxPath: string,
   graph: IrGraph,
-  opts: { weights?: WeightSource; producerVersion?: string } = {},
+  opts: { weights?: WeightSource; producerVersion?: string; weightsAsInputs?: boolean } = {},
 ): Promise<{ onnx: string; weights?: string; plan: WeightsPlan }> {
   const plan = planWeightsFile(graph, weightsFileName(onnxPath));
-  const bytes = emitWithPlannedWeights(graph, plan, opts.producerVersion ? { producerVersion: opts.producerVersion } : {});
+  // weightsAsInputs (without a checkpoint): no external-data reference at all; the weights are graph inputs named by key
+  const bytes =
+    opts.weightsAsInputs && !opts.weights
+      ? emitOnnx(graph, { weights: 'none', ...(opts.producerVersion ? { producerVersion: opts.producerVersion } : {}) })
+      : emitWithPlannedWeights(graph, plan, opts.producerVersion ? { producerVersion: opts.producerVersion } : {});
   let weights: string | undefined;
   if (opts.weights) weights = (await writeWeightsFile(onnxPath, graph, plan, opts.weights)).path;
   await writeFileAtomic(onnxPath, bytes);
@@ -145,6 +151,12 @@ export interface BuildResult {
   readonly graphs: IrGraph[];
   /** Files written, in order (nothing is written when the model has errors). */
   readonly files: string[];
+  /**
+   * How the graphs hold their weights: 'external' (ONNX external data in `<Model>.weights.safetensors`,
+   * written from `weights`) or 'inputs' (no checkpoint given: graph inputs named by checkpoint key, so the
+   * graph refers to no file that does not exist).
+   */
+  readonly weights?: 'external' | 'inputs';
 }
 
 /**
@@ -196,7 +208,7 @@ export async function buildModel(m: CompiledModel, opts: BuildOptions): Promise<
       staged.push(keymapName);
       await faultPoint(staged.length);
       for (const [i, g] of graphs.entries()) {
-        const r = await writeModelFiles(join(stage, onnxNames[i]!), g, store ? { weights: store } : {});
+        const r = await writeModelFiles(join(stage, onnxNames[i]!), g, store ? { weights: store } : { weightsAsInputs: true });
         staged.push(onnxNames[i]!, ...(r.weights ? [basename(r.weights)] : []));
         await faultPoint(staged.length);
       }
@@ -213,7 +225,7 @@ export async function buildModel(m: CompiledModel, opts: BuildOptions): Promise<
     if (stage) rmSync(stage, { recursive: true, force: true });
     await store?.close();
   }
-  return { ok: true, diagnostics: ds, graphs, files };
+  return { ok: true, diagnostics: ds, graphs, files, ...(graphs.length ? { weights: store ? ('external' as const) : ('inputs' as const) } : {}) };
 }
 
 /** A file-system error while writing a build, as a clear SORA7008 (not a bare ENOENT). */

@@ -13,13 +13,13 @@
  *           then the video (mp4 through ffmpeg, or PNG frames), a contact sheet PNG, optional latents.
  * Every output is written atomically; Ctrl-C (an aborted signal) stops between steps and leaves nothing.
  */
-import { dirname, extname, resolve as resolvePath } from 'node:path';
+import { dirname, extname, join, resolve as resolvePath } from 'node:path';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { type CompiledModel, traceEntry } from '../compiler/compile.ts';
 import { graphMemory } from '../compiler/memory.ts';
 import { compilePipeline, type CompiledPipeline, type PipelineComponent, type PipelineOptions } from '../compiler/pipeline.ts';
 import { fsHost } from '../compiler/host.ts';
-import { writeFileAtomic } from '../core/atomic.ts';
+import { prepareOutputFile, writeFileAtomic } from '../core/atomic.ts';
 import { bf16ToF32 } from '../core/convert.ts';
 import { hasErrors } from '../core/diagnostics.ts';
 import { SoracError } from '../core/errors.ts';
@@ -722,6 +722,10 @@ export async function generate(p: CompiledPipeline, opts: GenerateOptions): Prom
   const sheets = opts.contactSheet === false ? [] : [`${outputPaths(out, 1, false)[0]!.replace(/\.[^./]+$/, '')}.png`];
   const latentsPath = opts.saveLatents ? resolvePath(opts.cwd ?? process.cwd(), opts.saveLatents) : undefined;
   for (const f of [...videos, ...sheets, ...(latentsPath ? [latentsPath] : [])]) {
+    if (existsSync(f) && statSync(f).isDirectory() && !(asFrames && videos.includes(f)))
+      throw f === latentsPath
+        ? new SoracError('SORA8304', `--save-latents ${f} is a directory; it names the safetensors file to write`, { hint: `name a file, e.g. --save-latents ${join(f, 'latents.safetensors')}` })
+        : new SoracError('SORA8304', `${f} is a directory; -o names the video file to write`, { hint: `name a file, e.g. -o ${join(f, 'sample.mp4')}` });
     if (existsSync(f) && !opts.force) throw new SoracError('SORA8304', `${f} already exists`, { hint: 'pass --force to replace it (atomically), or choose another -o' });
   }
   try {
@@ -729,6 +733,8 @@ export async function generate(p: CompiledPipeline, opts: GenerateOptions): Prom
   } catch (e) {
     throw new SoracError('SORA8304', `cannot create the output directory ${dirname(out)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'choose a writable location with -o' });
   }
+  // --save-latents is checked now too, not after the whole run
+  if (latentsPath) prepareOutputFile(latentsPath, { flag: '--save-latents', example: 'latents.safetensors' });
   const stages: { name: StageName; ms: number; device: string }[] = [];
   const timed = async <T extends { device: string }>(name: StageName, run: () => Promise<T>): Promise<T> => {
     abortCheck();

@@ -9,10 +9,13 @@
  */
 import { absentInputs } from '../compiler/check.ts';
 import { type CompiledModel, type EntryInfo, traceEntry } from '../compiler/compile.ts';
+import { prepareOutputFile } from '../core/atomic.ts';
 import type { Code } from '../core/codes.ts';
 import { type ErrorDetails, SoracError } from '../core/errors.ts';
+import { convertBytes } from '../core/convert.ts';
+import type { DType } from '../core/dtype.ts';
+import { type HostTensor, hostBytes, hostFromBytes } from '../core/host-tensor.ts';
 import { checkOutputApart } from '../core/paths.ts';
-import type { HostTensor } from '../core/host-tensor.ts';
 import type { IrGraph } from '../core/ir.ts';
 import { type MicroBatchPlan, planMicroBatch, runMicroBatched } from '../runtime/execution/micro-batch.ts';
 import { planTiling, runTiled } from '../runtime/execution/tiling.ts';
@@ -62,8 +65,20 @@ function entryOf(model: CompiledModel, name: string): EntryInfo {
 
 function graphFor(model: CompiledModel, entry: string, absent: ReadonlySet<string>): IrGraph {
   const r = traceEntry(model, entry, { absent });
-  const first = r.diagnostics.find((d) => d.severity === 'error');
-  if (!r.graph) throw new ModelError((first?.code as Code | undefined) ?? 'SORA2010', r.diagnostics.map((d) => `${d.code}: ${d.message}`).join('\n'));
+  const errors = r.diagnostics.filter((d) => d.severity === 'error');
+  const first = errors[0];
+  if (!r.graph) {
+    if (!first) throw new ModelError('SORA2010', `${model.modelName}.${entry} did not trace`);
+    // the first error keeps its place, trail (related, notes) and hint; any others follow as notes
+    const more = errors.slice(1).map((d) => `also ${d.code}${d.span ? ` at ${d.span.file}:${d.span.start.line}:${d.span.start.col}` : ''}: ${d.message}`);
+    throw new ModelError(first.code as Code, first.message, {
+      ...(first.span ? { span: first.span } : {}),
+      ...(first.related ? { related: first.related } : {}),
+      notes: [...(first.notes ?? []), ...more],
+      ...(first.hint ? { hint: first.hint } : {}),
+      data: { diagnostics: r.diagnostics },
+    });
+  }
   return r.graph;
 }
 
@@ -176,16 +191,60 @@ function tilingFor(graph: IrGraph): ReturnType<typeof planTiling> {
   }
 }
 
+/** Float dtypes each float dtype widens into exactly (every value representable). */
+const WIDENS_TO: Partial<Record<DType, readonly DType[]>> = { bf16: ['f32', 'f64'], f16: ['f32', 'f64'], f32: ['f64'] };
+
+/** Where a dtype policy rule was set: its source line, `--dtype k=v`, or the default. */
+function ruleAt(model: CompiledModel, rule: string): string {
+  const sp = model.policy?.spans[rule];
+  if (!sp) return 'the default';
+  return sp.file.startsWith('--dtype ') ? sp.file : `${sp.file}:${sp.start.line}:${sp.start.col}`;
+}
+
+/**
+ * Input dtypes against the graph, with the dtype policy: under `inputs: cast` an input in a float dtype
+ * that widens exactly into the graph input's (bf16/f16 -> f32, as Open-Sora's samplers pass bf16
+ * tensors) is widened on the host, with one note; anything else is one SORA5502 naming every input and
+ * the policy rule, before any compute.
+ */
+function widenInputs(model: CompiledModel, graph: IrGraph, inputs: ReadonlyMap<string, HostTensor> | Readonly<Record<string, HostTensor>>, info?: (m: string) => void): ReadonlyMap<string, HostTensor> | Readonly<Record<string, HostTensor>> {
+  const given = new Map<string, HostTensor>(inputs instanceof Map ? inputs : Object.entries(inputs));
+  const cast = (model.policy?.inputs ?? 'cast') === 'cast';
+  const widened: string[] = [];
+  const problems: string[] = [];
+  for (const spec of graph.inputs) {
+    const t = given.get(spec.name);
+    if (!t || t.dtype === spec.dtype) continue;
+    if (cast && WIDENS_TO[t.dtype]?.includes(spec.dtype)) {
+      given.set(spec.name, hostFromBytes(spec.dtype, t.shape, convertBytes(hostBytes(t), t.dtype, spec.dtype, { key: spec.name })));
+      widened.push(`${spec.name} ${t.dtype} -> ${spec.dtype}`);
+    } else problems.push(`  ${spec.name}: dtype ${t.dtype}, expected ${spec.dtype}`);
+  }
+  if (problems.length) {
+    const policy = `the model's dtype policy has inputs: ${cast ? 'cast' : 'exact'} (${ruleAt(model, 'inputs')})`;
+    throw new ModelError('SORA5502', `input dtype${problems.length > 1 ? 's do' : ' does'} not match ${model.modelName}:\n${problems.join('\n')}`, {
+      hint: cast
+        ? `${policy}, which widens inputs exactly (bf16/f16 -> f32 -> f64) but never narrows or changes an int to a float: save the inputs in the dtype shown`
+        : `${policy}: pass the inputs in the dtype shown, or run with --dtype inputs=cast to have them cast in the graph`,
+    });
+  }
+  if (widened.length) info?.(`note: widened ${widened.join(', ')} exactly (dtype rule inputs: cast, ${ruleAt(model, 'inputs')})`);
+  return widened.length ? given : inputs;
+}
+
 /** Run one entry of a model on a checkpoint, with every check before compute (see the file header). */
 export async function runModel(model: CompiledModel, opts: RunOptions): Promise<RunResult> {
   const entry = entryOf(model, opts.entry ?? 'forward');
   // the output may not be (or lie inside) anything this run reads, checked before anything is read
   if (opts.out) checkOutputApart(opts.out.path, [typeof opts.inputs === 'string' ? opts.inputs : undefined, typeof opts.weights === 'string' ? opts.weights : undefined], { flag: '-o' });
-  const inputs = typeof opts.inputs === 'string' ? (await readTensorsFile(opts.inputs)).tensors : opts.inputs;
-  const names = inputs instanceof Map ? [...inputs.keys()] : Object.keys(inputs);
+  // the output path is checked (and its directories made) before anything is read or computed
+  if (opts.out) prepareOutputFile(opts.out.path);
+  const read = typeof opts.inputs === 'string' ? (await readTensorsFile(opts.inputs)).tensors : opts.inputs;
+  const names = read instanceof Map ? [...read.keys()] : Object.keys(read);
   checkInputNames(model, entry, names, typeof opts.inputs === 'string' ? opts.inputs : 'the inputs');
   const absent = absentInputs(entry, names);
   const graph = graphFor(model, entry.name, new Set(absent));
+  const inputs = widenInputs(model, graph, read, opts.onInfo);
   const plan = opts.microBatch ? planFor(graph, opts.microBatch) : undefined;
   const tiling = tilingFor(graph);
   if (tiling && plan) throw new ModelError('SORA5517', `${model.modelName}.${entry.name} is tiled (tile() declarations): it cannot also be micro-batched`, { hint: 'drop --micro-batch, or switch the tiling off in the config' });

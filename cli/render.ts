@@ -23,6 +23,8 @@ const C = {
 const NOC = { red: (s: string) => s, yellow: (s: string) => s, blue: (s: string) => s, cyan: (s: string) => s, bold: (s: string) => s, dim: (s: string) => s };
 
 export function loc(span: Span): string {
+  // a value given on the command line (`--dtype k=v`) has no line and column
+  if (span.file.startsWith('--')) return span.file;
   return `${span.file}:${span.start.line}:${span.start.col}`;
 }
 
@@ -67,8 +69,9 @@ export function renderPretty(d: Diagnostic, sources: Sources, useColor: boolean)
 export function renderCompact(d: Diagnostic): string {
   const out = [`${d.span ? loc(d.span) + ': ' : ''}${d.severity} ${d.code}: ${d.message}`];
   for (const r of d.related ?? []) out.push(`  ${loc(r.span)}: note: ${r.message}`);
-  for (const n of d.notes ?? []) out.push(`  note: ${n}`);
-  if (d.hint) out.push(`  hint: ${d.hint}`);
+  // continuation lines of a multi-line note or hint line up under its first line, as in SoracError.render()
+  for (const n of d.notes ?? []) out.push(`  note: ${n.split('\n').join('\n        ')}`);
+  if (d.hint) out.push(`  hint: ${d.hint.split('\n').join('\n        ')}`);
   return out.join('\n') + '\n';
 }
 
@@ -87,7 +90,18 @@ export function renderError(e: SoracError): string {
   return `error: ${e.render()}`;
 }
 
-/** An error that ends a command, as the one JSON document a `--json` command prints. */
+/**
+ * An error that ends a command, as the one JSON document a `--json` command prints:
+ * `{ ok: false, error, diagnostics: [the error as a diagnostic] }` (the shape of a command's own
+ * failure documents, `{ ok: false, diagnostics }`, plus the error's full envelope).
+ */
 export function errorJson(e: SoracError): string {
-  return JSON.stringify({ ok: false, error: e.toJSON() }, null, 2) + '\n';
+  // an error that sums up diagnostics (SORA7010 "does not compile") carries them in data.diagnostics
+  const inner = (e.data as { diagnostics?: unknown } | undefined)?.diagnostics;
+  return JSON.stringify({ ok: false, error: e.toJSON(), diagnostics: [e.toDiagnostic(), ...(Array.isArray(inner) ? inner : [])] }, null, 2) + '\n';
+}
+
+/** A bug in sorac under --json: still one document (the stack goes to stderr). */
+export function internalErrorJson(message: string): string {
+  return JSON.stringify({ ok: false, error: { code: 'internal', message, hint: 'this is a bug in sorac, please report it' }, diagnostics: [{ code: 'internal', severity: 'error', message }] }, null, 2) + '\n';
 }

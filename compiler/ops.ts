@@ -227,16 +227,24 @@ export function requireFloat(ctx: Ctx, t: Tensor, what: string): void {
   if (!isFloat(t.dtype)) ctx.interp.error('SORA3008', `${what} needs a floating-point tensor, got ${t.dtype}`, ctx.span, { hint: `cast it first: cast(x, f32)` });
 }
 
-/** A dtype conflict, with related locations for both operands and the policy lines that decide dtypes. */
-export function dtypeConflict(ctx: Ctx, message: string, da: DType, db: DType, lspan?: Span, rspan?: Span): never {
+/**
+ * A dtype conflict, with related locations for both operands and the policy lines that decide dtypes
+ * (rules given with `--dtype` have no source line: they are notes), and the module path it happened in.
+ */
+export function dtypeConflict(ctx: Ctx, message: string, da: DType, db: DType, lspan?: Span, rspan?: Span, opts: { rules?: readonly string[]; hint?: string } = {}): never {
   const related = [...(lspan ? [{ span: lspan, message: `this is ${da}` }] : []), ...(rspan ? [{ span: rspan, message: `this is ${db}` }] : [])];
-  for (const k of ['compute', 'params', 'f32', 'modules']) {
+  const notes: string[] = [];
+  if (ctx.g.scope) notes.push(`in module ${ctx.g.scope}`);
+  for (const k of opts.rules ?? ['compute', 'params', 'f32', 'modules']) {
     const sp = ctx.policy.spans[k];
-    if (sp) related.push({ span: sp, message: `dtype policy rule "${k}"` });
+    if (!sp) continue;
+    if (sp.file.startsWith('--dtype ')) notes.push(`dtype policy rule "${k}" from ${sp.file}`);
+    else related.push({ span: sp, message: `dtype policy rule "${k}"` });
   }
   return ctx.interp.error('SORA3008', message, ctx.span, {
     related,
-    hint: `cast one side explicitly (cast(x, ${da}) or cast(y, ${db})), or change the dtype policy so both sides agree (compute dtype is ${ctx.compute})`,
+    notes,
+    hint: opts.hint ?? `cast one side explicitly (cast(x, ${da}) or cast(y, ${db})), or change the dtype policy so both sides agree (compute dtype is ${ctx.compute})`,
   });
 }
 
@@ -479,7 +487,11 @@ export function convOut(inp: Sym, k: number, stride: number, padBegin: number, p
 export function conv(ctx: Ctx, x: Tensor, w: Tensor, b: Tensor | undefined, strides: number[], pads: number[], dilations: number[], groups: number): Tensor {
   const nsp = w.shape.length - 2;
   if (x.shape.length !== nsp + 2) ctx.interp.error('SORA3004', `conv with a ${nsp}-D kernel ${fmtShape(w.shape)} needs an input of rank ${nsp + 2}, got ${fmtShape(x.shape)}`, ctx.span);
-  if (x.dtype !== w.dtype) ctx.interp.error('SORA3008', `conv input is ${x.dtype} but the weight is ${w.dtype}`, ctx.span, { hint: 'this is the classic "Input type and weight type should be the same" error: cast the input or set `inputs: cast` in the dtype block' });
+  if (x.dtype !== w.dtype)
+    dtypeConflict(ctx, `conv input is ${x.dtype} but the weight is ${w.dtype}`, x.dtype, w.dtype, undefined, undefined, {
+      rules: ['inputs', 'compute', 'params', 'f32', 'modules'],
+      hint: 'this is the classic "Input type and weight type should be the same" error: cast the input or set `inputs: cast` in the dtype block',
+    });
   const cin = x.shape[1]!;
   const wc = w.shape[1]!.mul(groups);
   if (!cin.equals(wc)) ctx.interp.error('SORA3002', `conv input has ${cin} channels but the weight ${fmtShape(w.shape)} expects ${wc} (groups=${groups})`, ctx.span);

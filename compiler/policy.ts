@@ -119,7 +119,7 @@ export function readPolicy(decl: A.ModuleDecl, diagnostics: Diagnostic[], overri
         break;
       }
       default:
-        diagnostics.push(diag('SORA2005', `unknown dtype rule "${key}"`, r.key.span, { hint: suggest(key, ['params', 'compute', 'inputs', 'uncast', 'outputs', 'f32', 'modules']) ?? 'rules: params, compute, inputs, uncast, outputs, f32, modules' }));
+        diagnostics.push(diag('SORA2005', `unknown dtype rule "${key}"`, r.key.span, { hint: `${(s => (s ? `${s} ` : ''))(suggest(key, ['params', 'compute', 'inputs', 'uncast', 'outputs', 'f32', 'modules']))}the rules are params, compute, inputs, uncast, outputs, f32, modules (e.g. --dtype compute=bf16)` }));
     }
   }
   return p;

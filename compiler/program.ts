@@ -151,7 +151,8 @@ export function suggest(name: string, candidates: Iterable<string>): string | un
     }
   }
   if (best === undefined) return undefined;
-  const limit = Math.max(2, Math.floor(name.length / 3));
+  // short names need a close match: "foo" is not a typo of "f32"
+  const limit = name.length <= 4 ? 1 : Math.max(2, Math.floor(name.length / 3));
   return bestD <= limit ? `did you mean "${best}"?` : undefined;
 }
 

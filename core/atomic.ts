@@ -9,9 +9,10 @@
  * interrupted remove the ones it made.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, rmSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { SoracError } from './errors.ts';
 
 export type TempKind = 'tmp' | 'prune';
 
@@ -86,4 +87,36 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array, opts: { m
     },
     opts,
   );
+}
+
+/**
+ * Make sure a single output file can be written at `target`, before any compute: the parent
+ * directories are created (like `build -o` and `ckpt export`), and a target that is an existing
+ * directory, sits under a file, or lies in a directory that cannot be written is refused (SORA7008)
+ * with the flag that named it. Nothing is written at `target` itself.
+ */
+export function prepareOutputFile(target: string, opts: { flag?: string; example?: string } = {}): void {
+  const flag = opts.flag ?? '-o';
+  let st;
+  try {
+    st = statSync(target);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new SoracError('SORA7008', `cannot write ${target}: a part of its directory path is a file`, { hint: `choose another ${flag}`, path: target });
+    if (code !== 'ENOENT') throw new SoracError('SORA7008', `cannot write ${target}: ${code ?? (e as Error).message}`, { hint: `choose another ${flag}`, path: target });
+  }
+  if (st?.isDirectory())
+    throw new SoracError('SORA7008', `${flag} ${target} is a directory; ${flag} names the file to write`, { hint: `name a file, e.g. ${flag} ${join(target, opts.example ?? 'out.safetensors')}`, path: target });
+  const dir = dirname(target);
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new SoracError('SORA7008', `cannot create the output directory ${dir}: ${code === 'EEXIST' || code === 'ENOTDIR' ? 'a part of the path is a file' : (code ?? (e as Error).message)}`, { hint: `choose a writable location with ${flag}`, path: target });
+  }
+  try {
+    accessSync(dir, fsConstants.W_OK);
+  } catch (e) {
+    throw new SoracError('SORA7008', `cannot write ${target}: the directory ${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? 'denied'})`, { hint: `choose a writable location with ${flag}`, path: target });
+  }
 }

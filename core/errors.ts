@@ -76,6 +76,10 @@ export class SoracError extends Error {
   /** Plain-text rendering: `CODE: message`, the places looked at, the hint. */
   render(): string {
     let s = `${this.code}: ${this.message}\n`;
+    const at = (sp: Span) => `${sp.file}:${sp.start.line}:${sp.start.col}`;
+    if (this.span) s += `  at ${at(this.span)}\n`;
+    for (const r of this.related ?? []) s += `  ${at(r.span)}: note: ${r.message}\n`;
+    for (const n of this.notes ?? []) s += `  note: ${n}\n`;
     if (this.looked.length) {
       s += '  looked in:\n';
       for (const l of this.looked) s += `    - ${l}\n`;

@@ -198,3 +198,15 @@ describe('--config files in the shapes users have', () => {
     expect(JSON.parse(a.out).diagnostics.map((x: { code: string }) => x.code)).toContain('SORA7006');
   });
 });
+
+describe('hint layout', () => {
+  it('a multi-line hint is indented the same in a diagnostic line and in an error that ends a command', async () => {
+    const { renderCompact, renderError } = await import('../cli/render.ts');
+    const { SoracError } = await import('../core/errors.ts');
+    const e = new SoracError('SORA5001', 'x', { hint: 'first\nsecond' });
+    const fromError = renderError(e).split('\n').filter((l) => /first|second/.test(l));
+    const fromDiag = renderCompact(e.toDiagnostic()).split('\n').filter((l) => /first|second/.test(l));
+    expect(fromDiag).toEqual(fromError);
+    expect(fromDiag).toEqual(['  hint: first', '        second']);
+  });
+});

@@ -22,7 +22,7 @@ export const registerBuild: RegisterCommand = (program: Command, io: CliIO, setE
     .description('compile a model to OUT/<model>.keymap.json and one ONNX graph per entry point')
     .requiredOption('-o, --out <dir>', 'output directory')
     .option('--opset <n>', 'ONNX opset (17 default; newer ops are decomposed)', '17')
-    .option('-w, --weights <weights>', 'also write the weights file the graphs reference, converted from this checkpoint')
+    .option('-w, --weights <weights>', 'write the weights file the graphs reference (external data), converted from this checkpoint; without it the weights are graph inputs')
     .option('--no-onnx', 'write only the keymap')
     .option('--dtype <rule=value>', 'override a dtype policy rule, e.g. --dtype compute=bf16 (repeatable)', (v: string, p: string[] = []) => [...p, v], [] as string[])
     .option('--explain-dtypes', 'print every cast the dtype policy placed, with where and why')
@@ -58,6 +58,7 @@ export const registerBuild: RegisterCommand = (program: Command, io: CliIO, setE
               contract: m.keymap.contract,
               parameters: parameterCount(m.keymap),
               files: written,
+              ...(r.weights ? { weights: r.weights } : {}),
               diagnostics: ds,
               ms: Math.round(ms),
               ...(opts.explainDtypes ? { casts: graphs.flatMap((g) => (g.casts ?? []).map((c) => ({ entry: g.metadata['sorac.entry'], value: c.value.name, from: c.from, to: c.to, reason: c.reason, scope: c.scope, source: c.source ? `${c.source.file}:${c.source.line}:${c.source.col}` : null }))) } : {}),
@@ -71,6 +72,8 @@ export const registerBuild: RegisterCommand = (program: Command, io: CliIO, setE
         if (opts.explainDtypes) io.stdout(explainDtypes(m.policy!, graphs));
         io.stdout(`built ${stem} v${m.version} (${parameterCount(m.keymap).toLocaleString('en-US')} parameters, contract ${m.keymap.contract.slice(0, 19)}…) in ${ms.toFixed(0)} ms\n`);
         for (const f of written) io.stdout(`  wrote ${f}\n`);
+        if (r.weights === 'inputs')
+          io.stdout(`note: no -w: the weights are inputs of ${graphs.map((g) => (g.metadata['sorac.entry'] === 'forward' ? `${stem}.onnx` : `${stem}.${g.metadata['sorac.entry']}.onnx`)).join(', ')} (one per checkpoint key); to write them beside the graph as external data: sorac build ${file} -o ${opts.out} -w CHECKPOINT\n`);
       }
       setExit(EXIT.OK);
     });

@@ -232,8 +232,8 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
       if (o.model) {
         const m = compileFromCli(o.model, { config: o.config, set: o.set, model: o.modelName }, io);
         if (hasErrors(m.diagnostics) || !m.keymap) {
-          printDiagnostics(m.diagnostics, m, io);
-          throw new SoracError('SORA7010', `${o.model} does not compile (${summarizeCounts(m.diagnostics)}); nothing was exported`);
+          if (!o.json) printDiagnostics(m.diagnostics, m, io);
+          throw new SoracError('SORA7010', `${o.model} does not compile (${summarizeCounts(m.diagnostics)}); nothing was exported`, { data: { diagnostics: m.diagnostics } });
         }
         if (!o.json) printDiagnostics(m.diagnostics, m, io); // warnings (e.g. unknown config keys)
         keymap = m.keymap;
@@ -258,6 +258,7 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
         else {
           io.stdout(`exported ${o.from} weights of ${r.checkpoint.name} (epoch ${r.metadata.epoch}, step ${r.metadata.step}, global step ${r.metadata.global_step}): ${r.tensors} tensors, ${formatBytes(r.bytes)}${o.dtype ? ` as ${o.dtype}` : ''} in ${r.seconds.toFixed(2)} s (${formatBytes(rate)}/s)\n`);
           for (const f of r.files) io.stdout(`  ${f}\n`);
+          for (const n of r.notes) if (/is not a complete checkpoint/.test(n)) io.stderr(`note: ${n}\n`);
           if (r.report) io.stdout(`validated against ${o.model}: load report ok (${r.report.dtypeMismatch.length} dtype difference(s) cast at load)\n`);
         }
         setExit(EXIT.OK);
@@ -265,6 +266,7 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
         bar?.done();
         if (e instanceof InterruptedError) {
           io.stderr(`interrupted: nothing was written at ${resolveIn(io, o.out)}\n`);
+          if (o.json) io.stdout(errorJson(new SoracError('SORA7009', `interrupted: nothing was written at ${resolveIn(io, o.out)}`)));
           setExit(EXIT_INTERRUPTED);
           return;
         }

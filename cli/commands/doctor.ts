@@ -8,7 +8,7 @@
 import { type DoctorCheck, type DoctorReport, doctor } from '../../api/devices.ts';
 import type { RegisterCommand } from '../command.ts';
 import type { CliIO } from '../io.ts';
-import { EXIT } from '../io.ts';
+import { EXIT, usageError } from '../io.ts';
 
 const MARK: Record<DoctorCheck['status'], string> = { ok: 'ok  ', fail: 'FAIL', warn: 'warn', skip: 'skip' };
 
@@ -45,7 +45,9 @@ export const registerDoctor: RegisterCommand = (program, io, setExit) => {
     .option('--no-hash', 'check the provider files by size only (skips hashing 230 MB)')
     .option('--device-id <n>', 'GPU index for the test session', '0')
     .action(async (o: { json?: boolean; smoke: boolean; hash: boolean; deviceId: string }) => {
-      const r = await doctor({ smoke: o.smoke, hash: o.hash, deviceId: Number(o.deviceId) || 0 });
+      const deviceId = Number(o.deviceId);
+      if (!/^\d+$/.test(o.deviceId) || !Number.isSafeInteger(deviceId)) throw usageError(`--device-id ${o.deviceId} is not a GPU index (0, 1, ...)`);
+      const r = await doctor({ smoke: o.smoke, hash: o.hash, deviceId });
       if (o.json) io.stdout(JSON.stringify(r, null, 2) + '\n');
       else io.stdout(renderDoctor(r, io));
       setExit(r.ok ? EXIT.OK : EXIT.USER);

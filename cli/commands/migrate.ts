@@ -17,10 +17,11 @@ import { hasErrors } from '../../core/diagnostics.ts';
 import type { Keymap } from '../../core/keymap.ts';
 import type { Plan, Sig } from '../../api/migrate.ts';
 import { collapseKeys, formatBytes, renderCollapsed } from '../../api/weights.ts';
-import { removeOwnTemps, writeFileAtomic } from '../../core/atomic.ts';
+import { prepareOutputFile, removeOwnTemps, writeFileAtomic } from '../../core/atomic.ts';
 import { checkOutputApart } from '../../core/paths.ts';
 import { canonicalJson } from '../../core/keymap.ts';
 import { SoracError } from '../../core/errors.ts';
+import { errorJson } from '../render.ts';
 import type { RegisterCommand } from '../command.ts';
 import { EXIT, usageError, type CliIO } from '../io.ts';
 import { compileForWeights, compileFromCli, printDiagnostics, summarizeCounts } from '../model-args.ts';
@@ -33,6 +34,7 @@ interface SourceOpts {
   config?: string;
   set?: string[];
   part?: string;
+  json?: boolean;
 }
 
 /** Signature of a FROM/TO source: `.sora` model, keymap JSON, or checkpoint. */
@@ -44,8 +46,8 @@ async function signatureOf(spec: string, o: SourceOpts, io: CliIO, side: string,
       ? await compileForWeights(spec, { config: o.config, set: o.set ?? [] }, io, o.config === 'auto' ? other : undefined)
       : compileFromCli(spec, { set: o.set ?? [] }, io);
     if (hasErrors(m.diagnostics) || !m.keymap) {
-      printDiagnostics(m.diagnostics, m, io);
-      throw new SoracError('SORA7010', `${side} ${spec} does not compile: ${summarizeCounts(m.diagnostics)}`, { hint: `fix the model or its --${side.toLowerCase()}-config/--${side.toLowerCase()}-set values` });
+      if (!o.json) printDiagnostics(m.diagnostics, m, io);
+      throw new SoracError('SORA7010', `${side} ${spec} does not compile: ${summarizeCounts(m.diagnostics)}`, { hint: `fix the model or its --${side.toLowerCase()}-config/--${side.toLowerCase()}-set values`, data: { diagnostics: m.diagnostics } });
     }
     return { sig: new Map(Object.entries(m.keymap.tensors).map(([k, v]) => [k, { shape: v.shape, dtype: v.dtype }])), label: `${spec} (${m.modelName} v${m.version})`, kind: 'model' };
   }
@@ -135,8 +137,8 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
   type DiffOpts = { fromConfig?: string; fromSet?: string[]; toConfig?: string; toSet?: string[]; fromPart?: string; toPart?: string; json?: boolean; exitCode?: boolean; out?: string; name?: string; force?: boolean };
 
   const runDiff = async (from: string, to: string, o: DiffOpts, name?: string) => {
-    const a = await signatureOf(from, { ...(o.fromConfig ? { config: o.fromConfig } : {}), set: o.fromSet ?? [], ...(o.fromPart ? { part: o.fromPart } : {}) }, io, 'FROM', to);
-    const b = await signatureOf(to, { ...(o.toConfig ? { config: o.toConfig } : {}), set: o.toSet ?? [], ...(o.toPart ? { part: o.toPart } : {}) }, io, 'TO', from);
+    const a = await signatureOf(from, { ...(o.fromConfig ? { config: o.fromConfig } : {}), set: o.fromSet ?? [], ...(o.fromPart ? { part: o.fromPart } : {}), ...(o.json ? { json: true } : {}) }, io, 'FROM', to);
+    const b = await signatureOf(to, { ...(o.toConfig ? { config: o.toConfig } : {}), set: o.toSet ?? [], ...(o.toPart ? { part: o.toPart } : {}), ...(o.json ? { json: true } : {}) }, io, 'TO', from);
     const { diffSignatures } = await import('../../api/migrate.ts');
     return { a, b, d: diffSignatures(a.sig, b.sig, name ? { name } : {}) };
   };
@@ -207,6 +209,7 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
       const at = (p: string | undefined) => (p === undefined ? undefined : resolvePath(io.cwd, p));
       checkOutputApart(outAbs, [at(from), at(to), at(o.fromConfig), at(o.toConfig)], { code: 'SORA6007', flag: '-o' });
       if (existsSync(outAbs) && !o.force) throw new SoracError('SORA6007', `${out} already exists`, { hint: 'pick a new name, or pass --force to overwrite it' });
+      prepareOutputFile(outAbs, { example: 'migration.ts' }); // before the diff: parents made, a directory refused
       const name = o.name ?? basename(out, '.ts');
       const { d } = await runDiff(from, to, o, name);
       const { generateMigration } = await import('../../api/migrate.ts');
@@ -227,8 +230,9 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
     .option('--reverse', 'the inverse plan')
     .option('-o, --out <file>', 'write the plan JSON here instead of stdout')
     .option('--json', 'machine-readable output (the plan JSON; the default)')
-    .action(async (spec: string, o: { in?: string; param?: string[]; reverse?: boolean; out?: string }) => {
+    .action(async (spec: string, o: { in?: string; param?: string[]; reverse?: boolean; out?: string; json?: boolean }) => {
       if (o.out) checkOutputApart(resolvePath(io.cwd, o.out), [resolvePath(io.cwd, spec), o.in !== undefined ? resolvePath(io.cwd, o.in) : undefined], { code: 'SORA6007', flag: '-o' });
+      if (o.out) prepareOutputFile(resolvePath(io.cwd, o.out), { example: 'plan.json' });
       const m = await resolveMigration(spec, parseParams(o.param), !!o.reverse, io.cwd);
       let plan: Plan;
       if (typeof m.plan === 'function') {
@@ -238,7 +242,8 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
       const text = canonicalJson(plan);
       if (o.out) {
         await writeFileAtomic(resolvePath(io.cwd, o.out), new TextEncoder().encode(text));
-        io.stdout(`wrote ${o.out}: ${plan.ops.length} op(s)\n`);
+        if (o.json) io.stdout(JSON.stringify({ ok: true, out: o.out, ops: plan.ops.length }, null, 2) + '\n');
+        else io.stdout(`wrote ${o.out}: ${plan.ops.length} op(s)\n`);
       } else io.stdout(text);
       setExit(EXIT.OK);
     });
@@ -268,6 +273,7 @@ export const registerMigrate: RegisterCommand = (program: Command, io: CliIO, se
         removeOwnTemps(resolvePath(io.cwd, o.out));
         bar?.done();
         io.stderr(`interrupted (${sig}): nothing was written at ${o.out}\n`);
+        if (o.json) io.stdout(errorJson(new SoracError('SORA7009', `interrupted (${sig}): nothing was written at ${o.out}`)));
         process.exit(sig === 'SIGINT' ? 130 : 143);
       };
       process.once('SIGINT', cleanup);

@@ -41,7 +41,8 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
       checkOutputApart(at(opts.out)!, [at(file), at(opts.config), at(opts.weights), at(opts.inputs)], { flag: '-o' });
       const m = await compileForWeights(file, opts, io, opts.weights, opts.from === 'model' ? 'model' : 'ema');
       if (hasErrors(m.diagnostics) || !m.keymap) {
-        printDiagnostics(m.diagnostics, m, io);
+        if (opts.json) io.stdout(JSON.stringify({ ok: false, diagnostics: m.diagnostics }, null, 2) + '\n');
+        else printDiagnostics(m.diagnostics, m, io);
         io.stderr(`run failed: ${summarizeCounts(m.diagnostics)}\n`);
         setExit(EXIT.USER);
         return;

@@ -98,7 +98,11 @@ export const LAYER_BUILTINS: Record<string, Builtin> = {
         related: [{ span: a.x!.span, message: `input is ${ops.fmtShape(x.shape)}` }, { span: a.weight!.span, message: `weight is ${ops.fmtShape(w.shape)}` }],
         hint: 'check the in_features the layer was declared with',
       });
-    if (x.dtype !== w.dtype) ctx.interp.error('SORA3008', `linear: input is ${x.dtype} but the weight is ${w.dtype}`, ctx.span, { hint: 'cast the input, or set `inputs: cast` in the dtype block' });
+    if (x.dtype !== w.dtype)
+      ops.dtypeConflict(ctx, `linear: input is ${x.dtype} but the weight is ${w.dtype}`, x.dtype, w.dtype, a.x!.span, a.weight!.span, {
+        rules: ['inputs', 'compute', 'params', 'f32', 'modules'],
+        hint: `cast the input, or set \`inputs: cast\` in the dtype block (or --dtype inputs=cast)${ctx.policy.inputs === 'cast' ? '; the input is already cast to the compute dtype at the entry, so a value computed in f32 reaches this layer: list its module in \`f32:\` or cast it' : ''}`,
+      });
     if (b && !b.shape[0]!.equals(outF)) ctx.interp.error('SORA3002', `linear: bias has ${b.shape[0]} elements but the weight has ${outF} outputs`, a.bias!.span);
     const lead = x.shape.slice(0, -1);
     if (x.shape.length === 2) return tv(ops.mk(ctx, 'Gemm', [x.ir, w.ir, b?.ir ?? null], x.dtype, [x.shape[0]!, outF], { transB: 1 }));

@@ -2,8 +2,17 @@
  * A restricted unpickler written in TypeScript. It interprets the opcodes `torch.save` emits
  * (protocol 2, plus the protocol 3–5 data opcodes used by ColossalAI's pickled U8 blobs) and
  * rebuilds only plain data and tensor *descriptions*: nothing is ever imported, called or
- * executed. A GLOBAL outside the allow-list is refused immediately with an error naming it
- * (`posix.system`, `builtins.eval`, …); so is any opcode outside the table below.
+ * executed. Any opcode outside the table below is refused.
+ *
+ * Globals outside the allow-list:
+ *  - a global that runs code or touches the system when PyTorch unpickles it (`posix.system`,
+ *    `builtins.eval`, `subprocess.*`, … see CODE_GLOBALS) is refused immediately with an error naming
+ *    it (SORA5003): such a file is unsafe to `torch.load`, whatever else it holds;
+ *  - any other global (`argparse.Namespace`, `pathlib.PosixPath`, numpy scalars, a training script's
+ *    own classes) becomes an inert marker, and reconstructing an object from it (REDUCE, NEWOBJ,
+ *    BUILD, SETITEMS/APPENDS on the result) yields an inert record (PyObject: class name, arguments,
+ *    state) instead of calling anything. The tensors beside such objects load; the store names what
+ *    it skipped.
  *
  * Allow-list (same spirit as torch's weights_only unpickler):
  *   collections.OrderedDict                         → Map
@@ -68,11 +77,52 @@ export type PyValue =
   | Set<PyKey>
   | PyTensor
   | PyStorage
-  | PyGlobal;
+  | PyGlobal
+  | PyObject;
 
-interface PyGlobal {
+export interface PyGlobal {
   readonly kind: 'global';
   readonly name: string;
+  /** outside the allow-list: never called; reconstructing from it gives a PyObject */
+  readonly inert?: true;
+}
+
+/**
+ * An object a pickle asked to construct from a global outside the allow-list, recorded as data and
+ * never constructed: the class (or callable) name, the arguments REDUCE/NEWOBJ would have passed, the
+ * state BUILD would have set, and the items SETITEMS/APPENDS would have added.
+ */
+export interface PyObject {
+  readonly kind: 'object';
+  readonly cls: string;
+  readonly args: readonly PyValue[];
+  state?: PyValue;
+  items?: Map<PyKey, PyValue>;
+  list?: PyValue[];
+}
+
+export function isPyObject(v: unknown): v is PyObject {
+  return !!v && typeof v === 'object' && (v as PyObject).kind === 'object';
+}
+
+function isInertGlobal(v: unknown): v is PyGlobal {
+  return !!v && typeof v === 'object' && (v as PyGlobal).kind === 'global' && (v as PyGlobal).inert === true;
+}
+
+/**
+ * Globals that run code, spawn processes or touch files/network when a pickle calls them: a pickle
+ * that names one is refused outright (it is unsafe to torch.load), although sorac would not call it.
+ */
+const CODE_MODULES = new Set(['os', 'posix', 'nt', 'subprocess', 'sys', 'importlib', 'runpy', 'pty', 'shutil', 'socket', 'ctypes', 'pickle', '_pickle', 'marshal', 'code', 'codeop', 'webbrowser', 'commands', 'multiprocessing', 'threading', 'signal', 'tempfile', 'io', '_io', 'glob', 'urllib', 'http', 'ftplib', 'smtplib', 'telnetlib', 'asyncio', 'functools', 'operator', 'types', 'inspect', 'gc', 'atexit', 'torch.hub', 'timeit', 'pdb', 'bdb', 'cProfile', 'profile', 'trace', 'zipimport', 'pkgutil', 'distutils', 'setuptools', 'pip']);
+const CODE_BUILTINS = new Set(['eval', 'exec', 'compile', '__import__', 'getattr', 'setattr', 'delattr', 'open', 'input', 'breakpoint', 'globals', 'locals', 'vars', 'help', 'exit', 'quit']);
+
+export function isCodeGlobal(full: string): boolean {
+  const dot = full.lastIndexOf('.');
+  const module = full.slice(0, dot);
+  const name = full.slice(dot + 1);
+  if (module === 'builtins') return CODE_BUILTINS.has(name);
+  const top = module.split('.')[0]!;
+  return CODE_MODULES.has(module) || CODE_MODULES.has(top) || name.startsWith('__') || /\b(system|popen|exec|spawn|eval|load|import)/i.test(name);
 }
 
 /** storage class → dtype (float8 names as in torch ≥2.1; treat anything else as unsupported). */
@@ -230,7 +280,15 @@ function resolveGlobal(module: string, name: string): PyGlobal {
   if (module === 'torch' && name in STORAGE_DTYPE) return { kind: 'global', name: full };
   if (module === 'torch' && /Storage$/.test(name))
     throw new PickleError('global', `unsupported storage type ${full} (supported: ${Object.keys(STORAGE_DTYPE).join(', ')})`, full);
-  throw new PickleError('global', `refusing pickle global ${full}: only tensors, storages, OrderedDict and plain containers are allowed; nothing in the file is executed`, full);
+  if (isCodeGlobal(full))
+    throw new PickleError('global', `refusing pickle global ${full}: torch.load would call it (code execution or system access); nothing in the file is executed`, full);
+  return { kind: 'global', name: full, inert: true };
+}
+
+/** An inert record for `callee(*args)` where callee is an inert global or another inert record (never called). */
+function inertCall(callee: PyValue, args: readonly PyValue[]): PyObject {
+  const cls = isInertGlobal(callee) ? callee.name : isPyObject(callee) ? `${callee.cls}(…)` : '?';
+  return { kind: 'object', cls, args: [...args] };
 }
 
 /**
@@ -310,6 +368,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
     return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
   };
   const setItems = (target: PyValue, items: PyValue[]) => {
+    if (isPyObject(target)) target.items ??= new Map(); // a dict subclass (defaultdict, ...): items recorded
+    if (isPyObject(target)) target = target.items!;
     if (!isMap(target)) throw new PickleError('format', 'SETITEM(S) on a non-dict');
     if (items.length % 2) throw new PickleError('format', 'odd number of SETITEMS arguments');
     for (let k = 0; k < items.length; k += 2) target.set(toKey(items[k]!), items[k + 1]!);
@@ -348,17 +408,26 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
       case 0x52: { // REDUCE
         const args = pop();
         const fn = pop();
-        if (!fn || typeof fn !== 'object' || (fn as PyGlobal).kind !== 'global') throw new PickleError('format', 'REDUCE on a non-callable');
         if (!(args instanceof PyTuple)) throw new PickleError('format', 'REDUCE arguments are not a tuple');
-        stack.push(call(fn as PyGlobal, args.items));
+        // an inert global (or an inert record used as a callable): recorded, never called
+        if (isInertGlobal(fn) || isPyObject(fn)) {
+          stack.push(inertCall(fn, args.items));
+          break;
+        }
+        if (!fn || typeof fn !== 'object' || (fn as unknown as PyGlobal).kind !== 'global') throw new PickleError('format', 'REDUCE on a non-callable');
+        stack.push(call(fn as unknown as PyGlobal, args.items));
         break;
       }
       case 0x81: { // NEWOBJ cls.__new__(cls, *args)
-        pop();
+        const nargs = pop();
         const cls = pop();
         const name = cls && typeof cls === 'object' && (cls as PyGlobal).kind === 'global' ? (cls as PyGlobal).name : '?';
         if (name === 'collections.OrderedDict') {
           stack.push(new Map());
+          break;
+        }
+        if (isInertGlobal(cls)) {
+          stack.push(inertCall(cls, nargs instanceof PyTuple ? nargs.items : []));
           break;
         }
         throw new PickleError('global', `refusing to instantiate ${name} (NEWOBJ)`, name);
@@ -366,6 +435,10 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
       case 0x62: { // BUILD: only harmless state on dicts / tensors (e.g. OrderedDict._metadata)
         const state = pop();
         const obj = top();
+        if (isPyObject(obj)) {
+          obj.state = state; // recorded; no __setstate__ runs
+          break;
+        }
         if (!isMap(obj) && !isTensor(obj)) throw new PickleError('format', 'BUILD on an object that is not a dict or tensor');
         void state;
         break;
@@ -393,14 +466,16 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
       case 0x91: stack.push(new Set(popMark().map(toKey))); break; // FROZENSET
       case 0x61: { // APPEND
         const v = pop();
-        const l = top();
+        const t = top();
+        const l = isPyObject(t) ? (t.list ??= []) : t;
         if (!Array.isArray(l)) throw new PickleError('format', 'APPEND on a non-list');
         l.push(v);
         break;
       }
       case 0x65: { // APPENDS
         const items = popMark();
-        const l = top();
+        const t = top();
+        const l = isPyObject(t) ? (t.list ??= []) : t;
         if (!Array.isArray(l)) throw new PickleError('format', 'APPENDS on a non-list');
         for (const x of items) l.push(x);
         break;
@@ -470,6 +545,15 @@ export function toPlain(v: PyValue, depth = 0, budget = { nodes: 100_000 }, stac
       if (v instanceof Map) {
         const o: Record<string, unknown> = Object.create(null);
         for (const [k, x] of v) o[String(k)] = toPlain(x, depth + 1, budget, stack);
+        return o;
+      }
+      if (isPyObject(v)) {
+        // an inert record: what the pickle would have constructed, as data
+        const o: Record<string, unknown> = { __class__: v.cls };
+        if (v.args.length) o.args = v.args.map((x) => toPlain(x, depth + 1, budget, stack));
+        if (v.state !== undefined) o.state = toPlain(v.state, depth + 1, budget, stack);
+        if (v.items) o.items = toPlain(v.items, depth + 1, budget, stack);
+        if (v.list) o.list = toPlain(v.list, depth + 1, budget, stack);
         return o;
       }
     } finally {

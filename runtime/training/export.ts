@@ -240,9 +240,24 @@ export async function verifyCheckpoint(dirIn: string, opts: { onProgress?: (p: V
       readable.push({ part: `${sub}/${idx} (index ↔ shard keys)`, ok: false, detail: `${e instanceof SoracError ? e.code + ': ' : ''}${(e as Error).message}` });
     }
   }
-  for (const f of out) if (f.status !== 'ok' && f.status !== 'extra') problems.push(`${f.path}: ${f.status}${f.detail ? ` (${f.detail})` : ''}`);
-  for (const r of readable) if (!r.ok) problems.push(`${r.part}: not readable: ${r.detail}`);
-  const uniq = [...new Set(problems)];
+  // one cause, one problem: the first line about a file wins (its hash/structure status, then the
+  // directory check, then readability), and an index that fails only because one of its shards is
+  // damaged is not listed again
+  const lines = [
+    ...out.filter((f) => f.status !== 'ok' && f.status !== 'extra').map((f) => `${f.path}: ${f.status}${f.detail ? ` (${f.detail})` : ''}`),
+    ...problems,
+    ...readable.filter((r) => !r.ok).map((r) => `${r.part}: not readable: ${r.detail}`),
+  ];
+  const about = (line: string) => line.split(/:| \(/)[0]!.trim();
+  const seen = new Set<string>();
+  const uniq: string[] = [];
+  for (const line of lines) {
+    const path = about(line);
+    const folder = line.includes('(index ↔ shard keys)') ? path.slice(0, path.indexOf('/') + 1) : undefined;
+    if (seen.has(path) || (folder && [...seen].some((s) => s.startsWith(folder) && s !== path))) continue;
+    seen.add(path);
+    uniq.push(line);
+  }
   return {
     dir,
     ok: uniq.length === 0,
@@ -309,7 +324,15 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
   const out = resolvePath(opts.out);
   checkOutputApart(out, [dir], { flag: '-o' });
   const info = await checkpointDir(dir);
-  if (!info.complete) throw incompleteError(info, 'export it');
+  // a torn checkpoint whose requested part is intact (e.g. ema.pt of a save cut short in the optimizer) is
+  // exported, with a note naming what else is wrong; a damaged or absent part is refused
+  const wanted = info.parts[opts.from];
+  const tornNotes: string[] = [];
+  if (!info.complete) {
+    if (!wanted?.ok) throw incompleteError(info, 'export it');
+    const other = info.problems.filter((p) => !wanted.problems.includes(p));
+    tornNotes.push(`${info.name} is not a complete checkpoint (${other.length} problem(s) elsewhere, e.g. ${other[0] ?? '?'}), but its ${opts.from} weights (${wanted.path}) are intact: exported them`);
+  }
   if (opts.from === 'ema' && !info.parts.ema)
     throw new SoracError('SORA5102', `${dir} has no EMA weights (ema.pt / ema.safetensors)`, { hint: 'export the trained weights instead: --from model', looked: [], path: dir });
   if (!opts.overwrite && (await exists(out))) throw new SoracError('SORA5103', `${out} already exists`, { hint: 'pass --force to replace it (atomically), or choose another -o', looked: [], path: out });
@@ -342,6 +365,7 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
       exported_by: 'sorac ckpt export',
     };
     if (info.actualUpdateStep !== undefined) metadata.actual_update_step = String(info.actualUpdateStep);
+    if (tornNotes.length) metadata.source_incomplete = 'true';
     if (opts.dtype) metadata.dtype = opts.dtype;
     const keys = [...store.tensors.keys()];
     const outDtype = (d: DType): DType => (opts.dtype && canConvert(d, opts.dtype) && d !== opts.dtype ? opts.dtype : d);
@@ -447,7 +471,7 @@ export async function exportCheckpoint(dirIn: string, opts: ExportOptions): Prom
     } catch (e) {
       throw ioError(e, out);
     }
-    return { out, files, tensors: keys.length, bytes: totalBytes, seconds: (performance.now() - t0) / 1000, checkpoint: info, metadata, report, notes: store.notes };
+    return { out, files, tensors: keys.length, bytes: totalBytes, seconds: (performance.now() - t0) / 1000, checkpoint: info, metadata, report, notes: [...tornNotes, ...store.notes] };
   } finally {
     for (const fh of handleList) await fh.close().catch(() => {});
     await store.close();

@@ -156,6 +156,70 @@ export function parseHubSpec(spec: string): HubSpec | undefined {
   return { repo: `${org}/${name}`, revision, file: rest.length ? rest.join('/') : undefined };
 }
 
+/**
+ * The `huggingface-cli download` arguments after the repo id that fetch `file`: a path with an extension is
+ * a file (`REPO model.safetensors`), one without is a folder (`REPO --include "text_encoder/*"`; a bare
+ * `REPO text_encoder` would ask for a file of that name).
+ */
+export function hubDownloadArgs(file: string | undefined, revision?: string): string {
+  const last = file?.split('/').pop() ?? '';
+  const what = !file ? '' : last.includes('.') ? ` ${file}` : ` --include "${file}/*"`;
+  return `${what}${revision && revision !== 'main' ? ` --revision ${revision}` : ''}`;
+}
+
+/** Weight-holding components of a diffusers pipeline folder (model_index.json), `vae` first; undefined when it is not one. */
+async function pipelineComponents(dir: string): Promise<string[] | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, 'model_index.json'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  let idx: unknown;
+  try {
+    idx = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  if (!idx || typeof idx !== 'object') return [];
+  const skip = /scheduler|tokenizer|feature_extractor|image_processor|safety_checker/;
+  const names = Object.entries(idx as Record<string, unknown>)
+    .filter(([k, v]) => !k.startsWith('_') && Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'string') && !skip.test(k))
+    .map(([k]) => k);
+  return [...names.filter((n) => n === 'vae'), ...names.filter((n) => n !== 'vae')];
+}
+
+/** SORA5007 for a diffusers pipeline root given where one model's weights are expected. */
+function pipelineError(label: string, dir: string, components: readonly string[], looked: readonly string[], sub: (c: string) => string): SoracError {
+  const first = components[0];
+  return new SoracError('SORA5007', `${label} is a diffusers pipeline (model_index.json), not one model`, {
+    hint: first
+      ? `use the sub-folder of the component you want, e.g. the \`${first}\` sub-folder: ${sub(first)} (components: ${components.join(', ')})`
+      : `use the sub-folder of the component you want (see ${join(dir, 'model_index.json')})`,
+    looked,
+    path: dir,
+  });
+}
+
+/** `.incomplete` blobs of a hub repo in any cache root: an interrupted download (hub clients resume it). */
+async function partialDownload(hub: HubSpec, opts: ResolveOptions): Promise<{ repoDir: string; incomplete: number; snapshots: boolean } | undefined> {
+  const folder = 'models--' + hub.repo.split('/').join('--');
+  for (const root of hubCacheRoots(opts)) {
+    const repoDir = join(root.dir, folder);
+    let blobs: string[];
+    try {
+      blobs = await readdir(join(repoDir, 'blobs'));
+    } catch {
+      continue;
+    }
+    const incomplete = blobs.filter((b) => b.endsWith('.incomplete')).length;
+    if (!incomplete) continue;
+    const snapshots = ((await readdir(join(repoDir, 'snapshots')).catch(() => [])) as string[]).length > 0;
+    return { repoDir, incomplete, snapshots };
+  }
+  return undefined;
+}
+
 export async function resolveWeights(spec: string, opts: ResolveOptions = {}): Promise<ResolvedWeights> {
   const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
@@ -167,6 +231,8 @@ export async function resolveWeights(spec: string, opts: ResolveOptions = {}): P
   if (st?.isDirectory()) {
     const r = await resolveDir(asPath, opts, looked, notes);
     if (r) return { spec, ...r, looked, notes };
+    const components = await pipelineComponents(asPath);
+    if (components) throw pipelineError(asPath, asPath, components, looked, (c) => join(asPath, c));
     throw new SoracError(
       'SORA5001',
       `no weights found in directory ${asPath}`,
@@ -178,16 +244,22 @@ export async function resolveWeights(spec: string, opts: ResolveOptions = {}): P
   if (hub) {
     const r = await resolveHub(hub, opts, looked, notes);
     if (r) return { spec, ...r, looked, notes };
-    const fileArg = hub.file ? ` ${hub.file}` : '';
     const rev = hub.revision ?? opts.revision;
-    const revArg = rev && rev !== 'main' ? ` --revision ${rev}` : '';
+    const args = hubDownloadArgs(hub.file, rev);
+    const partial = await partialDownload(hub, opts);
+    if (partial)
+      throw new SoracError(
+        'SORA5008',
+        `${hub.repo} is only partially downloaded in ${partial.repoDir}: ${partial.incomplete} .incomplete blob(s)${partial.snapshots ? ' (an interrupted download)' : ' and no complete snapshot'}`,
+        { hint: `re-run the download to resume it: huggingface-cli download ${hub.repo}${args}`, looked, path: partial.repoDir },
+      );
     const roots = hubCacheRoots(opts);
     throw new SoracError(
       'SORA5001',
       `"${spec}" is not a local path and ${hub.repo}${hub.revision ? '@' + hub.revision : ''}${hub.file ? ' / ' + hub.file : ''} is not in any local hub cache (sorac never downloads)`,
       { hint: [
-        `download it into the hub cache on a machine with network access: huggingface-cli download ${hub.repo}${fileArg}${revArg}`,
-        `or into a plain folder and pass that folder: huggingface-cli download ${hub.repo}${fileArg}${revArg} --local-dir ./ckpts/${hub.repo.split('/')[1]}`,
+        `download it into the hub cache on a machine with network access: huggingface-cli download ${hub.repo}${args}`,
+        `or into a plain folder and pass that folder: huggingface-cli download ${hub.repo}${args} --local-dir ./ckpts/${hub.repo.split('/')[1]}`,
         `if the cache lives elsewhere, point at it: HF_HUB_CACHE=/path/to/huggingface/hub (searched now: ${roots.map((r) => r.dir).join(', ')})`,
       ].join('\n'), looked },
     );
@@ -367,6 +439,8 @@ async function resolveHub(hub: HubSpec, opts: ResolveOptions, looked: string[], 
       if (s?.isDirectory()) {
         const r = await resolveDir(p, opts, looked, notes);
         if (r) return { ...r, via: 'hub-cache' as const, hub: loc };
+        const components = await pipelineComponents(p);
+        if (components) throw pipelineError(`${hub.repo}/${hub.file}`, p, components, looked, (c) => `${hub.repo}/${hub.file}/${c}`);
         continue;
       }
       const ls = await lstat(p).catch(() => null);
@@ -377,7 +451,7 @@ async function resolveHub(hub: HubSpec, opts: ResolveOptions, looked: string[], 
         throw new SoracError(
           'SORA5008',
           `${hub.repo}@${revision}: ${hub.file} points to blob ${basename(blob)}, which is ${incomplete ? 'only partially downloaded (.incomplete)' : 'missing'}`,
-          { hint: `re-download it: huggingface-cli download ${hub.repo} ${hub.file}${revision !== 'main' ? ' --revision ' + revision : ''}`, looked: [...looked, `${p} → ${blob}`], path: p },
+          { hint: `re-download it: huggingface-cli download ${hub.repo}${hubDownloadArgs(hub.file, revision)}`, looked: [...looked, `${p} → ${blob}`], path: p },
         );
       }
       const noExist = await statOrNull(join(repoDir, '.no_exist', commit, hub.file));
@@ -389,6 +463,8 @@ async function resolveHub(hub: HubSpec, opts: ResolveOptions, looked: string[], 
       notes.push(`hub cache: ${hub.repo}@${revision} (${commit.slice(0, 12)}) from ${loc.cache}`);
       return { ...r, via: 'hub-cache' as const, hub: loc };
     }
+    const components = await pipelineComponents(snapshot);
+    if (components) throw pipelineError(hub.repo, snapshot, components, looked, (c) => `${hub.repo}${hub.revision ? '@' + hub.revision : ''}/${c}`);
   }
   return undefined;
 }
@@ -413,6 +489,13 @@ export async function resolveFolder(spec: string, opts: ResolveOptions = {}): Pr
       if ((await statOrNull(dir))?.isDirectory()) return { dir, via: 'hub-cache', hub: loc, looked };
       looked.push(`${dir} (not downloaded)`);
     }
+    const partial = await partialDownload(hub, opts);
+    if (partial)
+      throw new SoracError('SORA5008', `${hub.repo} is only partially downloaded in ${partial.repoDir}: ${partial.incomplete} .incomplete blob(s)${partial.snapshots ? ' (an interrupted download)' : ' and no complete snapshot'}`, {
+        hint: `re-run the download to resume it: huggingface-cli download ${hub.repo}${hub.file ? ` --include "${hub.file}/*"` : ''}`,
+        looked,
+        path: partial.repoDir,
+      });
     throw new SoracError('SORA5001', `"${spec}" is not a local directory and ${hub.repo}${hub.file ? ' / ' + hub.file : ''} is not in any local hub cache (sorac never downloads)`, {
       hint: `download it on a machine with network access: huggingface-cli download ${hub.repo}${hub.file ? ` --include "${hub.file}/*"` : ''}`,
       looked,

@@ -11,7 +11,7 @@ import { type DType, DTYPE_SIZE } from '../../core/dtype.ts';
 import { resolveWeights, type ResolveOptions, type ResolvedWeights } from './resolve.ts';
 import { openSafetensors, SafetensorsError, type SafetensorsFile } from '../formats/safetensors.ts';
 import { isTensor, numelOf, openTorchFile, type TorchFile } from '../formats/torch-file.ts';
-import { PickleError, PyTuple, toPlain, unpickle, type PyTensor, type PyValue } from '../formats/unpickle.ts';
+import { isPyObject, PickleError, PyTuple, toPlain, unpickle, type PyKey, type PyTensor, type PyValue } from '../formats/unpickle.ts';
 import { SoracError } from '../../core/errors.ts';
 
 export interface StoredTensor {
@@ -185,6 +185,34 @@ function hasTensor(v: PyValue, memo: Map<object, boolean> = new Map()): boolean 
   return r;
 }
 
+/**
+ * Class names of the inert records (objects from globals outside the allow-list, never constructed)
+ * inside a non-tensor value, in first-seen order; bounded (hostile nesting, shared sub-objects, cycles).
+ */
+function inertClasses(v: PyValue, out: Set<string> = new Set(), seen: Set<object> = new Set(), budget = { n: 10_000 }): Set<string> {
+  if (!v || typeof v !== 'object' || seen.has(v) || --budget.n < 0) return out;
+  seen.add(v);
+  if (isPyObject(v)) {
+    out.add(v.cls);
+    for (const x of v.args) inertClasses(x, out, seen, budget);
+    if (v.state !== undefined) inertClasses(v.state, out, seen, budget);
+    if (v.items) inertClasses(v.items, out, seen, budget);
+    for (const x of v.list ?? []) inertClasses(x, out, seen, budget);
+  } else if ((v as { kind?: string }).kind === 'global' && (v as { inert?: boolean }).inert) out.add((v as { name: string }).name);
+  else if (v instanceof Map) for (const x of v.values()) inertClasses(x, out, seen, budget);
+  else if (Array.isArray(v)) for (const x of v) inertClasses(x, out, seen, budget);
+  else if (v instanceof PyTuple) for (const x of v.items) inertClasses(x, out, seen, budget);
+  return out;
+}
+
+/** The note naming the objects that were read as inert data, or nothing. */
+function inertNote(entries: readonly [string, PyValue][]): string | undefined {
+  const named = entries.map(([k, v]) => [k, [...inertClasses(v)]] as const).filter(([, c]) => c.length);
+  if (!named.length) return undefined;
+  const list = named.slice(0, 8).map(([k, c]) => `'${k || '<root>'}' (${c.slice(0, 3).join(', ')}${c.length > 3 ? ', …' : ''})`).join(', ');
+  return `read ${named.length} non-tensor value(s) holding pickled objects as inert data, never constructed or called (kept in extras): ${list}${named.length > 8 ? `, … (${named.length})` : ''}`;
+}
+
 /** Upper bound on tensors + containers visited when flattening one pickle. */
 const MAX_WALK = 2_000_000;
 
@@ -213,10 +241,13 @@ function collectTorch(tf: TorchFile, path: string, opts: OpenWeightsOptions) {
           (otherContainers.length ? `; other tensor containers not loaded: [${otherContainers.map((k) => `'${k}'`).join(', ')}] (choose with --container)` : ''),
       );
       for (const k of others) if (!otherContainers.includes(k)) extras[k] = toPlain(root.get(k)!);
+      const inert = inertNote(others.filter((k) => !otherContainers.includes(k)).map((k) => [k, (root as Map<PyKey, PyValue>).get(k)!] as [string, PyValue]));
+      if (inert) notes.push(inert);
       root = root.get(pick)!;
     }
   }
   const nonTensor: string[] = [];
+  const nonTensorValues: [string, PyValue][] = [];
   const memo = new Map<object, boolean>();
   let visits = 0;
   const onPath = new Set<object>();
@@ -250,10 +281,16 @@ function collectTorch(tf: TorchFile, path: string, opts: OpenWeightsOptions) {
     }
     if (key) {
       nonTensor.push(key);
+      nonTensorValues.push([key, v]);
       extras[key] = toPlain(v);
-    } else if (!(v instanceof Map && v.size === 0)) extras[''] = toPlain(v);
+    } else if (!(v instanceof Map && v.size === 0)) {
+      nonTensorValues.push(['', v]);
+      extras[''] = toPlain(v);
+    }
   };
   walk(root, '', 0);
+  const inert = inertNote(nonTensorValues);
+  if (inert) notes.push(inert);
   if (nonTensor.length) notes.push(`non-tensor entries kept as extras, not tensors: [${nonTensor.slice(0, 8).map((k) => `'${k}'`).join(', ')}${nonTensor.length > 8 ? `, … (${nonTensor.length})` : ''}]`);
   if (root instanceof Map) {
     const nested = [...root.entries()].filter(([, x]) => (x instanceof Map || Array.isArray(x)) && hasTensor(x)).map(([k]) => String(k));

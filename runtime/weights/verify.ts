@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
+import { SoracError } from '../../core/errors.ts';
 import { hubBlobOf, resolveWeights, type ResolveOptions } from './resolve.ts';
 import { openSafetensors, SafetensorsError } from '../formats/safetensors.ts';
 import { sniffFile } from '../formats/torch-file.ts';
@@ -29,6 +30,8 @@ export interface VerifyReport {
   target: string;
   ok: boolean;
   files: VerifyFileResult[];
+  /** with `expect`/`sums`: what the hashes were checked against, and how many matched */
+  checked?: { against: string; listed: number; matched: number; mismatched: number; missing: number; unlisted: number };
   /** bytes actually hashed (a blob reached through several links counts once) */
   bytes: number;
   seconds: number;
@@ -44,6 +47,10 @@ export interface VerifyProgress {
 
 export interface VerifyOptions extends ResolveOptions {
   onProgress?: (p: VerifyProgress) => void;
+  /** the sha256 (hex) the one file of PATH must hash to (`sorac verify FILE --expect SHA`) */
+  expect?: string;
+  /** a SHA256SUMS file (`<sha256>  <name>` lines, as sha256sum writes them; names relative to its folder) */
+  sums?: string;
   /** total read buffer size, split into 4 read-ahead slots (default 16 MiB) */
   chunkSize?: number;
 }
@@ -165,7 +172,74 @@ export async function verifyWeights(spec: string, opts: VerifyOptions = {}): Pro
     results.push(r);
   }
   const bytes = [...byReal.values()].reduce((a, r) => a + r.size, 0);
-  return { target, ok: results.every((r) => r.status === 'ok'), files: results, bytes, seconds: (performance.now() - t0) / 1000 };
+  const checked = opts.expect !== undefined || opts.sums !== undefined ? await checkHashes(target, results, opts) : undefined;
+  return { target, ok: results.every((r) => r.status === 'ok'), files: results, bytes, seconds: (performance.now() - t0) / 1000, ...(checked ? { checked } : {}) };
+}
+
+const SHA256 = /^[0-9a-f]{64}$/;
+
+/** Parse a SHA256SUMS file (sha256sum's `<hex>  <name>` or binary-mode `<hex> *<name>`; blank and # lines skipped). */
+export function parseSha256Sums(text: string, file: string): Map<string, string> {
+  const out = new Map<string, string>();
+  text.split(/\r?\n/).forEach((line, i) => {
+    if (!line.trim() || line.startsWith('#')) return;
+    const m = /^\\?([0-9a-fA-F]{64}) [ *](.+)$/.exec(line);
+    if (!m) throw new SoracError('SORA7002', `${file}:${i + 1}: not a SHA256SUMS line ("<sha256>  <file name>"): ${line.slice(0, 80)}`, { hint: 'write it with `sha256sum FILES > SHA256SUMS`', path: file });
+    out.set(m[2]!.replace(/^\.\//, ''), m[1]!.toLowerCase());
+  });
+  return out;
+}
+
+/** Compare the hashes just computed with `--expect` or a SHA256SUMS file; mismatches become hash-mismatch. */
+async function checkHashes(target: string, results: VerifyFileResult[], opts: VerifyOptions): Promise<NonNullable<VerifyReport['checked']>> {
+  const counts = { listed: 0, matched: 0, mismatched: 0, missing: 0, unlisted: 0 };
+  const compare = (r: VerifyFileResult, want: string, source: string) => {
+    if (!r.sha256) return;
+    if (r.sha256 === want) counts.matched++;
+    else {
+      counts.mismatched++;
+      r.status = 'hash-mismatch';
+      r.detail = `content hashes to ${r.sha256}, ${source} says ${want}`;
+    }
+  };
+  if (opts.expect !== undefined) {
+    const want = opts.expect.trim().toLowerCase();
+    if (!SHA256.test(want)) throw new SoracError('SORA7007', `--expect ${opts.expect} is not a sha256 (64 hex digits)`);
+    if (results.length !== 1) throw new SoracError('SORA7007', `--expect checks one file, but ${target} is ${results.length} files`, { hint: 'name one file, or check them all with --sums SHA256SUMS' });
+    counts.listed = 1;
+    compare(results[0]!, want, '--expect');
+    return { against: '--expect', ...counts };
+  }
+  const sumsPath = resolvePath(opts.cwd ?? process.cwd(), opts.sums!);
+  let text: string;
+  try {
+    text = await readFile(sumsPath, 'utf8');
+  } catch (e) {
+    throw new SoracError('SORA7001', `cannot read ${opts.sums}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { path: sumsPath });
+  }
+  const sums = parseSha256Sums(text, opts.sums!);
+  counts.listed = sums.size;
+  const base = dirname(sumsPath);
+  const targetDir = (await stat(target).catch(() => null))?.isDirectory() ? target : dirname(target);
+  const used = new Set<string>();
+  for (const r of results) {
+    // a name in SHA256SUMS is relative to its folder; else to PATH's folder; else a unique base name
+    const rel = [relative(base, r.path), relative(targetDir, r.path), basename(r.path)].find((n) => sums.has(n));
+    if (rel === undefined) {
+      counts.unlisted++;
+      continue;
+    }
+    used.add(rel);
+    compare(r, sums.get(rel)!, basename(opts.sums!));
+  }
+  // a directory is checked whole: a listed file that is not there is missing
+  if (targetDir === target)
+    for (const [name] of sums)
+      if (!used.has(name)) {
+        counts.missing++;
+        results.push({ path: resolvePath(base, name), size: 0, status: 'missing', detail: `listed in ${basename(opts.sums!)} but not in ${target}` });
+      }
+  return { against: sumsPath, ...counts };
 }
 
 /** Hash one file and check its structure. Never throws for a bad file; reports it. */

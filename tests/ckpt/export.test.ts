@@ -93,15 +93,21 @@ describe('ckpt export', () => {
     expect(readdirSync(tmp).filter((n) => n.includes('bad.safetensors'))).toEqual([]);
   });
 
-  it('a torn checkpoint is never exported; no EMA → a clear error; an existing output needs --force', async () => {
+  it('a torn checkpoint: its damaged part is never exported, an intact part is (with a note); no EMA → a clear error; an existing output needs --force', async () => {
     const exp = copyExp(tmp, 'torn');
     unlinkSync(join(exp, ASYNC20, 'model/model-00002.safetensors'));
     const out = join(tmp, 'torn.safetensors');
-    const r = await run(['ckpt', 'export', join(exp, ASYNC20), '-o', out]);
+    const r = await run(['ckpt', 'export', join(exp, ASYNC20), '--from', 'model', '-o', out]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/SORA5102: .* is not a complete checkpoint; refusing to export it/);
     expect(r.err).toMatch(/model-00002\.safetensors: missing/);
     expect(existsSync(out)).toBe(false);
+    // the EMA weights of the same torn save are intact: exported, and the note says what else is wrong
+    const ema = await run(['ckpt', 'export', join(exp, ASYNC20), '-o', out]);
+    expect(ema.code, ema.err).toBe(0);
+    expect(ema.err).toMatch(/note: epoch1-global_step6 is not a complete checkpoint \(1 problem\(s\) elsewhere, e\.g\. .*model-00002\.safetensors: missing.*\), but its ema weights \(ema\.safetensors\) are intact: exported them/);
+    expect((await tensorsOf(out)).metadata.source_incomplete).toBe('true');
+    rmSync(out);
 
     unlinkSync(join(exp, SYNC20, 'ema.pt'));
     const n = await run(['ckpt', 'export', join(exp, SYNC20), '-o', out, '--json']);

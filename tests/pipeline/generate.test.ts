@@ -128,6 +128,15 @@ describe('sorac generate', () => {
     expect((await cli([files.sd!, '-p', 'x y', '-o', out, '--frames', '--force'])).code).toBe(0);
   }, 60_000);
 
+  it('--save-latents naming a directory is refused before any stage runs (SORA8304)', async () => {
+    mkdirSync(join(dir, 'latdir'), { recursive: true });
+    const r = await cli([files.sd!, '-p', 'x y', '-o', join(dir, 'lat', 'v.mp4'), '--frames', '--save-latents', join(dir, 'latdir')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/error: SORA8304: --save-latents .*latdir is a directory; it names the safetensors file to write/);
+    expect(r.err).not.toMatch(/text: .* s on/);
+    expect(existsSync(join(dir, 'lat', 'v_frames'))).toBe(false);
+  }, 60_000);
+
   it('bad prompts: empty, 100 kB, an empty prompts file (SORA8301, nothing run)', async () => {
     const out = join(dir, 'bad', 'v.mp4');
     const empty = await cli([files.sd!, '-p', '  ', '-o', out]);

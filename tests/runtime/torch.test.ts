@@ -211,7 +211,12 @@ describe('restricted unpickler', () => {
   it('refuses opcodes outside the allow-list (INST, OBJ, EXT1)', () => {
     for (const op of [0x69, 0x6f, 0x82]) expect(() => unpickle(new Uint8Array([0x80, 2, op, 0, 0, 0x2e]))).toThrow(PickleError);
   });
-  it('refuses STACK_GLOBAL to unknown names (protocol 4 pickles)', () => {
+  it('a STACK_GLOBAL outside the allow-list is an inert marker (never called); one that runs code is refused', () => {
+    const g = (mod: string, name: string) => Buffer.from('800495' + '0000000000000000' + '8c' + mod.length.toString(16).padStart(2, '0') + Buffer.from(mod).toString('hex') + '8c' + name.length.toString(16).padStart(2, '0') + Buffer.from(name).toString('hex') + '932e', 'hex');
+    expect(unpickle(g('argparse', 'Namespace'))).toEqual({ kind: 'global', name: 'argparse.Namespace', inert: true });
+    for (const [m, n] of [['subprocess', 'Popen'], ['builtins', 'exec'], ['operator', 'attrgetter'], ['importlib', 'import_module']]) expect(() => unpickle(g(m!, n!))).toThrow(new RegExp(`${m}\\.${n}`));
+  });
+  it('refuses STACK_GLOBAL to code-running names (protocol 4 pickles)', () => {
     // \x80\x04 \x8c\x02os \x8c\x06system \x93 .
     const b = Buffer.from('800495' + '0000000000000000' + '8c02' + Buffer.from('os').toString('hex') + '8c06' + Buffer.from('system').toString('hex') + '932e', 'hex');
     expect(() => unpickle(b)).toThrow(/os\.system/);
