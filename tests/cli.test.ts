@@ -147,7 +147,7 @@ describe('sorac build', () => {
     for (const f of files) expect(readFileSync(join(a, f)).equals(readFileSync(join(b, f)))).toBe(true);
     const km = JSON.parse(readFileSync(join(a, 'STDiT3.keymap.json'), 'utf8'));
     expect(km.contract).toMatch(/^sha256:[0-9a-f]{64}$/);
-    expect(km.tensors['x_embedder.proj.weight']).toEqual({ dtype: 'f32', kind: 'param', shape: [64, 4, 1, 2, 2], source: 'std/nn.sora:53:3', via: 'examples/stdit3.sora:110:3' });
+    expect(km.tensors['x_embedder.proj.weight']).toEqual({ dtype: 'f32', kind: 'param', shape: [64, 4, 1, 2, 2], source: 'std/nn.sora:53:3', via: `examples/stdit3.sora:${lineOf('examples/stdit3.sora', '  x_embedder = PatchEmbed3D(')}:3` });
     expect(Object.keys(km.tensors)).toEqual([...Object.keys(km.tensors)].sort());
   });
 
@@ -210,3 +210,10 @@ describe('hint layout', () => {
     expect(fromDiag).toEqual(['  hint: first', '        second']);
   });
 });
+
+/** 1-based line of the first line of a repository file that starts with `prefix` (keeps span expectations stable). */
+function lineOf(file: string, prefix: string): number {
+  const i = readFileSync(join(import.meta.dirname, '..', file), 'utf8').split('\n').findIndex((l) => l.startsWith(prefix));
+  if (i < 0) throw new Error(`${file}: no line starting with ${prefix}`);
+  return i + 1;
+}

@@ -45,7 +45,7 @@ describe('first-hour small items', () => {
   it('--dtype with an unknown rule lists the rules and suggests only a close name', () => {
     const foo = soracBin(['check', 'examples/stdit3.sora', '--dtype', 'foo=bf16']);
     expect(foo.code).toBe(1);
-    expect(foo.err).toMatch(/^--dtype foo=bf16: error SORA2005: unknown dtype rule "foo"\n  hint: the rules are params, compute, inputs, outputs, f32, modules \(e\.g\. --dtype compute=bf16\)/);
+    expect(foo.err).toMatch(/^--dtype foo=bf16: error SORA2005: unknown dtype rule "foo"\n  hint: the rules are params, compute, inputs, uncast, outputs, f32, modules \(e\.g\. --dtype compute=bf16\)/);
     expect(foo.err).not.toMatch(/did you mean/);
     expect(soracBin(['check', 'examples/stdit3.sora', '--dtype', 'comput=bf16']).err).toMatch(/hint: did you mean "compute"\? the rules are/);
   });
