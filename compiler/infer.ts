@@ -88,29 +88,40 @@ export interface InferOptions {
   readonly maxCompiles?: number;
 }
 
-type SlotKind = 'int' | 'float' | 'bool' | 'len';
+/** opt: a nullable list (`kernel_size: int[]? = none`), set or none; str: a string among the literals the model compares it with */
+type SlotKind = 'int' | 'float' | 'bool' | 'len' | 'opt' | 'str';
 interface Slot {
   /** config key; for a list length, the lists whose lengths move together (`block_out_channels`, `down_block_types`, ...) */
   readonly name: string;
   readonly names?: readonly string[];
   readonly index?: number;
   readonly kind: SlotKind;
+  /** opt: the list a probe set it to (its elements are then slots of their own) */
+  fill?: unknown[];
+  /** str: the values to try */
+  readonly choices?: readonly string[];
 }
 
-const slotKey = (s: Slot): string => (s.kind === 'len' ? `len(${(s.names ?? [s.name]).join(', ')})` : s.index !== undefined ? `${s.name}[${s.index}]` : s.name);
+const slotKey = (s: Slot): string => (s.kind === 'len' ? `len(${(s.names ?? [s.name]).join(', ')})` : s.kind === 'opt' ? `set(${s.name})` : s.index !== undefined ? `${s.name}[${s.index}]` : s.name);
 
 type Cfg = Record<string, unknown>;
 
-function getSlot(cfg: Cfg, s: Slot): number | boolean | undefined {
+type SlotValue = number | boolean | string;
+
+function getSlot(cfg: Cfg, s: Slot): SlotValue | undefined {
   const v = cfg[s.name];
   if (s.kind === 'len') return Array.isArray(v) ? v.length : undefined;
+  if (s.kind === 'opt') return v !== null && v !== undefined;
   const x = s.index !== undefined ? (Array.isArray(v) ? v[s.index] : undefined) : v;
-  return typeof x === 'number' || typeof x === 'boolean' ? x : undefined;
+  return typeof x === 'number' || typeof x === 'boolean' || (s.kind === 'str' && typeof x === 'string') ? x : undefined;
 }
 
-function setSlot(cfg: Cfg, s: Slot, value: number | boolean): Cfg {
+function setSlot(cfg: Cfg, s: Slot, value: SlotValue): Cfg {
   const out = { ...cfg };
-  if (s.kind === 'len') {
+  if (s.kind === 'opt') {
+    if (!value) out[s.name] = null;
+    else if (!Array.isArray(cfg[s.name])) out[s.name] = s.fill ? [...s.fill] : null;
+  } else if (s.kind === 'len') {
     for (const name of s.names ?? [s.name]) {
       const arr = [...((cfg[name] as unknown[]) ?? [])];
       const n = value as number;
@@ -165,8 +176,39 @@ function extents(keys: Iterable<string>): Map<string, number> {
   return out;
 }
 
-/** The slots of a model's config that inference can solve: ints, floats, bools, list elements and variable list lengths. */
-function slotsOf(decl: A.ModuleDecl, defaults: Cfg): Slot[] {
+/** String literals the program compares a name with (`block_type == "ResBlock"`): name → literals. */
+function comparedLiterals(program: Program): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  const walk = (n: unknown): void => {
+    if (!n || typeof n !== 'object') return;
+    if (Array.isArray(n)) return n.forEach(walk);
+    const o = n as Record<string, unknown>;
+    if (o.kind === 'binary' && (o.op === '==' || o.op === '!=')) {
+      const l = o.left as { kind?: string; name?: string; value?: string };
+      const r = o.right as { kind?: string; name?: string; value?: string };
+      for (const [a, b] of [[l, r], [r, l]] as const)
+        if (a.kind === 'name' && b.kind === 'str' && typeof a.name === 'string' && typeof b.value === 'string') {
+          let set = out.get(a.name);
+          if (!set) out.set(a.name, (set = new Set()));
+          set.add(b.value);
+        }
+    }
+    for (const [k, v] of Object.entries(o)) if (k !== 'span') walk(v);
+  };
+  for (const f of program.files.values()) walk(f.ast);
+  walk(program.root.ast);
+  return out;
+}
+
+/** the literals a config string is compared with: under its own name or a suffix of it (`encoder_block_type` → `block_type`) */
+function choicesOf(name: string, lits: Map<string, Set<string>>, own: readonly unknown[]): string[] {
+  const out = new Set<string>(own.filter((x): x is string => typeof x === 'string'));
+  for (const [n, set] of lits) if (n === name || name.endsWith(`_${n}`)) for (const x of set) out.add(x);
+  return out.size > 1 ? [...out] : [];
+}
+
+/** The slots of a model's config that inference can solve: ints, floats, bools, strings compared with literals, nullable lists (set or none), list elements and variable list lengths. */
+function slotsOf(decl: A.ModuleDecl, defaults: Cfg, lits: Map<string, Set<string>>): Slot[] {
   const out: Slot[] = [];
   const lenGroups = new Map<number, string[]>();
   for (const p of paramsOf(decl)) {
@@ -174,6 +216,10 @@ function slotsOf(decl: A.ModuleDecl, defaults: Cfg): Slot[] {
     const t = p.type?.name?.name;
     const v = defaults[name];
     if (p.type?.dims) {
+      if (p.type.optional && v === null && (t === 'int' || t === 'float')) {
+        out.push({ name, kind: 'opt' });
+        continue;
+      }
       if (!Array.isArray(v) || !v.length) continue;
       const fixed = p.type.dims.length === 1 && p.type.dims[0]!.kind === 'num';
       const elem: SlotKind | undefined = t === 'int' ? 'int' : t === 'float' ? 'float' : t === 'bool' ? 'bool' : undefined;
@@ -183,6 +229,13 @@ function slotsOf(decl: A.ModuleDecl, defaults: Cfg): Slot[] {
         else lenGroups.set(v.length, [name]);
       }
       if (elem) v.forEach((x, i) => (typeof x === (elem === 'bool' ? 'boolean' : 'number') ? out.push({ name, index: i, kind: elem }) : undefined));
+      const choices = t === 'str' ? choicesOf(name, lits, v) : [];
+      if (choices.length) v.forEach((x, i) => (typeof x === 'string' ? out.push({ name, index: i, kind: 'str', choices }) : undefined));
+      continue;
+    }
+    if (t === 'str' && typeof v === 'string') {
+      const choices = choicesOf(name, lits, [v]);
+      if (choices.length) out.push({ name, kind: 'str', choices });
       continue;
     }
     if (t === 'int' && typeof v === 'number') out.push({ name, kind: 'int' });
@@ -257,7 +310,7 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
   const header = opts.header;
   let cur: Cfg = { ...km0.config };
   memo.set(JSON.stringify(cur), km0);
-  const slots = slotsOf(decl, cur).filter((s) => !opts.pinned?.has(s.name) && !(s.names ?? []).some((n) => opts.pinned?.has(n)));
+  const slots = slotsOf(decl, cur, comparedLiterals(program)).filter((s) => !opts.pinned?.has(s.name) && !(s.names ?? []).some((n) => opts.pinned?.has(n)));
   const status = new Map<string, { status: InferredValue['status']; evidence?: string }>();
   const known = new Set<string>();
 
@@ -283,12 +336,20 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
   };
 
   /** a second value for a slot that still compiles (for sensitivity): +1, x2, x3, -1 */
-  const probe = (cfg: Cfg, s: Slot, base: Keymap, moves?: (km: Keymap) => boolean): { value: number | boolean; km: Keymap } | undefined => {
+  const probe = (cfg: Cfg, s: Slot, base: Keymap, moves?: (km: Keymap) => boolean): { value: SlotValue; km: Keymap } | undefined => {
     const v = getSlot(cfg, s);
     if (v === undefined) return undefined;
-    const cands: (number | boolean)[] =
-      s.kind === 'bool' ? [!v] : s.kind === 'float' ? [(v as number) * 2 || 1, (v as number) + 1, (v as number) / 2] : [(v as number) + 1, (v as number) * 2, Math.floor((v as number) / 2), (v as number) - 1, (v as number) + 2];
-    let first: { value: number | boolean; km: Keymap } | undefined;
+    if (s.kind === 'opt' && !v && !s.fill) {
+      // a nullable list set: the shortest list of ones the model accepts (its elements are solved, or named undetermined, after)
+      for (let n = 1; n <= 4 && !s.fill; n++) {
+        s.fill = Array(n).fill(1);
+        if (!compileAt(setSlot(cfg, s, true))) s.fill = undefined;
+      }
+      if (!s.fill) return undefined;
+    }
+    const cands: SlotValue[] =
+      s.kind === 'str' ? (s.choices ?? []).filter((c) => c !== v) : s.kind === 'bool' || s.kind === 'opt' ? [!v] : s.kind === 'float' ? [(v as number) * 2 || 1, (v as number) + 1, (v as number) / 2] : [(v as number) + 1, (v as number) * 2, Math.floor((v as number) / 2), (v as number) - 1, (v as number) + 2];
+    let first: { value: SlotValue; km: Keymap } | undefined;
     let tried = 0;
     for (const c of cands) {
       if (typeof c === 'number' && s.kind !== 'float' && c < (s.kind === 'len' ? 1 : 0)) continue;
@@ -306,7 +367,33 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
   const boolPass = (): boolean => {
     let changed = false;
     for (const s of slots) {
-      if (s.kind !== 'bool') continue;
+      if (s.kind === 'str') {
+        // every choice: the one whose keys are nearest the header's, when no other is as near
+        const base = compileAt(cur);
+        if (!base) break;
+        const v = getSlot(cur, s);
+        let best: { value: SlotValue; d: number; km: Keymap } = { value: v!, d: keySetDiff(base), km: base };
+        let tie = false;
+        let moved = false;
+        for (const c of s.choices ?? []) {
+          if (c === v) continue;
+          const km = compileAt(setSlot(cur, s, c));
+          if (!km) continue;
+          if (!sameKeys(km, base)) moved = true;
+          const d = keySetDiff(km);
+          if (d < best.d) [best, tie] = [{ value: c, d, km }, false];
+          else if (d === best.d && !sameKeys(km, best.km)) tie = true;
+        }
+        if (!moved) continue;
+        if (tie) keyBools.delete(slotKey(s));
+        else keyBools.add(slotKey(s));
+        if (!tie && best.value !== v) {
+          cur = setSlot(cur, s, best.value);
+          changed = true;
+        }
+        continue;
+      }
+      if (s.kind !== 'bool' && s.kind !== 'opt') continue;
       const base = compileAt(cur);
       if (!base) break;
       const p = probe(cur, s, base);
@@ -383,7 +470,26 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
     shrink(s, x);
   }
   for (let pass = 0; pass < 3 && boolPass(); pass++);
-  const pending = slots.filter((s) => !keyBools.has(slotKey(s)) && !counts.has(s));
+  const pending = slots.filter((s) => !keyBools.has(slotKey(s)) && !counts.has(s) && s.kind !== 'str');
+  /** the element slots of a list whose length changed or that was set (a nullable list): re-made, pending */
+  const remakeElements = (name: string): void => {
+    for (let i = slots.length - 1; i >= 0; i--)
+      if (slots[i]!.name === name && slots[i]!.index !== undefined && slots[i]!.kind !== 'str') {
+        const j = pending.indexOf(slots[i]!);
+        if (j >= 0) pending.splice(j, 1);
+        slots.splice(i, 1);
+      }
+    const arr = cur[name];
+    if (!Array.isArray(arr)) return;
+    arr.forEach((x, i) => {
+      const kind: SlotKind | undefined = typeof x === 'boolean' ? 'bool' : typeof x === 'number' ? (Number.isInteger(x) ? 'int' : 'float') : undefined;
+      if (!kind) return;
+      const e: Slot = { name, index: i, kind };
+      slots.push(e);
+      pending.push(e);
+    });
+  };
+  for (const s of slots) if (s.kind === 'opt' && getSlot(cur, s) === true && keyBools.has(slotKey(s))) remakeElements(s.name);
   for (const k of keyBools) status.set(k, { status: 'determined', evidence: 'the checkpoint keys' });
   /**
    * A solved value can make the config invalid through values not solved yet: move one still-unknown
@@ -412,7 +518,7 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
     const d0 = dimsOf(base);
     // sensitivity of each still-unknown slot at the current config
     deps.clear();
-    const probes = new Map<string, { value: number | boolean; dims: Map<DimId, number> }>();
+    const probes = new Map<string, { value: SlotValue; dims: Map<DimId, number> }>();
     const moves = (km: Keymap): boolean => {
       const d1 = dimsOf(km);
       for (const [id, v] of d0) if (d1.get(id) !== v) return true;
@@ -441,9 +547,9 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
       const pr = probes.get(k)!;
       const v0 = getSlot(cur, s)!;
       const matches = (dims: Map<DimId, number>) => owned.filter((id) => dims.get(id) === hdims.get(id)).length;
-      let solved: number | boolean | undefined;
+      let solved: SlotValue | undefined;
       let evidence = owned[0]!;
-      if (s.kind === 'bool') {
+      if (s.kind === 'bool' || s.kind === 'opt') {
         if (cur !== roundStart) continue;
         const a = matches(pr.dims);
         const b = matches(d0);
@@ -564,24 +670,9 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
         force = false;
       } else status.set(k, { status: 'determined', evidence: describeDim(evidence) });
       pending.splice(pending.indexOf(s), 1);
-      if (s.kind === 'len') {
-        // element slots of the lists at their new length
-        for (const name of s.names ?? [s.name]) {
-          for (let i = slots.length - 1; i >= 0; i--) if (slots[i]!.name === name && slots[i]!.index !== undefined) {
-            const j = pending.indexOf(slots[i]!);
-            if (j >= 0) pending.splice(j, 1);
-            slots.splice(i, 1);
-          }
-          const arr = cur[name] as unknown[];
-          arr.forEach((x, i) => {
-            const kind: SlotKind | undefined = typeof x === 'boolean' ? 'bool' : typeof x === 'number' ? (Number.isInteger(x) ? 'int' : 'float') : undefined;
-            if (!kind) return;
-            const e: Slot = { name, index: i, kind };
-            slots.push(e);
-            pending.push(e);
-          });
-        }
-      }
+      // element slots of the lists at their new length, or of a list now set
+      if (s.kind === 'len') for (const name of s.names ?? [s.name]) remakeElements(name);
+      if (s.kind === 'opt' && solved === true) remakeElements(s.name);
       progress = true;
       // go on with the other values on this round's probes; a stale estimate fails its re-trace and waits for the next round
     }
@@ -614,6 +705,45 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
     const shared = partners.length ? [...mine!].filter((id) => pending.some((o) => o !== s && deps.get(slotKey(o))?.has(id))).map(describeDim) : [];
     status.set(k, { status: 'undetermined', evidence: partners.length ? `only together with ${partners.join(', ')} through ${shared.slice(0, 3).join(', ')} (no tensor shape separates them)` : 'no tensor shape or key depends on it' });
   }
+  for (const s of slots)
+    if (!status.has(slotKey(s))) status.set(slotKey(s), { status: 'undetermined', evidence: s.kind === 'str' ? `no key set singles out one of ${(s.choices ?? []).join(', ')}` : 'no tensor shape or key depends on it' });
+  // ---- ambiguity: a flag solved from a shape, flipped, with one size re-solved, may fit as well (rope.freqs
+  // is head_dim // 2 without kernel_size and head_dim // 6 with it: num_heads and set(kernel_size) only
+  // together); then neither is determined ----
+  const exactAt = (cfg: Cfg): boolean => {
+    const km = compileAt(cfg);
+    if (!km) return false;
+    const f = fitOf(km, header);
+    return !f.missing.length && !f.unexpected.length && !f.mismatched.length;
+  };
+  if (exactAt(cur))
+    for (const b of slots) {
+      if ((b.kind !== 'bool' && b.kind !== 'opt') || status.get(slotKey(b))?.status !== 'determined' || keyBools.has(slotKey(b))) continue;
+      const flipped = setSlot(cur, b, !getSlot(cur, b));
+      const kmB = compileAt(flipped);
+      if (!kmB) continue;
+      const fB = fitOf(kmB, header);
+      if (fB.missing.length || fB.unexpected.length) continue;
+      let alt: Slot | undefined;
+      if (!fB.mismatched.length) alt = b;
+      for (const x of alt ? [] : slots) {
+        if (alt || x.kind !== 'int' || counts.has(x) || status.get(slotKey(x))?.status !== 'determined') continue;
+        const x0 = getSlot(flipped, x) as number;
+        const m = fB.mismatched[0]!;
+        const axis = m.model.findIndex((d, i) => d !== m.checkpoint[i]);
+        const a = m.model[axis]!;
+        const h = m.checkpoint[axis]!;
+        const bDims = [x0 + 1, Math.floor(x0 / 2)].map((c) => (c > 0 ? compileAt(setSlot(flipped, x, c))?.tensors[m.key]?.shape[axis] : undefined));
+        if (!bDims.some((d) => d !== undefined && d !== a)) continue; // x does not move that dimension
+        const bDim = bDims[0];
+        const cands = [(a * x0) / h, ...(bDim !== undefined && bDim !== a ? [x0 + (h - a) / (bDim - a)] : []), ...[2, 3, 4, 6].flatMap((r) => [x0 / r, x0 * r])];
+        for (const c of cands) if (!alt) if (Number.isInteger(c) && c > 0 && c !== x0 && exactAt(setSlot(flipped, x, c))) alt = x;
+      }
+      if (!alt) continue;
+      const other = alt === b ? undefined : alt;
+      status.set(slotKey(b), { status: 'undetermined', evidence: other ? `only together with ${slotKey(other)}: the checkpoint fits with ${slotKey(b)} = ${String(!getSlot(cur, b))} too, at another ${slotKey(other)}; base value kept` : 'the checkpoint fits either value; base value kept' });
+      if (other) status.set(slotKey(other), { status: 'undetermined', evidence: `only together with ${slotKey(b)}: the checkpoint fits with ${slotKey(b)} = ${String(!getSlot(cur, b))} too, at another ${slotKey(other)}` });
+    }
   // ---- verify: the whole keymap at the inferred config ----
   let km = compileAt(cur, true);
   if (!km) {
