@@ -7,12 +7,19 @@
  *   - counts (`depth`, `layers_per_block`: ints that move only instance extents, the number of distinct
  *     indices of a key template such as `blocks.#.attn.qkv.weight`) are solved first, from the extents;
  *     a solved count is then probed at one instance (tracing 28 blocks per probe is the cost);
- *   - booleans keep the value whose key templates (then keys) match the header;
+ *   - list lengths are first set from the top-level instance counts (`encoder.stages.#`), so that
+ *     per-element choices line up with the header's stages; a nested index is counted per enclosing
+ *     instance (`encoder.stages.2.op_list.#`: one element of a per-stage depth list);
+ *   - booleans keep the value whose key templates (then keys) match the header; a nullable list
+ *     (`kernel_size: int[]? = none`) is a flag `set(kernel_size)`; strings compared with literals in the
+ *     model (`block_type == "ResBlock"`) keep the literal whose keys are nearest, when no other is as near;
  *   - sizes, list lengths and the rest come from equations: a probe tells which (tensor, axis) and which
  *     extents each value moves; a dimension moved by only one still-unknown value is solved for it
  *     (linear `6*hidden_size`, `hidden_size*mlp_ratio` once `hidden_size` is known, inverse
  *     `hidden_size/num_heads`, log2, else integer bisection), each answer re-traced; several per round,
  *     rounds repeated to a fixpoint;
+ *   - a flag solved from a shape is flipped at the end with one size re-solved: if that fits too, both are
+ *     undetermined (`num_heads` and `set(kernel_size)` only meet in `rope.freqs`);
  *   - values that no shape or key depends on are *undetermined* (the base value: a config.json, `--set`
  *     or the defaults); values only seen as a product (`input_size[1] * input_size[2]`) are undetermined
  *     too, one fitted so that the tensor matches and named as such; a dimension no value gives is a
@@ -155,8 +162,10 @@ function extents(keys: Iterable<string>): Map<string, number> {
     if (!nums.length) continue;
     const tpl = keyTemplate(k);
     nums.forEach((pos, j) => {
-      const id = `@${tpl}@${j}`;
       const prefix = parts.slice(0, pos).join('.');
+      // a nested index is counted per enclosing instance (`encoder.stages.2.op_list.#...`: stage 2's depth,
+      // one value of a per-stage depth list), the outermost over the whole checkpoint
+      const id = j > 0 ? `@${prefix}.${keyTemplate(parts.slice(pos).join('.'))}@${j}` : `@${tpl}@${j}`;
       let set = seen.get(id);
       if (!set) seen.set(id, (set = new Set()));
       set.add(`${prefix}.${parts[pos]}`);
@@ -203,7 +212,7 @@ function comparedLiterals(program: Program): Map<string, Set<string>> {
 /** the literals a config string is compared with: under its own name or a suffix of it (`encoder_block_type` → `block_type`) */
 function choicesOf(name: string, lits: Map<string, Set<string>>, own: readonly unknown[]): string[] {
   const out = new Set<string>(own.filter((x): x is string => typeof x === 'string'));
-  for (const [n, set] of lits) if (n === name || name.endsWith(`_${n}`)) for (const x of set) out.add(x);
+  for (const [n, set] of lits) if (n === name || (n.includes('_') && name.endsWith(`_${n}`))) for (const x of set) out.add(x);
   return out.size > 1 ? [...out] : [];
 }
 
@@ -368,11 +377,14 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
     let changed = false;
     for (const s of slots) {
       if (s.kind === 'str') {
-        // every choice: the one whose keys are nearest the header's, when no other is as near
+        // every choice: the one whose keys are nearest the header's (exact keys: the key patterns are shared
+        // between instances, `stages.#...aggreg` stays while any stage has it); when another is as near it
+        // is kept, not determined, and tried again once other values have moved (a per-stage depth)
         const base = compileAt(cur);
         if (!base) break;
         const v = getSlot(cur, s);
-        let best: { value: SlotValue; d: number; km: Keymap } = { value: v!, d: keySetDiff(base), km: base };
+        const near = (km: Keymap): number => keySetDiff(km) % 1e6;
+        let best: { value: SlotValue; d: number; km: Keymap } = { value: v!, d: near(base), km: base };
         let tie = false;
         let moved = false;
         for (const c of s.choices ?? []) {
@@ -380,14 +392,14 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
           const km = compileAt(setSlot(cur, s, c));
           if (!km) continue;
           if (!sameKeys(km, base)) moved = true;
-          const d = keySetDiff(km);
+          const d = near(km);
           if (d < best.d) [best, tie] = [{ value: c, d, km }, false];
           else if (d === best.d && !sameKeys(km, best.km)) tie = true;
         }
         if (!moved) continue;
         if (tie) keyBools.delete(slotKey(s));
         else keyBools.add(slotKey(s));
-        if (!tie && best.value !== v) {
+        if (best.value !== v) {
           cur = setSlot(cur, s, best.value);
           changed = true;
         }
@@ -469,6 +481,53 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
     counts.add(s);
     shrink(s, x);
   }
+  /** string element slots of a list whose length changed: one per element */
+  const fitStrSlots = (name: string): void => {
+    const proto = slots.find((x) => x.name === name && x.kind === 'str');
+    if (!proto) return;
+    const n = (cur[name] as unknown[]).length;
+    for (let i = slots.length - 1; i >= 0; i--)
+      if (slots[i]!.name === name && slots[i]!.kind === 'str' && slots[i]!.index! >= n) {
+        keyBools.delete(slotKey(slots[i]!));
+        slots.splice(i, 1);
+      }
+    for (let i = 0; i < n; i++) if (!slots.some((x) => x.name === name && x.kind === 'str' && x.index === i)) slots.push({ ...proto, index: i });
+  };
+  /**
+   * List lengths before the strings and flags: the per-element choices (`block_type[s]`) are read off the
+   * keys of stage s, which only line up at the right number of stages. Each candidate from the top-level
+   * instance counts is tried; the one whose keys are nearest the header's is kept (verified in phase B).
+   */
+  const lenPass = (): void => {
+    for (const s of slots) {
+      if (s.kind !== 'len') continue;
+      const base = compileAt(cur);
+      if (!base) return;
+      const p = probe(cur, s, base);
+      if (!p) continue;
+      const d0 = dimsOf(base);
+      const d1 = dimsOf(p.km);
+      const x0 = getSlot(cur, s) as number;
+      const cands = new Set<number>();
+      for (const [id, a] of d0) {
+        const b = d1.get(id);
+        const h = hdims.get(id);
+        if (!id.startsWith('@') || !id.endsWith('@0') || b === undefined || h === undefined || a === b) continue;
+        const x = x0 + ((h - a) * ((p.value as number) - x0)) / (b - a);
+        if (Number.isInteger(x) && x >= 1 && x !== x0) cands.add(x);
+      }
+      let best = { x: x0, d: keySetDiff(base) };
+      for (const x of cands) {
+        const km = compileAt(setSlot(cur, s, x));
+        if (km && keySetDiff(km) < best.d) best = { x, d: keySetDiff(km) };
+      }
+      if (best.x !== x0) {
+        cur = setSlot(cur, s, best.x);
+        for (const name of s.names ?? [s.name]) fitStrSlots(name);
+      }
+    }
+  };
+  lenPass();
   for (let pass = 0; pass < 3 && boolPass(); pass++);
   const pending = slots.filter((s) => !keyBools.has(slotKey(s)) && !counts.has(s) && s.kind !== 'str');
   /** the element slots of a list whose length changed or that was set (a nullable list): re-made, pending */
@@ -544,6 +603,9 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
       if (!mine) continue;
       const owned = [...mine].filter((id) => !disturbed.has(id)).filter((id) => force || pending.every((o) => o === s || !deps.get(slotKey(o))?.has(id)));
       if (!owned.length) continue;
+      // a list length is the instance count of its stages (`encoder.stages.#`): the shapes a longer list
+      // moves too (the last stage's widths) wait for the elements, which are solved after it
+      if (s.kind === 'len' && owned.some((id) => id.startsWith('@'))) owned.splice(0, owned.length, ...owned.filter((id) => id.startsWith('@')));
       const pr = probes.get(k)!;
       const v0 = getSlot(cur, s)!;
       const matches = (dims: Map<DimId, number>) => owned.filter((id) => dims.get(id) === hdims.get(id)).length;
@@ -671,7 +733,10 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
       } else status.set(k, { status: 'determined', evidence: describeDim(evidence) });
       pending.splice(pending.indexOf(s), 1);
       // element slots of the lists at their new length, or of a list now set
-      if (s.kind === 'len') for (const name of s.names ?? [s.name]) remakeElements(name);
+      if (s.kind === 'len') {
+        for (const name of s.names ?? [s.name]) remakeElements(name), fitStrSlots(name);
+        if (solved !== v0) boolPass();
+      }
       if (s.kind === 'opt' && solved === true) remakeElements(s.name);
       progress = true;
       // go on with the other values on this round's probes; a stale estimate fails its re-trace and waits for the next round
@@ -688,9 +753,9 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
       force = true;
     }
   }
-  if (boolPass()) {
-    for (const k of keyBools) status.set(k, { status: 'determined', evidence: 'the checkpoint keys' });
-  }
+  boolPass();
+  for (const k of keyBools) status.set(k, { status: 'determined', evidence: 'the checkpoint keys' });
+  for (const s of slots) if (s.kind === 'str' && !keyBools.has(slotKey(s))) status.delete(slotKey(s));
   for (const [s, v] of shrunk) cur = setSlot(cur, s, v);
   for (const s of pending) {
     const k = slotKey(s);
@@ -749,14 +814,18 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
   if (!km) {
     // undetermined values that make the config invalid (norm_num_groups 32 for 8 channels): the largest
     // halving of each that compiles; still reported as undetermined
+    // (a halving that clears one of several broken asserts is kept: spatial and time compression ratios)
+    let errs = strictErrors.length;
     for (const s of slots) {
       if (km || s.kind !== 'int' || status.get(slotKey(s))?.status !== 'undetermined') continue;
       for (let c = Math.floor((getSlot(cur, s) as number) / 2); c >= 1 && !km; c = Math.floor(c / 2)) {
         const next = setSlot(cur, s, c);
         km = compileAt(next, true);
-        if (km) {
+        if (km || (strictErrors.length && strictErrors.length < errs)) {
+          errs = strictErrors.length;
           cur = next;
           status.set(slotKey(s), { status: 'undetermined', evidence: `no tensor shape depends on it; ${c} is the largest halving of the base value that the model accepts` });
+          break;
         }
       }
     }
