@@ -603,9 +603,10 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
       if (!mine) continue;
       const owned = [...mine].filter((id) => !disturbed.has(id)).filter((id) => force || pending.every((o) => o === s || !deps.get(slotKey(o))?.has(id)));
       if (!owned.length) continue;
-      // a list length is the instance count of its stages (`encoder.stages.#`): the shapes a longer list
-      // moves too (the last stage's widths) wait for the elements, which are solved after it
-      if (s.kind === 'len' && owned.some((id) => id.startsWith('@'))) owned.splice(0, owned.length, ...owned.filter((id) => id.startsWith('@')));
+      // a list length is the instance count of its stages (`encoder.stages.#`): the shapes and nested counts
+      // a longer list moves too (the last stage's widths and depth) wait for the elements, solved after it
+      const top = (id: string): boolean => id.startsWith('@') && id.endsWith('@0');
+      if (s.kind === 'len' && owned.some(top)) owned.splice(0, owned.length, ...owned.filter(top));
       const pr = probes.get(k)!;
       const v0 = getSlot(cur, s)!;
       const matches = (dims: Map<DimId, number>) => owned.filter((id) => dims.get(id) === hdims.get(id)).length;
@@ -775,24 +776,36 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
   // ---- ambiguity: a flag solved from a shape, flipped, with one size re-solved, may fit as well (rope.freqs
   // is head_dim // 2 without kernel_size and head_dim // 6 with it: num_heads and set(kernel_size) only
   // together); then neither is determined ----
+  // probed with the solved counts at one instance (cheap); the other instances are copies of it
+  const small = [...shrunk.keys()].reduce((c, x) => setSlot(c, x, 1), cur);
   const exactAt = (cfg: Cfg): boolean => {
     const km = compileAt(cfg);
     if (!km) return false;
     const f = fitOf(km, header);
-    return !f.missing.length && !f.unexpected.length && !f.mismatched.length;
+    return !f.missing.length && (shrunk.size ? keySetDiff(km) < 1e6 : !f.unexpected.length) && !f.mismatched.length;
   };
-  if (exactAt(cur))
+  if (exactAt(small))
+    // a contradiction declared on the way (against values solved later) that the final config fits
+    for (const s of slots) {
+      const st = status.get(slotKey(s));
+      if (st?.status !== 'contradiction' || shrunk.has(s)) continue;
+      const v = getSlot(cur, s);
+      const others = s.kind === 'bool' || s.kind === 'opt' ? [!v] : typeof v === 'number' ? [v + 1, v - 1, v * 2, Math.floor(v / 2)].filter((x) => x !== v && x >= (s.kind === 'len' ? 1 : 0)) : [];
+      const alt = others.find((x) => exactAt(setSlot(small, s, x)));
+      status.set(slotKey(s), alt === undefined ? { status: 'determined', evidence: `the whole checkpoint fits at ${String(v)} and not at ${others.join(', ')}` } : { status: 'undetermined', evidence: `the checkpoint fits at ${String(v)} and at ${String(alt)} alike` });
+    }
+  if (exactAt(small))
     for (const b of slots) {
       if ((b.kind !== 'bool' && b.kind !== 'opt') || status.get(slotKey(b))?.status !== 'determined' || keyBools.has(slotKey(b))) continue;
-      const flipped = setSlot(cur, b, !getSlot(cur, b));
+      const flipped = setSlot(small, b, !getSlot(cur, b));
       const kmB = compileAt(flipped);
       if (!kmB) continue;
       const fB = fitOf(kmB, header);
-      if (fB.missing.length || fB.unexpected.length) continue;
+      if (fB.missing.length || (shrunk.size ? keySetDiff(kmB) >= 1e6 : fB.unexpected.length)) continue;
       let alt: Slot | undefined;
       if (!fB.mismatched.length) alt = b;
       for (const x of alt ? [] : slots) {
-        if (alt || x.kind !== 'int' || counts.has(x) || status.get(slotKey(x))?.status !== 'determined') continue;
+        if (alt || x.kind !== 'int' || counts.has(x) || shrunk.has(x) || status.get(slotKey(x))?.status !== 'determined') continue;
         const x0 = getSlot(flipped, x) as number;
         const m = fB.mismatched[0]!;
         const axis = m.model.findIndex((d, i) => d !== m.checkpoint[i]);
