@@ -92,9 +92,12 @@ describe('sorac detect at the released configs (headers only)', () => {
     expect([d.match.model, d.match.version]).toEqual(['STDiT3', '1.2']);
     const other = (d.candidates as { version: string; model: string; exact: boolean }[]).find((c) => c.model === 'STDiT3' && c.version === '1.3');
     expect(other?.exact ?? false).toBe(false);
+    // the pipeline commands name the pipeline of that version only
+    expect((d.match.commands as string[]).filter((c) => c.startsWith('sorac generate')).map((c) => c.split(' ')[2])).toEqual(['examples/pipelines/opensora_v1_2.sora']);
     for (const c of ['a_released_layout_i2v', 'c_skip_temporal_v2v']) {
       const g = JSON.parse((await sorac('detect', `tests/fixtures/golden-extra/stdit3_v13/${c}/model.safetensors`, '--json')).out);
       expect([g.match.model, g.match.version], c).toEqual(['STDiT3', '1.3']);
+      expect((g.match.commands as string[]).filter((x) => x.startsWith('sorac generate')).map((x) => x.split(' ')[2])).toEqual(['examples/pipelines/opensora_v1_3.sora']);
     }
   }, 240_000);
 });
