@@ -97,7 +97,7 @@ function modelInfo(file: string): ModelInfo | undefined {
 }
 
 /** The pipelines that use a model, and as which component: `[pipeline file, component]`. */
-function pipelineRoles(model: string): [string, string][] {
+function pipelineRoles(model: string, file?: string): [string, string][] {
   const dir = path.join(EXAMPLES_DIR, 'pipelines');
   const out: [string, string][] = [];
   let files: string[] = [];
@@ -110,6 +110,9 @@ function pipelineRoles(model: string): [string, string][] {
     const text = readFileSync(path.join(dir, f), 'utf8');
     const re = new RegExp(`^\\s*(\\w+)\\s*=\\s*${model}\\(`, 'm');
     const m = re.exec(text);
+    // the model as the pipeline imports it: STDiT3 from "../stdit3" (1.2) is not STDiT3 from "../stdit3_v13"
+    const from = new RegExp(`^\\s*import\\s*\\{[^}]*\\b${model}\\b[^}]*\\}\\s*from\\s*"([^"]+)"`, 'm').exec(text)?.[1];
+    if (m && file && from && path.resolve(dir, `${from}.sora`) !== path.resolve(file)) continue;
     if (m) out.push([path.join(dir, f), m[1]!]);
   }
   return out;
@@ -167,7 +170,7 @@ export function detectHeader(header: HeaderShapes, opts: { files?: readonly stri
     const w = shellQuote(opts.weights ?? 'WEIGHTS');
     const setArgs = sets.map((s) => ` --set ${shellQuote(s)}`).join('');
     const commands = [`sorac check ${shellQuote(display)} --weights ${w}${setArgs}`, `sorac run ${shellQuote(display)} --weights ${w}${setArgs} --inputs INPUTS.safetensors --out OUT.safetensors`];
-    for (const [p, role] of pipelineRoles(info.model)) commands.push(`sorac generate ${shellQuote(displayPath(p, cwd))} --weights ${shellQuote(`${role}=${opts.weights ?? 'WEIGHTS'}`)} --prompt PROMPT -o out.mp4${sets.length ? `   # the pipeline builds ${role} at the release config; this checkpoint differs in ${sets.map((s) => s.split('=')[0]).join(', ')}` : ''}`);
+    for (const [p, role] of pipelineRoles(info.model, info.file)) commands.push(`sorac generate ${shellQuote(displayPath(p, cwd))} --weights ${shellQuote(`${role}=${opts.weights ?? 'WEIGHTS'}`)} --prompt PROMPT -o out.mp4${sets.length ? `   # the pipeline builds ${role} at the release config; this checkpoint differs in ${sets.map((s) => s.split('=')[0]).join(', ')}` : ''}`);
     out.push({
       ...base,
       inferred: true,

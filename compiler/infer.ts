@@ -7,12 +7,19 @@
  *   - counts (`depth`, `layers_per_block`: ints that move only instance extents, the number of distinct
  *     indices of a key template such as `blocks.#.attn.qkv.weight`) are solved first, from the extents;
  *     a solved count is then probed at one instance (tracing 28 blocks per probe is the cost);
- *   - booleans keep the value whose key templates (then keys) match the header;
+ *   - list lengths are first set from the top-level instance counts (`encoder.stages.#`), so that
+ *     per-element choices line up with the header's stages; a nested index is counted per enclosing
+ *     instance (`encoder.stages.2.op_list.#`: one element of a per-stage depth list);
+ *   - booleans keep the value whose key templates (then keys) match the header; a nullable list
+ *     (`kernel_size: int[]? = none`) is a flag `set(kernel_size)`; strings compared with literals in the
+ *     model (`block_type == "ResBlock"`) keep the literal whose keys are nearest, when no other is as near;
  *   - sizes, list lengths and the rest come from equations: a probe tells which (tensor, axis) and which
  *     extents each value moves; a dimension moved by only one still-unknown value is solved for it
  *     (linear `6*hidden_size`, `hidden_size*mlp_ratio` once `hidden_size` is known, inverse
  *     `hidden_size/num_heads`, log2, else integer bisection), each answer re-traced; several per round,
  *     rounds repeated to a fixpoint;
+ *   - a flag solved from a shape is flipped at the end with one size re-solved: if that fits too, both are
+ *     undetermined (`num_heads` and `set(kernel_size)` only meet in `rope.freqs`);
  *   - values that no shape or key depends on are *undetermined* (the base value: a config.json, `--set`
  *     or the defaults); values only seen as a product (`input_size[1] * input_size[2]`) are undetermined
  *     too, one fitted so that the tensor matches and named as such; a dimension no value gives is a
@@ -88,29 +95,40 @@ export interface InferOptions {
   readonly maxCompiles?: number;
 }
 
-type SlotKind = 'int' | 'float' | 'bool' | 'len';
+/** opt: a nullable list (`kernel_size: int[]? = none`), set or none; str: a string among the literals the model compares it with */
+type SlotKind = 'int' | 'float' | 'bool' | 'len' | 'opt' | 'str';
 interface Slot {
   /** config key; for a list length, the lists whose lengths move together (`block_out_channels`, `down_block_types`, ...) */
   readonly name: string;
   readonly names?: readonly string[];
   readonly index?: number;
   readonly kind: SlotKind;
+  /** opt: the list a probe set it to (its elements are then slots of their own) */
+  fill?: unknown[];
+  /** str: the values to try */
+  readonly choices?: readonly string[];
 }
 
-const slotKey = (s: Slot): string => (s.kind === 'len' ? `len(${(s.names ?? [s.name]).join(', ')})` : s.index !== undefined ? `${s.name}[${s.index}]` : s.name);
+const slotKey = (s: Slot): string => (s.kind === 'len' ? `len(${(s.names ?? [s.name]).join(', ')})` : s.kind === 'opt' ? `set(${s.name})` : s.index !== undefined ? `${s.name}[${s.index}]` : s.name);
 
 type Cfg = Record<string, unknown>;
 
-function getSlot(cfg: Cfg, s: Slot): number | boolean | undefined {
+type SlotValue = number | boolean | string;
+
+function getSlot(cfg: Cfg, s: Slot): SlotValue | undefined {
   const v = cfg[s.name];
   if (s.kind === 'len') return Array.isArray(v) ? v.length : undefined;
+  if (s.kind === 'opt') return v !== null && v !== undefined;
   const x = s.index !== undefined ? (Array.isArray(v) ? v[s.index] : undefined) : v;
-  return typeof x === 'number' || typeof x === 'boolean' ? x : undefined;
+  return typeof x === 'number' || typeof x === 'boolean' || (s.kind === 'str' && typeof x === 'string') ? x : undefined;
 }
 
-function setSlot(cfg: Cfg, s: Slot, value: number | boolean): Cfg {
+function setSlot(cfg: Cfg, s: Slot, value: SlotValue): Cfg {
   const out = { ...cfg };
-  if (s.kind === 'len') {
+  if (s.kind === 'opt') {
+    if (!value) out[s.name] = null;
+    else if (!Array.isArray(cfg[s.name])) out[s.name] = s.fill ? [...s.fill] : null;
+  } else if (s.kind === 'len') {
     for (const name of s.names ?? [s.name]) {
       const arr = [...((cfg[name] as unknown[]) ?? [])];
       const n = value as number;
@@ -144,8 +162,10 @@ function extents(keys: Iterable<string>): Map<string, number> {
     if (!nums.length) continue;
     const tpl = keyTemplate(k);
     nums.forEach((pos, j) => {
-      const id = `@${tpl}@${j}`;
       const prefix = parts.slice(0, pos).join('.');
+      // a nested index is counted per enclosing instance (`encoder.stages.2.op_list.#...`: stage 2's depth,
+      // one value of a per-stage depth list), the outermost over the whole checkpoint
+      const id = j > 0 ? `@${prefix}.${keyTemplate(parts.slice(pos).join('.'))}@${j}` : `@${tpl}@${j}`;
       let set = seen.get(id);
       if (!set) seen.set(id, (set = new Set()));
       set.add(`${prefix}.${parts[pos]}`);
@@ -165,8 +185,39 @@ function extents(keys: Iterable<string>): Map<string, number> {
   return out;
 }
 
-/** The slots of a model's config that inference can solve: ints, floats, bools, list elements and variable list lengths. */
-function slotsOf(decl: A.ModuleDecl, defaults: Cfg): Slot[] {
+/** String literals the program compares a name with (`block_type == "ResBlock"`): name → literals. */
+function comparedLiterals(program: Program): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  const walk = (n: unknown): void => {
+    if (!n || typeof n !== 'object') return;
+    if (Array.isArray(n)) return n.forEach(walk);
+    const o = n as Record<string, unknown>;
+    if (o.kind === 'binary' && (o.op === '==' || o.op === '!=')) {
+      const l = o.left as { kind?: string; name?: string; value?: string };
+      const r = o.right as { kind?: string; name?: string; value?: string };
+      for (const [a, b] of [[l, r], [r, l]] as const)
+        if (a.kind === 'name' && b.kind === 'str' && typeof a.name === 'string' && typeof b.value === 'string') {
+          let set = out.get(a.name);
+          if (!set) out.set(a.name, (set = new Set()));
+          set.add(b.value);
+        }
+    }
+    for (const [k, v] of Object.entries(o)) if (k !== 'span') walk(v);
+  };
+  for (const f of program.files.values()) walk(f.ast);
+  walk(program.root.ast);
+  return out;
+}
+
+/** the literals a config string is compared with: under its own name or a suffix of it (`encoder_block_type` → `block_type`) */
+function choicesOf(name: string, lits: Map<string, Set<string>>, own: readonly unknown[]): string[] {
+  const out = new Set<string>(own.filter((x): x is string => typeof x === 'string'));
+  for (const [n, set] of lits) if (n === name || (n.includes('_') && name.endsWith(`_${n}`))) for (const x of set) out.add(x);
+  return out.size > 1 ? [...out] : [];
+}
+
+/** The slots of a model's config that inference can solve: ints, floats, bools, strings compared with literals, nullable lists (set or none), list elements and variable list lengths. */
+function slotsOf(decl: A.ModuleDecl, defaults: Cfg, lits: Map<string, Set<string>>): Slot[] {
   const out: Slot[] = [];
   const lenGroups = new Map<number, string[]>();
   for (const p of paramsOf(decl)) {
@@ -174,6 +225,10 @@ function slotsOf(decl: A.ModuleDecl, defaults: Cfg): Slot[] {
     const t = p.type?.name?.name;
     const v = defaults[name];
     if (p.type?.dims) {
+      if (p.type.optional && v === null && (t === 'int' || t === 'float')) {
+        out.push({ name, kind: 'opt' });
+        continue;
+      }
       if (!Array.isArray(v) || !v.length) continue;
       const fixed = p.type.dims.length === 1 && p.type.dims[0]!.kind === 'num';
       const elem: SlotKind | undefined = t === 'int' ? 'int' : t === 'float' ? 'float' : t === 'bool' ? 'bool' : undefined;
@@ -183,6 +238,13 @@ function slotsOf(decl: A.ModuleDecl, defaults: Cfg): Slot[] {
         else lenGroups.set(v.length, [name]);
       }
       if (elem) v.forEach((x, i) => (typeof x === (elem === 'bool' ? 'boolean' : 'number') ? out.push({ name, index: i, kind: elem }) : undefined));
+      const choices = t === 'str' ? choicesOf(name, lits, v) : [];
+      if (choices.length) v.forEach((x, i) => (typeof x === 'string' ? out.push({ name, index: i, kind: 'str', choices }) : undefined));
+      continue;
+    }
+    if (t === 'str' && typeof v === 'string') {
+      const choices = choicesOf(name, lits, [v]);
+      if (choices.length) out.push({ name, kind: 'str', choices });
       continue;
     }
     if (t === 'int' && typeof v === 'number') out.push({ name, kind: 'int' });
@@ -257,7 +319,7 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
   const header = opts.header;
   let cur: Cfg = { ...km0.config };
   memo.set(JSON.stringify(cur), km0);
-  const slots = slotsOf(decl, cur).filter((s) => !opts.pinned?.has(s.name) && !(s.names ?? []).some((n) => opts.pinned?.has(n)));
+  const slots = slotsOf(decl, cur, comparedLiterals(program)).filter((s) => !opts.pinned?.has(s.name) && !(s.names ?? []).some((n) => opts.pinned?.has(n)));
   const status = new Map<string, { status: InferredValue['status']; evidence?: string }>();
   const known = new Set<string>();
 
@@ -283,12 +345,20 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
   };
 
   /** a second value for a slot that still compiles (for sensitivity): +1, x2, x3, -1 */
-  const probe = (cfg: Cfg, s: Slot, base: Keymap, moves?: (km: Keymap) => boolean): { value: number | boolean; km: Keymap } | undefined => {
+  const probe = (cfg: Cfg, s: Slot, base: Keymap, moves?: (km: Keymap) => boolean): { value: SlotValue; km: Keymap } | undefined => {
     const v = getSlot(cfg, s);
     if (v === undefined) return undefined;
-    const cands: (number | boolean)[] =
-      s.kind === 'bool' ? [!v] : s.kind === 'float' ? [(v as number) * 2 || 1, (v as number) + 1, (v as number) / 2] : [(v as number) + 1, (v as number) * 2, Math.floor((v as number) / 2), (v as number) - 1, (v as number) + 2];
-    let first: { value: number | boolean; km: Keymap } | undefined;
+    if (s.kind === 'opt' && !v && !s.fill) {
+      // a nullable list set: the shortest list of ones the model accepts (its elements are solved, or named undetermined, after)
+      for (let n = 1; n <= 4 && !s.fill; n++) {
+        s.fill = Array(n).fill(1);
+        if (!compileAt(setSlot(cfg, s, true))) s.fill = undefined;
+      }
+      if (!s.fill) return undefined;
+    }
+    const cands: SlotValue[] =
+      s.kind === 'str' ? (s.choices ?? []).filter((c) => c !== v) : s.kind === 'bool' || s.kind === 'opt' ? [!v] : s.kind === 'float' ? [(v as number) * 2 || 1, (v as number) + 1, (v as number) / 2] : [(v as number) + 1, (v as number) * 2, Math.floor((v as number) / 2), (v as number) - 1, (v as number) + 2];
+    let first: { value: SlotValue; km: Keymap } | undefined;
     let tried = 0;
     for (const c of cands) {
       if (typeof c === 'number' && s.kind !== 'float' && c < (s.kind === 'len' ? 1 : 0)) continue;
@@ -306,7 +376,36 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
   const boolPass = (): boolean => {
     let changed = false;
     for (const s of slots) {
-      if (s.kind !== 'bool') continue;
+      if (s.kind === 'str') {
+        // every choice: the one whose keys are nearest the header's (exact keys: the key patterns are shared
+        // between instances, `stages.#...aggreg` stays while any stage has it); when another is as near it
+        // is kept, not determined, and tried again once other values have moved (a per-stage depth)
+        const base = compileAt(cur);
+        if (!base) break;
+        const v = getSlot(cur, s);
+        const near = (km: Keymap): number => keySetDiff(km) % 1e6;
+        let best: { value: SlotValue; d: number; km: Keymap } = { value: v!, d: near(base), km: base };
+        let tie = false;
+        let moved = false;
+        for (const c of s.choices ?? []) {
+          if (c === v) continue;
+          const km = compileAt(setSlot(cur, s, c));
+          if (!km) continue;
+          if (!sameKeys(km, base)) moved = true;
+          const d = near(km);
+          if (d < best.d) [best, tie] = [{ value: c, d, km }, false];
+          else if (d === best.d && !sameKeys(km, best.km)) tie = true;
+        }
+        if (!moved) continue;
+        if (tie) keyBools.delete(slotKey(s));
+        else keyBools.add(slotKey(s));
+        if (best.value !== v) {
+          cur = setSlot(cur, s, best.value);
+          changed = true;
+        }
+        continue;
+      }
+      if (s.kind !== 'bool' && s.kind !== 'opt') continue;
       const base = compileAt(cur);
       if (!base) break;
       const p = probe(cur, s, base);
@@ -382,8 +481,74 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
     counts.add(s);
     shrink(s, x);
   }
+  /** string element slots of a list whose length changed: one per element */
+  const fitStrSlots = (name: string): void => {
+    const proto = slots.find((x) => x.name === name && x.kind === 'str');
+    if (!proto) return;
+    const n = (cur[name] as unknown[]).length;
+    for (let i = slots.length - 1; i >= 0; i--)
+      if (slots[i]!.name === name && slots[i]!.kind === 'str' && slots[i]!.index! >= n) {
+        keyBools.delete(slotKey(slots[i]!));
+        slots.splice(i, 1);
+      }
+    for (let i = 0; i < n; i++) if (!slots.some((x) => x.name === name && x.kind === 'str' && x.index === i)) slots.push({ ...proto, index: i });
+  };
+  /**
+   * List lengths before the strings and flags: the per-element choices (`block_type[s]`) are read off the
+   * keys of stage s, which only line up at the right number of stages. Each candidate from the top-level
+   * instance counts is tried; the one whose keys are nearest the header's is kept (verified in phase B).
+   */
+  const lenPass = (): void => {
+    for (const s of slots) {
+      if (s.kind !== 'len') continue;
+      const base = compileAt(cur);
+      if (!base) return;
+      const p = probe(cur, s, base);
+      if (!p) continue;
+      const d0 = dimsOf(base);
+      const d1 = dimsOf(p.km);
+      const x0 = getSlot(cur, s) as number;
+      const cands = new Set<number>();
+      for (const [id, a] of d0) {
+        const b = d1.get(id);
+        const h = hdims.get(id);
+        if (!id.startsWith('@') || !id.endsWith('@0') || b === undefined || h === undefined || a === b) continue;
+        const x = x0 + ((h - a) * ((p.value as number) - x0)) / (b - a);
+        if (Number.isInteger(x) && x >= 1 && x !== x0) cands.add(x);
+      }
+      let best = { x: x0, d: keySetDiff(base) };
+      for (const x of cands) {
+        const km = compileAt(setSlot(cur, s, x));
+        if (km && keySetDiff(km) < best.d) best = { x, d: keySetDiff(km) };
+      }
+      if (best.x !== x0) {
+        cur = setSlot(cur, s, best.x);
+        for (const name of s.names ?? [s.name]) fitStrSlots(name);
+      }
+    }
+  };
+  lenPass();
   for (let pass = 0; pass < 3 && boolPass(); pass++);
-  const pending = slots.filter((s) => !keyBools.has(slotKey(s)) && !counts.has(s));
+  const pending = slots.filter((s) => !keyBools.has(slotKey(s)) && !counts.has(s) && s.kind !== 'str');
+  /** the element slots of a list whose length changed or that was set (a nullable list): re-made, pending */
+  const remakeElements = (name: string): void => {
+    for (let i = slots.length - 1; i >= 0; i--)
+      if (slots[i]!.name === name && slots[i]!.index !== undefined && slots[i]!.kind !== 'str') {
+        const j = pending.indexOf(slots[i]!);
+        if (j >= 0) pending.splice(j, 1);
+        slots.splice(i, 1);
+      }
+    const arr = cur[name];
+    if (!Array.isArray(arr)) return;
+    arr.forEach((x, i) => {
+      const kind: SlotKind | undefined = typeof x === 'boolean' ? 'bool' : typeof x === 'number' ? (Number.isInteger(x) ? 'int' : 'float') : undefined;
+      if (!kind) return;
+      const e: Slot = { name, index: i, kind };
+      slots.push(e);
+      pending.push(e);
+    });
+  };
+  for (const s of slots) if (s.kind === 'opt' && getSlot(cur, s) === true && keyBools.has(slotKey(s))) remakeElements(s.name);
   for (const k of keyBools) status.set(k, { status: 'determined', evidence: 'the checkpoint keys' });
   /**
    * A solved value can make the config invalid through values not solved yet: move one still-unknown
@@ -412,7 +577,7 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
     const d0 = dimsOf(base);
     // sensitivity of each still-unknown slot at the current config
     deps.clear();
-    const probes = new Map<string, { value: number | boolean; dims: Map<DimId, number> }>();
+    const probes = new Map<string, { value: SlotValue; dims: Map<DimId, number> }>();
     const moves = (km: Keymap): boolean => {
       const d1 = dimsOf(km);
       for (const [id, v] of d0) if (d1.get(id) !== v) return true;
@@ -438,12 +603,16 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
       if (!mine) continue;
       const owned = [...mine].filter((id) => !disturbed.has(id)).filter((id) => force || pending.every((o) => o === s || !deps.get(slotKey(o))?.has(id)));
       if (!owned.length) continue;
+      // a list length is the instance count of its stages (`encoder.stages.#`): the shapes and nested counts
+      // a longer list moves too (the last stage's widths and depth) wait for the elements, solved after it
+      const top = (id: string): boolean => id.startsWith('@') && id.endsWith('@0');
+      if (s.kind === 'len' && owned.some(top)) owned.splice(0, owned.length, ...owned.filter(top));
       const pr = probes.get(k)!;
       const v0 = getSlot(cur, s)!;
       const matches = (dims: Map<DimId, number>) => owned.filter((id) => dims.get(id) === hdims.get(id)).length;
-      let solved: number | boolean | undefined;
+      let solved: SlotValue | undefined;
       let evidence = owned[0]!;
-      if (s.kind === 'bool') {
+      if (s.kind === 'bool' || s.kind === 'opt') {
         if (cur !== roundStart) continue;
         const a = matches(pr.dims);
         const b = matches(d0);
@@ -564,24 +733,12 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
         force = false;
       } else status.set(k, { status: 'determined', evidence: describeDim(evidence) });
       pending.splice(pending.indexOf(s), 1);
+      // element slots of the lists at their new length, or of a list now set
       if (s.kind === 'len') {
-        // element slots of the lists at their new length
-        for (const name of s.names ?? [s.name]) {
-          for (let i = slots.length - 1; i >= 0; i--) if (slots[i]!.name === name && slots[i]!.index !== undefined) {
-            const j = pending.indexOf(slots[i]!);
-            if (j >= 0) pending.splice(j, 1);
-            slots.splice(i, 1);
-          }
-          const arr = cur[name] as unknown[];
-          arr.forEach((x, i) => {
-            const kind: SlotKind | undefined = typeof x === 'boolean' ? 'bool' : typeof x === 'number' ? (Number.isInteger(x) ? 'int' : 'float') : undefined;
-            if (!kind) return;
-            const e: Slot = { name, index: i, kind };
-            slots.push(e);
-            pending.push(e);
-          });
-        }
+        for (const name of s.names ?? [s.name]) remakeElements(name), fitStrSlots(name);
+        if (solved !== v0) boolPass();
       }
+      if (s.kind === 'opt' && solved === true) remakeElements(s.name);
       progress = true;
       // go on with the other values on this round's probes; a stale estimate fails its re-trace and waits for the next round
     }
@@ -597,9 +754,9 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
       force = true;
     }
   }
-  if (boolPass()) {
-    for (const k of keyBools) status.set(k, { status: 'determined', evidence: 'the checkpoint keys' });
-  }
+  boolPass();
+  for (const k of keyBools) status.set(k, { status: 'determined', evidence: 'the checkpoint keys' });
+  for (const s of slots) if (s.kind === 'str' && !keyBools.has(slotKey(s))) status.delete(slotKey(s));
   for (const [s, v] of shrunk) cur = setSlot(cur, s, v);
   for (const s of pending) {
     const k = slotKey(s);
@@ -614,19 +771,74 @@ export function inferConfig(opts: InferOptions): InferResult | { error: string }
     const shared = partners.length ? [...mine!].filter((id) => pending.some((o) => o !== s && deps.get(slotKey(o))?.has(id))).map(describeDim) : [];
     status.set(k, { status: 'undetermined', evidence: partners.length ? `only together with ${partners.join(', ')} through ${shared.slice(0, 3).join(', ')} (no tensor shape separates them)` : 'no tensor shape or key depends on it' });
   }
+  for (const s of slots)
+    if (!status.has(slotKey(s))) status.set(slotKey(s), { status: 'undetermined', evidence: s.kind === 'str' ? `no key set singles out one of ${(s.choices ?? []).join(', ')}` : 'no tensor shape or key depends on it' });
+  // ---- ambiguity: a flag solved from a shape, flipped, with one size re-solved, may fit as well (rope.freqs
+  // is head_dim // 2 without kernel_size and head_dim // 6 with it: num_heads and set(kernel_size) only
+  // together); then neither is determined ----
+  // probed with the solved counts at one instance (cheap); the other instances are copies of it
+  const small = [...shrunk.keys()].reduce((c, x) => setSlot(c, x, 1), cur);
+  const exactAt = (cfg: Cfg): boolean => {
+    const km = compileAt(cfg);
+    if (!km) return false;
+    const f = fitOf(km, header);
+    return !f.missing.length && (shrunk.size ? keySetDiff(km) < 1e6 : !f.unexpected.length) && !f.mismatched.length;
+  };
+  if (exactAt(small))
+    // a contradiction declared on the way (against values solved later) that the final config fits
+    for (const s of slots) {
+      const st = status.get(slotKey(s));
+      if (st?.status !== 'contradiction' || shrunk.has(s)) continue;
+      const v = getSlot(cur, s);
+      const others = s.kind === 'bool' || s.kind === 'opt' ? [!v] : typeof v === 'number' ? [v + 1, v - 1, v * 2, Math.floor(v / 2)].filter((x) => x !== v && x >= (s.kind === 'len' ? 1 : 0)) : [];
+      const alt = others.find((x) => exactAt(setSlot(small, s, x)));
+      status.set(slotKey(s), alt === undefined ? { status: 'determined', evidence: `the whole checkpoint fits at ${String(v)} and not at ${others.join(', ')}` } : { status: 'undetermined', evidence: `the checkpoint fits at ${String(v)} and at ${String(alt)} alike` });
+    }
+  if (exactAt(small))
+    for (const b of slots) {
+      if ((b.kind !== 'bool' && b.kind !== 'opt') || status.get(slotKey(b))?.status !== 'determined' || keyBools.has(slotKey(b))) continue;
+      const flipped = setSlot(small, b, !getSlot(cur, b));
+      const kmB = compileAt(flipped);
+      if (!kmB) continue;
+      const fB = fitOf(kmB, header);
+      if (fB.missing.length || (shrunk.size ? keySetDiff(kmB) >= 1e6 : fB.unexpected.length)) continue;
+      let alt: Slot | undefined;
+      if (!fB.mismatched.length) alt = b;
+      for (const x of alt ? [] : slots) {
+        if (alt || x.kind !== 'int' || counts.has(x) || shrunk.has(x) || status.get(slotKey(x))?.status !== 'determined') continue;
+        const x0 = getSlot(flipped, x) as number;
+        const m = fB.mismatched[0]!;
+        const axis = m.model.findIndex((d, i) => d !== m.checkpoint[i]);
+        const a = m.model[axis]!;
+        const h = m.checkpoint[axis]!;
+        const bDims = [x0 + 1, Math.floor(x0 / 2)].map((c) => (c > 0 ? compileAt(setSlot(flipped, x, c))?.tensors[m.key]?.shape[axis] : undefined));
+        if (!bDims.some((d) => d !== undefined && d !== a)) continue; // x does not move that dimension
+        const bDim = bDims[0];
+        const cands = [(a * x0) / h, ...(bDim !== undefined && bDim !== a ? [x0 + (h - a) / (bDim - a)] : []), ...[2, 3, 4, 6].flatMap((r) => [x0 / r, x0 * r])];
+        for (const c of cands) if (!alt) if (Number.isInteger(c) && c > 0 && c !== x0 && exactAt(setSlot(flipped, x, c))) alt = x;
+      }
+      if (!alt) continue;
+      const other = alt === b ? undefined : alt;
+      status.set(slotKey(b), { status: 'undetermined', evidence: other ? `only together with ${slotKey(other)}: the checkpoint fits with ${slotKey(b)} = ${String(!getSlot(cur, b))} too, at another ${slotKey(other)}; base value kept` : 'the checkpoint fits either value; base value kept' });
+      if (other) status.set(slotKey(other), { status: 'undetermined', evidence: `only together with ${slotKey(b)}: the checkpoint fits with ${slotKey(b)} = ${String(!getSlot(cur, b))} too, at another ${slotKey(other)}` });
+    }
   // ---- verify: the whole keymap at the inferred config ----
   let km = compileAt(cur, true);
   if (!km) {
     // undetermined values that make the config invalid (norm_num_groups 32 for 8 channels): the largest
     // halving of each that compiles; still reported as undetermined
+    // (a halving that clears one of several broken asserts is kept: spatial and time compression ratios)
+    let errs = strictErrors.length;
     for (const s of slots) {
       if (km || s.kind !== 'int' || status.get(slotKey(s))?.status !== 'undetermined') continue;
       for (let c = Math.floor((getSlot(cur, s) as number) / 2); c >= 1 && !km; c = Math.floor(c / 2)) {
         const next = setSlot(cur, s, c);
         km = compileAt(next, true);
-        if (km) {
+        if (km || (strictErrors.length && strictErrors.length < errs)) {
+          errs = strictErrors.length;
           cur = next;
           status.set(slotKey(s), { status: 'undetermined', evidence: `no tensor shape depends on it; ${c} is the largest halving of the base value that the model accepts` });
+          break;
         }
       }
     }

@@ -37,6 +37,8 @@ function kwargValue(kw: Map<string, unknown>, key: string): { has: boolean; valu
     for (const n of len[1]!.split(', ')) if (Array.isArray(kw.get(n))) return { has: true, value: (kw.get(n) as unknown[]).length };
     return { has: false };
   }
+  const set = /^set\((.*)\)$/.exec(key); // a nullable list: set or none
+  if (set) return kw.has(set[1]!) ? { has: true, value: kw.get(set[1]!) !== null } : { has: false };
   const el = /^(.*)\[(\d+)\]$/.exec(key);
   if (el) {
     const a = kw.get(el[1]!);

@@ -22,14 +22,16 @@ async function sorac(...args: string[]) {
 
 const dir = mkdtempSync(join(tmpdir(), 'sorac-detect-'));
 
-function releasedHeader(model: string): Record<string, readonly number[]> {
-  const m = compile({ file: `examples/${model}.sora`, host: fsHost });
+function releasedHeader(model: string, values?: Record<string, unknown>): Record<string, readonly number[]> {
+  const m = compile({ file: `examples/${model}.sora`, host: fsHost, ...(values ? { config: { values } } : {}) });
+  expect(m.keymap, model).toBeTruthy();
   return Object.fromEntries(Object.entries(m.keymap!.tensors).filter(([, e]) => !e.alias).map(([k, e]) => [k, e.shape]));
 }
 
 describe('sorac detect at the released configs (headers only)', () => {
   // the examples' defaults are the released configs (STDiT-XL/2, STDiT2-XL/2, STDiT3-XL/2, MMDiT 11B,
-  // T5-v1.1-XXL, the SD/SDXL VAE, the 1.2 temporal VAE and VAE pipeline, the 1.3 VAE, the Hunyuan VAE)
+  // T5-v1.1-XXL, the SD/SDXL VAE, the 1.2 temporal VAE and VAE pipeline, the 1.3 VAE, the Hunyuan VAE,
+  // CLIP ViT-L/14's text model, the Flux AE, DC-AE f32t4c128)
   const released: [string, string][] = [
     ['stdit', 'STDiT'],
     ['stdit2', 'STDiT2'],
@@ -41,6 +43,9 @@ describe('sorac detect at the released configs (headers only)', () => {
     ['vae_pipeline_v12', 'OpenSoraVAE_V1_2'],
     ['vae_v13', 'OpenSoraVAE_V1_3'],
     ['hunyuan_vae', 'AutoencoderKLCausal3D'],
+    ['clip_text', 'CLIPTextModel'],
+    ['flux_ae', 'AutoEncoderFlux'],
+    ['dc_ae', 'DCAE'],
   ];
   for (const [file, model] of released)
     it(`${model} (${file}.sora)`, async () => {
@@ -56,6 +61,45 @@ describe('sorac detect at the released configs (headers only)', () => {
       expect(d.match.values.filter((v: { status: string }) => v.status === 'contradiction')).toEqual([]);
       expect(d.match.values.filter((v: { status: string }) => v.status === 'determined').length).toBeGreaterThan(3);
     }, 120_000);
+
+  // Open-Sora 1.3's released STDiT3 ("OpenSora-STDiT-v4", configs/opensora-v1-3/inference/t2v.py): STDiT3-XL/2
+  // with qk_norm, kernel_size [8, 8, -1] and use_spatial_rope; the defaults are STDiT3Config's
+  const v13 = { qk_norm: true, kernel_size: [8, 8, -1], use_spatial_rope: true };
+  it('STDiT3 1.3 (stdit3_v13.sora) at its released config; kernel_size set, its values named undetermined', async () => {
+    const w = sparseSafetensors(join(dir, 'stdit3_v13.safetensors'), releasedHeader('stdit3_v13', v13));
+    const r = await sorac('detect', w, '--json');
+    expect(r.code).toBe(0);
+    const d = JSON.parse(r.out);
+    expect([d.match.model, d.match.version, d.match.exact]).toEqual(['STDiT3', '1.3', true]);
+    const by = new Map((d.match.values as { key: string; value: unknown; status: string }[]).map((v) => [v.key, v]));
+    expect(by.get('set(kernel_size)')).toMatchObject({ status: 'determined', value: true });
+    expect(by.get('qk_norm')).toMatchObject({ status: 'determined', value: true });
+    expect(by.get('num_heads')).toMatchObject({ status: 'determined', value: 16 });
+    expect(by.get('hidden_size')).toMatchObject({ status: 'determined', value: 1152 });
+    expect(by.get('depth')).toMatchObject({ status: 'determined', value: 28 });
+    for (const i of [0, 1, 2]) expect(by.get(`kernel_size[${i}]`)?.status).toBe('undetermined');
+    expect(by.get('use_spatial_rope')?.status).toBe('undetermined'); // no tensor shows it
+    // what the commands set beyond the defaults is only kernel_size, whose values the weights do not give
+    expect((d.match.sets as string[]).map((x) => x.split('=')[0])).toEqual(['kernel_size']);
+    // 1.2 is ranked below: its keymap lacks the 1.3 conditioning embedders
+    const v12 = (d.candidates as { version: string; model: string; exact: boolean }[]).find((c) => c.model === 'STDiT3' && c.version === '1.2');
+    expect(v12?.exact).toBe(false);
+  }, 120_000);
+
+  it('a 1.2 STDiT3 checkpoint is not taken for 1.3, nor a 1.3 one for 1.2 (ranked by exact fit)', async () => {
+    const w = sparseSafetensors(join(dir, 'stdit3_v12.safetensors'), releasedHeader('stdit3'));
+    const d = JSON.parse((await sorac('detect', w, '--json')).out);
+    expect([d.match.model, d.match.version]).toEqual(['STDiT3', '1.2']);
+    const other = (d.candidates as { version: string; model: string; exact: boolean }[]).find((c) => c.model === 'STDiT3' && c.version === '1.3');
+    expect(other?.exact ?? false).toBe(false);
+    // the pipeline commands name the pipeline of that version only
+    expect((d.match.commands as string[]).filter((c) => c.startsWith('sorac generate')).map((c) => c.split(' ')[2])).toEqual(['examples/pipelines/opensora_v1_2.sora']);
+    for (const c of ['a_released_layout_i2v', 'c_skip_temporal_v2v']) {
+      const g = JSON.parse((await sorac('detect', `tests/fixtures/golden-extra/stdit3_v13/${c}/model.safetensors`, '--json')).out);
+      expect([g.match.model, g.match.version], c).toEqual(['STDiT3', '1.3']);
+      expect((g.match.commands as string[]).filter((x) => x.startsWith('sorac generate')).map((x) => x.split(' ')[2])).toEqual(['examples/pipelines/opensora_v1_3.sora']);
+    }
+  }, 240_000);
 });
 
 describe('sorac detect', () => {
