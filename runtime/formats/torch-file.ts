@@ -11,6 +11,7 @@ import { DTYPE_SIZE } from '../../core/dtype.ts';
 import { readExact } from './safetensors.ts';
 import { PickleError, PyTuple, STORAGE_DTYPE, unpickle, type PyStorage, type PyTensor, type PyValue } from './unpickle.ts';
 import { SoracError } from '../../core/errors.ts';
+import { limit, limitExceeded } from '../../core/limits.ts';
 import { entryDataOffset, readEntry, readZipDirectory, ZipError, type ZipEntry } from './zip.ts';
 
 export type SniffedFormat = 'safetensors' | 'torch-zip' | 'torch-legacy' | 'torch-legacy-tar' | 'pickle' | 'json' | 'unknown' | 'empty';
@@ -225,7 +226,12 @@ export async function openTorchFile(path: string): Promise<TorchFile> {
         const n = numelOf(t.shape);
         if (n === 0) return new Uint8Array(0);
         if (isContiguous(t.shape, t.stride)) return swap(await readRange(t.storage.key, t.storageOffset * es, n * es), es);
-        // Materialise a strided view: read the span it touches, then gather in C order.
+        // Materialise a strided view: read the span it touches, then gather in C order. A view may
+        // repeat its storage (stride 0: 4 bytes -> GBs); cap what one view may expand to.
+        const rec = records.get(t.storage.key)!;
+        const ratio = limit('viewExpansionRatio');
+        if (n * es > 16 << 20 && n * es > Math.max(1, rec.entry.size) * ratio)
+          throw limitExceeded('SORA5030', 'viewExpansionRatio', `${path}: a view of shape [${t.shape}] stride [${t.stride}] materialises ${n * es} bytes from a ${rec.entry.size}-byte storage`, Math.round((n * es) / Math.max(1, rec.entry.size)), { path });
         let maxIdx = 0;
         for (let d = 0; d < t.shape.length; d++) maxIdx += (t.shape[d]! - 1) * t.stride[d]!;
         const span = await readRange(t.storage.key, t.storageOffset * es, (maxIdx + 1) * es);

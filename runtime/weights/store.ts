@@ -13,6 +13,7 @@ import { openSafetensors, SafetensorsError, type SafetensorsFile } from '../form
 import { isTensor, numelOf, openTorchFile, type TorchFile } from '../formats/torch-file.ts';
 import { PickleError, PyTuple, toPlain, unpickle, type PyTensor, type PyValue } from '../formats/unpickle.ts';
 import { SoracError } from '../../core/errors.ts';
+import { limit, LimitError, limitExceeded } from '../../core/limits.ts';
 
 export interface StoredTensor {
   readonly key: string;
@@ -156,6 +157,7 @@ async function decodeNonTensorKeys(f: SafetensorsFile, tensors: Map<string, Stor
     try {
       extras[k] = toPlain(unpickle(await f.read(k)));
     } catch (e) {
+      if (e instanceof LimitError) throw e;
       if (e instanceof PickleError && (e.kind === 'global' || e.kind === 'opcode'))
         throw new SoracError('SORA5003', `${f.path}: non-tensor value "${k}": ${e.message}`, { hint: 'sorac never executes pickle code; re-save the value as plain data', looked: [], path: f.path });
       throw new SoracError('SORA5002', `${f.path}: non-tensor value "${k}" is not a valid pickle: ${(e as Error).message}`, { looked: [], path: f.path });
@@ -171,27 +173,51 @@ async function decodeNonTensorKeys(f: SafetensorsFile, tensors: Map<string, Stor
  * cycles; a container on the current path counts as tensor-free), so repeated calls are O(1).
  */
 function hasTensor(v: PyValue, memo: Map<object, boolean> = new Map()): boolean {
-  if (isTensor(v)) return true;
-  if (!v || typeof v !== 'object') return false;
-  const m = memo.get(v);
-  if (m !== undefined) return m;
-  memo.set(v, false);
-  let r = false;
-  if (v instanceof Map) {
-    for (const x of v.values()) if (hasTensor(x, memo)) { r = true; break; }
-  } else if (Array.isArray(v)) r = v.some((x) => hasTensor(x, memo));
-  else if (v instanceof PyTuple) r = v.items.some((x) => hasTensor(x, memo));
-  memo.set(v, r);
-  return r;
+  // iterative post-order walk with an explicit stack: hostile pickles nest containers thousands
+  // deep (memo references can build nesting the unpickler's depth check does not see)
+  const childrenOf = (x: PyValue): readonly PyValue[] =>
+    x instanceof Map ? [...x.values()] : Array.isArray(x) ? x : x instanceof PyTuple ? x.items : [];
+  const quick = (x: PyValue): boolean | undefined => {
+    if (isTensor(x)) return true;
+    if (!x || typeof x !== 'object') return false;
+    return memo.get(x);
+  };
+  const q = quick(v);
+  if (q !== undefined) return q;
+  const stack: { v: object; kids: readonly PyValue[]; i: number }[] = [];
+  const enter = (x: object) => {
+    memo.set(x, false); // on the path: a cycle back here counts as tensor-free
+    stack.push({ v: x, kids: childrenOf(x as PyValue), i: 0 });
+  };
+  enter(v as object);
+  let last = false;
+  while (stack.length) {
+    const f = stack[stack.length - 1]!;
+    if (last) {
+      memo.set(f.v, true);
+      stack.pop();
+      continue; // last stays true: the parent has a tensor too
+    }
+    if (f.i >= f.kids.length) {
+      stack.pop();
+      last = false;
+      continue;
+    }
+    const c = f.kids[f.i++]!;
+    const r = quick(c);
+    if (r === true) last = true;
+    else if (r === undefined) enter(c as object);
+  }
+  return memo.get(v as object) ?? false;
 }
 
-/** Upper bound on tensors + containers visited when flattening one pickle. */
-const MAX_WALK = 2_000_000;
 
 function collectTorch(tf: TorchFile, path: string, opts: OpenWeightsOptions) {
   const notes: string[] = [];
   const extras: Record<string, unknown> = {};
   const found = new Map<string, PyTensor>();
+  // one budget for every non-tensor value turned into extras (shared references are counted each time)
+  const plainBudget = { nodes: 100_000 };
   let root = tf.root;
   const unwrap = opts.unwrap !== false;
   if (root instanceof Map) {
@@ -212,19 +238,22 @@ function collectTorch(tf: TorchFile, path: string, opts: OpenWeightsOptions) {
         `unwrapped ['${pick}']` +
           (otherContainers.length ? `; other tensor containers not loaded: [${otherContainers.map((k) => `'${k}'`).join(', ')}] (choose with --container)` : ''),
       );
-      for (const k of others) if (!otherContainers.includes(k)) extras[k] = toPlain(root.get(k)!);
+      for (const k of others) if (!otherContainers.includes(k)) extras[k] = toPlain(root.get(k)!, 0, plainBudget);
       root = root.get(pick)!;
     }
   }
   const nonTensor: string[] = [];
   const memo = new Map<object, boolean>();
   let visits = 0;
+  const maxVisits = limit('pickleObjects');
+  const maxTensors = limit('headerEntries');
   const onPath = new Set<object>();
   const walk = (v: PyValue, key: string, depth: number) => {
-    if (++visits > MAX_WALK)
-      throw new SoracError('SORA5005', `${path}: the pickled structure expands to more than ${MAX_WALK} entries`, { hint: 'the file is not a plain state dict; re-save the tensors only', looked: [], path });
+    if (++visits > maxVisits)
+      throw limitExceeded('SORA5030', 'pickleObjects', `${path}: the pickled structure expands to more than ${maxVisits} entries`, visits, { hint: 'the file is not a plain state dict; re-save the tensors only', path });
     if (isTensor(v)) {
       found.set(key, v);
+      if (found.size > maxTensors) throw limitExceeded('SORA5030', 'headerEntries', `${path}: the pickle holds more than ${maxTensors} tensors`, found.size, { hint: 'shared references (memo) can repeat one tensor under many keys; re-save the state dict', path });
       return;
     }
     if (depth > 16 || (v && typeof v === 'object' && onPath.has(v))) {
@@ -250,8 +279,8 @@ function collectTorch(tf: TorchFile, path: string, opts: OpenWeightsOptions) {
     }
     if (key) {
       nonTensor.push(key);
-      extras[key] = toPlain(v);
-    } else if (!(v instanceof Map && v.size === 0)) extras[''] = toPlain(v);
+      extras[key] = toPlain(v, 0, plainBudget);
+    } else if (!(v instanceof Map && v.size === 0)) extras[''] = toPlain(v, 0, plainBudget);
   };
   walk(root, '', 0);
   if (nonTensor.length) notes.push(`non-tensor entries kept as extras, not tensors: [${nonTensor.slice(0, 8).map((k) => `'${k}'`).join(', ')}${nonTensor.length > 8 ? `, … (${nonTensor.length})` : ''}]`);
