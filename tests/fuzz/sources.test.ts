@@ -70,6 +70,31 @@ describe('hostile sources and configs', () => {
     expect(b.diagnostics.map((d) => d.code)).toContain('SORA3012');
   });
 
+  it('exponential instantiation (21 levels of two copies) stops at the instance limit with SORA3030', async () => {
+    let src = 'module L0() {\n  param w: [1]\n}\n';
+    for (let l = 1; l <= 21; l++) src += `module L${l}() {\n  a = L${l - 1}()\n  b = L${l - 1}()\n}\n`;
+    src += tiny('  top = L21()\n  entry forward(x: f32[B, dim]) -> (y: f32[B, dim]) {\n    return x\n  }');
+    const t0 = performance.now();
+    const r = await codesOf(src);
+    expect(r.codes).toEqual(['SORA3030']);
+    expect(r.messages).toMatch(/SORAC_MAX_INSTANCES=/);
+    expect(performance.now() - t0).toBeLessThan(30_000);
+  });
+
+  it('--set depth=100000 on STDiT3 stops at a check-time limit with SORA3030', async () => {
+    const t0 = performance.now();
+    const r = await codesOf('', { file: join(ROOT, 'examples', 'stdit3.sora'), set: [['depth', '100000']] });
+    expect(r.codes).toEqual(['SORA3030']);
+    expect(r.messages).toMatch(/the limit (instances|parameters)/);
+    expect(performance.now() - t0).toBeLessThan(60_000);
+  });
+
+  it('huge hidden sizes stop at the parameter limit', async () => {
+    const r = await codesOf('', { file: join(ROOT, 'examples', 'stdit3.sora'), set: [['hidden_size', '100000000'], ['num_heads', '1']] });
+    expect(r.codes).toContain('SORA3030');
+    expect(r.messages).toMatch(/SORAC_MAX_PARAMETERS=/);
+  });
+
   it('--set nested 5,000 deep is SORA7030', async () => {
     const deep = '['.repeat(5000) + ']'.repeat(5000);
     const r = await codesOf(ok, { set: [['dim', deep]] });
