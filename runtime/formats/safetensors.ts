@@ -6,10 +6,11 @@
  * `{ "__metadata__"?: {str: str}, key: {dtype, shape, data_offsets: [begin, end]} }`, then the
  * byte buffer; offsets are relative to the start of the buffer (8 + N).
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { type FileHandle } from 'node:fs/promises';
 import { type DType, SAFETENSORS_DTYPE } from '../../core/dtype.ts';
 import { SoracError } from '../../core/errors.ts';
 import { limit, limitExceeded } from '../../core/limits.ts';
+import { openRegularFile } from './safe-fs.ts';
 import { type JsonValue, parseStrictJson, StrictJsonError } from './strict-json.ts';
 
 export interface TensorInfo {
@@ -50,8 +51,9 @@ export const MAX_HEADER_SIZE = 100_000_000;
 export async function openSafetensors(path: string): Promise<SafetensorsFile> {
   let fh: FileHandle;
   try {
-    fh = await open(path, 'r');
+    fh = await openRegularFile(path);
   } catch (e) {
+    if (e instanceof SoracError) throw e;
     throw new SafetensorsError('io', `cannot open: ${(e as Error).message}`, path);
   }
   try {

@@ -6,9 +6,10 @@
  *
  * The legacy (pre-1.6, non-zip) format is refused with a conversion hint.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { type FileHandle } from 'node:fs/promises';
 import { DTYPE_SIZE } from '../../core/dtype.ts';
 import { readExact } from './safetensors.ts';
+import { openRegularFile } from './safe-fs.ts';
 import { PickleError, PyTuple, STORAGE_DTYPE, unpickle, type PyStorage, type PyTensor, type PyValue } from './unpickle.ts';
 import { SoracError } from '../../core/errors.ts';
 import { limit, limitExceeded } from '../../core/limits.ts';
@@ -24,7 +25,7 @@ export const LEGACY_HINT =
 
 /** Identify a weights file by its first bytes (extensions lie: Open-Sora's `lr_scheduler` has none). */
 export async function sniffFile(path: string): Promise<SniffedFormat> {
-  const fh = await open(path, 'r');
+  const fh = await openRegularFile(path);
   try {
     const size = (await fh.stat()).size;
     if (size === 0) return 'empty';
@@ -107,6 +108,7 @@ function wrapError(e: unknown, path: string): never {
 
 export async function openTorchFile(path: string): Promise<TorchFile> {
   const kind = await sniffFile(path).catch((e) => {
+    if (e instanceof SoracError) throw e;
     throw new SoracError('SORA5012', `${path}: cannot read: ${(e as Error).message}`, { looked: [], path });
   });
   if (kind === 'torch-legacy' || kind === 'torch-legacy-tar' || kind === 'pickle')
@@ -114,8 +116,9 @@ export async function openTorchFile(path: string): Promise<TorchFile> {
   if (kind !== 'torch-zip') throw new SoracError('SORA5005', `${path} is not a PyTorch zip archive (detected: ${kind})`, { looked: [], path });
   let fh: FileHandle;
   try {
-    fh = await open(path, 'r');
+    fh = await openRegularFile(path);
   } catch (e) {
+    if (e instanceof SoracError) throw e;
     throw new SoracError('SORA5012', `${path}: cannot open: ${(e as Error).message}`, { looked: [], path });
   }
   try {

@@ -5,7 +5,6 @@
  * prefix are unwrapped by default and every such step is recorded in `notes` — nothing is dropped
  * silently.
  */
-import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { type DType, DTYPE_SIZE } from '../../core/dtype.ts';
 import { resolveWeights, type ResolveOptions, type ResolvedWeights } from './resolve.ts';
@@ -13,6 +12,7 @@ import { openSafetensors, SafetensorsError, type SafetensorsFile } from '../form
 import { isTensor, numelOf, openTorchFile, type TorchFile } from '../formats/torch-file.ts';
 import { PickleError, PyTuple, toPlain, unpickle, type PyTensor, type PyValue } from '../formats/unpickle.ts';
 import { SoracError } from '../../core/errors.ts';
+import { containedRealpath, readSmallTextFile } from '../formats/safe-fs.ts';
 import { limit, LimitError, limitExceeded } from '../../core/limits.ts';
 
 export interface StoredTensor {
@@ -336,17 +336,23 @@ function finish(p: Partial, opts: OpenWeightsOptions): TensorStore {
   };
 }
 
+/** An index JSON is read whole; real ones are well under 1 MB. */
+const MAX_INDEX_BYTES = 100_000_000;
+
 async function openIndex(indexPath: string, opts: OpenWeightsOptions): Promise<TensorStore> {
   let idx: { metadata?: Record<string, unknown>; weight_map?: Record<string, unknown> };
   try {
-    idx = JSON.parse(await readFile(indexPath, 'utf8'));
+    idx = JSON.parse(await readSmallTextFile(indexPath, MAX_INDEX_BYTES));
   } catch (e) {
+    if (e instanceof SoracError) throw e;
     throw new SoracError('SORA5006', `${indexPath}: cannot read the index: ${(e as Error).message}`, { hint: 'the index JSON is corrupt; re-download it', looked: [], path: indexPath });
   }
   if (!idx || typeof idx !== 'object' || !idx.weight_map || typeof idx.weight_map !== 'object' || Array.isArray(idx.weight_map))
     throw new SoracError('SORA5006', `${indexPath}: not a sharded-checkpoint index (no "weight_map" object)`, { looked: [], path: indexPath });
   const dir = dirname(indexPath);
   const byShard = new Map<string, string[]>();
+  const entries = Object.keys(idx.weight_map).length;
+  if (entries > limit('headerEntries')) throw limitExceeded('SORA5030', 'headerEntries', `${indexPath}: the weight_map lists ${entries} tensors`, entries, { path: indexPath });
   for (const [k, v] of Object.entries(idx.weight_map)) {
     if (typeof v !== 'string' || v.includes('..') || v.startsWith('/'))
       throw new SoracError('SORA5006', `${indexPath}: weight_map["${k}"] is not a shard file name inside the index dir`, { looked: [], path: indexPath });
@@ -363,6 +369,8 @@ async function openIndex(indexPath: string, opts: OpenWeightsOptions): Promise<T
   try {
     for (const [shard, keys] of byShard) {
       const p = join(dir, shard);
+      // a shard (or the symlink it is) must resolve inside the index's directory, or be a hub blob
+      await containedRealpath(p, [dir], `${indexPath} weight_map (shard ${shard})`, { allowHubBlobs: true });
       let r;
       try {
         r = await resolveWeights(p, { ...opts, cwd: dir });
