@@ -2,7 +2,7 @@
  * Hostile `.sora` sources, configs and `--set` values (issue 14, items 7, 10, 12): each ends in a
  * typed diagnostic or error that names what to change, in bounded time, never a stack trace.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -121,5 +121,51 @@ describe('hostile sources and configs', () => {
   it('a float config may hold a large integral value', async () => {
     const r = await codesOf(tiny('  entry forward(x: f32[B, dim]) -> (y: f32[B, dim]) {\n    return x * scale\n  }', 'dim: int = 8\n    scale: float = 1.0'), { set: [['scale', '1e20']] });
     expect(r.codes).toEqual([]);
+  });
+});
+
+describe('.sora imports stay inside the project, std and SORAC_PATH', () => {
+  const proj = join(dir, 'proj');
+  const other = join(dir, 'elsewhere');
+  mkdirSync(join(proj, 'models'), { recursive: true });
+  mkdirSync(other, { recursive: true });
+  writeFileSync(join(proj, 'package.json'), '{}');
+  writeFileSync(join(proj, 'blocks.sora'), 'module Blk(d: int) {\n  param w: [d]\n}\n');
+  writeFileSync(join(other, 'lib.sora'), 'module L(d: int) {\n  param w: [d]\n}\n');
+  const model = (imp: string) => `import { ${imp.split('|')[0]} } from "${imp.split('|')[1]}"\n` + tiny(`  b = ${imp.split('|')[0]}(dim)\n  entry forward(x: f32[B, dim]) -> (y: f32[B, dim]) {\n    return x\n  }`);
+  const at = (name: string, src: string) => {
+    const f = join(proj, 'models', name);
+    writeFileSync(f, src);
+    return f;
+  };
+
+  it('an absolute import of /dev/zero is SORA2030 and reads nothing', async () => {
+    const t0 = performance.now();
+    const r = await codesOf('', { file: at('zero.sora', model('Z|/dev/zero')) });
+    expect(r.codes).toEqual(['SORA2030']);
+    expect(r.messages).toMatch(/SORAC_PATH/);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('../.. out of the project and std/../.. are SORA2030; ../ inside the project is fine', async () => {
+    expect((await codesOf('', { file: at('up.sora', model('L|../../elsewhere/lib')) })).codes).toEqual(['SORA2030']);
+    expect((await codesOf('', { file: at('std.sora', model('L|std/../../../../etc/passwd')) })).codes).toEqual(['SORA2030']);
+    expect((await codesOf('', { file: at('in.sora', model('Blk|../blocks')) })).codes).toEqual([]);
+  });
+
+  it('a symlink inside the project that leads out is SORA2030', async () => {
+    symlinkSync(join(other, 'lib.sora'), join(proj, 'link.sora'));
+    expect((await codesOf('', { file: at('link.sora', model('L|../link')) })).codes).toEqual(['SORA2030']);
+  });
+
+  it('SORAC_PATH admits another folder', async () => {
+    const prev = process.env.SORAC_PATH;
+    process.env.SORAC_PATH = other;
+    try {
+      expect((await codesOf('', { file: at('path.sora', model('L|../../elsewhere/lib')) })).codes).toEqual([]);
+    } finally {
+      if (prev === undefined) delete process.env.SORAC_PATH;
+      else process.env.SORAC_PATH = prev;
+    }
   });
 });
