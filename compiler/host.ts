@@ -2,8 +2,11 @@ import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { type Host, STD_DIR } from './program.ts';
 
-/** Largest source file read (the parser refuses more than 2 Mi characters; UTF-8 is at most 4 bytes each). */
-const MAX_SOURCE_BYTES = 8 * 1024 * 1024;
+/**
+ * Largest source file read whole. The parser refuses more than 2 Mi characters itself (SORA1004,
+ * with the limit in the message); this only bounds memory for a file far past that.
+ */
+const MAX_SOURCE_BYTES = 64 * 1024 * 1024;
 
 const real = (p: string): string => {
   try {
