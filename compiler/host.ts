@@ -42,7 +42,8 @@ export const fsHost: Host = {
   },
   importRoots(rootFile: string): readonly string[] {
     const extra = (process.env.SORAC_PATH ?? '').split(delimiter).filter(Boolean);
-    return [projectDir(rootFile), STD_DIR, ...extra].map(real);
+    // sorac's own files (std/ and the bundled examples/) are as trusted as the compiler itself
+    return [projectDir(rootFile), STD_DIR, join(dirname(STD_DIR), 'examples'), ...extra].map(real);
   },
   realpath(file: string): string | undefined {
     try {
