@@ -136,7 +136,7 @@ async function readHeader(fh: FileHandle, size: number, path: string) {
       onTooMany: (what, count) => {
         throw what === 'keys'
           ? limitExceeded('SORA5030', 'headerEntries', `${path}: the safetensors header lists more than ${count - 2} tensors`, count - 1, { path })
-          : limitExceeded('SORA5030', 'tensorDims', `${path}: a safetensors shape has more than ${count - 1} dimensions`, count, { path });
+          : limitExceeded('SORA5030', 'tensorDims', `${path}: an array in the safetensors header (a shape) has more than ${count - 1} elements`, count, { path });
       },
     });
   } catch (e) {
