@@ -11,6 +11,8 @@ import { isPipelineFile } from '../compiler/pipeline.ts';
 import { parse } from '../grammar/parser.ts';
 import { type Diagnostic, hasErrors } from '../core/diagnostics.ts';
 import { SoracError } from '../core/errors.ts';
+import { limit, limitExceeded } from '../core/limits.ts';
+import { jsonDepth } from '../compiler/config.ts';
 import { checkWeights, type LoadReport } from '../runtime/weights/load-report.ts';
 
 export { absentInputs, checkEntries, modelSources };
@@ -61,6 +63,8 @@ export function readConfigFile(path: string): Record<string, unknown> {
     throw new SoracError('SORA7002', `--config ${path} is not valid JSON: ${(e as Error).message}`, { hint: 'the config file must be a JSON object of config keys, e.g. {"depth": 4}', path });
   }
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw new SoracError('SORA7002', `--config ${path} must contain a JSON object`, { hint: 'e.g. {"hidden_size": 1152, "depth": 28}', path });
+  const max = limit('nestingDepth');
+  if (jsonDepth(v, max) > max) throw limitExceeded('SORA7030', 'nestingDepth', `--config ${path} nests more than ${max} levels deep`, max + 1, { path });
   return v as Record<string, unknown>;
 }
 

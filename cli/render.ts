@@ -9,6 +9,7 @@
  */
 import type { Diagnostic, Span } from '../core/diagnostics.ts';
 import type { SoracError } from '../core/errors.ts';
+import { printable } from '../core/printable.ts';
 
 export type Sources = ReadonlyMap<string, string>;
 
@@ -87,7 +88,8 @@ export function renderDiagnostics(ds: readonly Diagnostic[], sources: Sources, o
 
 /** An error that ends a command, as text: `error: CODE: message`, where it looked, the hint. */
 export function renderError(e: SoracError): string {
-  return `error: ${e.render()}`;
+  // messages quote keys, paths and values from untrusted files: controls are shown escaped
+  return `error: ${printable(e.render())}`;
 }
 
 /**

@@ -8,14 +8,50 @@ import { paramsOf } from './interp.ts';
 import type { ConfigInput } from './model.ts';
 import { suggest } from './program.ts';
 import { type Value, NONE } from './values.ts';
+import { limit, LIMITS } from '../core/limits.ts';
 
-function jsonToValue(v: unknown, origin: { span?: Span; label?: string }): Value | undefined {
+/** A config value sorac cannot represent exactly: nested too deep, or an integer past ±2^53. */
+class ConfigRange {
+  constructor(readonly why: string) {}
+}
+
+/** The deepest array/object nesting of a JSON value, measured without recursion (stops past `max`). */
+export function jsonDepth(v: unknown, max: number): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length) {
+    const [x, d] = stack.pop()!;
+    if (x === null || typeof x !== 'object') continue;
+    if (d + 1 > deepest) deepest = d + 1;
+    if (deepest > max) return deepest;
+    for (const c of Array.isArray(x) ? x : Object.values(x)) if (c !== null && typeof c === 'object') stack.push([c, d + 1]);
+  }
+  return deepest;
+}
+
+/**
+ * JSON -> Value. `intOnly`: the declared type is int (or a list of ints), so an integral number
+ * must be exact (|v| <= 2^53 - 1): `1e308` or `9007199254740993` (read as ...992) are refused
+ * rather than silently rounded or turned into infinite shapes.
+ */
+function jsonToValue(v: unknown, origin: { span?: Span; label?: string }, intOnly = false, depth = 0): Value | undefined {
+  if (depth === 0) {
+    const max = limit('nestingDepth');
+    if (jsonDepth(v, max) > max) throw new ConfigRange(`nested more than ${max} levels deep (the limit nestingDepth; raise it with ${LIMITS.nestingDepth.env}=N)`);
+  }
   if (v === null) return NONE;
   if (typeof v === 'boolean') return { k: 'bool', v, origin };
-  if (typeof v === 'number') return Number.isInteger(v) ? { k: 'int', v, origin } : { k: 'float', v, origin };
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new ConfigRange(`${v} is not a finite number`);
+    if (Number.isInteger(v) && !Number.isSafeInteger(v)) {
+      if (intOnly) throw new ConfigRange(`${v} is not an exact integer: integers must be within ±${Number.MAX_SAFE_INTEGER} (2^53 - 1)`);
+      return { k: 'float', v, origin };
+    }
+    return Number.isInteger(v) ? { k: 'int', v, origin } : { k: 'float', v, origin };
+  }
   if (typeof v === 'string') return { k: 'str', v, origin };
   if (Array.isArray(v)) {
-    const items = v.map((x) => jsonToValue(x, origin));
+    const items = v.map((x) => jsonToValue(x, origin, intOnly, depth + 1));
     if (items.some((x) => !x)) return undefined;
     return { k: 'list', items: items as Value[], origin };
   }
@@ -106,7 +142,14 @@ export function applyConfig(decl: A.ModuleDecl, cfg: ConfigInput | undefined, di
         if (!checkUpstream(decl, rules, k, raw, `config file ${cfg.file.path}`, diagnostics)) unknown.push(k);
         continue;
       }
-      const v = jsonToValue(raw, { label: `config file ${cfg.file.path}` });
+      let v: Value | undefined;
+      try {
+        v = jsonToValue(raw, { label: `config file ${cfg.file.path}` }, p.type?.name?.name === 'int');
+      } catch (e) {
+        if (!(e instanceof ConfigRange)) throw e;
+        diagnostics.push(diag('SORA7030', `config file ${cfg.file.path}: "${k}": ${e.why}`, undefined, { related: [{ span: p.span, message: 'declared here' }], hint: `give ${k} as ${p.type ? typeText(p.type) : 'a value'} in range` }));
+        continue;
+      }
       if (!v || !typeOk(p, v)) {
         diagnostics.push(diag('SORA7005', `config file ${cfg.file.path}: "${k}" must be ${p.type ? typeText(p.type) : 'a value'}, got ${JSON.stringify(raw)}`, undefined, { related: [{ span: p.span, message: 'declared here' }] }));
         continue;
@@ -133,7 +176,15 @@ export function applyConfig(decl: A.ModuleDecl, cfg: ConfigInput | undefined, di
           raw = rawIn === 'True' ? true : rawIn === 'False' ? false : rawIn === 'None' ? null : rawIn;
         }
       }
-      const v = jsonToValue(raw, { label: isSet ? `--set ${k}=${rawIn}` : 'API' });
+      let v: Value | undefined;
+      try {
+        v = jsonToValue(raw, { label: isSet ? `--set ${k}=${rawIn}` : 'API' }, p.type?.name?.name === 'int');
+      } catch (e) {
+        if (!(e instanceof ConfigRange)) throw e;
+        const shown = typeof rawIn === 'string' ? (rawIn.length > 60 ? rawIn.slice(0, 60) + '…' : rawIn) : '(value)';
+        diagnostics.push(diag('SORA7030', `${isSet ? '--set' : 'config'} ${k}=${shown}: ${e.why}`, undefined, { related: [{ span: p.span, message: 'declared here' }], hint: `give ${k} as ${p.type ? typeText(p.type) : 'a value'} in range` }));
+        continue;
+      }
       if (!v || !typeOk(p, v)) {
         diagnostics.push(diag(isSet ? 'SORA7003' : 'SORA7005', `${isSet ? '--set' : 'config'} ${k}=${String(rawIn)}: expected ${p.type ? typeText(p.type) : 'a value'}`, undefined, { related: [{ span: p.span, message: 'declared here' }] }));
         continue;

@@ -17,6 +17,7 @@ import type { GraphBuilder } from './graph.ts';
 import type { GlobalDecl, LoadedFile, Program } from './program.ts';
 import { suggest } from './program.ts';
 import { Sym } from './sym.ts';
+import { limit, LIMITS } from '../core/limits.ts';
 import { type Instance, NONE, type Origin, type Tensor, type TensorSlot, type Value, dimValue, typeName } from './values.ts';
 import { BUILTINS, isBuiltin } from './builtins/index.ts';
 import { BUILTIN_REFERENCE, signatureText } from './builtins/reference.ts';
@@ -53,6 +54,12 @@ export class Interp implements Tracer {
   /** the root model's member being elaborated (recorded as `via` on the tensors it brings in) */
   private rootMember: Span | undefined;
   private depth = 0;
+  /** check-time size limits (core/limits.ts): module instances, parameter elements */
+  private readonly maxInstances = limit('instances');
+  private readonly maxParameters = limit('parameters');
+  private parameterCount = 0;
+  /** set once a size limit is hit: every later instantiation aborts without another diagnostic */
+  private overLimit = false;
   /** collects tensor slots during elaboration */
   readonly slots: TensorSlot[] = [];
   /**
@@ -91,6 +98,13 @@ export class Interp implements Tracer {
    * tensor declarations become slots with concrete shapes.
    */
   instantiate(decl: A.ModuleDecl, file: LoadedFile, args: ReadonlyMap<string, Value>, path: string, callSpan?: Span): Instance {
+    if (this.overLimit) throw new Abort();
+    if (this.instancePaths.length >= this.maxInstances) {
+      this.overLimit = true;
+      this.error('SORA3030', `the model creates more than ${this.maxInstances} module instances (the limit instances); stopped at ${decl.name.name}`, callSpan ?? decl.name.span, {
+        hint: `check config values such as depth (e.g. --set depth=…) and nested repeats; if the model is really this large, raise the limit: ${LIMITS.instances.env}=${this.maxInstances * 10}`,
+      });
+    }
     if (++this.depth > MAX_CALL_DEPTH) this.error('SORA2011', `module ${decl.name.name} instantiates itself (nesting deeper than ${MAX_CALL_DEPTH})`, callSpan ?? decl.name.span);
     try {
       const inst: Instance = { decl, file, path, env: new Map(), members: new Map(), ...(callSpan ? { callSpan } : {}) };
@@ -201,6 +215,15 @@ export class Interp implements Tracer {
         if (m.dtype) {
           if (!isDType(m.dtype.name)) this.error('SORA3001', `unknown dtype "${m.dtype.name}"`, m.dtype.span, { hint: suggest(m.dtype.name, ['f32', 'f16', 'bf16', 'f64', 'i64', 'i32', 'bool']) });
           dtype = m.dtype.name;
+        }
+        if (m.kind === 'param') {
+          this.parameterCount += shape.reduce((a, b) => a * b, 1);
+          if (this.parameterCount > this.maxParameters) {
+            this.overLimit = true;
+            this.error('SORA3030', `the model has more than ${this.maxParameters} parameters (the limit parameters) at ${joinPath(inst.path, m.path.segments.map((s) => s.name).join('.'))} [${shape.join(', ')}]`, m.span, {
+              hint: `check the config values that size it (hidden sizes, depth); if the model is really this large, raise the limit: ${LIMITS.parameters.env}=${this.maxParameters * 10}`,
+            });
+          }
         }
         const key = joinPath(inst.path, m.path.segments.map((s) => s.name).join('.'));
         const slot: TensorSlot = { key, shape, dtype, kind: m.kind, span: m.span, file: frame.file, ...(this.rootMember && this.rootMember !== m.span ? { via: this.rootMember } : {}) };

@@ -12,6 +12,14 @@ import { type Diagnostic, diag } from '../core/diagnostics.ts';
 export interface Host {
   /** Read a source file; undefined when it does not exist or cannot be read. */
   readFile(file: string): string | undefined;
+  /**
+   * The directories imports of `rootFile` may read from (the project, std, SORAC_PATH), resolved;
+   * with `realpath`, every import must resolve inside one of them (SORA2030). Hosts without it
+   * (in-memory sources) do not restrict imports.
+   */
+  importRoots?(rootFile: string): readonly string[];
+  /** The real path of an existing file (symlinks resolved); undefined when it does not exist. */
+  realpath?(file: string): string | undefined;
 }
 
 /** Directory holding the standard library (`import { Linear } from "std/nn"`). */
@@ -65,6 +73,20 @@ export function loadProgram(rootPath: string, host: Host, opts: { rootText?: str
     return f;
   };
 
+  const roots = host.importRoots?.(abs);
+  /** An import target outside every allowed root: the diagnostic says which roots and how to widen them. */
+  const outsideRoots = (target: string): string | undefined => {
+    if (!roots) return undefined;
+    const lexical = path.resolve(target);
+    // symlinks resolved; a file that does not exist yet is judged by its folder
+    const real = host.realpath?.(lexical) ?? path.join(host.realpath?.(path.dirname(lexical)) ?? path.dirname(lexical), path.basename(lexical));
+    const within = (r: string, p: string) => {
+      const rel = path.relative(r, p);
+      return rel === '' || (!rel.startsWith('..' + path.sep) && rel !== '..' && !path.isAbsolute(rel));
+    };
+    return roots.some((r) => within(r, real)) ? undefined : real;
+  };
+
   const root = load(abs, opts.rootText);
   if (!root) {
     diagnostics.push(diag('SORA7001', `cannot read ${rootPath}`, undefined, { hint: 'check the path; sorac check takes a .sora file' }));
@@ -107,9 +129,24 @@ export function loadProgram(rootPath: string, host: Host, opts: { rootText?: str
       const target = spec.startsWith('std/') ? path.join(STD_DIR, spec.slice(4)) : path.resolve(path.dirname(f.path), spec);
       const candidates = target.endsWith('.sora') ? [target] : [target + '.sora', target];
       let imported: LoadedFile | undefined;
+      let refused: string | undefined;
       for (const c of candidates) {
+        // never read outside the project, std and SORAC_PATH: `/dev/zero`, `../../../etc/passwd`
+        const out = outsideRoots(c);
+        if (out !== undefined) {
+          refused = out;
+          break;
+        }
         imported = load(c);
         if (imported) break;
+      }
+      if (refused !== undefined) {
+        diagnostics.push(
+          diag('SORA2030', `import "${spec}" leaves the project: ${displayPath(refused, opts.cwd)} is outside ${roots!.map((r) => displayPath(r, opts.cwd)).join(', ')}; it was not read`, d.from.span, {
+            hint: 'import files inside the project (the nearest folder with .git or package.json above the model file, or the model file\'s folder) or std/; to allow another folder, add it to SORAC_PATH (separated by ' + JSON.stringify(path.delimiter) + ')',
+          }),
+        );
+        continue;
       }
       if (!imported) {
         diagnostics.push(diag('SORA2004', `cannot find module file "${spec}"`, d.from.span, { notes: [`looked for ${candidates.map((c) => displayPath(c, opts.cwd)).join(', ')}`], hint: 'std modules are imported as "std/nn"; other files by a path relative to this file' }));

@@ -55,6 +55,11 @@ export function rearrange(ctx: Ctx, x: Tensor, pattern: string, sizes: ReadonlyM
     ctx.interp.error('SORA3007', `pattern "${parts[0]!.trim()}" has ${left.length} axes but the tensor has shape ${ops.fmtShape(x.shape)} (rank ${x.shape.length})`, ctx.span, {
       hint: 'write one name or parenthesised group per input dimension',
     });
+  // axis sizes must be positive: a negative one (h=-2) made check pass and build crash
+  for (const [a, v] of sizes) {
+    const c = v.value();
+    if (c !== undefined && c < 1) ctx.interp.error('SORA3012', `axis size ${a}=${c} in ${mode} "${pattern}" must be a positive integer`, ctx.span, { hint: 'pass a size of at least 1' });
+  }
   const known = new Map(sizes);
   // solve left groups
   left.forEach((g, i) => {

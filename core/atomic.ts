@@ -77,16 +77,25 @@ export async function atomicWrite<T>(target: string, body: (fh: FileHandle) => P
   }
 }
 
+/**
+ * Most bytes handed to one `fh.write` call: Node refuses a single write of 2 GiB or more
+ * (ERR_OUT_OF_RANGE), so every writer goes through `writeFully`, which splits below it.
+ */
+export const MAX_WRITE_CHUNK = 1 << 30;
+
+/** Write all of `buf` at `pos` (short writes looped, each call below MAX_WRITE_CHUNK bytes). */
+export async function writeFully(fh: Pick<FileHandle, 'write'>, buf: Uint8Array, pos: number, maxChunk: number = MAX_WRITE_CHUNK): Promise<void> {
+  let done = 0;
+  while (done < buf.byteLength) {
+    const { bytesWritten } = await fh.write(buf, done, Math.min(maxChunk, buf.byteLength - done), pos + done);
+    if (bytesWritten <= 0) throw new Error(`write returned ${bytesWritten} bytes`);
+    done += bytesWritten;
+  }
+}
+
 /** Write bytes atomically (with `mode`, the new file gets exactly that mode). */
 export async function writeFileAtomic(path: string, bytes: Uint8Array, opts: { mode?: number } = {}): Promise<void> {
-  await atomicWrite(
-    path,
-    async (fh) => {
-      let done = 0;
-      while (done < bytes.byteLength) done += (await fh.write(bytes, done, bytes.byteLength - done, done)).bytesWritten;
-    },
-    opts,
-  );
+  await atomicWrite(path, (fh) => writeFully(fh, bytes, 0), opts);
 }
 
 /**

@@ -46,6 +46,7 @@ export const CODES = {
   SORA1003: e('syntax', 'unterminated string'),
   SORA1004: e('syntax', 'source too large (> 2 MiB) or nested more than 128 brackets deep'),
   SORA1005: e('syntax', 'invalid source encoding'),
+  SORA1030: e('syntax', 'expression nested too deeply'),
   // names and binding
   SORA2001: e('names', 'unknown name'),
   SORA2002: e('names', 'duplicate declaration / checkpoint key'),
@@ -58,6 +59,7 @@ export const CODES = {
   SORA2009: e('names', 'unknown member'),
   SORA2010: e('names', 'no model / no entry point'),
   SORA2011: e('names', 'recursion too deep'),
+  SORA2030: e('names', 'import outside the project, std and SORAC_PATH'),
   // types, shapes, dtypes
   SORA3001: e('types', 'type mismatch'),
   SORA3002: e('types', 'shape mismatch'),
@@ -73,6 +75,7 @@ export const CODES = {
   SORA3012: e('types', 'bad argument value'),
   SORA3013: e('types', 'output mismatch'),
   SORA3014: e('types', 'division by zero'),
+  SORA3030: e('types', 'model too large to check (instance or parameter limit)'),
   // emission
   SORA4001: e('emission', 'op not available at the target opset'),
   SORA4002: e('emission', 'inline weights too large for one ONNX file'),
@@ -91,6 +94,9 @@ export const CODES = {
   SORA5012: e('checkpoints', 'I/O error'),
   SORA5013: e('checkpoints', 'no tensors found'),
   SORA5014: e('checkpoints', 'cannot write a tensors file'),
+  SORA5030: e('checkpoints', 'checkpoint exceeds a reader resource limit'),
+  SORA5031: e('checkpoints', 'path leaves its checkpoint or cache root'),
+  SORA5032: e('checkpoints', 'not a regular file'),
   SORA5060: e('checkpoints', 'no model fits the checkpoint'),
   // training checkpoints
   SORA5101: e('training', 'wrong kind of directory'),
@@ -144,6 +150,7 @@ export const CODES = {
   SORA7010: e('configuration', 'model does not compile'),
   SORA7011: e('configuration', 'upstream parameter the model fixes or refuses'),
   SORA7020: e('configuration', 'output would replace or modify an input'),
+  SORA7030: e('configuration', 'config value out of range (non-finite, unsafe integer, nested too deeply)'),
   SORA7080: e('configuration', 'invalid workspace config (sorac.json)'),
   // pipelines and generation: declarations (80xx)
   SORA8001: e('generation', 'unknown or missing pipeline component'),

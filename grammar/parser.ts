@@ -8,6 +8,7 @@
 import { EmbeddedActionsParser, type IToken, type TokenType, EOF } from 'chevrotain';
 import type { Diagnostic, Span } from '../core/diagnostics.ts';
 import { diag } from '../core/diagnostics.ts';
+import { limit, LIMITS } from '../core/limits.ts';
 import type * as A from './ast.ts';
 import * as T from './lexer.ts';
 
@@ -832,9 +833,44 @@ export function parse(text: string, file = '<input>'): ParseResult {
     seen.add(span.start.offset);
     diagnostics.push(diag('SORA1002', `syntax error at ${describe(t)}: ${simplify(err.message)}`, span, { hint: hintFor(err.message) }));
   }
+  // operator chains (`1+1+…`, `a.b.c…`, `f()()…`) nest without brackets; every later stage walks
+  // expressions recursively, so refuse chains past the limit here, with the place and the fix
+  const tooDeep = deepestOperatorChain(decls, limit('exprDepth'));
+  if (tooDeep) {
+    const info = LIMITS.exprDepth;
+    diagnostics.push(
+      diag('SORA1030', `expression nests more than ${limit('exprDepth')} operators (the limit exprDepth)`, tooDeep.span, {
+        hint: `split it with let bindings (let a = …; let b = a + …); if it is really needed, raise the limit: ${info.env}=${limit('exprDepth') * 10}`,
+      }),
+    );
+    return { ast: empty, diagnostics };
+  }
   const comments: A.Comment[] = ((lexed.groups.comments as IToken[] | undefined) ?? []).map((c) => ({ text: c.image, span: tokenSpan(file, c) }));
   const end = pointSpan(file, text, text.length, 0);
   return { ast: { kind: 'file', file, decls: decls.filter(Boolean), comments, span: { file, start: { offset: 0, line: 1, col: 1 }, end: end.start } }, diagnostics };
+}
+
+const OPERATOR_KINDS = new Set(['binary', 'unary', 'ternary', 'call', 'member', 'index']);
+
+/** The first expression node nested under more than `max` operator nodes (iterative walk), if any. */
+function deepestOperatorChain(decls: readonly A.Decl[], max: number): { span: Span } | undefined {
+  const stack: [unknown, number][] = decls.map((d) => [d, 0]);
+  while (stack.length) {
+    const [node, depth] = stack.pop()!;
+    if (!node || typeof node !== 'object') continue;
+    let d = depth;
+    const kind = (node as { kind?: unknown }).kind;
+    if (typeof kind === 'string' && OPERATOR_KINDS.has(kind)) {
+      d++;
+      if (d > max) return { span: (node as { span: Span }).span };
+    }
+    if (Array.isArray(node)) {
+      for (const c of node) if (c && typeof c === 'object') stack.push([c, d]);
+      continue;
+    }
+    for (const [k, c] of Object.entries(node)) if (k !== 'span' && c && typeof c === 'object') stack.push([c, d]);
+  }
+  return undefined;
 }
 
 function simplify(msg: string): string {

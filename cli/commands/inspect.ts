@@ -7,6 +7,7 @@ import { DTYPE_SIZE } from '../../core/dtype.ts';
 import { collapseKeys, formatBytes, openWeights, renderCollapsed, type TensorStore } from '../../api/weights.ts';
 import type { RegisterCommand } from '../command.ts';
 import { usageError } from '../io.ts';
+import { printable } from '../../core/printable.ts';
 
 interface InspectOpts {
   json?: boolean;
@@ -98,7 +99,8 @@ export function renderInspect(d: ReturnType<typeof inspectData>, opts: { all?: b
       opts.all ? Infinity : 200,
     );
   }
-  return s;
+  // keys, metadata and paths come from the file: never send its control characters to the terminal
+  return printable(s);
 }
 
 export const registerInspect: RegisterCommand = (program, io, setExit) => {

@@ -17,6 +17,7 @@ import { rmSync } from 'node:fs';
 import { link, mkdtemp, open, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { writeFully } from '../../core/atomic.ts';
 import { canConvert, convertBytes, ConversionError } from '../../core/convert.ts';
 import { type DType, DTYPE_SIZE } from '../../core/dtype.ts';
 import { SoracError } from '../../core/errors.ts';
@@ -276,8 +277,7 @@ async function bindInto(
         elems += chunk.byteLength / DTYPE_SIZE[s.dtype];
         if (!fh) parts.push(out);
         else {
-          let done = 0;
-          while (done < out.byteLength) done += (await fh.write(out, done, out.byteLength - done, pos + done)).bytesWritten;
+          await writeFully(fh, out, pos);
           pos += out.byteLength;
         }
       }

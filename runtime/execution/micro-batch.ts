@@ -23,7 +23,7 @@ import { type HostTensor, fmtShape, hostBytes, hostFromBytes, shapeNumel } from 
 import { validateInputs } from './inputs.ts';
 import type { SoracSession } from './session.ts';
 import { SoracError } from '../../core/errors.ts';
-import { atomicWrite } from '../../core/atomic.ts';
+import { atomicWrite, writeFully } from '../../core/atomic.ts';
 import { buildHeader } from '../formats/safetensors-writer.ts';
 
 /** One `micro_batch(...)` declaration as recorded in the graph metadata. */
@@ -278,8 +278,7 @@ export async function runMicroBatched(
 }
 
 async function writeAt(fh: import('node:fs/promises').FileHandle, buf: Uint8Array, pos: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) done += (await fh.write(buf, done, buf.length - done, pos + done)).bytesWritten;
+  await writeFully(fh, buf, pos);
 }
 
 function declarationError(plan: MicroBatchPlan, name: string, c: Chunk, got: number): SoracError {

@@ -15,7 +15,7 @@
  */
 import { type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { atomicWrite } from '../../core/atomic.ts';
+import { atomicWrite, writeFully } from '../../core/atomic.ts';
 import { SoracError } from '../../core/errors.ts';
 import { type DType, DTYPE_SIZE, SAFETENSORS_DTYPE } from '../../core/dtype.ts';
 
@@ -130,11 +130,7 @@ async function* chunksOf(src: TensorSource): AsyncIterable<Uint8Array> {
 }
 
 async function writeAll(fh: FileHandle, buf: Uint8Array, pos: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done);
-    done += bytesWritten;
-  }
+  await writeFully(fh, buf, pos);
 }
 
 /**

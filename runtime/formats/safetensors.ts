@@ -6,9 +6,11 @@
  * `{ "__metadata__"?: {str: str}, key: {dtype, shape, data_offsets: [begin, end]} }`, then the
  * byte buffer; offsets are relative to the start of the buffer (8 + N).
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { type FileHandle } from 'node:fs/promises';
 import { type DType, SAFETENSORS_DTYPE } from '../../core/dtype.ts';
 import { SoracError } from '../../core/errors.ts';
+import { limit, limitExceeded } from '../../core/limits.ts';
+import { openRegularFile } from './safe-fs.ts';
 import { type JsonValue, parseStrictJson, StrictJsonError } from './strict-json.ts';
 
 export interface TensorInfo {
@@ -49,8 +51,9 @@ export const MAX_HEADER_SIZE = 100_000_000;
 export async function openSafetensors(path: string): Promise<SafetensorsFile> {
   let fh: FileHandle;
   try {
-    fh = await open(path, 'r');
+    fh = await openRegularFile(path);
   } catch (e) {
+    if (e instanceof SoracError) throw e;
     throw new SafetensorsError('io', `cannot open: ${(e as Error).message}`, path);
   }
   try {
@@ -116,15 +119,28 @@ async function readHeader(fh: FileHandle, size: number, path: string) {
   if ((await readExact(fh, hb, 0, headerLength, 8)) !== headerLength) throw new SafetensorsError('truncated', 'file ended inside the header', path);
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(hb);
+    // ignoreBOM: keep a leading U+FEFF so the "{" rule rejects it, as the reference does
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(hb);
   } catch {
     throw new SafetensorsError('header-utf8', 'header is not valid UTF-8', path);
   }
   if (text[0] !== '{') throw new SafetensorsError('header-start', `header must start with "{" (found ${JSON.stringify(text.slice(0, 8))})`, path);
   let json: JsonValue;
   try {
-    json = parseStrictJson(text);
+    const maxEntries = limit('headerEntries');
+    const maxDims = limit('tensorDims');
+    json = parseStrictJson(text, {
+      maxDepth: 64,
+      maxTopKeys: maxEntries + 1, // + __metadata__
+      maxArrayItems: Math.max(maxDims, 2),
+      onTooMany: (what, count) => {
+        throw what === 'keys'
+          ? limitExceeded('SORA5030', 'headerEntries', `${path}: the safetensors header lists more than ${count - 2} tensors`, count - 1, { path })
+          : limitExceeded('SORA5030', 'tensorDims', `${path}: an array in the safetensors header (a shape) has more than ${count - 1} elements`, count, { path });
+      },
+    });
   } catch (e) {
+    if (e instanceof SoracError && !(e instanceof StrictJsonError)) throw e;
     if (e instanceof StrictJsonError && e.kind === 'duplicate-key') throw new SafetensorsError('duplicate-key', `header has a ${e.message}`, path);
     throw new SafetensorsError('header-json', `header is not valid JSON: ${(e as Error).message}`, path);
   }
@@ -146,7 +162,8 @@ async function readHeader(fh: FileHandle, size: number, path: string) {
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new SafetensorsError('tensor-entry', `entry ${JSON.stringify(key)} is not an object`, path);
     const e = v as { dtype?: JsonValue; shape?: JsonValue; data_offsets?: JsonValue };
     // Unknown fields inside an entry are ignored, as serde does in the reference implementation.
-    if (typeof e.dtype !== 'string' || !(e.dtype in SAFETENSORS_KNOWN_DTYPES))
+    // own properties only: "toString" / "__proto__" are not dtypes
+    if (typeof e.dtype !== 'string' || !Object.hasOwn(SAFETENSORS_KNOWN_DTYPES, e.dtype))
       throw new SafetensorsError('dtype', `tensor ${JSON.stringify(key)} has unknown dtype ${JSON.stringify(e.dtype)}`, path);
     const bits = SAFETENSORS_KNOWN_DTYPES[e.dtype]!;
     if (!Array.isArray(e.shape) || !e.shape.every((d) => (typeof d === 'number' && Number.isSafeInteger(d) && d >= 0 && !Object.is(d, -0)) || (typeof d === 'bigint' && d >= 0n)))
@@ -159,13 +176,21 @@ async function readHeader(fh: FileHandle, size: number, path: string) {
     let fast = 1;
     for (const d of e.shape) fast *= typeof d === 'number' ? d : Number(d);
     let numel: bigint;
+    let overflow = false;
     if (Number.isSafeInteger(fast * bits)) numel = BigInt(fast);
     else {
+      // checked product, stopping at the first overflow (never a product of thousands of huge factors)
       numel = 1n;
-      for (const d of e.shape) numel *= BigInt(d as number | bigint);
+      for (const d of e.shape) {
+        numel *= BigInt(d as number | bigint);
+        if (numel > U64_MAX) {
+          overflow = true;
+          break;
+        }
+      }
     }
     const totalBits = numel * BigInt(bits);
-    if (numel > 2n ** 64n - 1n || totalBits > 2n ** 64n - 1n)
+    if (overflow || numel > U64_MAX || totalBits > U64_MAX)
       throw new SafetensorsError('numel-overflow', `tensor ${JSON.stringify(key)} shape ${show(e.shape)} overflows the element count`, path);
     if (totalBits % 8n !== 0n) throw new SafetensorsError('misaligned', `tensor ${JSON.stringify(key)} ends inside a byte (${totalBits} bits)`, path);
     const begin = BigInt(off[0] as number | bigint);
@@ -193,6 +218,8 @@ async function readHeader(fh: FileHandle, size: number, path: string) {
   }
   return { headerLength, metadata, tensors: new Map(list.map((t) => [t.key, t])) };
 }
+
+const U64_MAX = 2n ** 64n - 1n;
 
 function show(v: unknown): string {
   return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));

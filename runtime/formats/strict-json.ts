@@ -29,7 +29,25 @@ export class JsonFloat {
 
 export type JsonValue = null | boolean | number | bigint | JsonFloat | string | JsonValue[] | { [k: string]: JsonValue };
 
-export function parseStrictJson(text: string, maxDepth = 64): JsonValue {
+export interface StrictJsonLimits {
+  /** nesting depth (default 64) */
+  readonly maxDepth?: number;
+  /** members of the top-level object; `onTooMany` is called past it (before more is parsed) */
+  readonly maxTopKeys?: number;
+  /** elements of any array; `onTooMany` is called past it */
+  readonly maxArrayItems?: number;
+  readonly onTooMany?: (what: 'keys' | 'items', count: number) => never;
+}
+
+export function parseStrictJson(text: string, limits: StrictJsonLimits | number = {}): JsonValue {
+  const lim: StrictJsonLimits = typeof limits === 'number' ? { maxDepth: limits } : limits;
+  const maxDepth = lim.maxDepth ?? 64;
+  const maxTopKeys = lim.maxTopKeys ?? Infinity;
+  const maxArrayItems = lim.maxArrayItems ?? Infinity;
+  const tooMany = (what: 'keys' | 'items', count: number): never => {
+    if (lim.onTooMany) lim.onTooMany(what, count);
+    throw new StrictJsonError('syntax', `more than ${count - 1} ${what === 'keys' ? 'object members' : 'array elements'}`, i);
+  };
   let i = 0;
   const n = text.length;
   const ws = () => {
@@ -121,6 +139,7 @@ export function parseStrictJson(text: string, maxDepth = 64): JsonValue {
         const k = str();
         if (seen.has(k)) throw new StrictJsonError('duplicate-key', `duplicate key ${JSON.stringify(k)} at position ${keyPos}`, keyPos);
         seen.add(k);
+        if (depth === 0 && seen.size > maxTopKeys) tooMany('keys', seen.size);
         ws();
         if (text[i] !== ':') fail('expected ":"');
         i++;
@@ -146,6 +165,7 @@ export function parseStrictJson(text: string, maxDepth = 64): JsonValue {
         return arr;
       }
       for (;;) {
+        if (arr.length >= maxArrayItems) tooMany('items', arr.length + 1);
         arr.push(value(depth + 1));
         ws();
         if (text[i] === ',') {

@@ -6,11 +6,13 @@
  *
  * The legacy (pre-1.6, non-zip) format is refused with a conversion hint.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { type FileHandle } from 'node:fs/promises';
 import { DTYPE_SIZE } from '../../core/dtype.ts';
 import { readExact } from './safetensors.ts';
+import { openRegularFile } from './safe-fs.ts';
 import { PickleError, PyTuple, STORAGE_DTYPE, unpickle, type PyStorage, type PyTensor, type PyValue } from './unpickle.ts';
 import { SoracError } from '../../core/errors.ts';
+import { limit, limitExceeded } from '../../core/limits.ts';
 import { entryDataOffset, readEntry, readZipDirectory, ZipError, type ZipEntry } from './zip.ts';
 
 export type SniffedFormat = 'safetensors' | 'torch-zip' | 'torch-legacy' | 'torch-legacy-tar' | 'pickle' | 'json' | 'unknown' | 'empty';
@@ -23,7 +25,7 @@ export const LEGACY_HINT =
 
 /** Identify a weights file by its first bytes (extensions lie: Open-Sora's `lr_scheduler` has none). */
 export async function sniffFile(path: string): Promise<SniffedFormat> {
-  const fh = await open(path, 'r');
+  const fh = await openRegularFile(path);
   try {
     const size = (await fh.stat()).size;
     if (size === 0) return 'empty';
@@ -106,6 +108,7 @@ function wrapError(e: unknown, path: string): never {
 
 export async function openTorchFile(path: string): Promise<TorchFile> {
   const kind = await sniffFile(path).catch((e) => {
+    if (e instanceof SoracError) throw e;
     throw new SoracError('SORA5012', `${path}: cannot read: ${(e as Error).message}`, { looked: [], path });
   });
   if (kind === 'torch-legacy' || kind === 'torch-legacy-tar' || kind === 'pickle')
@@ -113,8 +116,9 @@ export async function openTorchFile(path: string): Promise<TorchFile> {
   if (kind !== 'torch-zip') throw new SoracError('SORA5005', `${path} is not a PyTorch zip archive (detected: ${kind})`, { looked: [], path });
   let fh: FileHandle;
   try {
-    fh = await open(path, 'r');
+    fh = await openRegularFile(path);
   } catch (e) {
+    if (e instanceof SoracError) throw e;
     throw new SoracError('SORA5012', `${path}: cannot open: ${(e as Error).message}`, { looked: [], path });
   }
   try {
@@ -225,7 +229,12 @@ export async function openTorchFile(path: string): Promise<TorchFile> {
         const n = numelOf(t.shape);
         if (n === 0) return new Uint8Array(0);
         if (isContiguous(t.shape, t.stride)) return swap(await readRange(t.storage.key, t.storageOffset * es, n * es), es);
-        // Materialise a strided view: read the span it touches, then gather in C order.
+        // Materialise a strided view: read the span it touches, then gather in C order. A view may
+        // repeat its storage (stride 0: 4 bytes -> GBs); cap what one view may expand to.
+        const rec = records.get(t.storage.key)!;
+        const ratio = limit('viewExpansionRatio');
+        if (n * es > 16 << 20 && n * es > Math.max(1, rec.entry.size) * ratio)
+          throw limitExceeded('SORA5030', 'viewExpansionRatio', `${path}: a view of shape [${t.shape}] stride [${t.stride}] materialises ${n * es} bytes from a ${rec.entry.size}-byte storage`, Math.round((n * es) / Math.max(1, rec.entry.size)), { path });
         let maxIdx = 0;
         for (let d = 0; d < t.shape.length; d++) maxIdx += (t.shape[d]! - 1) * t.stride[d]!;
         const span = await readRange(t.storage.key, t.storageOffset * es, (maxIdx + 1) * es);

@@ -123,7 +123,7 @@ async function* chunks(src: TensorSource): AsyncIterable<Uint8Array> {
 /** Positional write in pieces of at most 1 MiB (large single writes are much slower through the page cache). */
 async function writeAt(fh: FileHandle, buf: Uint8Array, pos: number) {
   let done = 0;
-  while (done < buf.length) done += (await fh.write(buf, done, Math.min(1 << 20, buf.length - done), pos + done)).bytesWritten;
+  while (done < buf.length) done += (await fh.write(buf, done, Math.min(1 << 20, buf.length - done), pos + done)).bytesWritten; // 1 MiB per call, below MAX_WRITE_CHUNK
 }
 
 interface Rec {

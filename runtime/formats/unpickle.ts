@@ -23,6 +23,7 @@
  */
 import { type DType } from '../../core/dtype.ts';
 import { SoracError } from '../../core/errors.ts';
+import { limit, limitExceeded } from '../../core/limits.ts';
 
 /** Refused (SORA5003: a global or opcode outside the allow-list) or malformed (SORA5005) pickle content. */
 export class PickleError extends SoracError {
@@ -304,6 +305,23 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
   const marks: number[] = [];
   const memo = new Map<number, PyValue>();
   const decoder = new TextDecoder('utf-8', { fatal: true });
+  // Resource bounds: objects built (containers, tensors, strings, bytes) and nesting depth of
+  // containers as they are built (consumers also walk iteratively or with their own depth cap,
+  // since memo references can nest containers after the fact).
+  const maxObjects = limit('pickleObjects');
+  const maxDepth = limit('nestingDepth');
+  let objects = 0;
+  const depthOf = new WeakMap<object, number>();
+  const built = () => {
+    if (++objects > maxObjects) throw limitExceeded('SORA5030', 'pickleObjects', `the pickle builds more than ${maxObjects} objects (at byte ${i})`, objects);
+  };
+  /** Record that `parent` now holds `children`; refuse nesting past the limit. */
+  const nest = (parent: object, children: readonly PyValue[]) => {
+    let d = depthOf.get(parent) ?? 1;
+    for (const c of children) if (c && typeof c === 'object') d = Math.max(d, (depthOf.get(c) ?? 1) + 1);
+    if (d > maxDepth) throw limitExceeded('SORA5030', 'nestingDepth', `the pickle nests containers more than ${maxDepth} deep (at byte ${i})`, d);
+    depthOf.set(parent, d);
+  };
 
   const need = (k: number) => {
     if (k < 0 || i + k > n) throw new PickleError('format', `pickle truncated at byte ${i} (needs ${k} more bytes)`);
@@ -358,11 +376,14 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
     i = end + 1;
     return s;
   };
+  const maxLong = limit('pickleLongBytes');
   const long = (len: number): number | bigint => {
+    if (len > maxLong) throw limitExceeded('SORA5030', 'pickleLongBytes', `pickled integer of ${len} bytes at byte ${i}`, len);
     need(len);
     if (len === 0) return 0;
-    let v = 0n;
-    for (let k = len - 1; k >= 0; k--) v = (v << 8n) | BigInt(data[i + k]!);
+    // little-endian two's complement -> bigint in one step (hex), never byte-wise shifts
+    const hex = Buffer.from(data.subarray(i, i + len)).reverse().toString('hex');
+    let v = BigInt('0x' + hex);
     if (data[i + len - 1]! & 0x80) v -= 1n << BigInt(8 * len);
     i += len;
     return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
@@ -373,6 +394,12 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
     if (!isMap(target)) throw new PickleError('format', 'SETITEM(S) on a non-dict');
     if (items.length % 2) throw new PickleError('format', 'odd number of SETITEMS arguments');
     for (let k = 0; k < items.length; k += 2) target.set(toKey(items[k]!), items[k + 1]!);
+    nest(target, items);
+  };
+  const push = (v: PyValue, children?: readonly PyValue[]) => {
+    built();
+    if (children && v && typeof v === 'object') nest(v, children);
+    stack.push(v);
   };
 
   while (i < n) {
@@ -395,14 +422,14 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
       case 0x63: { // GLOBAL "module\nname\n"
         const mod = line();
         const name = line();
-        stack.push(resolveGlobal(mod, name));
+        push(resolveGlobal(mod, name));
         break;
       }
       case 0x93: { // STACK_GLOBAL
         const name = pop();
         const mod = pop();
         if (typeof mod !== 'string' || typeof name !== 'string') throw new PickleError('format', 'STACK_GLOBAL needs two strings');
-        stack.push(resolveGlobal(mod, name));
+        push(resolveGlobal(mod, name));
         break;
       }
       case 0x52: { // REDUCE
@@ -411,11 +438,11 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
         if (!(args instanceof PyTuple)) throw new PickleError('format', 'REDUCE arguments are not a tuple');
         // an inert global (or an inert record used as a callable): recorded, never called
         if (isInertGlobal(fn) || isPyObject(fn)) {
-          stack.push(inertCall(fn, args.items));
+          push(inertCall(fn, args.items), args.items);
           break;
         }
         if (!fn || typeof fn !== 'object' || (fn as unknown as PyGlobal).kind !== 'global') throw new PickleError('format', 'REDUCE on a non-callable');
-        stack.push(call(fn as unknown as PyGlobal, args.items));
+        push(call(fn as unknown as PyGlobal, args.items), args.items);
         break;
       }
       case 0x81: { // NEWOBJ cls.__new__(cls, *args)
@@ -423,7 +450,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
         const cls = pop();
         const name = cls && typeof cls === 'object' && (cls as PyGlobal).kind === 'global' ? (cls as PyGlobal).name : '?';
         if (name === 'collections.OrderedDict') {
-          stack.push(new Map());
+          push(new Map());
           break;
         }
         if (isInertGlobal(cls)) {
@@ -444,18 +471,19 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
         break;
       }
       case 0x74: { // TUPLE
-        stack.push(new PyTuple(popMark()));
+        const items = popMark();
+        push(new PyTuple(items), items);
         break;
       }
-      case 0x29: stack.push(new PyTuple([])); break; // EMPTY_TUPLE
-      case 0x85: { const a = pop(); stack.push(new PyTuple([a])); break; } // TUPLE1
-      case 0x86: { const b = pop(); const a = pop(); stack.push(new PyTuple([a, b])); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); const a = pop(); stack.push(new PyTuple([a, b, c])); break; } // TUPLE3
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x6c: stack.push(popMark()); break; // LIST
-      case 0x7d: stack.push(new Map()); break; // EMPTY_DICT
-      case 0x64: { const m = new Map<PyKey, PyValue>(); setItems(m, popMark()); stack.push(m); break; } // DICT
-      case 0x8f: stack.push(new Set()); break; // EMPTY_SET
+      case 0x29: push(new PyTuple([])); break; // EMPTY_TUPLE
+      case 0x85: { const a = pop(); push(new PyTuple([a]), [a]); break; } // TUPLE1
+      case 0x86: { const b = pop(); const a = pop(); push(new PyTuple([a, b]), [a, b]); break; } // TUPLE2
+      case 0x87: { const c = pop(); const b = pop(); const a = pop(); push(new PyTuple([a, b, c]), [a, b, c]); break; } // TUPLE3
+      case 0x5d: push([]); break; // EMPTY_LIST
+      case 0x6c: { const items = popMark(); push(items, items); break; } // LIST
+      case 0x7d: push(new Map()); break; // EMPTY_DICT
+      case 0x64: { const m = new Map<PyKey, PyValue>(); setItems(m, popMark()); push(m); break; } // DICT
+      case 0x8f: push(new Set()); break; // EMPTY_SET
       case 0x90: { // ADDITEMS
         const items = popMark();
         const s = top();
@@ -463,13 +491,14 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
         for (const x of items) s.add(toKey(x));
         break;
       }
-      case 0x91: stack.push(new Set(popMark().map(toKey))); break; // FROZENSET
+      case 0x91: push(new Set(popMark().map(toKey))); break; // FROZENSET
       case 0x61: { // APPEND
         const v = pop();
         const t = top();
         const l = isPyObject(t) ? (t.list ??= []) : t;
         if (!Array.isArray(l)) throw new PickleError('format', 'APPEND on a non-list');
         l.push(v);
+        nest(l, [v]);
         break;
       }
       case 0x65: { // APPENDS
@@ -478,42 +507,43 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): PyValue 
         const l = isPyObject(t) ? (t.list ??= []) : t;
         if (!Array.isArray(l)) throw new PickleError('format', 'APPENDS on a non-list');
         for (const x of items) l.push(x);
+        nest(l, items);
         break;
       }
       case 0x73: { const v = pop(); const k = pop(); setItems(top(), [k, v]); break; } // SETITEM
       case 0x75: { const items = popMark(); setItems(top(), items); break; } // SETITEMS
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x4a: need(4); stack.push(dv.getInt32(i, true)); i += 4; break; // BININT
-      case 0x4b: need(1); stack.push(data[i++]!); break; // BININT1
-      case 0x4d: need(2); stack.push(dv.getUint16(i, true)); i += 2; break; // BININT2
-      case 0x8a: { need(1); const len = data[i++]!; stack.push(long(len)); break; } // LONG1
-      case 0x8b: { const len = u32(); stack.push(long(len)); break; } // LONG4
-      case 0x47: need(8); stack.push(dv.getFloat64(i, false)); i += 8; break; // BINFLOAT (big-endian)
-      case 0x58: { const len = u32(); stack.push(str(len)); break; } // BINUNICODE
-      case 0x8c: { need(1); const len = data[i++]!; stack.push(str(len)); break; } // SHORT_BINUNICODE
-      case 0x8d: { const len = u64(); stack.push(str(len)); break; } // BINUNICODE8
-      case 0x55: { need(1); const len = data[i++]!; stack.push(new TextDecoder('latin1').decode(bytes(len))); break; } // SHORT_BINSTRING
-      case 0x54: { need(4); const len = dv.getInt32(i, true); i += 4; if (len < 0) throw new PickleError('format', 'negative BINSTRING length'); stack.push(new TextDecoder('latin1').decode(bytes(len))); break; } // BINSTRING
-      case 0x42: { const len = u32(); stack.push(bytes(len)); break; } // BINBYTES
-      case 0x43: { need(1); const len = data[i++]!; stack.push(bytes(len)); break; } // SHORT_BINBYTES
-      case 0x8e: { const len = u64(); stack.push(bytes(len)); break; } // BINBYTES8
-      case 0x96: { const len = u64(); stack.push(bytes(len)); break; } // BYTEARRAY8
+      case 0x4e: push(null); break; // NONE
+      case 0x88: push(true); break; // NEWTRUE
+      case 0x89: push(false); break; // NEWFALSE
+      case 0x4a: need(4); push(dv.getInt32(i, true)); i += 4; break; // BININT
+      case 0x4b: need(1); push(data[i++]!); break; // BININT1
+      case 0x4d: need(2); push(dv.getUint16(i, true)); i += 2; break; // BININT2
+      case 0x8a: { need(1); const len = data[i++]!; push(long(len)); break; } // LONG1
+      case 0x8b: { const len = u32(); push(long(len)); break; } // LONG4
+      case 0x47: need(8); push(dv.getFloat64(i, false)); i += 8; break; // BINFLOAT (big-endian)
+      case 0x58: { const len = u32(); push(str(len)); break; } // BINUNICODE
+      case 0x8c: { need(1); const len = data[i++]!; push(str(len)); break; } // SHORT_BINUNICODE
+      case 0x8d: { const len = u64(); push(str(len)); break; } // BINUNICODE8
+      case 0x55: { need(1); const len = data[i++]!; push(new TextDecoder('latin1').decode(bytes(len))); break; } // SHORT_BINSTRING
+      case 0x54: { need(4); const len = dv.getInt32(i, true); i += 4; if (len < 0) throw new PickleError('format', 'negative BINSTRING length'); push(new TextDecoder('latin1').decode(bytes(len))); break; } // BINSTRING
+      case 0x42: { const len = u32(); push(bytes(len)); break; } // BINBYTES
+      case 0x43: { need(1); const len = data[i++]!; push(bytes(len)); break; } // SHORT_BINBYTES
+      case 0x8e: { const len = u64(); push(bytes(len)); break; } // BINBYTES8
+      case 0x96: { const len = u64(); push(bytes(len)); break; } // BYTEARRAY8
       case 0x51: { // BINPERSID
         const pid = pop();
         if (!opts.persistentLoad) throw new PickleError('format', 'persistent id in a pickle that should not have any');
-        stack.push(opts.persistentLoad(pid));
+        push(opts.persistentLoad(pid));
         break;
       }
-      case 0x68: { need(1); const k = data[i++]!; if (!memo.has(k)) throw new PickleError('format', `memo key ${k} missing`); stack.push(memo.get(k)!); break; } // BINGET
-      case 0x6a: { const k = u32(); if (!memo.has(k)) throw new PickleError('format', `memo key ${k} missing`); stack.push(memo.get(k)!); break; } // LONG_BINGET
+      case 0x68: { need(1); const k = data[i++]!; if (!memo.has(k)) throw new PickleError('format', `memo key ${k} missing`); push(memo.get(k)!); break; } // BINGET
+      case 0x6a: { const k = u32(); if (!memo.has(k)) throw new PickleError('format', `memo key ${k} missing`); push(memo.get(k)!); break; } // LONG_BINGET
       case 0x71: { need(1); memo.set(data[i++]!, top()); break; } // BINPUT
       case 0x72: { const k = u32(); memo.set(k, top()); break; } // LONG_BINPUT
       case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
       case 0x30: pop(); break; // POP
       case 0x31: popMark(); break; // POP_MARK
-      case 0x32: stack.push(top()); break; // DUP
+      case 0x32: push(top()); break; // DUP
       default: {
         const names: Record<number, string> = { 0x69: 'INST', 0x6f: 'OBJ', 0x82: 'EXT1', 0x83: 'EXT2', 0x84: 'EXT4', 0x50: 'PERSID', 0x92: 'NEWOBJ_EX', 0x97: 'NEXT_BUFFER', 0x98: 'READONLY_BUFFER' };
         const nm = names[op] ?? `0x${op.toString(16).padStart(2, '0')}`;

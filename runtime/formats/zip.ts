@@ -10,6 +10,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { inflateRawSync } from 'node:zlib';
 import { SoracError } from '../../core/errors.ts';
+import { limit, limitExceeded } from '../../core/limits.ts';
 import { readExact } from './safetensors.ts';
 
 /** A corrupt or unsupported zip archive (a PyTorch file's container). */
@@ -75,9 +76,14 @@ export async function readZipDirectory(fh: FileHandle, size: number): Promise<Zi
   if (cdOffset + cdSize > size) throw new ZipError(`central directory (offset ${cdOffset}, ${cdSize} bytes) lies outside the ${size}-byte file (truncated?)`);
   if (cdSize > MAX_CD_SIZE) throw new ZipError(`central directory of ${cdSize} bytes exceeds the ${MAX_CD_SIZE}-byte cap`);
   if (count * 46 > cdSize) throw new ZipError(`central directory claims ${count} entries but is only ${cdSize} bytes`);
+  const maxEntries = limit('headerEntries');
+  if (count > maxEntries) throw limitExceeded('SORA5030', 'headerEntries', `the zip central directory lists ${count} records`, count);
   const cd = Buffer.alloc(cdSize);
   if ((await readExact(fh, cd, 0, cdSize, cdOffset)) !== cdSize) throw new ZipError('could not read the central directory');
   const out: ZipEntry[] = [];
+  // each record has its own local header: entries sharing one alias (overlap) the same bytes, a
+  // zip-bomb technique that makes every per-record pass (CRC, reads) repeat the same data
+  const locals = new Map<number, string>();
   let p = 0;
   for (let i = 0; i < count; i++) {
     if (p + 46 > cdSize || cd.readUInt32LE(p) !== CD_SIG) throw new ZipError(`central directory entry ${i} is corrupt`);
@@ -114,6 +120,9 @@ export async function readZipDirectory(fh: FileHandle, size: number): Promise<Zi
       }
       e += 4 + len;
     }
+    const dup = locals.get(local);
+    if (dup !== undefined) throw new ZipError(`central directory entries "${dup}" and "${name}" share one record (overlapping entries)`);
+    locals.set(local, name);
     out.push({ name, method, compressedSize: csize, size: usize, crc32, localHeaderOffset: local });
     p += 46 + nameLen + extraLen + commentLen;
   }
@@ -141,6 +150,10 @@ export async function readEntry(fh: FileHandle, size: number, e: ZipEntry, max: 
   if (e.method === 8) {
     // deflate cannot exceed ~1032:1; a larger claim is a zip bomb or a corrupt directory
     if (e.size > e.compressedSize * 1032 + 1024) throw new ZipError(`entry "${e.name}" claims ${e.size} bytes from ${e.compressedSize} compressed bytes, more than deflate can produce`);
+    // torch.save stores records uncompressed; a deflated record that expands by hundreds is a bomb
+    const ratio = limit('zipExpansionRatio');
+    if (e.size > 1 << 20 && e.size > e.compressedSize * ratio)
+      throw limitExceeded('SORA5030', 'zipExpansionRatio', `entry "${e.name}" inflates ${e.compressedSize} bytes to ${e.size} (ratio ${Math.round(e.size / Math.max(1, e.compressedSize))})`, Math.round(e.size / Math.max(1, e.compressedSize)));
     let out: Buffer;
     try {
       out = inflateRawSync(buf, { maxOutputLength: Math.max(1, e.size) });

@@ -19,7 +19,7 @@ import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { DTYPE_SIZE } from '../../core/dtype.ts';
 import { canonicalJson } from '../../core/keymap.ts';
 import { openWeights, type OpenWeightsOptions, type StoredTensor, type TensorStore } from '../weights/store.ts';
-import { atomicWrite, tempSibling } from '../../core/atomic.ts';
+import { atomicWrite, tempSibling, writeFully } from '../../core/atomic.ts';
 import { buildHeader, groupIntoShards, layoutOrder, type WriterTensor } from '../formats/safetensors-writer.ts';
 import { verifyFile } from '../weights/verify.ts';
 import { SoracError } from '../../core/errors.ts';
@@ -189,11 +189,7 @@ async function filesHash(files: string[]): Promise<{ combined: string; perFile: 
 }
 
 async function writeAll(fh: FileHandle, buf: Uint8Array, pos: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done);
-    done += bytesWritten;
-  }
+  await writeFully(fh, buf, pos);
 }
 
 /**

@@ -83,6 +83,11 @@ function after(plan: Plan, from: ReadonlyMap<string, Sig>): Map<string, Sig> | u
 
 const escPat = (s: string) => s.replace(/[()\\]/g, '\\$&');
 
+/** Rename patterns tried (each costs one resolve of the whole checkpoint), most votes first. */
+const MAX_RENAME_CANDIDATES = 64;
+/** Keys compared when naming the nearest key of the other side in an explanation. */
+const MAX_NEAR_CANDIDATES = 128;
+
 export function diffSignatures(from: ReadonlyMap<string, Sig>, to: ReadonlyMap<string, Sig>, opts: { name?: string } = {}): DiffResult {
   const base = rawDiff(from, to);
   const ops: Op[] = [];
@@ -185,8 +190,11 @@ export function diffSignatures(from: ReadonlyMap<string, Sig>, to: ReadonlyMap<s
         }
       }
     }
+    // each candidate costs a resolve of the whole checkpoint: try the best-supported ones only
+    let tried = 0;
     for (const v of [...votes.values()].sort((a, b) => b.n - a.n)) {
       if (v.n < 2 && !(d.removed.length === 1 && d.added.length === 1)) continue;
+      if (++tried > MAX_RENAME_CANDIDATES) break;
       const op: Op = { op: 'renamePattern', from: v.from, to: v.to };
       const sig = after({ format: 'sorac.migration/1', name: 'probe', ops: [op] }, cur);
       if (!sig) continue;
@@ -197,13 +205,17 @@ export function diffSignatures(from: ReadonlyMap<string, Sig>, to: ReadonlyMap<s
       cur = sig;
     }
     d = rawDiff(cur, to);
-    // single leftover pairs with a unique (shape, dtype, last segment) match
+    // single leftover pairs with a unique (shape, dtype, last segment) match (indexed: linear, not R x A)
     const used = new Set<string>();
+    const pairKey = (e: DiffEntry) => `${e.key.split('.').pop()}\u0000${e.sig.shape.join(',')}\u0000${e.sig.dtype}`;
+    const addedByPair = new Map<string, DiffEntry[]>();
+    for (const a of d.added) addedByPair.set(pairKey(a), [...(addedByPair.get(pairKey(a)) ?? []), a].slice(0, 2));
+    const removedPerPair = new Map<string, number>();
+    for (const o of d.removed) removedPerPair.set(pairKey(o), (removedPerPair.get(pairKey(o)) ?? 0) + 1);
     for (const r of d.removed) {
-      const last = r.key.split('.').pop();
-      const cands = d.added.filter((a) => !used.has(a.key) && a.key.split('.').pop() === last && same(a.sig.shape, r.sig.shape) && a.sig.dtype === r.sig.dtype);
-      const rivals = d.removed.filter((o) => o.key.split('.').pop() === last && same(o.sig.shape, r.sig.shape) && o.sig.dtype === r.sig.dtype);
-      if (cands.length === 1 && rivals.length === 1) {
+      const pk = pairKey(r);
+      const cands = (addedByPair.get(pk) ?? []).filter((a) => !used.has(a.key));
+      if (cands.length === 1 && (addedByPair.get(pk) ?? []).length === 1 && removedPerPair.get(pk) === 1) {
         used.add(cands[0]!.key);
         push({ op: 'rename', from: r.key, to: cands[0]!.key }, 'the only key of this shape, dtype and name ending on both sides');
       }
@@ -241,7 +253,9 @@ export function diffSignatures(from: ReadonlyMap<string, Sig>, to: ReadonlyMap<s
   const castGroups = new Map<string, typeof d.retyped>();
   for (const r of d.retyped) {
     const g = `${r.from.dtype}>${r.to.dtype}`;
-    castGroups.set(g, [...(castGroups.get(g) ?? []), r]);
+    const list = castGroups.get(g);
+    if (list) list.push(r);
+    else castGroups.set(g, [r]);
   }
   for (const items of castGroups.values()) {
     const { dtype: from } = items[0]!.from;
@@ -253,12 +267,40 @@ export function diffSignatures(from: ReadonlyMap<string, Sig>, to: ReadonlyMap<s
   }
 
   // 4. leftovers
+  // the nearest key of the other side, for the explanation: a key sharing >= 2 leading/trailing
+  // segments shares its first or last one, so only those are compared (bounded per key)
+  const indexOf = (pool: DiffEntry[]) => {
+    const byFirst = new Map<string, DiffEntry[]>();
+    const byLast = new Map<string, DiffEntry[]>();
+    const pos = new Map<DiffEntry, number>(pool.map((p, i) => [p, i]));
+    const segsOf = new Map<DiffEntry, string[]>();
+    for (const p of pool) {
+      const ps = p.key.split('.');
+      segsOf.set(p, ps);
+      for (const [m, seg] of [[byFirst, ps[0]!], [byLast, ps[ps.length - 1]!]] as const) {
+        const l = m.get(seg);
+        if (l) l.push(p);
+        else m.set(seg, [p]);
+      }
+    }
+    return { byFirst, byLast, pos, segsOf };
+  };
+  const pools = new Map<DiffEntry[], ReturnType<typeof indexOf>>();
   const near = (key: string, pool: DiffEntry[]): DiffEntry | undefined => {
     const segs = key.split('.');
     let best: DiffEntry | undefined;
     let bestN = 0;
-    for (const p of pool) {
-      const ps = p.key.split('.');
+    let idx = pools.get(pool);
+    if (!idx) pools.set(pool, (idx = indexOf(pool)));
+    let ordered = pool;
+    if (pool.length > MAX_NEAR_CANDIDATES) {
+      const cands = new Set((idx.byLast.get(segs[segs.length - 1]!) ?? []).slice(0, MAX_NEAR_CANDIDATES));
+      for (const p of (idx.byFirst.get(segs[0]!) ?? []).slice(0, MAX_NEAR_CANDIDATES)) cands.add(p);
+      // in pool order, so ties resolve as an exhaustive scan would
+      ordered = [...cands].sort((a, b) => idx.pos.get(a)! - idx.pos.get(b)!);
+    }
+    for (const p of ordered) {
+      const ps = idx.segsOf.get(p)!;
       let n = 0;
       while (n < segs.length && n < ps.length && segs[segs.length - 1 - n] === ps[ps.length - 1 - n]) n++;
       let m = 0;

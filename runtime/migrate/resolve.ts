@@ -103,6 +103,8 @@ function normDim(dim: number, rank: number, fail: (m: string) => never, key: str
 
 /** Keys matching a selector, in sorted order, with their captures. */
 function select(sel: string, state: Map<string, Node>): [string, string[]][] {
+  // a literal key is one lookup, not a sort and scan of every key (plans of 10k per-key ops)
+  if (!isPattern(sel)) return state.has(sel) ? [[sel, [sel]]] : [];
   const m = keyMatcher(sel);
   const out: [string, string[]][] = [];
   for (const k of [...state.keys()].sort()) {

@@ -21,6 +21,7 @@ import { tempSibling } from '../../core/atomic.ts';
 import { SoracError } from '../../core/errors.ts';
 
 import { readZipDirectory } from '../formats/zip.ts';
+import { openRegularFile, readSmallTextFile } from '../formats/safe-fs.ts';
 
 export const CKPT_NAME = /^epoch(\d+)-global_step(\d+)$/;
 /** Manifest written by `sorac ckpt manifest` inside a checkpoint dir. */
@@ -86,8 +87,9 @@ export async function statOrNull(p: string) {
 export async function checkFileShape(path: string): Promise<{ ok: boolean; size: number; problem?: string; tensorBytes?: number; tensorCount?: number }> {
   let fh;
   try {
-    fh = await open(path, 'r');
+    fh = await openRegularFile(path);
   } catch (e) {
+    if (e instanceof SoracError) return { ok: false, size: 0, problem: e.message };
     const code = (e as NodeJS.ErrnoException).code;
     return { ok: false, size: 0, problem: code === 'ENOENT' ? 'missing' : `unreadable (${code ?? (e as Error).message})` };
   }
@@ -168,7 +170,7 @@ async function checkIndexedDir(ckptDir: string, rel: string, name: PartName, opt
   const indexPath = join(dir, indexes[0]!);
   let idx: { metadata?: Record<string, unknown>; weight_map?: Record<string, unknown> };
   try {
-    const text = await readFile(indexPath, 'utf8');
+    const text = await readSmallTextFile(indexPath, 100_000_000);
     part.bytes += Buffer.byteLength(text);
     part.files++;
     idx = JSON.parse(text);
@@ -298,7 +300,7 @@ export async function inspectCheckpoint(dirIn: string): Promise<CheckpointInfo> 
   if (has('running_states.json')) {
     const p = join(dir, 'running_states.json');
     try {
-      const text = await readFile(p, 'utf8');
+      const text = await readSmallTextFile(p, 100_000_000);
       const rs = JSON.parse(text);
       info.parts.running_states = { name: 'running_states', path: 'running_states.json', ok: true, bytes: Buffer.byteLength(text), files: 1, problems: [] };
       if (!rs || typeof rs !== 'object' || Array.isArray(rs)) throw new Error('not a JSON object');

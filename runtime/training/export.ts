@@ -5,8 +5,8 @@
  * `exportCheckpoint` (EMA or model weights → inference safetensors, streamed one tensor at a time,
  * optionally validated against a compiled model first, written atomically).
  */
-import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath } from 'node:path';
 import type { DType } from '../../core/dtype.ts';
 import { DTYPE_SIZE } from '../../core/dtype.ts';
 import type { Keymap } from '../../core/keymap.ts';
@@ -23,6 +23,7 @@ import { ioError } from './writer.ts';
 import { verifyFile, type VerifyProgress, type VerifyStatus } from '../weights/verify.ts';
 import { checkOutputApart } from '../../core/paths.ts';
 import { SoracError } from '../../core/errors.ts';
+import { containedRealpath, isWithin, readSmallTextFile } from '../formats/safe-fs.ts';
 
 export const MANIFEST_FORMAT = 'sorac-ckpt-manifest/1';
 
@@ -162,7 +163,10 @@ export async function verifyCheckpoint(dirIn: string, opts: { onProgress?: (p: V
   // manifest
   let manifest: Manifest | undefined;
   const mpath = join(dir, MANIFEST_NAME);
-  const mtext = await readFile(mpath, 'utf8').catch(() => undefined);
+  const mtext = await readSmallTextFile(mpath, 100_000_000).catch((e: unknown) => {
+    if (e instanceof SoracError) problems.push(`${MANIFEST_NAME}: ${e.message}`);
+    return undefined;
+  });
   if (mtext !== undefined) {
     try {
       const m = JSON.parse(mtext);
@@ -174,7 +178,15 @@ export async function verifyCheckpoint(dirIn: string, opts: { onProgress?: (p: V
   }
   const listed = new Set(manifest ? Object.keys(manifest.files) : []);
   const all = [...files];
-  for (const f of listed) if (!files.includes(f)) all.push(f);
+  const outside: CkptVerifyFile[] = [];
+  for (const f of listed) {
+    if (files.includes(f)) continue;
+    // a manifest names files inside its checkpoint: `../../etc/shadow` or an absolute path is not read
+    const p = join(dir, f);
+    const contained = !isAbsolute(f) && isWithin(dir, p) && (await containedRealpath(p, [dir], MANIFEST_NAME).then(() => true, () => false));
+    if (contained) all.push(f);
+    else outside.push({ path: f, size: 0, status: 'unreadable', detail: `${MANIFEST_NAME} names a path outside the checkpoint; not read` });
+  }
   const sizes = await Promise.all(all.map(async (f) => (await stat(join(dir, f)).catch(() => null))?.size ?? 0));
   const totalBytes = sizes.reduce((a, b) => a + b, 0);
   const buf = Buffer.allocUnsafe(16 << 20);
@@ -209,6 +221,7 @@ export async function verifyCheckpoint(dirIn: string, opts: { onProgress?: (p: V
     }
     out.push(f);
   }
+  out.push(...outside);
   // readability through the readers
   const readable: CkptVerifyReport['readable'] = [];
   for (const rel of files) {

@@ -6,7 +6,7 @@
  */
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
-import { atomicWrite, fsyncDir, tempSibling } from '../../core/atomic.ts';
+import { atomicWrite, fsyncDir, tempSibling, writeFully } from '../../core/atomic.ts';
 import { SoracError } from '../../core/errors.ts';
 import { writeSafetensors, type WriterTensor, type WriterTensors } from '../formats/safetensors-writer.ts';
 import { writeTorchStateDict } from '../formats/torch-writer.ts';
@@ -82,8 +82,7 @@ async function copyTree(src: string, dst: string): Promise<void> {
       for (;;) {
         const { bytesRead } = await from.read(buf, 0, buf.length, pos);
         if (!bytesRead) break;
-        let w = 0;
-        while (w < bytesRead) w += (await fh.write(buf, w, bytesRead - w, pos + w)).bytesWritten;
+        await writeFully(fh, buf.subarray(0, bytesRead), pos);
         pos += bytesRead;
       }
     });

@@ -6,6 +6,8 @@
  * (shape/dtype text), so a layer with a different shape is never hidden inside a range.
  */
 
+import { printable } from '../../core/printable.ts';
+
 export interface KeyLine {
   key: string;
   /** text that must be identical for keys to be merged (e.g. "[3456,1152] bf16") */
@@ -54,6 +56,10 @@ export function collapseKeys(lines: readonly KeyLine[]): CollapsedLine[] {
 
 /** Render collapsed lines as aligned text: `pattern  detail`. */
 export function renderCollapsed(lines: readonly CollapsedLine[], indent = '  ', maxLines = Infinity): string {
+  return printable(renderCollapsedRaw(lines, indent, maxLines));
+}
+
+function renderCollapsedRaw(lines: readonly CollapsedLine[], indent: string, maxLines: number): string {
   const shown = lines.slice(0, maxLines);
   const w = Math.min(80, Math.max(0, ...shown.map((l) => l.pattern.length)));
   let s = '';

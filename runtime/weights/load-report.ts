@@ -22,6 +22,7 @@ import { withAliases } from './aliases.ts';
 import { collapseKeys, renderCollapsed } from './key-tree.ts';
 import { openWeights, type OpenWeightsOptions, type TensorStore } from './store.ts';
 import { SoracError } from '../../core/errors.ts';
+import { printable } from '../../core/printable.ts';
 
 export type MigrationName =
   | 'patch-embed-2d-to-3d'
@@ -391,6 +392,10 @@ const sig = (s?: TensorSig) => (s ? `${fmt(s.shape)} ${s.dtype}` : '');
 
 /** Plain-text rendering (no ANSI) with layer indices collapsed. */
 export function renderLoadReport(r: LoadReport, opts: { maxLines?: number } = {}): string {
+  return printable(renderLoadReportRaw(r, opts));
+}
+
+function renderLoadReportRaw(r: LoadReport, opts: { maxLines?: number } = {}): string {
   const max = opts.maxLines ?? 40;
   let s = `load report: model ${r.model} (${r.counts.expected} tensors, ${r.contract}) ← checkpoint (${r.counts.found} tensors, ${r.counts.matched} matched by name)\n`;
   const problems = [

@@ -17,9 +17,10 @@
  *
  * Nothing touches the network. A miss throws SoracError SORA5001 listing every place looked at.
  */
-import { readdir, readFile, stat, lstat, readlink, realpath } from 'node:fs/promises';
+import { readdir, stat, lstat, readlink, realpath } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { containedRealpath, notRegular, readSmallTextFile } from '../formats/safe-fs.ts';
 import { sniffFile } from '../formats/torch-file.ts';
 import { SoracError } from '../../core/errors.ts';
 
@@ -171,7 +172,7 @@ export function hubDownloadArgs(file: string | undefined, revision?: string): st
 async function pipelineComponents(dir: string): Promise<string[] | undefined> {
   let text: string;
   try {
-    text = await readFile(join(dir, 'model_index.json'), 'utf8');
+    text = await readSmallTextFile(join(dir, 'model_index.json'), MAX_JSON_BYTES);
   } catch {
     return undefined;
   }
@@ -228,6 +229,7 @@ export async function resolveWeights(spec: string, opts: ResolveOptions = {}): P
   const asPath = resolvePath(cwd, expandHome(spec, env));
   const st = await statOrNull(asPath);
   if (st?.isFile()) return { spec, ...(await resolveFile(asPath)), via: 'file', looked: [`${asPath} (file)`], notes };
+  if (st && !st.isDirectory()) throw notRegular(asPath, st);
   if (st?.isDirectory()) {
     const r = await resolveDir(asPath, opts, looked, notes);
     if (r) return { spec, ...r, looked, notes };
@@ -273,6 +275,7 @@ async function resolveFile(path: string): Promise<{ path: string; format: Weight
   try {
     kind = await sniffFile(path);
   } catch (e) {
+    if (e instanceof SoracError) throw e;
     throw new SoracError('SORA5012', `cannot read ${path}: ${(e as Error).message}`, { hint: 'check file permissions', looked: [], path });
   }
   if (kind === 'safetensors') return { path, format: 'safetensors' };
@@ -284,7 +287,7 @@ async function resolveFile(path: string): Promise<{ path: string; format: Weight
 
 async function readJson(p: string): Promise<Record<string, unknown> | undefined> {
   try {
-    const v = JSON.parse(await readFile(p, 'utf8'));
+    const v = JSON.parse(await readSmallTextFile(p, MAX_JSON_BYTES));
     return v && typeof v === 'object' ? v : undefined;
   } catch {
     return undefined;
@@ -390,6 +393,8 @@ async function resolvePlainDir(dir: string, opts: ResolveOptions, looked: string
 }
 
 const HEX40 = /^[0-9a-f]{40}$/;
+/** JSON side files (running_states.json, indexes) are read whole; cap their size. */
+const MAX_JSON_BYTES = 100_000_000;
 
 /** The snapshot directories of a hub repo at a revision, in cache search order (misses are added to `looked`). */
 async function* hubSnapshots(hub: HubSpec, opts: ResolveOptions, looked: string[]): AsyncGenerator<HubLocation> {
@@ -406,8 +411,13 @@ async function* hubSnapshots(hub: HubSpec, opts: ResolveOptions, looked: string[
     if (HEX40.test(revision)) commit = revision;
     else {
       try {
-        commit = (await readFile(join(repoDir, 'refs', revision), 'utf8')).trim();
-      } catch {
+        // a ref is a 40-character hash: a FIFO or device here is refused, never read
+        commit = (await readSmallTextFile(join(repoDir, 'refs', revision), 1024)).trim();
+      } catch (e) {
+        if (e instanceof SoracError) {
+          looked.push(`${join(repoDir, 'refs', revision)} (${e.message})`);
+          continue;
+        }
         const refs = await listRefs(join(repoDir, 'refs'));
         looked.push(`${join(repoDir, 'refs', revision)} (no such ref; cached refs: ${refs.length ? refs.join(', ') : 'none'})`);
         continue;
@@ -418,6 +428,8 @@ async function* hubSnapshots(hub: HubSpec, opts: ResolveOptions, looked: string[
       }
     }
     const snapshot = join(repoDir, 'snapshots', commit);
+    // the snapshot itself must be inside the repo folder (a symlinked snapshots/ dir is not followed out)
+    await containedRealpath(snapshot, [repoDir], `hub cache ${hub.repo} revision ${revision}`);
     if (!(await statOrNull(snapshot))?.isDirectory()) {
       looked.push(`${snapshot} (snapshot for ${revision} missing)`);
       continue;
@@ -427,11 +439,21 @@ async function* hubSnapshots(hub: HubSpec, opts: ResolveOptions, looked: string[
 }
 
 async function resolveHub(hub: HubSpec, opts: ResolveOptions, looked: string[], notes: string[]) {
+  const r = await resolveHubInner(hub, opts, looked, notes);
+  // snapshot symlinks point into ../../blobs of the same repo: one that leads anywhere else
+  // (another file on the system, /dev/zero) is refused before anything reads it
+  if (r) await containedRealpath(r.path, [r.hub.repoDir], `hub cache snapshot ${r.hub.snapshot}`);
+  return r;
+}
+
+async function resolveHubInner(hub: HubSpec, opts: ResolveOptions, looked: string[], notes: string[]) {
   for await (const loc of hubSnapshots(hub, opts, looked)) {
     const { revision, commit, snapshot, repoDir } = loc;
     if (hub.file) {
       const p = join(snapshot, hub.file);
+      await containedRealpath(p, [repoDir], `hub cache snapshot ${snapshot}`);
       const s = await statOrNull(p);
+      if (s && !s.isFile() && !s.isDirectory()) throw notRegular(p, s);
       if (s?.isFile()) {
         notes.push(`hub cache: ${hub.repo}@${revision} (${commit.slice(0, 12)}) from ${loc.cache}`);
         return { ...(await resolveFile(p)), via: 'hub-cache' as const, hub: loc };

@@ -5,7 +5,6 @@
  * prefix are unwrapped by default and every such step is recorded in `notes` — nothing is dropped
  * silently.
  */
-import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { type DType, DTYPE_SIZE } from '../../core/dtype.ts';
 import { resolveWeights, type ResolveOptions, type ResolvedWeights } from './resolve.ts';
@@ -13,6 +12,8 @@ import { openSafetensors, SafetensorsError, type SafetensorsFile } from '../form
 import { isTensor, numelOf, openTorchFile, type TorchFile } from '../formats/torch-file.ts';
 import { isPyObject, PickleError, PyTuple, toPlain, unpickle, type PyKey, type PyTensor, type PyValue } from '../formats/unpickle.ts';
 import { SoracError } from '../../core/errors.ts';
+import { containedRealpath, readSmallTextFile } from '../formats/safe-fs.ts';
+import { limit, LimitError, limitExceeded } from '../../core/limits.ts';
 
 export interface StoredTensor {
   readonly key: string;
@@ -156,6 +157,7 @@ async function decodeNonTensorKeys(f: SafetensorsFile, tensors: Map<string, Stor
     try {
       extras[k] = toPlain(unpickle(await f.read(k)));
     } catch (e) {
+      if (e instanceof LimitError) throw e;
       if (e instanceof PickleError && (e.kind === 'global' || e.kind === 'opcode'))
         throw new SoracError('SORA5003', `${f.path}: non-tensor value "${k}": ${e.message}`, { hint: 'sorac never executes pickle code; re-save the value as plain data', looked: [], path: f.path });
       throw new SoracError('SORA5002', `${f.path}: non-tensor value "${k}" is not a valid pickle: ${(e as Error).message}`, { looked: [], path: f.path });
@@ -171,18 +173,42 @@ async function decodeNonTensorKeys(f: SafetensorsFile, tensors: Map<string, Stor
  * cycles; a container on the current path counts as tensor-free), so repeated calls are O(1).
  */
 function hasTensor(v: PyValue, memo: Map<object, boolean> = new Map()): boolean {
-  if (isTensor(v)) return true;
-  if (!v || typeof v !== 'object') return false;
-  const m = memo.get(v);
-  if (m !== undefined) return m;
-  memo.set(v, false);
-  let r = false;
-  if (v instanceof Map) {
-    for (const x of v.values()) if (hasTensor(x, memo)) { r = true; break; }
-  } else if (Array.isArray(v)) r = v.some((x) => hasTensor(x, memo));
-  else if (v instanceof PyTuple) r = v.items.some((x) => hasTensor(x, memo));
-  memo.set(v, r);
-  return r;
+  // iterative post-order walk with an explicit stack: hostile pickles nest containers thousands
+  // deep (memo references can build nesting the unpickler's depth check does not see)
+  const childrenOf = (x: PyValue): readonly PyValue[] =>
+    x instanceof Map ? [...x.values()] : Array.isArray(x) ? x : x instanceof PyTuple ? x.items : [];
+  const quick = (x: PyValue): boolean | undefined => {
+    if (isTensor(x)) return true;
+    if (!x || typeof x !== 'object') return false;
+    return memo.get(x);
+  };
+  const q = quick(v);
+  if (q !== undefined) return q;
+  const stack: { v: object; kids: readonly PyValue[]; i: number }[] = [];
+  const enter = (x: object) => {
+    memo.set(x, false); // on the path: a cycle back here counts as tensor-free
+    stack.push({ v: x, kids: childrenOf(x as PyValue), i: 0 });
+  };
+  enter(v as object);
+  let last = false;
+  while (stack.length) {
+    const f = stack[stack.length - 1]!;
+    if (last) {
+      memo.set(f.v, true);
+      stack.pop();
+      continue; // last stays true: the parent has a tensor too
+    }
+    if (f.i >= f.kids.length) {
+      stack.pop();
+      last = false;
+      continue;
+    }
+    const c = f.kids[f.i++]!;
+    const r = quick(c);
+    if (r === true) last = true;
+    else if (r === undefined) enter(c as object);
+  }
+  return memo.get(v as object) ?? false;
 }
 
 /**
@@ -213,13 +239,13 @@ function inertNote(entries: readonly [string, PyValue][]): string | undefined {
   return `read ${named.length} non-tensor value(s) holding pickled objects as inert data, never constructed or called (kept in extras): ${list}${named.length > 8 ? `, … (${named.length})` : ''}`;
 }
 
-/** Upper bound on tensors + containers visited when flattening one pickle. */
-const MAX_WALK = 2_000_000;
 
 function collectTorch(tf: TorchFile, path: string, opts: OpenWeightsOptions) {
   const notes: string[] = [];
   const extras: Record<string, unknown> = {};
   const found = new Map<string, PyTensor>();
+  // one budget for every non-tensor value turned into extras (shared references are counted each time)
+  const plainBudget = { nodes: 100_000 };
   let root = tf.root;
   const unwrap = opts.unwrap !== false;
   if (root instanceof Map) {
@@ -240,7 +266,7 @@ function collectTorch(tf: TorchFile, path: string, opts: OpenWeightsOptions) {
         `unwrapped ['${pick}']` +
           (otherContainers.length ? `; other tensor containers not loaded: [${otherContainers.map((k) => `'${k}'`).join(', ')}] (choose with --container)` : ''),
       );
-      for (const k of others) if (!otherContainers.includes(k)) extras[k] = toPlain(root.get(k)!);
+      for (const k of others) if (!otherContainers.includes(k)) extras[k] = toPlain(root.get(k)!, 0, plainBudget);
       const inert = inertNote(others.filter((k) => !otherContainers.includes(k)).map((k) => [k, (root as Map<PyKey, PyValue>).get(k)!] as [string, PyValue]));
       if (inert) notes.push(inert);
       root = root.get(pick)!;
@@ -250,12 +276,15 @@ function collectTorch(tf: TorchFile, path: string, opts: OpenWeightsOptions) {
   const nonTensorValues: [string, PyValue][] = [];
   const memo = new Map<object, boolean>();
   let visits = 0;
+  const maxVisits = limit('pickleObjects');
+  const maxTensors = limit('headerEntries');
   const onPath = new Set<object>();
   const walk = (v: PyValue, key: string, depth: number) => {
-    if (++visits > MAX_WALK)
-      throw new SoracError('SORA5005', `${path}: the pickled structure expands to more than ${MAX_WALK} entries`, { hint: 'the file is not a plain state dict; re-save the tensors only', looked: [], path });
+    if (++visits > maxVisits)
+      throw limitExceeded('SORA5030', 'pickleObjects', `${path}: the pickled structure expands to more than ${maxVisits} entries`, visits, { hint: 'the file is not a plain state dict; re-save the tensors only', path });
     if (isTensor(v)) {
       found.set(key, v);
+      if (found.size > maxTensors) throw limitExceeded('SORA5030', 'headerEntries', `${path}: the pickle holds more than ${maxTensors} tensors`, found.size, { hint: 'shared references (memo) can repeat one tensor under many keys; re-save the state dict', path });
       return;
     }
     if (depth > 16 || (v && typeof v === 'object' && onPath.has(v))) {
@@ -282,10 +311,10 @@ function collectTorch(tf: TorchFile, path: string, opts: OpenWeightsOptions) {
     if (key) {
       nonTensor.push(key);
       nonTensorValues.push([key, v]);
-      extras[key] = toPlain(v);
+      extras[key] = toPlain(v, 0, plainBudget);
     } else if (!(v instanceof Map && v.size === 0)) {
       nonTensorValues.push(['', v]);
-      extras[''] = toPlain(v);
+      extras[''] = toPlain(v, 0, plainBudget);
     }
   };
   walk(root, '', 0);
@@ -344,17 +373,23 @@ function finish(p: Partial, opts: OpenWeightsOptions): TensorStore {
   };
 }
 
+/** An index JSON is read whole; real ones are well under 1 MB. */
+const MAX_INDEX_BYTES = 100_000_000;
+
 async function openIndex(indexPath: string, opts: OpenWeightsOptions): Promise<TensorStore> {
   let idx: { metadata?: Record<string, unknown>; weight_map?: Record<string, unknown> };
   try {
-    idx = JSON.parse(await readFile(indexPath, 'utf8'));
+    idx = JSON.parse(await readSmallTextFile(indexPath, MAX_INDEX_BYTES));
   } catch (e) {
+    if (e instanceof SoracError) throw e;
     throw new SoracError('SORA5006', `${indexPath}: cannot read the index: ${(e as Error).message}`, { hint: 'the index JSON is corrupt; re-download it', looked: [], path: indexPath });
   }
   if (!idx || typeof idx !== 'object' || !idx.weight_map || typeof idx.weight_map !== 'object' || Array.isArray(idx.weight_map))
     throw new SoracError('SORA5006', `${indexPath}: not a sharded-checkpoint index (no "weight_map" object)`, { looked: [], path: indexPath });
   const dir = dirname(indexPath);
   const byShard = new Map<string, string[]>();
+  const entries = Object.keys(idx.weight_map).length;
+  if (entries > limit('headerEntries')) throw limitExceeded('SORA5030', 'headerEntries', `${indexPath}: the weight_map lists ${entries} tensors`, entries, { path: indexPath });
   for (const [k, v] of Object.entries(idx.weight_map)) {
     if (typeof v !== 'string' || v.includes('..') || v.startsWith('/'))
       throw new SoracError('SORA5006', `${indexPath}: weight_map["${k}"] is not a shard file name inside the index dir`, { looked: [], path: indexPath });
@@ -371,6 +406,8 @@ async function openIndex(indexPath: string, opts: OpenWeightsOptions): Promise<T
   try {
     for (const [shard, keys] of byShard) {
       const p = join(dir, shard);
+      // a shard (or the symlink it is) must resolve inside the index's directory, or be a hub blob
+      await containedRealpath(p, [dir], `${indexPath} weight_map (shard ${shard})`, { allowHubBlobs: true });
       let r;
       try {
         r = await resolveWeights(p, { ...opts, cwd: dir });

@@ -7,8 +7,10 @@
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
-import { basename, dirname, join, relative, resolve as resolvePath } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath } from 'node:path';
 import { SoracError } from '../../core/errors.ts';
+import { limit, limitExceeded } from '../../core/limits.ts';
+import { containedRealpath, fileKind, isWithin, openRegularFile, readSmallTextFile } from '../formats/safe-fs.ts';
 import { hubBlobOf, resolveWeights, type ResolveOptions } from './resolve.ts';
 import { openSafetensors, SafetensorsError } from '../formats/safetensors.ts';
 import { sniffFile } from '../formats/torch-file.ts';
@@ -57,23 +59,33 @@ export interface VerifyOptions extends ResolveOptions {
 
 const SKIP_DIRS = new Set(['.git', '.locks', '.no_exist']);
 
-async function walk(dir: string, out: string[]) {
+/**
+ * The files under `dir`. A symlinked directory is followed once: a directory already on the walk
+ * (by real path: `a -> .`, two `.` links) is not entered again, so loops cannot make the walk
+ * exponential; the number of entries is capped (SORAC_MAX_DIR_ENTRIES). Special files (FIFOs,
+ * devices, sockets) are listed so verifyFile reports them; they are never opened.
+ */
+async function walk(dir: string, out: string[], seen: Set<string> = new Set(), budget = { left: limit('fileEntries') }) {
+  const real = await realpath(dir).catch(() => dir);
+  if (seen.has(real)) return;
+  seen.add(real);
   const ents = await readdir(dir, { withFileTypes: true });
   for (const e of ents.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    if (--budget.left < 0) throw limitExceeded('SORA5030', 'fileEntries', `${dir}: the checkpoint directory holds more than ${limit('fileEntries')} entries`, limit('fileEntries') + 1, { path: dir });
     const p = join(dir, e.name);
     if (e.isDirectory()) {
       if (SKIP_DIRS.has(e.name) || (e.name === '.cache' && dir !== '/')) continue;
-      await walk(p, out);
+      await walk(p, out, seen, budget);
     } else if (e.isSymbolicLink()) {
       const s = await stat(p).catch(() => null);
-      if (s?.isDirectory()) await walk(p, out);
+      if (s?.isDirectory()) await walk(p, out, seen, budget);
       else out.push(p); // a dangling link is reported as missing
-    } else if (e.isFile()) out.push(p);
+    } else out.push(p);
   }
 }
 
 /** The files that make up a checkpoint named by `spec` (path, dir, training dir or hub id). */
-export async function checkpointFiles(spec: string, opts: ResolveOptions = {}): Promise<{ target: string; files: string[] }> {
+export async function checkpointFiles(spec: string, opts: ResolveOptions = {}): Promise<{ target: string; files: string[]; root?: string }> {
   const cwd = opts.cwd ?? process.cwd();
   const p = resolvePath(cwd, spec);
   const s = await stat(p).catch(() => null);
@@ -87,21 +99,30 @@ export async function checkpointFiles(spec: string, opts: ResolveOptions = {}): 
   if (r.hub && !r.hub.file) {
     const files: string[] = [];
     await walk(r.hub.snapshot, files);
-    return { target: r.hub.snapshot, files };
+    return { target: r.hub.snapshot, files, root: r.hub.repoDir };
   }
-  return { target: r.path, files: await withShards(r.path) };
+  return { target: r.path, files: await withShards(r.path), ...(r.hub ? { root: r.hub.repoDir } : {}) };
 }
 
 async function withShards(p: string): Promise<string[]> {
   if (!p.endsWith('.json')) return [p];
+  let idx: { weight_map?: unknown };
   try {
-    const idx = JSON.parse(await readFile(p, 'utf8'));
-    if (idx && typeof idx.weight_map === 'object') {
-      const shards = [...new Set(Object.values(idx.weight_map as Record<string, string>))].sort();
-      return [p, ...shards.map((n) => join(dirname(p), n))];
-    }
+    idx = JSON.parse(await readSmallTextFile(p, 100_000_000));
   } catch {
-    // reported by the structural check
+    return [p]; // reported by the structural check
+  }
+  if (idx && typeof idx.weight_map === 'object' && idx.weight_map !== null) {
+    const shards = [...new Set(Object.values(idx.weight_map as Record<string, unknown>))].filter((n): n is string => typeof n === 'string').sort();
+    const out = [p];
+    // a shard name must stay inside the index's directory (resolved, symlinks included), else it is not read
+    for (const n of shards) {
+      const sp = join(dirname(p), n);
+      if (isAbsolute(n) || !isWithin(dirname(p), sp)) throw new SoracError('SORA5031', `${p}: weight_map names ${JSON.stringify(n)}, outside the index's directory; nothing was read`, { path: p, hint: 'a sharded index may only name shard files beside it; re-download the checkpoint' });
+      await containedRealpath(sp, [dirname(p)], `${p} weight_map (shard ${n})`, { allowHubBlobs: true });
+      out.push(sp);
+    }
+    return out;
   }
   return [p];
 }
@@ -111,7 +132,7 @@ export async function localDirEtag(path: string): Promise<{ etag: string; algo: 
   let dir = dirname(path);
   for (let up = 0; up < 12; up++) {
     const record = join(dir, '.cache', 'huggingface', 'download', relative(dir, path) + '.metadata');
-    const text = await readFile(record, 'utf8').catch(() => undefined);
+    const text = await readSmallTextFile(record, 4096).catch(() => undefined);
     if (text !== undefined) {
       const etag = text.split('\n')[1]?.trim().replace(/^"|"$/g, '') ?? '';
       if (/^[0-9a-f]{64}$/.test(etag)) return { etag, algo: 'sha256', record };
@@ -145,7 +166,7 @@ async function gitBlobSha1(path: string, size: number, buf: Buffer): Promise<str
 
 export async function verifyWeights(spec: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const t0 = performance.now();
-  const { target, files } = await checkpointFiles(spec, opts);
+  const { target, files, root } = await checkpointFiles(spec, opts);
   const sizes: number[] = [];
   for (const f of files) sizes.push((await stat(f).catch(() => null))?.size ?? 0);
   const totalBytes = sizes.reduce((a, b) => a + b, 0);
@@ -157,6 +178,14 @@ export async function verifyWeights(spec: string, opts: VerifyOptions = {}): Pro
   for (let i = 0; i < files.length; i++) {
     const f = files[i]!;
     const real = await realpath(f).catch(() => f);
+    if (root) {
+      // hub snapshot links lead into the repo's blobs/; one that leads elsewhere is not read
+      const outside = await containedRealpath(f, [root], 'hub snapshot').then(() => undefined, (e: unknown) => (e instanceof SoracError ? e.message : String(e)));
+      if (outside) {
+        results.push({ path: f, size: 0, status: 'unreadable', detail: outside });
+        continue;
+      }
+    }
     const prev = byReal.get(real);
     if (prev) {
       results.push({ ...prev, path: f, detail: prev.detail ?? `same file as ${prev.path}` });
@@ -250,7 +279,10 @@ export async function verifyFile(path: string, buf: Buffer = Buffer.allocUnsafe(
   }
   let size: number;
   try {
-    size = (await stat(path)).size;
+    const st = await stat(path);
+    // only regular files are read: /dev/zero never ends, a FIFO blocks
+    if (!st.isFile()) return { path, size: 0, status: 'unreadable', detail: `a ${fileKind(st)}, not a regular file: not read` };
+    size = st.size;
   } catch (e) {
     return { path, size: 0, status: 'missing', detail: (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file (or the blob it links to) does not exist' : (e as Error).message };
   }
@@ -262,7 +294,7 @@ export async function verifyFile(path: string, buf: Buffer = Buffer.allocUnsafe(
   if (!path.endsWith('.json')) {
     try {
       if ((await sniffFile(path)) === 'torch-zip') {
-        const fh = await open(path, 'r');
+        const fh = await openRegularFile(path);
         try {
           const entries = await readZipDirectory(fh, size);
           for (const e of entries) {
@@ -283,7 +315,7 @@ export async function verifyFile(path: string, buf: Buffer = Buffer.allocUnsafe(
   let sha256: string;
   try {
     const h = createHash('sha256');
-    const fh = await open(path, 'r');
+    const fh = await openRegularFile(path);
     try {
       // Read-ahead queue: while one chunk is hashed (synchronous CPU work), up to 3 more reads are
       // in flight in the libuv pool, so disk and CPU overlap. Memory: the one buffer passed in.
@@ -384,7 +416,7 @@ export async function verifyFile(path: string, buf: Buffer = Buffer.allocUnsafe(
     if (bad.length) return { ...base, status: 'corrupt', detail: `zip: CRC-32 mismatch in ${bad.length} record(s): ${bad.slice(0, 3).map((r) => r.name).join(', ')}${bad.length > 3 ? ', …' : ''}` };
   } else if (kind === 'json' && path.endsWith('.json')) {
     try {
-      const idx = JSON.parse(await readFile(path, 'utf8'));
+      const idx = JSON.parse(await readSmallTextFile(path, 100_000_000));
       if (idx && typeof idx.weight_map === 'object') {
         const missing: string[] = [];
         for (const n of new Set(Object.values(idx.weight_map as Record<string, string>))) {

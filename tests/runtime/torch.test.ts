@@ -7,6 +7,7 @@ import { openTorchFile, sniffFile } from '../../runtime/formats/torch-file.ts';
 import { PickleError, toPlain, unpickle } from '../../runtime/formats/unpickle.ts';
 import { openWeights } from '../../runtime/weights/store.ts';
 import { SoracError } from '../../core/errors.ts';
+import { LimitError } from '../../core/limits.ts';
 
 const FIX = join(import.meta.dirname, '../fixtures/ckpt');
 const ref = JSON.parse(readFileSync(join(FIX, 'reference.json'), 'utf8'));
@@ -227,7 +228,7 @@ describe('restricted unpickler', () => {
         try {
           unpickle(b, { persistentLoad: () => null });
         } catch (e) {
-          if (!(e instanceof PickleError)) throw e;
+          if (!(e instanceof PickleError) && !(e instanceof LimitError)) throw e;
         }
       }),
       { numRuns: 2000 },
@@ -243,7 +244,7 @@ describe('restricted unpickler: hostile structure', () => {
     await s.close();
   });
 
-  it('deeply nested tuples as dict keys are a PickleError, not a stack overflow', () => {
+  it('deeply nested tuples as dict keys are a typed error (the nesting limit), not a stack overflow', () => {
     const depth = 200_000;
     const b = Buffer.alloc(2 + 1 + 1 + depth + 2 + 2);
     let i = 0;
@@ -254,7 +255,11 @@ describe('restricted unpickler: hostile structure', () => {
     b[i++] = 0x4e; // value
     b[i++] = 0x73; // SETITEM
     b[i++] = 0x2e; // STOP
-    expect(() => unpickle(b.subarray(0, i))).toThrow(PickleError);
+    expect(() => unpickle(b.subarray(0, i))).toThrow(expect.objectContaining({ name: 'LimitError', limit: 'nestingDepth', code: 'SORA5030' }));
+  });
+  it('nested tuples as a dict key under the nesting limit are a PickleError', () => {
+    const b = Buffer.from([0x80, 2, 0x7d, 0x4e, 0x85, 0x85, 0x4e, 0x73, 0x2e]);
+    expect(() => unpickle(b)).toThrow(PickleError);
   });
 });
 
