@@ -17,7 +17,7 @@ import { accessSync, constants as fsConstants, existsSync, mkdirSync, renameSync
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { traceEntry, type CompiledModel } from '../compiler/compile.ts';
 import { emitOnnx, type EmitOptions } from '../compiler/emit/onnx.ts';
-import { lowerForCuda } from '../compiler/passes/index.ts';
+import { lowerForCuda, lowerForTarget, optimizeForOrt } from '../compiler/passes/index.ts';
 import { fsyncDir, tempSibling, writeFileAtomic } from '../core/atomic.ts';
 import { checkOutputApart } from '../core/paths.ts';
 import { faultPoint } from '../core/fault-hooks.ts';
@@ -138,10 +138,12 @@ export interface BuildOptions {
   readonly cwd?: string;
   /**
    * Lower the graphs for a device before writing them: 'cuda' computes in f32 the ops that
-   * onnxruntime's CUDA provider has no bf16/f16 kernel for (compiler/passes/cuda-precision.ts).
+   * onnxruntime's CUDA provider has no bf16/f16 kernel for (compiler/passes/cuda-precision.ts);
+   * 'ort' writes the graph a CPU session runs: bf16 compute emulated in f32, common subexpressions
+   * merged and dead nodes dropped (compiler/passes/ort-cpu.ts), the same numbers from fewer nodes.
    * Default: the graphs as traced (valid ONNX for any runtime whose kernels cover them).
    */
-  readonly target?: 'cuda';
+  readonly target?: 'cuda' | 'ort';
 }
 
 export interface BuildResult {
@@ -172,8 +174,9 @@ export async function buildModel(m: CompiledModel, opts: BuildOptions): Promise<
     for (const e of m.entries) {
       const r = traceEntry(m, e.name, { opset: opts.opset ?? 17 });
       ds.push(...r.diagnostics);
-      // --target cuda: ops without a CUDA kernel for their reduced dtype are placed in f32 (recorded in casts)
-      if (r.graph) graphs.push(opts.target === 'cuda' ? lowerForCuda(r.graph).graph : r.graph);
+      // --target cuda: ops without a CUDA kernel for their reduced dtype are placed in f32 (recorded in casts);
+      // --target ort: the graph a CPU session runs (bf16 compute emulated, shared subexpressions merged)
+      if (r.graph) graphs.push(opts.target === 'cuda' ? lowerForCuda(r.graph).graph : opts.target === 'ort' ? optimizeForOrt(lowerForTarget(r.graph, 'cpu').graph).graph : r.graph);
     }
   }
   if (hasErrors(ds) || !m.keymap) return { ok: false, diagnostics: ds, graphs: [], files: [] };

@@ -30,6 +30,12 @@ export interface CreateSessionOptions extends SessionOptions {
    * bf16 rounding. false hands the traced graph to onnxruntime as it is (to see what a provider lacks).
    */
   readonly lower?: boolean;
+  /**
+   * On CPU, run the graph as `sorac build --target ort` writes it (default true): shared
+   * subexpressions merged, dead nodes dropped (compiler/passes/ort-cpu.ts); the same numbers from
+   * fewer nodes. false runs the plain standard-opset graph (to compare the two).
+   */
+  readonly optimize?: boolean;
 }
 
 /** Create an onnxruntime session for `graph` with weights from `weights`. */
@@ -39,7 +45,7 @@ export async function createSession(graph: IrGraph, weights: WeightSource, opts:
   const choice = chooseDevice(opts.device ?? 'auto', opts);
   // (lower: false emits the traced graph as it is: only the bf16 I/O wrapping, which every target needs)
   const target: Target = opts.lower === false ? 'none' : choice.tryCuda ? 'cuda' : 'cpu';
-  const lowered = lowerGraph(graph, target);
+  const lowered = lowerGraph(graph, target, { optimize: opts.optimize !== false });
   const bound = await bindWeights(lowered.graph.weights, weights, opts);
   const emit = (l: LoweredGraph) =>
     emitOnnx(l.graph, {
@@ -53,7 +59,7 @@ export async function createSession(graph: IrGraph, weights: WeightSource, opts:
   const cpuFallback: (() => CpuFallback) | undefined =
     target === 'cuda'
       ? () => {
-          const cpu = lowerGraph(graph, 'cpu');
+          const cpu = lowerGraph(graph, 'cpu', { optimize: opts.optimize !== false });
           // the device passes never change the weights, so the binding made for the CUDA graph serves the CPU graph
           if (cpu.graph.weights.map((w) => `${w.key}:${w.value.dtype}`).join() !== lowered.graph.weights.map((w) => `${w.key}:${w.value.dtype}`).join()) throw new InternalError('the CPU and CUDA lowerings bind different weights');
           return { model: emit(cpu), io: io(cpu), cpuEmulated: isCpuEmulated(cpu.graph), notes: cpu.notes };

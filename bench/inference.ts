@@ -24,6 +24,7 @@ import { safetensorsWeightSource } from '../runtime/execution/binding.ts';
 import { openSafetensors } from '../runtime/formats/safetensors.ts';
 import { writeSafetensors } from '../runtime/formats/safetensors-writer.ts';
 import { createSession } from '../api/session.ts';
+import { lowerForTarget, optimizeForOrt } from '../compiler/passes/index.ts';
 
 const runs = Number(process.argv[2] ?? 5);
 const root = join(import.meta.dirname, '..');
@@ -72,8 +73,11 @@ try {
   if (!tr.graph) throw new Error(tr.diagnostics.map((d) => d.message).join('\n'));
   const traceMs = performance.now() - t0;
   const src = await safetensorsWeightSource([wpath]);
-  const s = await createSession(tr.graph, src, { device: 'cpu', intraOpThreads: 2 });
-  console.log(`trace ${traceMs.toFixed(0)} ms, session create ${s.createMs.toFixed(0)} ms, ${tr.graph.nodes.length} nodes`);
+  // SORAC_BENCH_PLAIN=1: the plain standard-opset graph (the session default is the ORT target's)
+  const plain = process.env.SORAC_BENCH_PLAIN === '1';
+  const s = await createSession(tr.graph, src, { device: 'cpu', intraOpThreads: 2, ...(plain ? { optimize: false } : {}) });
+  const ortNodes = optimizeForOrt(lowerForTarget(tr.graph, 'cpu').graph).graph.nodes.length;
+  console.log(`trace ${traceMs.toFixed(0)} ms, session create ${s.createMs.toFixed(0)} ms, ${tr.graph.nodes.length} nodes traced, ${plain ? `${tr.graph.nodes.length} run (plain graph, SORAC_BENCH_PLAIN=1)` : `${ortNodes} run (ORT target)`}`);
   // the PyTorch side: a worker that answers one forward per request
   let torch: { run: () => Promise<number>; close: () => void } | undefined;
   if (process.env.OPEN_SORA_ROOT) {

@@ -26,14 +26,14 @@ export const registerBuild: RegisterCommand = (program: Command, io: CliIO, setE
     .option('--no-onnx', 'write only the keymap')
     .option('--dtype <rule=value>', 'override a dtype policy rule, e.g. --dtype compute=bf16 (repeatable)', (v: string, p: string[] = []) => [...p, v], [] as string[])
     .option('--explain-dtypes', 'print every cast the dtype policy placed, with where and why')
-    .option('--target <device>', 'lower the graphs for a device: cuda (ops without a bf16/f16 kernel on onnxruntime 1.29\'s CUDA provider run in f32; --explain-dtypes lists them)')
+    .option('--target <device>', 'lower the graphs for a runtime: cuda (ops without a bf16/f16 kernel on onnxruntime 1.29\'s CUDA provider run in f32; --explain-dtypes lists them) or ort (the graph sorac\'s CPU sessions run: shared subexpressions merged, fewer nodes, same numbers)')
     .action(async (file: string, opts: ModelOpts & { out: string; opset: string; weights?: string; onnx: boolean; explainDtypes?: boolean; target?: string }) => {
       const opset = Number(opts.opset);
       if (!Number.isInteger(opset) || opset < 17 || opset > 26) throw usageError(`--opset ${opts.opset} is not supported`, 'use an integer from 17 to 26 (17 passes every ONNX checker; onnxruntime accepts up to 26)');
-      if (opts.target !== undefined && opts.target !== 'cuda') throw usageError(`--target ${opts.target} is not supported`, 'the only target is cuda (sessions sorac creates lower for their device themselves; CPU runs emulate bf16 at load)');
+      if (opts.target !== undefined && opts.target !== 'cuda' && opts.target !== 'ort') throw usageError(`--target ${opts.target} is not supported`, 'the targets are cuda and ort (without --target the graphs are plain standard-opset ONNX as traced; sessions sorac creates lower for their device themselves)');
       const t0 = performance.now();
       const m = await compileForWeights(file, opts, io, opts.weights);
-      const r = await buildModel(m, { out: opts.out, inputs: [resolvePath(io.cwd, file), opts.config !== undefined ? resolvePath(io.cwd, opts.config) : undefined], opset, onnx: opts.onnx, cwd: io.cwd, ...(opts.weights ? { weights: opts.weights } : {}), ...(opts.target === 'cuda' ? { target: 'cuda' as const } : {}) });
+      const r = await buildModel(m, { out: opts.out, inputs: [resolvePath(io.cwd, file), opts.config !== undefined ? resolvePath(io.cwd, opts.config) : undefined], opset, onnx: opts.onnx, cwd: io.cwd, ...(opts.weights ? { weights: opts.weights } : {}), ...(opts.target === 'cuda' || opts.target === 'ort' ? { target: opts.target } : {}) });
       const ds = r.diagnostics;
       const graphs = r.graphs;
       const written = r.files;

@@ -1,9 +1,13 @@
 /**
  * Graph passes between tracing and emission: adapting a traced graph to where it will run.
  *
- *   traced graph --(cpu target, bf16 compute)--> emulateBf16 ------\
- *                --(cuda target)--> lowerForCuda (f32 where ORT has no   --> wrapBf16Io --> emitOnnx
- *                                   bf16/f16 CUDA kernel) -------------/
+ *   traced graph --(cpu target, bf16 compute)--> emulateBf16 --> optimizeForOrt --\
+ *                --(cuda target)--> lowerForCuda (f32 where ORT has no     --> wrapBf16Io --> emitOnnx
+ *                                   bf16/f16 CUDA kernel) ---------------------/
+ *
+ * optimizeForOrt (common subexpressions merged, dead nodes dropped: the same numbers from fewer
+ * nodes) runs on the CPU session path and for `sorac build --target ort`; `sorac build` without a
+ * target writes the graph as traced.
  *
  * Each pass is a pure function IrGraph -> IrGraph; with SORAC_DEBUG=verify the graph verifier runs
  * after every pass and stops at the first pass that breaks an invariant.
@@ -12,12 +16,14 @@ import type { IrGraph } from '../../core/ir.ts';
 import { emulateBf16, isCpuEmulated, usesBf16Compute } from './cpu-bf16.ts';
 import { type CudaIsland, lowerForCuda } from './cuda-precision.ts';
 import { wrapBf16Io } from './io-bf16.ts';
+import { optimizeForOrt } from './ort-cpu.ts';
 import { assertValidGraph, verifyEnabled } from './verify.ts';
 
 export { emulateBf16, isCpuEmulated, usesBf16Compute } from './cpu-bf16.ts';
 export { wrapBf16Io, type Bf16IoGraph } from './io-bf16.ts';
 export { cudaPlacementGaps, isCudaLowered, lowerForCuda, type CudaIsland, type CudaLowering } from './cuda-precision.ts';
 export { CUDA_KERNELS_ORT_VERSION, cudaHasKernel, ORT_1_29_CUDA_KERNELS, type CudaKernelSupport } from './cuda-kernels.ts';
+export { optimizeForOrt, type OrtCpuResult } from './ort-cpu.ts';
 export { assertValidGraph, verifyEnabled, verifyGraph, type VerifyProblem } from './verify.ts';
 
 /** Where the graph will run: 'none' leaves it as traced (only the bf16 I/O wrapping every target needs). */
@@ -47,14 +53,16 @@ export function lowerForTarget(g: IrGraph, target: Target): { graph: IrGraph; no
   return { graph: emulateBf16(g), pass: 'emulateBf16', note: 'note: bf16 compute runs on CPU as f32 with bf16 rounding after each op (CPU has no bf16 kernels)' };
 }
 
-/** Every pass a graph goes through before it is emitted for a session on `target`. */
-export function lowerGraph(g: IrGraph, target: Target, opts: { verify?: boolean } = {}): LoweredGraph {
+/** Every pass a graph goes through before it is emitted for a session on `target` (`optimize: false` skips optimizeForOrt). */
+export function lowerGraph(g: IrGraph, target: Target, opts: { verify?: boolean; optimize?: boolean } = {}): LoweredGraph {
   const verify = opts.verify ?? verifyEnabled();
   if (verify) assertValidGraph(g, 'tracing');
   const t = lowerForTarget(g, target);
   if (verify && t.graph !== g) assertValidGraph(t.graph, t.pass ?? target);
-  const io = wrapBf16Io(t.graph);
-  if (verify && io.graph !== t.graph) assertValidGraph(io.graph, 'wrapBf16Io');
+  const opt = target === 'cpu' && opts.optimize !== false ? optimizeForOrt(t.graph).graph : t.graph;
+  if (verify && opt !== t.graph) assertValidGraph(opt, 'optimizeForOrt');
+  const io = wrapBf16Io(opt);
+  if (verify && io.graph !== opt) assertValidGraph(io.graph, 'wrapBf16Io');
   return { graph: io.graph, bf16Inputs: io.bf16Inputs, bf16Outputs: io.bf16Outputs, notes: t.note ? [t.note] : [] };
 }
 

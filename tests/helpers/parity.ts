@@ -60,7 +60,7 @@ export interface ParityResult {
 export async function runGolden(
   file: string,
   model: string,
-  opts: { entry?: string; cfg?: string; weights?: string; config?: Record<string, unknown>; inputs?: (t: Map<string, HostTensor>) => Map<string, HostTensor>; absent?: string[]; goldenDir?: string } = {},
+  opts: { entry?: string; cfg?: string; weights?: string; config?: Record<string, unknown>; inputs?: (t: Map<string, HostTensor>) => Map<string, HostTensor>; absent?: string[]; goldenDir?: string; optimize?: boolean } = {},
 ): Promise<ParityResult> {
   const cfg = opts.cfg ?? 'a';
   // goldenDir: a case directory outside tests/fixtures/golden (e.g. tests/fixtures/golden-extra/<model>/<case>)
@@ -75,7 +75,7 @@ export async function runGolden(
   const feed = new Map([...inputs].filter(([k]) => wanted.has(k)));
   const w = await safetensorsWeightSource([join(dir, opts.weights ?? 'model.safetensors')]);
   try {
-    const r = await runGraph(graph, w, feed, { device: 'cpu' });
+    const r = await runGraph(graph, w, feed, { device: 'cpu', ...(opts.optimize === false ? { optimize: false } : {}) });
     const { tensors: reference } = await readTensorsFile(join(dir, 'outputs.safetensors'));
     const errors: Record<string, number> = {};
     for (const [k, v] of r.outputs) if (reference.has(k)) errors[k] = maxAbsDiff(v, reference.get(k)!);

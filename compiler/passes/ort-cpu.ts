@@ -1,0 +1,111 @@
+/**
+ * Pass: the graph as onnxruntime runs it fastest (`sorac build --target ort`, and every session
+ * `sorac run` / `sorac generate` opens). Still standard-opset ONNX and bit-identical in its numbers:
+ *
+ * - common subexpressions merged: the tracer rebuilds the same shape vectors (Unsqueeze of a
+ *   Shape->Gather, products of dimensions, Concat of those) at every Reshape; equal constants
+ *   (same dtype, shape and bytes) count as one value, so the chains that use them merge too;
+ * - Identity nodes dropped (their output is renamed to their input's use);
+ * - nodes whose outputs nothing uses removed, and the constants nothing uses.
+ *
+ * Graph inputs and outputs keep their names and order; a node that produces a graph output is never
+ * merged away. Random ops are never merged (two draws are not one).
+ */
+import type { IrAttr, IrConstant, IrGraph, IrNode, IrValue } from '../../core/ir.ts';
+
+/** Ops whose two evaluations on equal inputs may differ. */
+const NONDETERMINISTIC = new Set(['RandomNormal', 'RandomNormalLike', 'RandomUniform', 'RandomUniformLike', 'Multinomial', 'Dropout', 'Bernoulli']);
+/** Constants larger than this are not compared byte by byte (weights-sized tables are rare and unique). */
+const MAX_CONST_BYTES = 1 << 16;
+
+export interface OrtCpuResult {
+  readonly graph: IrGraph;
+  readonly removed: { readonly merged: number; readonly identity: number; readonly dead: number };
+}
+
+export function optimizeForOrt(g: IrGraph): OrtCpuResult {
+  const outputSet = new Set<IrValue>(g.outputs);
+  const canon = new Map<IrValue, IrValue>();
+  const rep = (v: IrValue | null): IrValue | null => (v === null ? null : canon.get(v) ?? v);
+
+  // equal constants -> one value
+  const constByKey = new Map<string, IrValue>();
+  for (const [v, c] of g.constants) {
+    if (c.data.byteLength > MAX_CONST_BYTES) continue;
+    const k = `${c.dtype}|${c.shape.join(',')}|${hex(c.data)}`;
+    const first = constByKey.get(k);
+    if (first && first.dtype === v.dtype) canon.set(v, first);
+    else constByKey.set(k, v);
+  }
+
+  let merged = 0;
+  let identity = 0;
+  const seen = new Map<string, IrNode>();
+  const kept: IrNode[] = [];
+  for (const n0 of g.nodes) {
+    const n: IrNode = n0.inputs.some((i) => i !== null && canon.has(i)) ? { ...n0, inputs: n0.inputs.map(rep) } : n0;
+    const producesOutput = n.outputs.some((o) => outputSet.has(o));
+    if (n.op === 'Identity' && !producesOutput && n.inputs.length === 1 && n.inputs[0] && n.outputs.length === 1) {
+      canon.set(n.outputs[0]!, n.inputs[0]);
+      identity++;
+      continue;
+    }
+    if (!NONDETERMINISTIC.has(n.op) && n.outputs.length > 0) {
+      const key = `${n.op}(${n.inputs.map((i) => (i === null ? '_' : i.id)).join(',')})${attrKey(n.attrs)}`;
+      const prev = seen.get(key);
+      if (prev && !producesOutput && prev.outputs.length === n.outputs.length && prev.outputs.every((o, i) => o.dtype === n.outputs[i]!.dtype)) {
+        n.outputs.forEach((o, i) => canon.set(o, prev.outputs[i]!));
+        merged++;
+        continue;
+      }
+      if (!prev) seen.set(key, n);
+    }
+    kept.push(n);
+  }
+
+  // dead nodes: nothing downstream uses any output
+  const used = new Set<IrValue>(g.outputs);
+  const live: IrNode[] = [];
+  for (let i = kept.length - 1; i >= 0; i--) {
+    const n = kept[i]!;
+    if (!n.outputs.some((o) => used.has(o))) continue;
+    live.push(n);
+    for (const x of n.inputs) if (x) used.add(x);
+  }
+  live.reverse();
+  const dead = kept.length - live.length;
+  const constants = new Map<IrValue, IrConstant>();
+  for (const [v, c] of g.constants) if (used.has(v)) constants.set(v, c);
+  const graph: IrGraph = {
+    ...g,
+    nodes: live,
+    constants,
+    ...(g.casts ? { casts: g.casts.filter((c) => !canon.has(c.value)) } : {}),
+  };
+  return { graph, removed: { merged, identity, dead } };
+}
+
+function attrKey(attrs: Readonly<Record<string, IrAttr>>): string {
+  const names = Object.keys(attrs).sort();
+  if (!names.length) return '';
+  return `{${names
+    .map((k) => {
+      const a = attrs[k]!;
+      const v =
+        a.kind === 'tensor'
+          ? `${a.value.dtype}|${a.value.shape.join(',')}|${hex(a.value.data)}`
+          : a.kind === 'float' || a.kind === 'floats'
+            ? [a.value].flat().map(num).join(',') // -0 and NaN kept apart from 0 / null
+            : JSON.stringify(a.value);
+      return `${k}:${a.kind}=${v}`;
+    })
+    .join(';')}}`;
+}
+
+function num(x: number): string {
+  return Object.is(x, -0) ? '-0' : String(x);
+}
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
+}
