@@ -6,7 +6,11 @@
  *   Shape->Gather, products of dimensions, Concat of those) at every Reshape; equal constants
  *   (same dtype, shape and bytes) count as one value, so the chains that use them merge too;
  * - Identity nodes dropped (their output is renamed to their input's use);
- * - nodes whose outputs nothing uses removed, and the constants nothing uses.
+ * - nodes whose outputs nothing uses removed, and the constants nothing uses;
+ * - in the tanh GELU (f32), x*x*x written Pow(x, 3): the form onnxruntime's FastGeluFusion
+ *   recognises, so the session runs the whole GELU as one FastGelu kernel (nine elementwise passes
+ *   over the MLP's widest activation become one). The numbers then move by float rounding only
+ *   (FastGelu computes the same formula), well under the parity tolerances.
  *
  * Graph inputs and outputs keep their names and order; a node that produces a graph output is never
  * merged away. Random ops are never merged (two draws are not one).
@@ -21,9 +25,17 @@ const MAX_CONST_BYTES = 1 << 16;
 export interface OrtCpuResult {
   readonly graph: IrGraph;
   readonly removed: { readonly merged: number; readonly identity: number; readonly dead: number };
+  /** tanh GELUs rewritten into the form onnxruntime fuses to FastGelu */
+  readonly gelus: number;
 }
 
 export function optimizeForOrt(g: IrGraph): OrtCpuResult {
+  const r = mergeAndPrune(g);
+  const gelu = geluCubeAsPow(r.graph);
+  return gelu.count ? { graph: mergeAndPrune(gelu.graph).graph, removed: r.removed, gelus: gelu.count } : { ...r, gelus: 0 };
+}
+
+function mergeAndPrune(g: IrGraph): Omit<OrtCpuResult, 'gelus'> {
   const outputSet = new Set<IrValue>(g.outputs);
   const canon = new Map<IrValue, IrValue>();
   const rep = (v: IrValue | null): IrValue | null => (v === null ? null : canon.get(v) ?? v);
@@ -83,6 +95,52 @@ export function optimizeForOrt(g: IrGraph): OrtCpuResult {
     ...(g.casts ? { casts: g.casts.filter((c) => !canon.has(c.value)) } : {}),
   };
   return { graph, removed: { merged, identity, dead } };
+}
+
+const GELU_CUBE_COEF = Math.fround(0.044715);
+
+/**
+ * Mul(Mul(x, x), x) whose only use is a Mul by 0.044715 (the tanh GELU's cube, f32) becomes
+ * Pow(x, 3), one node in place of two. The graph must already be merged and pruned (one x*x).
+ */
+function geluCubeAsPow(g: IrGraph): { graph: IrGraph; count: number } {
+  const producer = new Map<IrValue, IrNode>();
+  const uses = new Map<IrValue, IrNode[]>();
+  for (const n of g.nodes) {
+    for (const o of n.outputs) producer.set(o, n);
+    for (const i of n.inputs) if (i) uses.set(i, [...(uses.get(i) ?? []), n]);
+  }
+  const scalarValue = (v: IrValue | null): number | undefined => {
+    const c = v ? g.constants.get(v) : undefined;
+    if (!c || c.dtype !== 'f32' || c.data.byteLength !== 4) return undefined;
+    return new DataView(c.data.buffer, c.data.byteOffset, 4).getFloat32(0, true);
+  };
+  let nextId = 1 + Math.max(-1, ...g.inputs.map((v) => v.id), ...g.weights.map((w) => w.value.id), ...[...g.constants.keys()].map((v) => v.id), ...g.nodes.flatMap((n) => n.outputs.map((o) => o.id)));
+  const replace = new Map<IrNode, IrNode>();
+  const constants = new Map(g.constants);
+  let three: IrValue | undefined;
+  let count = 0;
+  for (const n of g.nodes) {
+    if (n.op !== 'Mul' || n.inputs.length !== 2 || n.outputs[0]!.dtype !== 'f32') continue;
+    const [a, b] = n.inputs;
+    const sq = [a, b].map((v) => (v ? producer.get(v) : undefined)).find((p) => p?.op === 'Mul' && p.inputs[0] === p.inputs[1]);
+    if (!sq) continue;
+    const x = sq.inputs[0]!;
+    if ((a === sq.outputs[0] ? b : a) !== x) continue;
+    if ((uses.get(sq.outputs[0]!) ?? []).length !== 1) continue;
+    const next = uses.get(n.outputs[0]!) ?? [];
+    if (next.length !== 1 || next[0]!.op !== 'Mul' || !next[0]!.inputs.some((v) => scalarValue(v) === GELU_CUBE_COEF)) continue;
+    if (g.outputs.includes(sq.outputs[0]!)) continue;
+    if (!three) {
+      three = { id: nextId++, name: `sorac.ort.three`, dtype: 'f32', shape: [] };
+      constants.set(three, { dtype: 'f32', shape: [], data: new Uint8Array(new Float32Array([3]).buffer) });
+    }
+    replace.set(n, { ...n, op: 'Pow', inputs: [x, three], attrs: {} });
+    count++;
+  }
+  if (!count) return { graph: g, count: 0 };
+  // the x*x nodes are now unused: mergeAndPrune drops them
+  return { graph: { ...g, constants, nodes: g.nodes.map((n) => replace.get(n) ?? n) }, count };
 }
 
 function attrKey(attrs: Readonly<Record<string, IrAttr>>): string {

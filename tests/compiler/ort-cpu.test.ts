@@ -81,6 +81,37 @@ describe('optimizeForOrt', () => {
     expect(r.removed).toEqual({ merged: 0, identity: 1, dead: 1 });
   });
 
+  it('writes the tanh GELU cube as Pow(x, 3) (FastGeluFusion), only for that pattern', () => {
+    const x = val('x');
+    const [k, k2, c1] = [val('k'), val('k2'), val('c1')];
+    const [sq, cube, t, sq2, cube2, out, out2] = [val('sq'), val('cube'), val('t'), val('sq2'), val('cube2'), val('out'), val('out2')];
+    const coef = (v: number): IrConstant => ({ dtype: 'f32', shape: [], data: new Uint8Array(new Float32Array([v]).buffer) });
+    const g = graph(
+      [x],
+      [out, out2],
+      [
+        node('Mul', [x, x], [sq]),
+        node('Mul', [sq, x], [cube]),
+        node('Mul', [k, cube], [t]),
+        node('Add', [x, t], [out]),
+        // the same cube scaled by another constant: not a GELU, left alone
+        node('Mul', [c1, x], [sq2]),
+        node('Mul', [sq2, sq2], [cube2]),
+        node('Mul', [k2, cube2], [out2]),
+      ],
+      [
+        [k, coef(0.044715)],
+        [k2, coef(0.5)],
+        [c1, coef(2)],
+      ],
+    );
+    const r = optimizeForOrt(g);
+    expect(r.gelus).toBe(1);
+    expect(r.graph.nodes.map((n) => n.op)).toEqual(['Pow', 'Mul', 'Add', 'Mul', 'Mul', 'Mul']);
+    expect(r.graph.nodes[0]!.inputs[0]).toBe(x);
+    expect(verifyGraph(r.graph)).toEqual([]);
+  });
+
   for (const ex of ['stdit', 'stdit2', 'stdit3', 'mmdit', 't5', 'sd_vae', 'vae_temporal', 'hunyuan_vae']) {
     it(`${ex}: every entry still verifies after the pass, with fewer nodes`, () => {
       const m = assertCompiles(compileFile(`examples/${ex}.sora`, { values: goldenConfig(ex) }));
