@@ -114,7 +114,9 @@ export interface CheckResult {
 /** `sorac check`: every entry path, and with `weights` the load report. */
 export async function checkModel(m: CompiledModel, opts: CheckWeightsOptions & { readonly weights?: string } = {}): Promise<CheckResult> {
   const ds = [...m.diagnostics];
-  if (!hasErrors(ds)) ds.push(...checkEntries(m));
+  // each distinct module call traced once across the entry paths (Interp.memo): the same diagnostics
+  // as tracing every instance (they are reported once per source location), without the graph
+  if (!hasErrors(ds)) ds.push(...checkEntries(m, { checkOnly: true }));
   const ok = !hasErrors(ds);
   let report: LoadReport | undefined;
   if (ok && opts.weights && m.keymap) {
