@@ -95,15 +95,18 @@ export class Sym {
     if (ov !== undefined) return this.scale(ov);
     const v = this.value();
     if (v !== undefined) return o.scale(v);
-    let r = Sym.const(0);
+    // the sum of the term products, accumulated in one map (what adding them one by one gives)
+    const m = new Map<string, Term>();
     for (const a of this.terms.values()) {
       for (const b of o.terms.values()) {
         const atoms = [...a.atoms, ...b.atoms].sort();
         const key = atoms.join('*');
-        r = r.add(new Sym(new Map([[key, { coeff: a.coeff * b.coeff, atoms }]])));
+        const c = (m.get(key)?.coeff ?? 0) + a.coeff * b.coeff;
+        if (c === 0) m.delete(key);
+        else m.set(key, { coeff: c, atoms });
       }
     }
-    return r;
+    return new Sym(m);
   }
   /** Greatest common divisor of all coefficients (0 for the zero polynomial). */
   content(): number {
