@@ -124,12 +124,30 @@ class Writer {
     for (let i = 0; i < 4; i++) this.buf[this.pos++] = this.f32.getUint8(i);
   }
   string(v: unknown): void {
-    if (typeof v !== 'string' || !(v as string & { isWellFormed(): boolean }).isWellFormed()) throw new Unsupported();
+    if (typeof v !== 'string') throw new Unsupported();
+    // ASCII (names, ops, paths): one pass; otherwise rewind and write UTF-8 through Buffer
+    const start = this.pos;
+    const n = v.length;
+    this.varint(n);
+    this.ensure(n);
+    const buf = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < n; i++) {
+      const c = v.charCodeAt(i);
+      if (c > 127) {
+        this.pos = start;
+        return this.utf8(v);
+      }
+      buf[p++] = c;
+    }
+    this.pos = p;
+  }
+  private utf8(v: string): void {
+    if (!(v as string & { isWellFormed(): boolean }).isWellFormed()) throw new Unsupported();
     const n = Buffer.byteLength(v, 'utf8');
     this.varint(n);
     this.ensure(n);
-    if (n === v.length) for (let i = 0; i < n; i++) this.buf[this.pos++] = v.charCodeAt(i);
-    else this.pos += Buffer.from(this.buf.buffer, this.buf.byteOffset, this.buf.length).write(v, this.pos, 'utf8');
+    this.pos += Buffer.from(this.buf.buffer, this.buf.byteOffset, this.buf.length).write(v, this.pos, 'utf8');
   }
   bytes(v: unknown): void {
     if (!(v instanceof Uint8Array)) throw new Unsupported();
