@@ -7,6 +7,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { absentInputs, checkEntries, modelSources } from '../compiler/check.ts';
 import { compile, type CompiledModel, type CompileOptions } from '../compiler/compile.ts';
 import { fsHost } from '../compiler/host.ts';
+import type { ParseCache } from '../compiler/program.ts';
+import { resolve } from 'node:path';
 import { isPipelineFile } from '../compiler/pipeline.ts';
 import { parse } from '../grammar/parser.ts';
 import { type Diagnostic, hasErrors } from '../core/diagnostics.ts';
@@ -40,10 +42,19 @@ export function checkSourceFile(file: string): void {
   }
 }
 
+/**
+ * The parse isPipelineSource made, for the loadModel of the same file that follows it in `sorac
+ * check` (one entry; used once, and only while the file's text and display path are unchanged).
+ */
+let probed: { readonly path: string; readonly entry: ParseCache extends Map<string, infer E> ? E : never } | undefined;
+
 /** Whether a .sora file declares a pipeline (rather than models): parsed, not compiled. */
 export function isPipelineSource(file: string): boolean {
   checkSourceFile(file);
-  return isPipelineFile(parse(readFileSync(file, 'utf8'), file).ast);
+  const text = readFileSync(file, 'utf8');
+  const result = parse(text, file);
+  probed = { path: resolve(file), entry: { text, display: file, result } };
+  return isPipelineFile(result.ast);
 }
 
 /** A config JSON file as a JSON object (SORA7001 unreadable, SORA7002 not a JSON object). */
@@ -93,7 +104,10 @@ export function loadModel(src: ModelSource): CompiledModel {
     ...(src.set ? { set: src.set } : {}),
     ...(src.values ? { values: src.values } : {}),
   };
-  return compile({ file: src.file, host: fsHost, ...(src.cwd ? { cwd: src.cwd } : {}), ...(src.model ? { model: src.model } : {}), config, ...(src.dtype && Object.keys(src.dtype).length ? { dtype: src.dtype } : {}) });
+  const parseCache: ParseCache = new Map();
+  if (probed) parseCache.set(probed.path, probed.entry);
+  probed = undefined;
+  return compile({ file: src.file, host: fsHost, parseCache, ...(src.cwd ? { cwd: src.cwd } : {}), ...(src.model ? { model: src.model } : {}), config, ...(src.dtype && Object.keys(src.dtype).length ? { dtype: src.dtype } : {}) });
 }
 
 export interface CheckWeightsOptions {
@@ -114,7 +128,9 @@ export interface CheckResult {
 /** `sorac check`: every entry path, and with `weights` the load report. */
 export async function checkModel(m: CompiledModel, opts: CheckWeightsOptions & { readonly weights?: string } = {}): Promise<CheckResult> {
   const ds = [...m.diagnostics];
-  if (!hasErrors(ds)) ds.push(...checkEntries(m));
+  // each distinct module call traced once across the entry paths (Interp.memo): the same diagnostics
+  // as tracing every instance (they are reported once per source location), without the graph
+  if (!hasErrors(ds)) ds.push(...checkEntries(m, { checkOnly: true }));
   const ok = !hasErrors(ds);
   let report: LoadReport | undefined;
   if (ok && opts.weights && m.keymap) {

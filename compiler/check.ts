@@ -14,7 +14,8 @@ export function absentInputs(entry: EntryInfo, given: Iterable<string>): string[
 /** Trace every entry with optional inputs present and absent; returns de-duplicated diagnostics. */
 export function checkEntries(m: CompiledModel, opts: { readonly observe?: Observer; readonly checkOnly?: boolean } = {}): Diagnostic[] {
   const out: Diagnostic[] = [];
-  // check only (the editor): each distinct module call is traced once, across the entry paths
+  // check only (`sorac check`, the editor): each distinct module call is traced once, across the entry
+  // paths; the traces build no usable graph (a repeated call returns the first call's values)
   const memo = opts.checkOnly ? new Map() : undefined;
   for (const e of m.entries) {
     const optional = e.inputs.filter((i) => i.optional).map((i) => i.name);

@@ -39,6 +39,10 @@ export class GraphBuilder {
   private readonly constCache = new Map<string, IrValue>();
   private readonly shapeCache = new Map<IrValue, IrValue>();
   private readonly usedNames = new Set<string>();
+  /** Per name base, the suffix uniqueName tries next (every smaller suffix is taken; names are never freed). */
+  private readonly nextSuffix = new Map<string, number>();
+  /** constI64's small constants by shape and values (the same IrValue constant()'s cache holds). */
+  private readonly i64Cache = new Map<string, IrValue>();
   /** Current module path, for node scopes and value names. */
   scope = '';
   source: IrSourceRef | undefined;
@@ -58,8 +62,12 @@ export class GraphBuilder {
 
   private uniqueName(base: string): string {
     let n = base;
-    let i = 1;
-    while (this.usedNames.has(n)) n = `${base}_${i++}`;
+    if (this.usedNames.has(n)) {
+      // the smallest free `${base}_${i}`, i >= 1, without rescanning the suffixes taken before
+      let i = this.nextSuffix.get(base) ?? 1;
+      while (this.usedNames.has((n = `${base}_${i}`))) i++;
+      this.nextSuffix.set(base, i + 1);
+    }
     this.usedNames.add(n);
     return n;
   }
@@ -99,20 +107,26 @@ export class GraphBuilder {
   }
 
   constant(c: IrConstant, hint?: string): IrValue {
-    const key = `${c.dtype}|${c.shape.join(',')}|${Buffer.from(c.data).toString('base64')}`;
-    const have = c.data.length <= 64 ? this.constCache.get(key) : undefined;
+    const key = c.data.length <= 64 ? `${c.dtype}|${c.shape.join(',')}|${Buffer.from(c.data).toString('base64')}` : undefined;
+    const have = key !== undefined ? this.constCache.get(key) : undefined;
     if (have) return have;
     const v = this.value(c.dtype, c.shape, hint ?? `const${this.nextId}`);
     this.constants.set(v, c);
-    if (c.data.length <= 64) this.constCache.set(key, v);
+    if (key !== undefined) this.constCache.set(key, v);
     return v;
   }
 
   constI64(values: readonly number[], shape: readonly number[] = [values.length]): IrValue {
+    // small ones (those constant() caches) looked up before encoding: the same value constant() returns
+    const key = values.length <= 8 && values.every(Number.isSafeInteger) ? `${shape.join(',')}|${values.join(',')}` : undefined;
+    const have = key !== undefined ? this.i64Cache.get(key) : undefined;
+    if (have) return have;
     const data = new Uint8Array(values.length * 8);
     const dv = new DataView(data.buffer);
     values.forEach((x, i) => dv.setBigInt64(i * 8, BigInt(x), true));
-    return this.constant({ dtype: 'i64', shape, data });
+    const v = this.constant({ dtype: 'i64', shape, data });
+    if (key !== undefined) this.i64Cache.set(key, v);
+    return v;
   }
 
   constScalar(value: number, dtype: DType): IrValue {

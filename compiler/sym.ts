@@ -19,11 +19,17 @@ function atomKey(a: Atom): string {
 }
 
 export class Sym {
+  /** The printed (canonical) form, computed once: a Sym never changes after construction. */
+  private str: string | undefined;
   /** key: atoms joined by '*', '' for the constant term */
   private constructor(private readonly terms: ReadonlyMap<string, Term>) {}
 
   static const(n: number): Sym {
     if (!Number.isInteger(n)) throw new Error(`non-integer dimension ${n}`);
+    if (n >= SMALL_MIN && n <= SMALL_MAX) return (SMALL[n - SMALL_MIN] ??= Sym.makeConst(n));
+    return Sym.makeConst(n);
+  }
+  private static makeConst(n: number): Sym {
     return n === 0 ? new Sym(new Map()) : new Sym(new Map([['', { coeff: n, atoms: [] }]]));
   }
   static sym(name: string): Sym {
@@ -52,6 +58,13 @@ export class Sym {
 
   add(o: Sym | number): Sym {
     const b = typeof o === 'number' ? Sym.const(o) : o;
+    if (b.terms.size === 0) return this;
+    if (this.terms.size === 0) return b;
+    const x = this.value();
+    if (x !== undefined) {
+      const y = b.value();
+      if (y !== undefined) return Sym.const(x + y);
+    }
     const m = new Map(this.terms);
     for (const [k, t] of b.terms) {
       const prev = m.get(k);
@@ -69,21 +82,31 @@ export class Sym {
   }
   scale(k: number): Sym {
     if (k === 0) return Sym.const(0);
+    if (k === 1) return this;
+    const v = this.value();
+    if (v !== undefined) return Sym.const(v * k);
     const m = new Map<string, Term>();
     for (const [key, t] of this.terms) m.set(key, { coeff: t.coeff * k, atoms: t.atoms });
     return new Sym(m);
   }
   mul(o: Sym | number): Sym {
     if (typeof o === 'number') return this.scale(o);
-    let r = Sym.const(0);
+    const ov = o.value();
+    if (ov !== undefined) return this.scale(ov);
+    const v = this.value();
+    if (v !== undefined) return o.scale(v);
+    // the sum of the term products, accumulated in one map (what adding them one by one gives)
+    const m = new Map<string, Term>();
     for (const a of this.terms.values()) {
       for (const b of o.terms.values()) {
         const atoms = [...a.atoms, ...b.atoms].sort();
         const key = atoms.join('*');
-        r = r.add(new Sym(new Map([[key, { coeff: a.coeff * b.coeff, atoms }]])));
+        const c = (m.get(key)?.coeff ?? 0) + a.coeff * b.coeff;
+        if (c === 0) m.delete(key);
+        else m.set(key, { coeff: c, atoms });
       }
     }
-    return r;
+    return new Sym(m);
   }
   /** Greatest common divisor of all coefficients (0 for the zero polynomial). */
   content(): number {
@@ -166,7 +189,7 @@ export class Sym {
     return new Sym(m);
   }
   equals(o: Sym): boolean {
-    return this.toString() === o.toString();
+    return this === o || this.toString() === o.toString();
   }
   /** Symbol names this expression depends on. */
   symbols(): Set<string> {
@@ -210,6 +233,9 @@ export class Sym {
     return { constant, terms };
   }
   toString(): string {
+    return (this.str ??= this.print());
+  }
+  private print(): string {
     if (this.terms.size === 0) return '0';
     const parts: string[] = [];
     const keys = [...this.terms.keys()].sort((a, b) => (a === '' ? 1 : b === '' ? -1 : a < b ? -1 : a > b ? 1 : 0));
@@ -225,6 +251,11 @@ export class Sym {
     return parts.join('');
   }
 }
+
+/** Shared constants for the small integers shapes are made of (a Sym is immutable). */
+const SMALL_MIN = -16;
+const SMALL_MAX = 4096;
+const SMALL: (Sym | undefined)[] = [];
 
 function gcd(a: number, b: number): number {
   while (b) [a, b] = [b, a % b];

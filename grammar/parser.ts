@@ -19,8 +19,14 @@ const MAX_ERRORS = 50;
 class SoraParser extends EmbeddedActionsParser {
   file = '<input>';
 
-  constructor() {
-    super(T.allTokens, { recoveryEnabled: true, maxLookahead: 3 });
+  /**
+   * `validate`: run chevrotain's grammar validations (ambiguities, left recursion) in
+   * performSelfAnalysis. They depend only on the grammar, not the input, and cost about half the
+   * parser's construction at each CLI start, so the shared parser skips them and
+   * tests/properties.test.ts runs them (validateGrammar).
+   */
+  constructor(validate = false) {
+    super(T.allTokens, { recoveryEnabled: true, maxLookahead: 3, skipValidations: !validate });
     this.performSelfAnalysis();
   }
 
@@ -739,6 +745,11 @@ function strLit(t: IToken, span: Span): A.StrLit {
 let parserInstance: SoraParser | undefined;
 function parser(): SoraParser {
   return (parserInstance ??= new SoraParser());
+}
+
+/** Build a parser with chevrotain's grammar validations on; throws on a grammar definition error. */
+export function validateGrammar(): void {
+  new SoraParser(true);
 }
 
 export interface ParseResult {

@@ -21,3 +21,27 @@ describe('programmatic API', () => {
     expect(err.report.missing.some((m: { key: string }) => m.key.startsWith('spatial_blocks.2.'))).toBe(true);
   });
 });
+
+describe('isPipelineSource then loadModel (sorac check)', () => {
+  it('reuses the probe parse only while the file is unchanged', async () => {
+    const { mkdtempSync, writeFileSync, readFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { isPipelineSource, loadModel } = await import('../api/model.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'sorac-probe-'));
+    try {
+      const file = join(dir, 'm.sora');
+      const src = readFileSync(join(import.meta.dirname, '..', 'examples', 'stdit3.sora'), 'utf8');
+      writeFileSync(file, src);
+      expect(isPipelineSource(file)).toBe(false);
+      const a = loadModel({ file, values: { depth: 2 } });
+      expect(a.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+      // changed after the probe: the edit must be seen (a syntax error), not the probed parse
+      expect(isPipelineSource(file)).toBe(false);
+      writeFileSync(file, src + '\nmodel Broken(\n');
+      const b = loadModel({ file, values: { depth: 2 } });
+      expect(b.diagnostics.some((d) => d.severity === 'error' && d.code.startsWith('SORA1'))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

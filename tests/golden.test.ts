@@ -46,6 +46,8 @@ describe('golden cases', () => {
       const ds = [...m.diagnostics];
       if (!ds.some((d) => d.severity === 'error')) ds.push(...checkEntries(m));
       expectGolden(join(dir, 'expected', 'diagnostics.txt'), renderBaseline(ds, modelSources(m)));
+      // `sorac check` traces each distinct module call once (checkOnly): the same diagnostics
+      if (!m.diagnostics.some((d) => d.severity === 'error')) expect(renderBaseline([...m.diagnostics, ...checkEntries(m, { checkOnly: true })], modelSources(m))).toBe(renderBaseline(ds, modelSources(m)));
       if (m.keymap && !ds.some((d) => d.severity === 'error')) expectGolden(join(dir, 'expected', 'keymap.json'), canonicalJson(m.keymap));
       const f = format(readFileSync(file, 'utf8'), rel);
       if (f.text !== undefined) expectGolden(join(dir, 'expected', 'format.sora'), f.text);

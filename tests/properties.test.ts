@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { compile } from '../compiler/compile.ts';
 import { fsHost } from '../compiler/host.ts';
 import { format, stripSpans } from '../grammar/format.ts';
-import { parse } from '../grammar/parser.ts';
+import { parse, validateGrammar } from '../grammar/parser.ts';
 
 const ws = fc.constantFrom(' ', '  ', '\t', '\n  ', ' \n', '');
 const ws1 = fc.constantFrom(' ', '  ', '\t', '\n ', ' \n ');
@@ -54,6 +54,9 @@ const program = fc.tuple(fc.array(fc.tuple(stmt, comment, ws1), { minLength: 1, 
 );
 
 describe('parser', () => {
+  it("passes chevrotain's grammar validations (the shared parser skips them at start-up)", () => {
+    expect(() => validateGrammar()).not.toThrow();
+  });
   it('never throws, and every diagnostic has a valid span', () => {
     fc.assert(
       fc.property(fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 200 }), program.map((p) => p.slice(0, Math.floor(p.length * 0.7)))), (text) => {

@@ -22,6 +22,7 @@ import type { onnx as O } from 'onnx-proto';
 import { type DType, DTYPE_SIZE, ONNX_DTYPE } from '../../core/dtype.ts';
 import { InternalError, SoracError } from '../../core/errors.ts';
 import type { ExternalDataRef, IrAttr, IrConstant, IrDim, IrGraph, IrNode, IrValue, IrWeight } from '../../core/ir.ts';
+import { encodeModelProto } from './proto.ts';
 
 const { onnx } = onnxProto;
 
@@ -338,7 +339,9 @@ export function emitOnnx(graph: IrGraph, opts: EmitOptions): Uint8Array {
   }
   const err = onnx.ModelProto.verify(model);
   if (err) throw new InternalError(`ModelProto does not verify: ${err}`);
-  return onnx.ModelProto.encode(model).finish();
+  // the same bytes protobufjs writes, written directly (compiler/emit/proto.ts); protobufjs for
+  // anything that writer does not cover
+  return encodeModelProto(model) ?? onnx.ModelProto.encode(model).finish();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -35,3 +35,35 @@ describe('symbolic floor division with a constant remainder', () => {
     for (let v = 1; v <= 50; v++) expect(Math.floor((32 * v - 1) / 2)).toBe(16 * v - 1);
   });
 });
+
+describe('symbolic algebra with the constant fast paths and the printed-form cache', () => {
+  // random polynomials over B, T, H (constants included, so the fast paths and the shared small
+  // constants are exercised); every result must agree with integer arithmetic and print canonically
+  const S = ['B', 'T', 'H'].map((n) => Sym.sym(n));
+  let seed = 7;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  const poly = (): Sym => {
+    let p = Sym.const(rnd(9) - 4);
+    for (let i = rnd(3); i > 0; i--) p = p.add(S[rnd(3)]!.mul(rnd(5) - 2));
+    if (rnd(3) === 0) p = p.mul(S[rnd(3)]!);
+    return p;
+  };
+  it('add, sub, mul and scale agree with integers, and equal results print the same', () => {
+    for (let n = 0; n < 400; n++) {
+      const a = poly();
+      const b = poly();
+      const k = rnd(7) - 3;
+      const env = new Map([['B', rnd(9) - 4], ['T', rnd(9) - 4], ['H', rnd(9) - 4]]);
+      const z = (x: number) => (x === 0 ? 0 : x); // -0 is 0
+      const ev = (x: Sym) => z(x.evaluate(env)!);
+      expect(ev(a.add(b))).toBe(z(ev(a) + ev(b)));
+      expect(ev(a.sub(b))).toBe(z(ev(a) - ev(b)));
+      expect(ev(a.mul(b))).toBe(z(ev(a) * ev(b)));
+      expect(ev(a.scale(k))).toBe(z(ev(a) * k));
+      expect(a.mul(b).toString()).toBe(b.mul(a).toString());
+      expect(a.add(b).equals(b.add(a))).toBe(true);
+      expect(a.sub(a).toString()).toBe('0');
+      expect(a.mul(Sym.const(1))).toBe(a);
+    }
+  });
+});
