@@ -12,11 +12,8 @@ Debian's python3-torch uses the system BLAS: with libopenblas0-pthread installed
 import importlib.util
 import json
 import os
-import struct
 import sys
 import time
-
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HARNESS = os.path.join(HERE, "..", "tests", "fixtures", "golden-extra", "harness", "make_extra_goldens.py")
@@ -24,22 +21,6 @@ spec = importlib.util.spec_from_file_location("golden_harness", HARNESS)
 h = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(h)
 import torch  # noqa: E402  (after the harness put its shims on sys.path)
-
-NP = {"F32": np.float32, "I64": np.int64, "BOOL": np.bool_, "F64": np.float64}
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        a, b = v["data_offsets"]
-        out[k] = torch.from_numpy(np.frombuffer(data[a:b], dtype=NP[v["dtype"]]).reshape(v["shape"]).copy())
-    return out
 
 
 def main():
@@ -51,8 +32,8 @@ def main():
     mod = h.load_upstream(root, "v1.2.0", "models.stdit.stdit3")
     config = json.load(open(config_path))
     model = mod.STDiT3(mod.STDiT3Config(**config)).eval()
-    missing, unexpected = model.load_state_dict(read_safetensors(weights), strict=True), None
-    inputs = read_safetensors(inputs_path)
+    model.load_state_dict(h.read_safetensors(weights), strict=True)
+    inputs = h.read_safetensors(inputs_path)
     print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "params": sum(p.numel() for p in model.parameters())}), flush=True)
     first = True
