@@ -60,6 +60,18 @@ async function fuzz<T>(reader: string, arb: fc.Arbitrary<T>, body: (v: T) => Pro
   expect(runs).toBeGreaterThan(0);
 }
 
+/** Write `bytes` to a fresh file, read every tensor of it through the loader, and check the file was not modified. */
+async function readAsFile(bytes: Uint8Array, ext: string): Promise<void> {
+  const p = fresh(ext);
+  writeFileSync(p, bytes);
+  try {
+    await readAllWeights(p);
+  } finally {
+    expect(readFileSync(p).equals(bytes)).toBe(true); // the input is never modified
+    rmSync(p, { force: true });
+  }
+}
+
 /** Mutations of a seed: overwrite bytes, truncate, append. */
 function mutated(seed: Buffer): fc.Arbitrary<Buffer> {
   return fc
@@ -92,15 +104,7 @@ describe('fuzz: every reader ends in success or a typed error, in bounded time',
   it(
     'safetensors (generated headers)',
     () =>
-      fuzz('safetensors', fc.tuple(headerArb, fc.nat(96), fc.boolean()), async ([h, n, bom]) => {
-        const p = fresh('.safetensors');
-        writeFileSync(p, safetensors(h, n, { bom }));
-        try {
-          await readAllWeights(p);
-        } finally {
-          rmSync(p, { force: true });
-        }
-      }),
+      fuzz('safetensors', fc.tuple(headerArb, fc.nat(96), fc.boolean()), ([h, n, bom]) => readAsFile(safetensors(h, n, { bom }), '.safetensors')),
     TEST_TIMEOUT,
   );
 
@@ -108,17 +112,7 @@ describe('fuzz: every reader ends in success or a typed error, in bounded time',
   it(
     'safetensors (mutated)',
     () =>
-      fuzz('safetensors-mutated', mutated(goodSt), async (b) => {
-        const p = fresh('.safetensors');
-        writeFileSync(p, b);
-        try {
-          await readAllWeights(p);
-        } finally {
-          expect(readFileSync(p).equals(b)).toBe(true); // the input is never modified
-
-          rmSync(p, { force: true });
-        }
-      }),
+      fuzz('safetensors-mutated', mutated(goodSt), (b) => readAsFile(b, '.safetensors')),
     TEST_TIMEOUT,
   );
 
@@ -136,13 +130,7 @@ describe('fuzz: every reader ends in success or a typed error, in bounded time',
       fuzz('torch-zip', fc.array(viewArb, { minLength: 1, maxLength: 3 }), async (views) => {
         const pkl = stateDictPickle(views.map((v, i) => ({ name: `t${i}`, key: String(i), numel: v.numel, shape: v.shape, stride: v.stride, offset: v.offset })));
         const recs = Object.fromEntries(views.map((v, i) => [String(i), { data: new Uint8Array(v.bytes), deflate: v.deflate }]));
-        const p = fresh('.pt');
-        writeFileSync(p, torchZip(pkl, recs));
-        try {
-          await readAllWeights(p);
-        } finally {
-          rmSync(p, { force: true });
-        }
+        await readAsFile(torchZip(pkl, recs), '.pt');
       }),
     TEST_TIMEOUT,
   );
@@ -151,17 +139,7 @@ describe('fuzz: every reader ends in success or a typed error, in bounded time',
   it(
     'torch zip (mutated)',
     () =>
-      fuzz('torch-zip-mutated', mutated(goodPt), async (b) => {
-        const p = fresh('.pt');
-        writeFileSync(p, b);
-        try {
-          await readAllWeights(p);
-        } finally {
-          expect(readFileSync(p).equals(b)).toBe(true); // the input is never modified
-
-          rmSync(p, { force: true });
-        }
-      }),
+      fuzz('torch-zip-mutated', mutated(goodPt), (b) => readAsFile(b, '.pt')),
     TEST_TIMEOUT,
   );
 
@@ -190,15 +168,7 @@ describe('fuzz: every reader ends in success or a typed error, in bounded time',
   it(
     'pickle inside a torch zip (generated programs through the whole loader)',
     () =>
-      fuzz('pickle-in-zip', pickleArb, async (b) => {
-        const p = fresh('.pt');
-        writeFileSync(p, torchZip(b, { 0: new Uint8Array(8) }));
-        try {
-          await readAllWeights(p);
-        } finally {
-          rmSync(p, { force: true });
-        }
-      }),
+      fuzz('pickle-in-zip', pickleArb, (b) => readAsFile(torchZip(b, { 0: new Uint8Array(8) }), '.pt')),
     TEST_TIMEOUT,
   );
 
