@@ -17,6 +17,43 @@ function toAttr(v: AttrInput): IrAttr {
   return v;
 }
 
+/** What a value's name is made of, so that a replay can rebuild it for another call (GraphBuilder.replay). */
+type NameSpec = { readonly k: 'scope'; readonly scope: string } | { readonly k: 'const' } | { readonly k: 'fixed'; readonly name: string };
+
+type GraphCast = GraphBuilder['casts'][number];
+
+/**
+ * One change to the graph while a recording runs (GraphBuilder.beginRecording): everything a replay
+ * needs to redo the same changes for another call of the same module, in the same order.
+ */
+export type GraphEvent =
+  | { readonly t: 'value'; readonly v: IrValue; readonly spec: NameSpec }
+  | { readonly t: 'node'; readonly n: IrNode }
+  | { readonly t: 'constant'; readonly v: IrValue; readonly c: IrConstant }
+  | { readonly t: 'weight'; readonly v: IrValue; readonly key: string }
+  | { readonly t: 'weightHit'; readonly v: IrValue; readonly key: string }
+  | { readonly t: 'cache'; readonly cache: 'dim' | 'const' | 'i64'; readonly key: string; readonly v: IrValue }
+  | { readonly t: 'shape'; readonly x: IrValue; readonly s: IrValue }
+  | { readonly t: 'shapeHit'; readonly x: IrValue; readonly s: IrValue }
+  | { readonly t: 'cast'; readonly c: GraphCast }
+  /** something a replay cannot redo (a new graph input or symbol): the recording is not replayable */
+  | { readonly t: 'opaque'; readonly why: string };
+
+/**
+ * A recorded module call: the graph events it made, and the values from before it that those events
+ * use (its inputs, shared weights and constants, symbol-derived dimension scalars).
+ */
+export interface Tape {
+  readonly events: readonly GraphEvent[];
+  /** the module instance path of the recorded call (weight keys and scopes under it are rewritten) */
+  readonly path: string;
+  /** why the tape cannot be replayed, when it cannot */
+  readonly unreplayable?: string;
+  /** values from before the call that the events use, other than the weights a weightHit names */
+  readonly free: ReadonlySet<IrValue>;
+  readonly sourceAfter: IrSourceRef | undefined;
+}
+
 export interface SymbolSource {
   readonly input: IrValue;
   readonly axis: number;
@@ -43,6 +80,11 @@ export class GraphBuilder {
   private readonly nextSuffix = new Map<string, number>();
   /** constI64's small constants by shape and values (the same IrValue constant()'s cache holds). */
   private readonly i64Cache = new Map<string, IrValue>();
+  /** the event log while at least one recording runs (recordings nest; each is a range of it) */
+  private log: GraphEvent[] | undefined;
+  private recording = 0;
+  /** values that dimScalar/atomScalar computed from the graph's symbols (shared by every call) */
+  private readonly symbolValues = new Set<IrValue>();
   /** Current module path, for node scopes and value names. */
   scope = '';
   source: IrSourceRef | undefined;
@@ -52,7 +94,9 @@ export class GraphBuilder {
   readonly casts: { value: IrValue; from: DType; to: DType; reason: string; source?: IrSourceRef; scope: string }[] = [];
 
   recordCast(value: IrValue, from: DType, to: DType, reason: string): void {
-    this.casts.push({ value, from, to, reason, ...(this.source ? { source: this.source } : {}), scope: this.scope });
+    const c = { value, from, to, reason, ...(this.source ? { source: this.source } : {}), scope: this.scope };
+    this.casts.push(c);
+    this.log?.push({ t: 'cast', c });
   }
 
   constructor(
@@ -73,12 +117,19 @@ export class GraphBuilder {
   }
 
   value(dtype: DType, shape: readonly IrDim[], hint?: string): IrValue {
+    return this.alloc(dtype, shape, hint === undefined ? { k: 'scope', scope: this.scope } : { k: 'fixed', name: hint });
+  }
+
+  private alloc(dtype: DType, shape: readonly IrDim[], spec: NameSpec): IrValue {
     const id = this.nextId++;
-    const name = this.uniqueName(hint ?? `${this.scope ? this.scope + '/' : ''}v${id}`);
-    return { id, name, dtype, shape };
+    const name = this.uniqueName(spec.k === 'fixed' ? spec.name : spec.k === 'const' ? `const${id}` : `${spec.scope ? spec.scope + '/' : ''}v${id}`);
+    const v = { id, name, dtype, shape };
+    this.log?.push({ t: 'value', v, spec });
+    return v;
   }
 
   input(name: string, dtype: DType, shape: readonly IrDim[]): IrValue {
+    this.log?.push({ t: 'opaque', why: `graph input ${name}` });
     const v = this.value(dtype, shape, name);
     this.inputs.push(v);
     return v;
@@ -86,17 +137,23 @@ export class GraphBuilder {
 
   weight(key: string, dtype: DType, shape: readonly number[]): IrValue {
     const have = this.weightByKey.get(key);
-    if (have) return have;
+    if (have) {
+      this.log?.push({ t: 'weightHit', v: have, key });
+      return have;
+    }
     const v = this.value(dtype, shape, key);
     this.weights.push({ value: v, key });
     this.weightByKey.set(key, v);
+    this.log?.push({ t: 'weight', v, key });
     return v;
   }
 
   node(op: string, inputs: (IrValue | null)[], outputs: IrValue[], attrs: Record<string, AttrInput> = {}): void {
     const a: Record<string, IrAttr> = {};
     for (const k of Object.keys(attrs).sort()) a[k] = toAttr(attrs[k]!);
-    this.nodes.push({ op, inputs, outputs, attrs: a, ...(this.source ? { source: this.source } : {}), ...(this.scope ? { scope: this.scope } : {}) });
+    const n: IrNode = { op, inputs, outputs, attrs: a, ...(this.source ? { source: this.source } : {}), ...(this.scope ? { scope: this.scope } : {}) };
+    this.nodes.push(n);
+    this.log?.push({ t: 'node', n });
   }
 
   /** Emit a single-output node and return its output. */
@@ -110,9 +167,13 @@ export class GraphBuilder {
     const key = c.data.length <= 64 ? `${c.dtype}|${c.shape.join(',')}|${Buffer.from(c.data).toString('base64')}` : undefined;
     const have = key !== undefined ? this.constCache.get(key) : undefined;
     if (have) return have;
-    const v = this.value(c.dtype, c.shape, hint ?? `const${this.nextId}`);
+    const v = this.alloc(c.dtype, c.shape, hint === undefined ? { k: 'const' } : { k: 'fixed', name: hint });
     this.constants.set(v, c);
-    if (key !== undefined) this.constCache.set(key, v);
+    this.log?.push({ t: 'constant', v, c });
+    if (key !== undefined) {
+      this.constCache.set(key, v);
+      this.log?.push({ t: 'cache', cache: 'const', key, v });
+    }
     return v;
   }
 
@@ -125,7 +186,10 @@ export class GraphBuilder {
     const dv = new DataView(data.buffer);
     values.forEach((x, i) => dv.setBigInt64(i * 8, BigInt(x), true));
     const v = this.constant({ dtype: 'i64', shape, data });
-    if (key !== undefined) this.i64Cache.set(key, v);
+    if (key !== undefined) {
+      this.i64Cache.set(key, v);
+      this.log?.push({ t: 'cache', cache: 'i64', key, v });
+    }
     return v;
   }
 
@@ -139,12 +203,15 @@ export class GraphBuilder {
     if (!s) {
       s = this.op1('Shape', [x], 'i64', [x.shape.length]);
       this.shapeCache.set(x, s);
-    }
+      this.log?.push({ t: 'shape', x, s });
+    } else this.log?.push({ t: 'shapeHit', x, s });
     return s;
   }
 
   bindSymbol(name: string, src: SymbolSource): void {
-    if (!this.symbols.has(name)) this.symbols.set(name, src);
+    if (this.symbols.has(name)) return;
+    this.symbols.set(name, src);
+    this.log?.push({ t: 'opaque', why: `new symbol ${name}` });
   }
 
   /** A runtime int64 scalar (shape []) holding the value of a symbolic dimension. */
@@ -166,7 +233,7 @@ export class GraphBuilder {
       acc = acc ? this.op1('Add', [acc, prod!], 'i64', []) : prod;
     }
     if (st.constant !== 0) acc = this.op1('Add', [acc!, this.constI64([st.constant], [])], 'i64', []);
-    this.dimCache.set(key, acc!);
+    this.setDim(key, acc!);
     return acc!;
   }
 
@@ -180,11 +247,17 @@ export class GraphBuilder {
       let v = this.op1('Gather', [this.shapeOf(src.input), this.constI64([src.axis], [])], 'i64', [], { axis: 0 });
       if (src.offset !== 0) v = this.op1('Sub', [v, this.constI64([src.offset], [])], 'i64', []);
       if (src.divisor !== 1) v = this.op1('Div', [v, this.constI64([src.divisor], [])], 'i64', []);
-      this.dimCache.set(key, v);
+      this.setDim(key, v);
       return v;
     }
     const num = this.dimScalar(atom.num);
     return this.op1(atom.kind === 'fdiv' ? 'Div' : 'Mod', [num, this.constI64([atom.den], [])], 'i64', []);
+  }
+
+  private setDim(key: string, v: IrValue): void {
+    this.dimCache.set(key, v);
+    this.symbolValues.add(v);
+    this.log?.push({ t: 'cache', cache: 'dim', key, v });
   }
 
   /** A runtime i64[rank] vector for a list of dims (constant when all are known). */
@@ -208,6 +281,197 @@ export class GraphBuilder {
     flush();
     if (parts.length === 1) return parts[0]!;
     return this.op1('Concat', parts, 'i64', [dims.length], { axis: 0 });
+  }
+
+  // ---- recording and replay of module calls (Interp's replay of repeated blocks) ----------------
+
+  /** Start recording the graph's changes; the mark goes to endRecording. Recordings nest. */
+  beginRecording(): number {
+    if (this.recording++ === 0) this.log = [];
+    return this.log!.length;
+  }
+
+  /**
+   * End a recording: the events since `mark` as a Tape for a call of the module instance at `path`.
+   * `uses` are the values the call's result holds; `unreplayable` says why the call must never be
+   * replayed (it failed, warned, or changed state a replay does not redo).
+   */
+  endRecording(mark: number, path: string, uses: readonly IrValue[], unreplayable?: string): Tape {
+    const events = this.log!.slice(mark);
+    if (--this.recording === 0) this.log = undefined;
+    const allocated = new Set<IrValue>();
+    const handled = new Set<IrValue>();
+    const free = new Set<IrValue>();
+    let why = unreplayable;
+    const use = (v: IrValue | null): void => {
+      if (v !== null && !allocated.has(v) && !handled.has(v) && !this.global(v)) free.add(v);
+    };
+    for (const e of events) {
+      switch (e.t) {
+        case 'value':
+          allocated.add(e.v);
+          break;
+        case 'node':
+          for (const i of e.n.inputs) use(i);
+          for (const o of e.n.outputs) if (!allocated.has(o)) why ??= `node ${e.n.op} writes a value made before the call`;
+          break;
+        case 'weightHit':
+          handled.add(e.v);
+          break;
+        case 'shape':
+          use(e.x);
+          break;
+        case 'shapeHit':
+          use(e.x);
+          handled.add(e.s);
+          break;
+        case 'cast':
+          use(e.c.value);
+          break;
+        case 'opaque':
+          why ??= e.why;
+          break;
+      }
+    }
+    for (const u of uses) use(u);
+    return { events, path, free, sourceAfter: this.source, ...(why !== undefined ? { unreplayable: why } : {}) };
+  }
+
+  /** A value every call sees the same: a constant, a graph input, a dimension scalar of the symbols. */
+  private global(v: IrValue): boolean {
+    return this.constants.has(v) || this.symbolValues.has(v) || this.inputs.includes(v);
+  }
+
+  /**
+   * Redo a recorded call for the module instance at `path` whose tensor inputs are `inputs` (the
+   * recorded call's input values -> this call's): the same nodes, constants, weights, casts and cache
+   * entries, in the same order, with the same ids and names that tracing the call would give (weight
+   * keys, scopes and value names under the recorded path moved to `path`). Returns the map from the
+   * recorded call's values to the new ones, or undefined (nothing changed) when tracing could differ:
+   * a cache entry the recording made exists already, a weight or shape it found is missing, an input
+   * it used is not given.
+   */
+  replay(tape: Tape, inputs: ReadonlyMap<IrValue, IrValue>, path: string): ((v: IrValue) => IrValue) | undefined {
+    if (tape.unreplayable !== undefined) return undefined;
+    for (const v of tape.free) if (!inputs.has(v)) return undefined;
+    const from = tape.path;
+    const fromDot = from + '.';
+    const sub = (s: string): string => (s === from ? path : s.startsWith(fromDot) ? path + s.slice(from.length) : s);
+    // a cast's reason names module paths in its text ("spatial_blocks.1.scale_shift_table: storage ..."):
+    // the recorded path as a whole path segment run, not "spatial_blocks.10"
+    const inText = new RegExp(`(?<![\\w.])${from.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w])`, 'g');
+    const subText = (s: string): string => (s.includes(from) ? s.replace(inText, () => path) : s);
+    // check first, so that a replay either happens whole or not at all
+    const allocated = new Set<IrValue>();
+    const newShapes = new Set<IrValue>();
+    const newWeights = new Set<string>();
+    for (const e of tape.events) {
+      switch (e.t) {
+        case 'value':
+          allocated.add(e.v);
+          break;
+        case 'weight': {
+          const k = sub(e.key);
+          if (this.weightByKey.has(k) || newWeights.has(k)) return undefined;
+          newWeights.add(k);
+          break;
+        }
+        case 'weightHit': {
+          const k = sub(e.key);
+          if (!this.weightByKey.has(k) && !newWeights.has(k)) return undefined;
+          break;
+        }
+        case 'cache':
+          if (this.cacheOf(e.cache).has(e.key)) return undefined;
+          break;
+        case 'shape':
+          if (!allocated.has(e.x)) {
+            const x = inputs.get(e.x) ?? e.x;
+            if (this.shapeCache.has(x) || newShapes.has(x)) return undefined;
+            newShapes.add(x);
+          }
+          break;
+        case 'shapeHit':
+          if (!allocated.has(e.x)) {
+            const x = inputs.get(e.x) ?? e.x;
+            if (!this.shapeCache.has(x) && !newShapes.has(x)) return undefined;
+          }
+          break;
+        case 'opaque':
+          return undefined;
+      }
+    }
+    const map = new Map<IrValue, IrValue>(inputs);
+    const m = (v: IrValue): IrValue => map.get(v) ?? v;
+    for (const e of tape.events) {
+      switch (e.t) {
+        case 'value':
+          map.set(e.v, this.alloc(e.v.dtype, e.v.shape, e.spec.k === 'scope' ? { k: 'scope', scope: sub(e.spec.scope) } : e.spec.k === 'fixed' ? { k: 'fixed', name: sub(e.spec.name) } : e.spec));
+          break;
+        case 'node': {
+          const n = e.n;
+          const nn: IrNode = { op: n.op, inputs: n.inputs.map((i) => (i === null ? null : m(i))), outputs: n.outputs.map(m), attrs: n.attrs, ...(n.source ? { source: n.source } : {}), ...(n.scope !== undefined ? { scope: sub(n.scope) } : {}) };
+          this.nodes.push(nn);
+          this.log?.push({ t: 'node', n: nn });
+          break;
+        }
+        case 'constant': {
+          const v = m(e.v);
+          this.constants.set(v, e.c);
+          this.log?.push({ t: 'constant', v, c: e.c });
+          break;
+        }
+        case 'weight': {
+          const v = m(e.v);
+          const key = sub(e.key);
+          this.weights.push({ value: v, key });
+          this.weightByKey.set(key, v);
+          this.log?.push({ t: 'weight', v, key });
+          break;
+        }
+        case 'weightHit': {
+          const key = sub(e.key);
+          const v = this.weightByKey.get(key)!;
+          map.set(e.v, v);
+          this.log?.push({ t: 'weightHit', v, key });
+          break;
+        }
+        case 'cache': {
+          const v = m(e.v);
+          this.cacheOf(e.cache).set(e.key, v);
+          if (e.cache === 'dim') this.symbolValues.add(v);
+          this.log?.push({ t: 'cache', cache: e.cache, key: e.key, v });
+          break;
+        }
+        case 'shape': {
+          const x = m(e.x);
+          const s = m(e.s);
+          this.shapeCache.set(x, s);
+          this.log?.push({ t: 'shape', x, s });
+          break;
+        }
+        case 'shapeHit': {
+          const x = m(e.x);
+          const s = this.shapeCache.get(x)!;
+          map.set(e.s, s);
+          this.log?.push({ t: 'shapeHit', x, s });
+          break;
+        }
+        case 'cast': {
+          const c = e.c;
+          const nc: GraphCast = { value: m(c.value), from: c.from, to: c.to, reason: subText(c.reason), ...(c.source ? { source: c.source } : {}), scope: sub(c.scope) };
+          this.casts.push(nc);
+          this.log?.push({ t: 'cast', c: nc });
+          break;
+        }
+      }
+    }
+    this.source = tape.sourceAfter;
+    return m;
+  }
+
+  private cacheOf(c: 'dim' | 'const' | 'i64'): Map<string, IrValue> {
+    return c === 'dim' ? this.dimCache : c === 'const' ? this.constCache : this.i64Cache;
   }
 
   finish(outputs: IrValue[], metadata: Record<string, string>): IrGraph {

@@ -13,7 +13,8 @@
 import type * as A from '../grammar/ast.ts';
 import { type Diagnostic, type RelatedInfo, type Span, diag, type Code } from '../core/diagnostics.ts';
 import { type DType, isDType, isFloat } from '../core/dtype.ts';
-import type { GraphBuilder } from './graph.ts';
+import type { GraphBuilder, Tape } from './graph.ts';
+import type { IrValue } from '../core/ir.ts';
 import type { GlobalDecl, LoadedFile, Program } from './program.ts';
 import { suggest } from './program.ts';
 import { Sym } from './sym.ts';
@@ -75,6 +76,15 @@ export class Interp implements Tracer {
    * diagnostics are the same; with path-based dtype rules (islands) it is not used.
    */
   memo: Map<A.ModuleDecl, Map<string, Value>> | undefined;
+  /**
+   * When set (tracing for a graph to emit or run), repeated module calls are replayed instead of
+   * traced: a call whose module, parameters, argument kinds/dtypes/shapes (and module/slot arguments'
+   * paths), compute dtype, caller scope and source position equal an earlier call's is traced once
+   * more while GraphBuilder records what it does, and every later one redoes that recording with its
+   * own weights, inputs, ids and names (GraphBuilder.replay). The graph is the same, byte for byte, as
+   * tracing every call (tests/compiler/replay.test.ts); the 28 blocks of a DiT cost two traces.
+   */
+  replays: Map<A.ModuleDecl, Map<string, ReplayEntry>> | undefined;
 
   constructor(readonly prog: Program) {}
 
@@ -533,6 +543,7 @@ export class Interp implements Tracer {
         const fwd = callee.inst.members.get('forward');
         if (!fwd || fwd.k !== 'fn') this.error('SORA2009', `${callee.inst.decl ? `module ${callee.inst.decl.name.name}` : `"${callee.inst.path}"`} has no forward method to call`, calleeSpan);
         const decl = callee.inst.decl;
+        if (this.replays && decl && this.graph && callee.inst.path !== '' && !this.policy.modules.length && !this.policy.f32Modules.length) return this.callReplayed(callee.inst, decl, fwd, pos, kw, span, calleeSpan);
         if (this.memo && decl && !this.policy.modules.length && !this.policy.f32Modules.length) {
           const key = callKey(callee.inst, pos, kw, this.compute);
           if (key !== undefined) {
@@ -556,6 +567,46 @@ export class Interp implements Tracer {
       default:
         this.error('SORA3001', `${typeName(callee)} is not callable`, calleeSpan);
     }
+  }
+
+  /** A module call under Interp.replays: trace it (first two calls of its kind) or replay the second one. */
+  private callReplayed(inst: Instance, decl: A.ModuleDecl, fwd: Value, pos: { v: Value; span: Span }[], kw: Map<string, { v: Value; span: Span; name?: A.Ident }>, span: Span, calleeSpan: Span): Value {
+    const g = this.graph!;
+    const k = callKey(inst, pos, kw, this.compute, true);
+    if (k === undefined) return this.apply(fwd, pos, kw, span, calleeSpan);
+    const src = g.source;
+    const key = `${g.scope}|${src ? `${src.file}:${src.line}:${src.col}` : ''}|${k}`;
+    let byDecl = this.replays!.get(decl);
+    if (!byDecl) this.replays!.set(decl, (byDecl = new Map()));
+    const entry = byDecl.get(key);
+    if (!entry) {
+      // the first call: caches (constants, dimension scalars) fill here, so it is not the one to record
+      byDecl.set(key, {});
+      return this.apply(fwd, pos, kw, span, calleeSpan);
+    }
+    if (!entry.recorded) {
+      const mark = g.beginRecording();
+      const diags = this.diags.length;
+      const annotations = JSON.stringify(g.annotations);
+      let r: Value | undefined;
+      try {
+        r = this.apply(fwd, pos, kw, span, calleeSpan);
+        return r;
+      } finally {
+        const uses: IrValue[] = [];
+        const why = r === undefined ? 'the call failed' : this.diags.length !== diags ? 'the call reported diagnostics' : JSON.stringify(g.annotations) !== annotations ? 'the call annotated the graph' : !collectTensors(r, uses) ? 'the call returns values other than tensors and scalars' : undefined;
+        entry.recorded = { tape: g.endRecording(mark, inst.path, uses, why), args: argValues(pos, kw), result: r ?? NONE };
+      }
+    }
+    const rec = entry.recorded;
+    if (rec.tape.unreplayable === undefined) {
+      const inputs = new Map<IrValue, IrValue>();
+      if (pairTensors(rec.args, argValues(pos, kw), inputs)) {
+        const m = g.replay(rec.tape, inputs, inst.path);
+        if (m) return mapTensors(rec.result, m);
+      }
+    }
+    return this.apply(fwd, pos, kw, span, calleeSpan);
   }
 
   bindArgs(params: readonly A.Param[], owner: string, pos: { v: Value; span: Span }[], kw: Map<string, { v: Value; span: Span; name?: A.Ident }>, span: Span): Map<string, Value> {
@@ -941,10 +992,12 @@ export { isFloat };
  * decide its members), the arguments' kinds, dtypes and symbolic shapes, and the compute dtype.
  * undefined when a value cannot be keyed (then the call is traced).
  */
-function callKey(inst: Instance, pos: readonly { v: Value }[], kw: ReadonlyMap<string, { v: Value }>, compute: DType): string | undefined {
+function callKey(inst: Instance, pos: readonly { v: Value }[], kw: ReadonlyMap<string, { v: Value }>, compute: DType, strict = false): string | undefined {
   const parts: string[] = [compute];
   let ok = true;
-  const key = (v: Value, depth: number): string => {
+  // strict (Interp.replays): modules and slots other than the callee are keyed by where they are too,
+  // since a replay reuses their weights
+  const key = (v: Value, depth: number, callee = false): string => {
     if (depth > 8) {
       ok = false;
       return '';
@@ -964,7 +1017,7 @@ function callKey(inst: Instance, pos: readonly { v: Value }[], kw: ReadonlyMap<s
       case 'tensor':
         return `t:${v.t.dtype}[${v.t.shape.map(String).join(',')}]`;
       case 'slot':
-        return `s:${v.slot.dtype}[${v.slot.shape.join(',')}]`;
+        return `s:${v.slot.dtype}[${v.slot.shape.join(',')}]${strict ? `@${v.slot.key}` : ''}`;
       case 'list':
       case 'tuple':
         return `${v.k}(${v.items.map((x) => key(x, depth + 1)).join(';')})`;
@@ -973,14 +1026,72 @@ function callKey(inst: Instance, pos: readonly { v: Value }[], kw: ReadonlyMap<s
           ok = false;
           return '';
         }
-        return `m:${v.inst.decl.name.name}@${v.inst.decl.span.file}:${v.inst.decl.span.start.offset}{${[...v.inst.env].map(([k, x]) => `${k}=${key(x, depth + 1)}`).join(',')}}`;
+        return `m:${v.inst.decl.name.name}@${v.inst.decl.span.file}:${v.inst.decl.span.start.offset}${strict && !callee ? `@${v.inst.path}` : ''}{${[...v.inst.env].map(([k, x]) => `${k}=${key(x, depth + 1)}`).join(',')}}`;
       default:
         ok = false;
         return '';
     }
   };
-  parts.push(key({ k: 'module', inst }, 0));
+  parts.push(key({ k: 'module', inst }, 0, true));
   for (const a of pos) parts.push(key(a.v, 0));
   for (const [k, a] of kw) parts.push(`${k}=${key(a.v, 0)}`);
   return ok ? parts.join('|') : undefined;
+}
+/** A module call kind under Interp.replays: seen once, or traced a second time and recorded. */
+interface ReplayEntry {
+  recorded?: { readonly tape: Tape; readonly args: readonly Value[]; readonly result: Value };
+}
+
+function argValues(pos: readonly { v: Value }[], kw: ReadonlyMap<string, { v: Value }>): Value[] {
+  const out = pos.map((a) => a.v);
+  for (const [, a] of kw) out.push(a.v);
+  return out;
+}
+
+/** The IR values of the tensors in v (tuples, lists); false if v holds anything but tensors and plain values. */
+function collectTensors(v: Value, out: IrValue[]): boolean {
+  switch (v.k) {
+    case 'tensor':
+      out.push(v.t.ir);
+      return true;
+    case 'list':
+    case 'tuple':
+      return v.items.every((x) => collectTensors(x, out));
+    case 'int':
+    case 'float':
+    case 'bool':
+    case 'str':
+    case 'none':
+    case 'dim':
+    case 'dtype':
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** Pair the tensors of a recorded call's arguments with this call's (same structure: the call keys are equal). */
+function pairTensors(rec: readonly Value[], cur: readonly Value[], out: Map<IrValue, IrValue>): boolean {
+  if (rec.length !== cur.length) return false;
+  for (let i = 0; i < rec.length; i++) {
+    const a = rec[i]!;
+    const b = cur[i]!;
+    if (a.k !== b.k) return false;
+    if (a.k === 'tensor') {
+      const prev = out.get(a.t.ir);
+      const bt = (b as { t: Tensor }).t.ir;
+      if (prev !== undefined && prev !== bt) return false;
+      out.set(a.t.ir, bt);
+    } else if (a.k === 'list' || a.k === 'tuple') {
+      if (!pairTensors(a.items, (b as { items: readonly Value[] }).items, out)) return false;
+    }
+  }
+  return true;
+}
+
+function mapTensors(v: Value, m: (x: IrValue) => IrValue): Value {
+  if (v.k === 'tensor') return { k: 'tensor', t: { ...v.t, ir: m(v.t.ir) } };
+  if (v.k === 'list') return { ...v, items: v.items.map((x) => mapTensors(x, m)) };
+  if (v.k === 'tuple') return { k: 'tuple', items: v.items.map((x) => mapTensors(x, m)) };
+  return v;
 }

@@ -77,6 +77,11 @@ export interface TraceOptions {
    * diagnostics are the same; the graph is not fit to run or emit. For the editor's check as you type (lsp/).
    */
   readonly memo?: CallMemo;
+  /**
+   * Replay repeated module calls instead of tracing each (Interp.replays; the default). The graph is
+   * byte-identical either way; false traces every call (for tests that compare the two).
+   */
+  readonly replay?: boolean;
 }
 
 /** Results of module calls by module and call key (Interp.memo). */

@@ -32,6 +32,8 @@ export function traceEntry(model: CompiledModel, entry: string, opts: TraceOptio
   interp.graph = g;
   interp.observe = opts.observe;
   interp.memo = opts.memo;
+  // repeated module calls replayed, not traced again (not with the check-only memo or an observer)
+  if (opts.replay !== false && !opts.memo && !opts.observe) interp.replays = new Map();
   const file = (root.file ?? model.program.root) as LoadedFile;
   try {
     const pos: { v: Value; span: Span }[] = [];
