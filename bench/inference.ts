@@ -11,8 +11,9 @@
  * sorac's side runs. It also prints the forward's FLOPs (the matrix products, counted from the shapes:
  * `forwardFlops` below) as GFLOP/s at sorac's median and best, against a peak measured in the same
  * process: a 2048 x 2048 x 2048 MatMul through an onnxruntime session with the same threads and weight
- * prepacking on (sorac's sessions leave it off: no gain on the STDiT3 Gemms), three runs after each of sorac's forwards, the best of them all (on a shared
- * machine the best is the one least disturbed). PYTHON (default /usr/bin/python3) needs torch and numpy (Debian's python3-torch
+ * prepacking on (sorac's sessions leave it off: no gain on the STDiT3 Gemms), three runs after each of
+ * sorac's forwards, the best of them all (on a shared machine the best is the one least disturbed).
+ * PYTHON (default /usr/bin/python3) needs torch and numpy (Debian's python3-torch
  * uses OpenBLAS when libopenblas0-pthread is installed).
  */
 import { spawn } from 'node:child_process';
@@ -32,8 +33,9 @@ import { lowerForTarget, optimizeForOrt } from '../compiler/passes/index.ts';
 import type { IrGraph, IrValue } from '../core/ir.ts';
 
 /**
- * FLOPs (2 per multiply-add) of the matrix products of one STDiT3 forward: the linear layers and the
- * attention products (QK^T and ·V); the elementwise work, norms and softmax are not counted.
+ * FLOPs (2 per multiply-add) of the matrix products of one STDiT3 forward (mlp_ratio 4, pred_sigma: as
+ * the medium config has them): the linear layers and the attention products (QK^T and ·V); the
+ * elementwise work, norms, softmax and the tiny timestep/fps MLPs are not counted.
  */
 function forwardFlops(cfg: { hidden_size: number; depth: number; patch_size: number[]; in_channels: number; caption_channels: number }, x: readonly number[], textLen: number): number {
   const C = cfg.hidden_size;
