@@ -32,8 +32,8 @@ export interface CreateSessionOptions extends SessionOptions {
   readonly lower?: boolean;
   /**
    * On CPU, run the graph as `sorac build --target ort` writes it (default true): shared
-   * subexpressions merged, dead nodes dropped (compiler/passes/ort-cpu.ts); the same numbers from
-   * fewer nodes. false runs the plain standard-opset graph (to compare the two).
+   * subexpressions merged, dead nodes dropped, fused onnxruntime kernels (compiler/passes/ort-cpu.ts);
+   * the same numbers up to float rounding from fewer nodes. false runs the plain standard-opset graph (to compare the two).
    */
   readonly optimize?: boolean;
 }

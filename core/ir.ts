@@ -2,7 +2,8 @@
  * Graph IR: the output of tracing a checked entry point, one graph per entry.
  * Nodes are ONNX operators (default domain) at the graph's target opset, so emission is a
  * serialisation step. Higher-level ops (attention, RMSNorm, GELU-tanh, RoPE...) are already
- * decomposed by the tracer's builtins.
+ * decomposed by the tracer's builtins. Only the ORT target pass (compiler/passes/ort-cpu.ts) puts in
+ * nodes of onnxruntime's contrib domain (`domain: 'com.microsoft'`).
  */
 import type { DType } from './dtype.ts';
 
@@ -33,6 +34,8 @@ export interface IrSourceRef {
 
 export interface IrNode {
   readonly op: string;
+  /** Operator domain; absent means the default ONNX domain at `graph.opset`. 'com.microsoft' is imported at version 1. */
+  readonly domain?: 'com.microsoft';
   /** `null` marks an omitted optional input (ONNX empty name). */
   readonly inputs: readonly (IrValue | null)[];
   readonly outputs: readonly IrValue[];

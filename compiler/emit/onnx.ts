@@ -280,6 +280,7 @@ export function buildModelProto(irGraph: IrGraph, opts: EmitOptions): O.IModelPr
     return {
       name: nodeName(n, i),
       opType: n.op,
+      ...(n.domain ? { domain: n.domain } : {}),
       input: n.inputs.map((v) => (v ? nameOf(v) : '')),
       output: n.outputs.map(nameOf),
       attribute: attrNames.map((k) => attrProto(k, n.attrs[k]!)),
@@ -300,7 +301,8 @@ export function buildModelProto(irGraph: IrGraph, opts: EmitOptions): O.IModelPr
 
   return {
     irVersion: irVersionForOpset(graph.opset),
-    opsetImport: [{ domain: '', version: graph.opset }],
+    // the contrib domain only where the ORT target pass used it (compiler/passes/ort-cpu.ts)
+    opsetImport: [{ domain: '', version: graph.opset }, ...(graph.nodes.some((n) => n.domain === 'com.microsoft') ? [{ domain: 'com.microsoft', version: 1 }] : [])],
     producerName: 'sorac',
     ...(opts.producerVersion ? { producerVersion: opts.producerVersion } : {}),
     graph: {
@@ -397,7 +399,7 @@ export function formatGraph(irGraph: IrGraph): string {
     const attrKeys = Object.keys(n.attrs).sort();
     const attrs = attrKeys.length ? ` {${attrKeys.map((k) => `${k}=${fmtAttr(n.attrs[k]!)}`).join(', ')}}` : '';
     const doc = docString(n);
-    lines.push(`${outs} = ${n.op}(${ins})${attrs}${doc ? `  # ${doc}` : ''}`);
+    lines.push(`${outs} = ${n.domain ? `${n.domain}.` : ''}${n.op}(${ins})${attrs}${doc ? `  # ${doc}` : ''}`);
   }
   for (const v of graph.outputs) lines.push(`output ${nm(v)}: ${fmtType(v)}`);
   return lines.join('\n') + '\n';

@@ -5,9 +5,10 @@
  *                --(cuda target)--> lowerForCuda (f32 where ORT has no     --> wrapBf16Io --> emitOnnx
  *                                   bf16/f16 CUDA kernel) ---------------------/
  *
- * optimizeForOrt (common subexpressions merged, dead nodes dropped: the same numbers from fewer
- * nodes) runs on the CPU session path and for `sorac build --target ort`; `sorac build` without a
- * target writes the graph as traced.
+ * optimizeForOrt (common subexpressions merged, dead nodes dropped, patterns onnxruntime has fused
+ * CPU kernels for rewritten into them: the same numbers up to float rounding from fewer nodes) runs
+ * on the CPU session path and for `sorac build --target ort`; `sorac build` without a target writes
+ * the graph as traced (standard opset only).
  *
  * Each pass is a pure function IrGraph -> IrGraph; with SORAC_DEBUG=verify the graph verifier runs
  * after every pass and stops at the first pass that breaks an invariant.

@@ -4,9 +4,16 @@
  * chosen device, with the CUDA -> CPU fallback policy of `--device auto`. The composition
  * graph -> lowered graph -> binding -> ONNX bytes -> session lives in api/session.ts.
  *
- * Prepacking is disabled by default (`session.disable_prepacking=1`): with external data it takes
- * session creation for a 500 MiB MatMul weight from ~0.6 s to a few ms and halves peak RSS
- * (toolchain.md §3, bench/session-binding.ts); per-run cost is similar.
+ * Session options, chosen on purpose (bench/inference.ts, STDiT3 medium on 2 cores, 2026-12-07):
+ * - prepacking disabled by default (`session.disable_prepacking=1`): with external data it takes
+ *   session creation for a 500 MiB MatMul weight from ~0.6 s to a few ms and halves peak RSS
+ *   (toolchain.md §3, bench/session-binding.ts); per-run cost is the same within noise (the weights
+ *   stay initializers, and MLAS packs B per call, which the 2048-row activations amortise: the Gemms
+ *   run at ~190 GFLOP/s either way, the machine's measured MatMul peak);
+ * - graph optimisation 'all' (the ORT target's contrib fusions need at least 'extended'; 'all' and
+ *   'extended' measured the same on STDiT3);
+ * - intra-op threads: the caller's (`intraOpThreads`), else onnxruntime's default of one per
+ *   physical core; spinning left at onnxruntime's default (turning it off measured no gain).
  *
  * Graph inputs/outputs typed bf16 cannot cross the JS boundary (ort-common has no bfloat16 tensor
  * type). The graph is wrapped (compiler/passes/io-bf16.ts) so they cross as f32, and the session

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { traceEntry } from '../../compiler/compile.ts';
+import { buildModelProto, formatGraph } from '../../compiler/emit/onnx.ts';
 import { optimizeForOrt, verifyGraph } from '../../compiler/passes/index.ts';
 import type { IrAttr, IrConstant, IrGraph, IrNode, IrValue } from '../../core/ir.ts';
 import { goldenConfig } from '../helpers/parity.ts';
@@ -110,6 +111,50 @@ describe('optimizeForOrt', () => {
     expect(r.graph.nodes.map((n) => n.op)).toEqual(['Pow', 'Mul', 'Add', 'Mul', 'Mul', 'Mul']);
     expect(r.graph.nodes[0]!.inputs[0]).toBe(x);
     expect(verifyGraph(r.graph)).toEqual([]);
+  });
+
+  it('fuses a residual Add + LayerNormalization into com.microsoft SkipLayerNormalization, only for that pattern', () => {
+    const v3 = (name: string, shape: (number | string)[] = ['B', 4, 8]): IrValue => ({ id: id++, name, dtype: 'f32', shape });
+    const [x, y, z] = [v3('x'), v3('y'), v3('z', [1, 1, 8])];
+    const [gamma, beta] = [val('gamma', [8]), val('beta', [8])];
+    const [s, n, out, s2, n2, dx] = [v3('s'), v3('n'), v3('out'), v3('s2'), v3('n2'), v3('dx')];
+    const eps = { epsilon: { kind: 'float', value: 1e-6 } } as const;
+    const g = graph(
+      [x, y, z],
+      [out, n2, dx],
+      [
+        node('Add', [x, y], [s]),
+        node('LayerNormalization', [s, gamma, beta], [n], { axis: { kind: 'int', value: -1 }, ...eps }),
+        // the sum has another use (the residual stream): it becomes the fused node's fourth output
+        node('Add', [s, n], [out]),
+        // broadcast Add: left alone (the kernel's skip must have the input's shape here)
+        node('Add', [x, z], [s2]),
+        node('LayerNormalization', [s2, gamma, beta], [n2], { axis: { kind: 'int', value: -1 }, ...eps }),
+        // a LayerNormalization whose scale is computed is left alone too
+        node('Mul', [gamma, gamma], [dx]),
+      ],
+      [
+        [gamma, f32c(Array(8).fill(1))],
+        [beta, f32c(Array(8).fill(0))],
+      ],
+    );
+    const r = optimizeForOrt(g);
+    expect(r.skipLayerNorms).toBe(1);
+    expect(r.graph.nodes.map((m) => (m.domain ? `${m.domain}.${m.op}` : m.op))).toEqual(['com.microsoft.SkipLayerNormalization', 'Add', 'Add', 'LayerNormalization', 'Mul']);
+    const sln = r.graph.nodes[0]!;
+    expect(sln.inputs).toEqual([x, y, gamma, beta]);
+    expect(sln.outputs[0]).toBe(n);
+    expect(sln.outputs[3]).toBe(s);
+    expect(sln.attrs.epsilon).toEqual({ kind: 'float', value: 1e-6 });
+    expect(verifyGraph(r.graph)).toEqual([]);
+    // the emitted model imports the contrib domain only when a node uses it
+    expect(formatGraph(r.graph)).toContain('com.microsoft.SkipLayerNormalization(');
+    const proto = buildModelProto(r.graph, { weights: 'none' });
+    expect(proto.opsetImport).toEqual([{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }]);
+    expect(proto.graph!.node![0]!.domain).toBe('com.microsoft');
+    const plain = optimizeForOrt(graph([x, y], [out], [node('Add', [x, y], [out])]));
+    expect(plain.skipLayerNorms).toBe(0);
+    expect(buildModelProto(plain.graph, { weights: 'none' }).opsetImport).toEqual([{ domain: '', version: 17 }]);
   });
 
   for (const ex of ['stdit', 'stdit2', 'stdit3', 'mmdit', 't5', 'sd_vae', 'vae_temporal', 'hunyuan_vae']) {

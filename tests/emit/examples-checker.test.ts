@@ -1,7 +1,8 @@
 /**
  * Every bundled example, at its golden (small) config, builds with `sorac build --weights` (one without a
  * golden case at its defaults, weights as graph inputs) and every emitted graph passes Debian python3-onnx's `check_model(full_check=True)` with its external data,
- * both the plain standard-opset graph and the one `--target ort` writes (still standard opset).
+ * both the plain standard-opset graph and the one `--target ort` writes (standard opset plus com.microsoft
+ * contrib nodes, which the checker accepts without a schema).
  */
 import { mkdtempSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -3,7 +3,7 @@
  * --target) and the ORT graph (`sorac build --target ort`, what every CPU session runs;
  * compiler/passes/ort-cpu.ts). On every golden case (outputs of the real upstream code) both are
  * within the parity tolerance, and they agree with each other to float rounding (the ORT graph's
- * tanh GELU runs as onnxruntime's FastGelu kernel). The other parity tests run the ORT graph (the
+ * tanh GELU runs as onnxruntime's FastGelu kernel, residual Add + LayerNorm as SkipLayerNormalization). The other parity tests run the ORT graph (the
  * session default).
  */
 import { describe, expect, it } from 'vitest';
@@ -51,6 +51,11 @@ describe('standard-opset and ORT targets on the golden cases', () => {
     // every tanh GELU (28 spatial + 28 temporal block MLPs, the caption MLP) in the form onnxruntime fuses to FastGelu
     expect(o.gelus).toBe(57);
     expect(o.graph.nodes.filter((n) => n.op === 'Pow').length).toBeGreaterThanOrEqual(57);
+    // every LayerNorm that reads a residual Add (2 per block x 56, less the first block's, which reads the
+    // patch embedding, plus the final layer's) is one SkipLayerNormalization
+    expect(o.skipLayerNorms).toBe(112);
+    expect(o.graph.nodes.filter((n) => n.op === 'SkipLayerNormalization' && n.domain === 'com.microsoft').length).toBe(112);
+    expect(o.graph.nodes.filter((n) => n.op === 'LayerNormalization').length).toBe(1);
     // inputs, outputs and weights are those of the traced graph
     expect(o.graph.inputs).toEqual(g.inputs);
     expect(o.graph.outputs).toEqual(g.outputs);
