@@ -95,4 +95,15 @@ export const allTokens: TokenType[] = [
   Dot,
 ];
 
-export const soraLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false });
+/**
+ * The shared lexer skips chevrotain's token-definition validations (unreachable or empty-matching
+ * patterns, anchors...): they depend only on the token set, not the input, and cost a few ms at each
+ * CLI start. validateLexer() runs them, with the first-character optimisation required, in
+ * tests/properties.test.ts.
+ */
+export const soraLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false, skipValidations: true });
+
+/** Build the lexer with chevrotain's validations on and its optimisations required; throws on a definition error. */
+export function validateLexer(): void {
+  new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: true });
+}

@@ -747,8 +747,12 @@ function parser(): SoraParser {
   return (parserInstance ??= new SoraParser());
 }
 
-/** Build a parser with chevrotain's grammar validations on; throws on a grammar definition error. */
+/**
+ * Build the lexer and a parser with chevrotain's validations on (the shared ones skip them); throws
+ * on a token or grammar definition error.
+ */
 export function validateGrammar(): void {
+  T.validateLexer();
   new SoraParser(true);
 }
 

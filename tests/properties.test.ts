@@ -54,7 +54,7 @@ const program = fc.tuple(fc.array(fc.tuple(stmt, comment, ws1), { minLength: 1, 
 );
 
 describe('parser', () => {
-  it("passes chevrotain's grammar validations (the shared parser skips them at start-up)", () => {
+  it("passes chevrotain's token and grammar validations (the shared lexer and parser skip them at start-up)", () => {
     expect(() => validateGrammar()).not.toThrow();
   });
   it('never throws, and every diagnostic has a valid span', () => {
