@@ -218,8 +218,12 @@ export class ProtoWriter {
     this.pos = end;
   }
 
-  /** The bytes written (a copy when the buffer is much larger, so the spare room is freed). */
+  /**
+   * The bytes written: a view of the buffer, or a copy when the unused room is more than a quarter
+   * of the bytes and more than 8 MiB (so it is freed; copying a graph's few MB costs milliseconds).
+   */
   finish(): Uint8Array {
-    return this.pos * 1.25 >= this.buf.length ? this.buf.subarray(0, this.pos) : Uint8Array.prototype.slice.call(this.buf, 0, this.pos);
+    const spare = this.buf.length - this.pos;
+    return spare <= Math.max(this.pos / 4, 8 << 20) ? this.buf.subarray(0, this.pos) : Uint8Array.prototype.slice.call(this.buf, 0, this.pos);
   }
 }
