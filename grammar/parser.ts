@@ -747,8 +747,12 @@ function parser(): SoraParser {
   return (parserInstance ??= new SoraParser());
 }
 
-/** Build a parser with chevrotain's grammar validations on; throws on a grammar definition error. */
+/**
+ * Build the lexer and a parser with chevrotain's validations on (the shared ones skip them); throws
+ * on a token or grammar definition error.
+ */
 export function validateGrammar(): void {
+  T.validateLexer();
   new SoraParser(true);
 }
 
@@ -863,23 +867,45 @@ export function parse(text: string, file = '<input>'): ParseResult {
 
 const OPERATOR_KINDS = new Set(['binary', 'unary', 'ternary', 'call', 'member', 'index']);
 
-/** The first expression node nested under more than `max` operator nodes (iterative walk), if any. */
+/**
+ * The first expression node nested under more than `max` operator nodes (iterative walk, depth-first
+ * from the last declaration), if any. Nodes and their depths go on two parallel stacks, children in
+ * property order: no allocation per node (this walks every AST node of every file parsed).
+ */
 function deepestOperatorChain(decls: readonly A.Decl[], max: number): { span: Span } | undefined {
-  const stack: [unknown, number][] = decls.map((d) => [d, 0]);
-  while (stack.length) {
-    const [node, depth] = stack.pop()!;
-    if (!node || typeof node !== 'object') continue;
-    let d = depth;
+  const nodes: object[] = [];
+  const depths: number[] = [];
+  for (const d of decls) {
+    if (d && typeof d === 'object') {
+      nodes.push(d);
+      depths.push(0);
+    }
+  }
+  while (nodes.length) {
+    const node = nodes.pop()!;
+    let d = depths.pop()!;
     const kind = (node as { kind?: unknown }).kind;
     if (typeof kind === 'string' && OPERATOR_KINDS.has(kind)) {
       d++;
       if (d > max) return { span: (node as { span: Span }).span };
     }
     if (Array.isArray(node)) {
-      for (const c of node) if (c && typeof c === 'object') stack.push([c, d]);
+      for (const c of node) {
+        if (c && typeof c === 'object') {
+          nodes.push(c);
+          depths.push(d);
+        }
+      }
       continue;
     }
-    for (const [k, c] of Object.entries(node)) if (k !== 'span' && c && typeof c === 'object') stack.push([c, d]);
+    for (const k in node) {
+      if (k === 'span') continue;
+      const c = (node as Record<string, unknown>)[k];
+      if (c && typeof c === 'object') {
+        nodes.push(c);
+        depths.push(d);
+      }
+    }
   }
   return undefined;
 }

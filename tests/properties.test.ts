@@ -3,7 +3,9 @@
  * - parse never throws, and every diagnostic carries a valid span;
  * - fmt is idempotent and preserves the AST, for generated programs with random spacing,
  *   redundant parentheses and comments;
- * - the keymap contract hash is invariant under formatting and declaration order.
+ * - the keymap contract hash is invariant under formatting and declaration order;
+ * - the shared lexer (whose tokens state their start characters and line breaks) tokenizes as one
+ *   built from the bare patterns, where chevrotain works both out itself.
  */
 import fc from 'fast-check';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -12,6 +14,8 @@ import { compile } from '../compiler/compile.ts';
 import { fsHost } from '../compiler/host.ts';
 import { format, stripSpans } from '../grammar/format.ts';
 import { parse, validateGrammar } from '../grammar/parser.ts';
+import { Lexer, type TokenType } from 'chevrotain';
+import { allTokens, soraLexer } from '../grammar/lexer.ts';
 
 const ws = fc.constantFrom(' ', '  ', '\t', '\n  ', ' \n', '');
 const ws1 = fc.constantFrom(' ', '  ', '\t', '\n ', ' \n ');
@@ -54,8 +58,39 @@ const program = fc.tuple(fc.array(fc.tuple(stmt, comment, ws1), { minLength: 1, 
 );
 
 describe('parser', () => {
-  it("passes chevrotain's grammar validations (the shared parser skips them at start-up)", () => {
+  it("passes chevrotain's token and grammar validations (the shared lexer and parser skip them at start-up)", () => {
     expect(() => validateGrammar()).not.toThrow();
+  });
+  it("tokenizes exactly as a lexer that works out the tokens' start characters and line breaks itself", () => {
+    // the same token types without start_chars_hint / line_breaks (longer_alt pointing at the copies)
+    const copies = new Map<TokenType, TokenType>();
+    for (const t of allTokens) {
+      const c = { ...t } as TokenType & { START_CHARS_HINT?: unknown; LINE_BREAKS?: unknown };
+      expect(t).toHaveProperty(t.PATTERN === Lexer.NA ? 'name' : 'START_CHARS_HINT');
+      delete c.START_CHARS_HINT;
+      delete c.LINE_BREAKS;
+      copies.set(t, c);
+    }
+    for (const c of copies.values()) if (c.LONGER_ALT) c.LONGER_ALT = copies.get(c.LONGER_ALT as TokenType)!;
+    const bare = new Lexer([...copies.values()], { positionTracking: 'full', ensureOptimizations: true });
+    const view = (text: string) => {
+      const r = (l: Lexer) => l.tokenize(text);
+      const tok = (t: { tokenType: TokenType; image: string; startOffset: number; startLine?: number; startColumn?: number; endLine?: number; endColumn?: number }) => [t.tokenType.name, t.image, t.startOffset, t.startLine, t.startColumn, t.endLine, t.endColumn];
+      return (l: Lexer) => {
+        const x = r(l);
+        return { tokens: x.tokens.map(tok), comments: ((x.groups.comments ?? []) as Parameters<typeof tok>[0][]).map(tok), errors: x.errors.map((e) => [e.offset, e.length, e.line, e.column, e.message]) };
+      };
+    };
+    const sources = ['examples', 'std'].flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.sora')).map((f) => readFileSync(`${d}/${f}`, 'utf8')));
+    for (const text of sources) expect(view(text)(soraLexer)).toEqual(view(text)(bare));
+    const anyChar = fc.oneof(fc.integer({ min: 0, max: 127 }).map((c) => String.fromCharCode(c)), fc.constantFrom('\uFEFF', 'é', '∂', '😀', '\r\n'));
+    fc.assert(
+      fc.property(fc.array(fc.oneof(anyChar, fc.constantFrom('module', 'in', 'int', 'none_', '->', '...', '**', '//', '"a\\"b"', '1.5e-3', '12', '# c\n')), { maxLength: 60 }), (parts) => {
+        const text = parts.join('');
+        expect(view(text)(soraLexer)).toEqual(view(text)(bare));
+      }),
+      { numRuns: 400 },
+    );
   });
   it('never throws, and every diagnostic has a valid span', () => {
     fc.assert(

@@ -13,19 +13,20 @@ import type { RegisterCommand } from '../command.ts';
 import type { CliIO } from '../io.ts';
 import { EXIT } from '../io.ts';
 import { addModelOptions, compileForWeights, type ModelOpts, printDiagnostics, summarizeCounts } from '../model-args.ts';
-import { loadPipeline } from '../../api/pipeline.ts';
 import { isPipelineSource } from '../../api/model.ts';
 import { printPipelineDiagnostics } from '../pipeline-args.ts';
 import { usageError } from '../io.ts';
 
 /** `sorac check PIPELINE.sora`: every component compiled at its config, and whether they fit each other. */
-function checkPipeline(file: string, opts: ModelOpts & { weights?: string }, io: CliIO, setExit: (n: number) => void): void {
+async function checkPipeline(file: string, opts: ModelOpts & { weights?: string }, io: CliIO, setExit: (n: number) => void): Promise<void> {
   if (opts.weights) throw usageError('--weights applies to a model file; a pipeline names its weights itself', 'use `sorac generate PIPELINE.sora --dry-run` to resolve and validate every component\'s weights');
   const sets = (opts.set ?? []).map((s) => {
     const i = s.indexOf('=');
     if (i <= 0) throw usageError(`--set ${s}: expected key=value`);
     return [s.slice(0, i).trim(), s.slice(i + 1)] as [string, string];
   });
+  // loaded when the command runs, so other commands do not load it (a separate chunk of the bundle)
+  const { loadPipeline } = await import('../../api/pipeline.ts');
   const p = loadPipeline({ file, cwd: io.cwd, set: sets });
   const ok = !p.diagnostics.some((d) => d.severity === 'error');
   if (opts.json) {

@@ -14,7 +14,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { type Command } from 'commander';
 import { hasErrors } from '../../core/diagnostics.ts';
-import { type CheckpointInfo, exportCheckpoint, type ExportDtype, InterruptedError, listCheckpoints, parseSize, pruneCheckpoints, verifyCheckpoint, writeManifest } from '../../api/training.ts';
+import type { CheckpointInfo, ExportDtype } from '../../api/training.ts';
 import { formatBytes } from '../../api/weights.ts';
 import { SoracError } from '../../core/errors.ts';
 import type { RegisterCommand } from '../command.ts';
@@ -85,7 +85,7 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
     .option('--json', 'machine-readable output')
     .action(async (dir: string, o: { json?: boolean }) => {
       try {
-        const l = await listCheckpoints(resolveIn(io, dir));
+        const l = await (await training()).listCheckpoints(resolveIn(io, dir));
         if (o.json) {
           io.stdout(JSON.stringify({ ok: true, dir: l.dir, latest: l.latest?.dir ?? null, checkpoints: l.checkpoints.map((c) => ckptJSON(c, l.latest)) }, null, 2) + '\n');
           setExit(EXIT.OK);
@@ -128,7 +128,7 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
     .option('--json', 'machine-readable output')
     .action(async (dir: string, o: { json?: boolean }) => {
       try {
-        const l = await listCheckpoints(resolveIn(io, dir));
+        const l = await (await training()).listCheckpoints(resolveIn(io, dir));
         if (!l.latest) {
           const why = l.checkpoints.length
             ? `none of its ${l.checkpoints.length} checkpoint(s) is complete:\n${l.checkpoints.map((c) => `    - ${c.name}: ${c.problems[0]}`).join('\n')}`
@@ -151,7 +151,7 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
     .action(async (dir: string, o: { json?: boolean }) => {
       const bar = io.isTTY && !o.json ? progressBar(io) : undefined;
       try {
-        const r = await verifyCheckpoint(resolveIn(io, dir), { onProgress: bar ? (p) => bar.update(p) : undefined });
+        const r = await (await training()).verifyCheckpoint(resolveIn(io, dir), { onProgress: bar ? (p) => bar.update(p) : undefined });
         bar?.done();
         if (o.json) {
           const { checkpoint, ...rest } = r;
@@ -185,7 +185,7 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
       const bar = io.isTTY && !o.json ? progressBar(io) : undefined;
       const stop = interruptible();
       try {
-        const r = await writeManifest(resolveIn(io, dir), { onProgress: bar ? (p) => bar.update(p) : undefined, signal: stop.signal });
+        const r = await (await training()).writeManifest(resolveIn(io, dir), { onProgress: bar ? (p) => bar.update(p) : undefined, signal: stop.signal });
         bar?.done();
         const n = Object.keys(r.manifest.files).length;
         if (o.json) io.stdout(JSON.stringify({ ok: true, path: r.path, files: n, bytes: r.bytes }, null, 2) + '\n');
@@ -193,7 +193,7 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
         setExit(EXIT.OK);
       } catch (e) {
         bar?.done();
-        if (e instanceof InterruptedError) {
+        if (e instanceof (await training()).InterruptedError) {
           io.stderr('interrupted: no manifest was written\n');
           setExit(EXIT_INTERRUPTED);
           return;
@@ -224,7 +224,7 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
       if (o.dtype !== undefined && !['bf16', 'f16', 'f32'].includes(o.dtype)) throw usageError(`--dtype ${o.dtype}: expected bf16, f16 or f32`);
       let shardSize: number | undefined;
       if (o.shardSize !== undefined) {
-        shardSize = parseSize(o.shardSize);
+        shardSize = (await training()).parseSize(o.shardSize);
         if (!shardSize) throw usageError(`--shard-size ${o.shardSize}: expected a size such as 5GB, 500MB or 2GiB`);
       }
       if (!o.model && (o.config || o.set?.length || o.modelName)) throw usageError('--config/--set/--model-name need --model MODEL.sora');
@@ -241,7 +241,7 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
       const bar = io.isTTY && !o.json ? progressBar(io) : undefined;
       const stop = interruptible();
       try {
-        const r = await exportCheckpoint(resolveIn(io, dir), {
+        const r = await (await training()).exportCheckpoint(resolveIn(io, dir), {
           signal: stop.signal,
           from: o.from,
           dtype: o.dtype as ExportDtype | undefined,
@@ -264,7 +264,7 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
         setExit(EXIT.OK);
       } catch (e) {
         bar?.done();
-        if (e instanceof InterruptedError) {
+        if (e instanceof (await training()).InterruptedError) {
           io.stderr(`interrupted: nothing was written at ${resolveIn(io, o.out)}\n`);
           if (o.json) io.stdout(errorJson(new SoracError('SORA7009', `interrupted: nothing was written at ${resolveIn(io, o.out)}`)));
           setExit(EXIT_INTERRUPTED);
@@ -289,7 +289,7 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
       if (!/^\d+$/.test(o.keep) || keep < 1) throw usageError(`--keep ${o.keep}: expected an integer >= 1`, 'prune never deletes the only complete checkpoint');
       try {
         const verb = o.dryRun ? 'would delete' : 'deleting';
-        const r = await pruneCheckpoints(resolveIn(io, dir), {
+        const r = await (await training()).pruneCheckpoints(resolveIn(io, dir), {
           keep,
           dryRun: o.dryRun,
           keepIncomplete: o.keepIncomplete,
@@ -309,6 +309,9 @@ export const registerCkpt: RegisterCommand = (program: Command, io: CliIO, setEx
       }
     });
 };
+
+/** api/training.ts, loaded when a ckpt command runs (a separate chunk of the bundle), so other commands do not load it. */
+const training = () => import('../../api/training.ts');
 
 function resolveIn(io: CliIO, p: string): string {
   return resolvePath(io.cwd, p);

@@ -4,7 +4,7 @@
  * ranked, and the best one printed with its inferred config, what the weights do not determine, and
  * the commands to use it. No model fits: SORA5060 with the closest fit and what disagreed.
  */
-import { type DetectCandidate, type DetectResult, detect } from '../../api/detect.ts';
+import type { DetectCandidate, DetectResult } from '../../api/detect.ts';
 import { SoracError } from '../../core/errors.ts';
 import type { RegisterCommand } from '../command.ts';
 
@@ -84,6 +84,8 @@ export const registerDetect: RegisterCommand = (program, io, setExit) => {
     .option('--revision <rev>', 'hub revision when the id has no @rev')
     .option('--variant <name>', 'weight variant, e.g. fp16 → model.fp16.safetensors')
     .action(async (weights: string, o: DetectOpts) => {
+      // loaded when the command runs, so other commands do not load it (a separate chunk of the bundle)
+      const { detect } = await import('../../api/detect.ts');
       const r = await detect(weights, {
         cwd: io.cwd,
         ...(o.model ? { models: o.model } : {}),

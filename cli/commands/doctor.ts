@@ -5,7 +5,7 @@
  * and a real CUDA session in a child process. Each failure comes with the exact fix.
  * Exit 0 only when CUDA works for a process started now with this environment.
  */
-import { type DoctorCheck, type DoctorReport, doctor } from '../../api/devices.ts';
+import type { DoctorCheck, DoctorReport } from '../../api/devices.ts';
 import type { RegisterCommand } from '../command.ts';
 import type { CliIO } from '../io.ts';
 import { EXIT, usageError } from '../io.ts';
@@ -47,6 +47,8 @@ export const registerDoctor: RegisterCommand = (program, io, setExit) => {
     .action(async (o: { json?: boolean; smoke: boolean; hash: boolean; deviceId: string }) => {
       const deviceId = Number(o.deviceId);
       if (!/^\d+$/.test(o.deviceId) || !Number.isSafeInteger(deviceId)) throw usageError(`--device-id ${o.deviceId} is not a GPU index (0, 1, ...)`);
+      // loaded when the command runs, so other commands do not load it (a separate chunk of the bundle)
+      const { doctor } = await import('../../api/devices.ts');
       const r = await doctor({ smoke: o.smoke, hash: o.hash, deviceId });
       if (o.json) io.stdout(JSON.stringify(r, null, 2) + '\n');
       else io.stdout(renderDoctor(r, io));

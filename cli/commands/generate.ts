@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { generate, type GenerateEvent, type GenerationPlan, loadPipeline, planGeneration } from '../../api/pipeline.ts';
+import type { GenerateEvent, GenerationPlan } from '../../api/pipeline.ts';
 import { formatBytes } from '../../api/weights.ts';
 import { hasErrors } from '../../core/diagnostics.ts';
 import { SoracError } from '../../core/errors.ts';
@@ -129,6 +129,8 @@ export const registerGenerate: RegisterCommand = (program: Command, io: CliIO, s
     .option('--dry-run', 'resolve and validate everything, print the plan and the memory estimate, run nothing')
     .option('--json', 'machine-readable output (events on stderr as JSON lines, one result document on stdout)')
     .action(async (file: string, o: GenerateOpts) => {
+      // loaded when the command runs, so other commands do not load it (a separate chunk of the bundle)
+      const { generate, loadPipeline, planGeneration } = await import('../../api/pipeline.ts');
       if (!['auto', 'cpu', 'cuda'].includes(o.device)) throw usageError(`--device ${o.device} is not one of auto, cpu, cuda`);
       const prompts = [...(o.prompt ?? []), ...(o.prompts ? readPrompts(o.prompts) : [])];
       if (!o.dryRun && !o.out) throw usageError('-o/--out is required (the video to write)', 'e.g. -o out/clip.mp4, or --dry-run to only plan');

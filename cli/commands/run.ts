@@ -9,7 +9,6 @@
  * session, writing each chunk's outputs straight into --out (docs/adr/005-micro-batching.md).
  */
 import type { Command } from 'commander';
-import { ModelError, runModel } from '../../api/run.ts';
 import { hasErrors } from '../../core/diagnostics.ts';
 import { SoracError } from '../../core/errors.ts';
 import { checkOutputApart } from '../../core/paths.ts';
@@ -33,6 +32,8 @@ export const registerRun: RegisterCommand = (program: Command, io: CliIO, setExi
     .option('--micro-batch <n>', 'run in chunks of N elements along an axis the entry declares with micro_batch() (bounded memory; outputs streamed to --out)')
     .option('--micro-axis <name>', 'the axis for --micro-batch (default: the first the entry declares)')
     .action(async (file: string, opts: ModelOpts & { weights: string; inputs: string; out: string; entry: string; device: string; from: string; allowLossy?: boolean; microBatch?: string; microAxis?: string }) => {
+      // loaded when the command runs, so other commands do not load it (a separate chunk of the bundle)
+      const { ModelError, runModel } = await import('../../api/run.ts');
       if (!['auto', 'cpu', 'cuda'].includes(opts.device)) throw usageError(`--device ${opts.device} is not one of auto, cpu, cuda`);
       const microSize = opts.microBatch === undefined ? undefined : Number(opts.microBatch);
       if (microSize !== undefined && !(Number.isSafeInteger(microSize) && microSize > 0)) throw usageError(`--micro-batch ${opts.microBatch} is not a positive integer`);

@@ -6,7 +6,6 @@
  * stays CPU-only and offline-safe until a user asks for CUDA.
  */
 import { formatBytes } from '../../api/weights.ts';
-import { setupCuda } from '../../api/devices.ts';
 import type { RegisterCommand } from '../command.ts';
 import { EXIT, usageError } from '../io.ts';
 import { renderDoctor } from './doctor.ts';
@@ -32,6 +31,8 @@ export const registerSetup: RegisterCommand = (program, io, setExit) => {
     .option('--no-smoke', 'verify without creating a real CUDA session')
     .option('--json', 'one JSON document: what was installed and the doctor report')
     .action(async (component: string, o: SetupOpts) => {
+      // loaded when the command runs, so other commands do not load it (a separate chunk of the bundle)
+      const { setupCuda } = await import('../../api/devices.ts');
       if (component !== 'cuda') throw usageError(`sorac setup ${component}: unknown component`, 'the only component is cuda: sorac setup cuda');
       const progress = o.json ? undefined : (s: string) => io.stderr(`${s}\n`);
       const r = await setupCuda({ ...(o.from ? { from: o.from } : {}), ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}), copy: !!o.copy, verify: o.verify, smoke: o.smoke, cwd: io.cwd, ...(progress ? { onProgress: progress } : {}) });

@@ -17,14 +17,10 @@
  * Malformed IR (duplicate user names, bad shapes, data of the wrong size) is a tracer bug and
  * raises InternalError; nothing here produces user diagnostics.
  */
-import onnxProto from 'onnx-proto';
-import type { onnx as O } from 'onnx-proto';
 import { type DType, DTYPE_SIZE, ONNX_DTYPE } from '../../core/dtype.ts';
 import { InternalError, SoracError } from '../../core/errors.ts';
 import type { ExternalDataRef, IrAttr, IrConstant, IrDim, IrGraph, IrNode, IrValue, IrWeight } from '../../core/ir.ts';
-import { encodeModelProto } from './proto.ts';
-
-const { onnx } = onnxProto;
+import { FIXED32, LEN, ProtoWriter, VARINT } from './proto.ts';
 
 export type { ExternalDataRef };
 
@@ -150,51 +146,6 @@ function allIds(g: IrGraph): number[] {
   return [...g.inputs, ...g.weights.map((w) => w.value), ...g.constants.keys(), ...g.nodes.flatMap((n) => n.outputs)].map((v) => v.id);
 }
 
-function dimProto(d: IrDim): O.TensorShapeProto.IDimension {
-  if (typeof d === 'number') {
-    if (!Number.isSafeInteger(d) || d < 0) throw new InternalError(`invalid dimension ${d}`);
-    return { dimValue: d };
-  }
-  if (d === '') throw new InternalError('empty symbolic dimension');
-  return { dimParam: d };
-}
-
-function valueInfo(name: string, v: IrValue): O.IValueInfoProto {
-  return {
-    name,
-    type: { tensorType: { elemType: ONNX_DTYPE[v.dtype], shape: { dim: v.shape.map(dimProto) } } },
-  };
-}
-
-function tensorProto(name: string, c: IrConstant): O.ITensorProto {
-  const dims = staticShape(c.shape, `constant ${JSON.stringify(name)}`);
-  const want = numel(dims) * DTYPE_SIZE[c.dtype];
-  if (c.data.byteLength !== want) {
-    throw new InternalError(`constant ${JSON.stringify(name)} ${c.dtype}[${dims.join(',')}] needs ${want} bytes, has ${c.data.byteLength}`);
-  }
-  return { name, dims, dataType: ONNX_DTYPE[c.dtype], rawData: c.data };
-}
-
-function attrProto(name: string, a: IrAttr): O.IAttributeProto {
-  const T = onnx.AttributeProto.AttributeType;
-  switch (a.kind) {
-    case 'int':
-      if (!Number.isSafeInteger(a.value)) throw new InternalError(`attribute ${name}: ${a.value} is not an integer`);
-      return { name, type: T.INT, i: a.value };
-    case 'ints':
-      for (const x of a.value) if (!Number.isSafeInteger(x)) throw new InternalError(`attribute ${name}: ${x} is not an integer`);
-      return { name, type: T.INTS, ints: [...a.value] };
-    case 'float':
-      return { name, type: T.FLOAT, f: a.value };
-    case 'floats':
-      return { name, type: T.FLOATS, floats: [...a.value] };
-    case 'string':
-      return { name, type: T.STRING, s: new TextEncoder().encode(a.value) };
-    case 'tensor':
-      return { name, type: T.TENSOR, t: tensorProto('', a.value) };
-  }
-}
-
 function nodeName(n: IrNode, i: number): string {
   return n.scope ? `${n.scope}/${n.op}_${i}` : `${n.op}_${i}`;
 }
@@ -204,117 +155,6 @@ function docString(n: IrNode): string {
   if (n.source) parts.push(`${n.source.file}:${n.source.line}:${n.source.col}`);
   if (n.scope) parts.push(`in ${n.scope}`);
   return parts.join(' ');
-}
-
-/** Build the ModelProto message (not yet encoded). */
-export function buildModelProto(irGraph: IrGraph, opts: EmitOptions): O.IModelProto {
-  const graph = normalizeOutputs(irGraph);
-  const weightsAsInputs = opts.weights === 'none';
-  const names = assignNames(graph, weightsAsInputs);
-  const nameOf = (v: IrValue) => {
-    const n = names.get(v.id);
-    if (n === undefined) throw new InternalError(`value #${v.id} (${v.name}) is used but never defined`);
-    return n;
-  };
-
-  const initializer: O.ITensorProto[] = [];
-  const inputs: O.IValueInfoProto[] = graph.inputs.map((v) => valueInfo(nameOf(v), v));
-  for (const w of graph.weights) {
-    const name = nameOf(w.value);
-    if (weightsAsInputs) {
-      inputs.push(valueInfo(name, w.value));
-      continue;
-    }
-    const dims = staticShape(w.value.shape, `weight ${JSON.stringify(w.key)}`);
-    const length = numel(dims) * DTYPE_SIZE[w.value.dtype];
-    const base: O.ITensorProto = { name, dims, dataType: ONNX_DTYPE[w.value.dtype] };
-    if (opts.weights === 'external' && !opts.externalData) throw new InternalError("weights: 'external' needs an externalData callback");
-    if (length === 0) {
-      // empty tensors are always inline: onnxruntime reads external data with length 0 as
-      // "to the end of the file" and then fails
-      initializer.push({ ...base, rawData: new Uint8Array(0) });
-      continue;
-    }
-    const ext = opts.weights === 'external' ? opts.externalData?.(w) : undefined;
-    if (ext) {
-      if (ext.length !== length) {
-        throw new InternalError(`external data for ${JSON.stringify(w.key)}: length ${ext.length}, but ${w.value.dtype}[${dims.join(',')}] needs ${length} bytes`);
-      }
-      if (!Number.isSafeInteger(ext.offset) || ext.offset < 0) throw new InternalError(`external data for ${JSON.stringify(w.key)}: bad offset ${ext.offset}`);
-      if (!ext.location || ext.location.startsWith('/') || /^[A-Za-z]:[\\/]/.test(ext.location)) {
-        throw new InternalError(`external data for ${JSON.stringify(w.key)}: location must be a relative path, got ${JSON.stringify(ext.location)}`);
-      }
-      initializer.push({
-        ...base,
-        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-        externalData: [
-          { key: 'location', value: ext.location },
-          { key: 'offset', value: String(ext.offset) },
-          { key: 'length', value: String(ext.length) },
-        ],
-      });
-      continue;
-    }
-    if (!opts.inlineData) {
-      throw new InternalError(`weight ${JSON.stringify(w.key)} has no external data and no inlineData callback was given`);
-    }
-    const data = opts.inlineData(w);
-    if (data.byteLength !== length) {
-      throw new InternalError(`inline data for ${JSON.stringify(w.key)}: ${data.byteLength} bytes, but ${w.value.dtype}[${dims.join(',')}] needs ${length}`);
-    }
-    initializer.push({ ...base, rawData: data });
-  }
-  for (const [v, c] of graph.constants) {
-    if (c.dtype !== v.dtype) throw new InternalError(`constant ${v.name}: value is ${v.dtype} but data is ${c.dtype}`);
-    initializer.push(tensorProto(nameOf(v), c));
-  }
-
-  const defined = new Set<number>([...graph.inputs, ...graph.weights.map((w) => w.value), ...graph.constants.keys()].map((v) => v.id));
-  const nodes: O.INodeProto[] = graph.nodes.map((n, i) => {
-    for (const inp of n.inputs) {
-      if (inp && !defined.has(inp.id)) throw new InternalError(`node ${nodeName(n, i)} reads ${JSON.stringify(inp.name)} before it is defined`);
-    }
-    for (const o of n.outputs) defined.add(o.id);
-    const attrNames = Object.keys(n.attrs).sort();
-    const doc = docString(n);
-    return {
-      name: nodeName(n, i),
-      opType: n.op,
-      ...(n.domain ? { domain: n.domain } : {}),
-      input: n.inputs.map((v) => (v ? nameOf(v) : '')),
-      output: n.outputs.map(nameOf),
-      attribute: attrNames.map((k) => attrProto(k, n.attrs[k]!)),
-      ...(doc ? { docString: doc } : {}),
-    };
-  });
-  for (const o of graph.outputs) if (!defined.has(o.id)) throw new InternalError(`graph output ${JSON.stringify(o.name)} is never produced`);
-
-  const valueInfos: O.IValueInfoProto[] = [];
-  if (opts.valueInfo ?? true) {
-    const outIds = new Set(graph.outputs.map((v) => v.id));
-    for (const n of graph.nodes) for (const o of n.outputs) if (!outIds.has(o.id)) valueInfos.push(valueInfo(nameOf(o), o));
-  }
-
-  const metadataProps = Object.keys(graph.metadata)
-    .sort()
-    .map((key) => ({ key, value: graph.metadata[key]! }));
-
-  return {
-    irVersion: irVersionForOpset(graph.opset),
-    // the contrib domain only where the ORT target pass used it (compiler/passes/ort-cpu.ts)
-    opsetImport: [{ domain: '', version: graph.opset }, ...(graph.nodes.some((n) => n.domain === 'com.microsoft') ? [{ domain: 'com.microsoft', version: 1 }] : [])],
-    producerName: 'sorac',
-    ...(opts.producerVersion ? { producerVersion: opts.producerVersion } : {}),
-    graph: {
-      name: graph.name,
-      node: nodes,
-      initializer,
-      input: inputs,
-      output: graph.outputs.map((v) => valueInfo(nameOf(v), v)),
-      valueInfo: valueInfos,
-    },
-    metadataProps,
-  };
 }
 
 /** protobuf messages are limited to 2 GiB; larger models must use external data. */
@@ -328,22 +168,377 @@ export class EmitError extends SoracError {
   }
 }
 
+/** onnx.proto enum values written here. */
+const ATTR_TYPE = { float: 1, int: 2, string: 3, tensor: 4, floats: 6, ints: 7 } as const;
+const DATA_LOCATION_EXTERNAL = 1;
+
+/** One initializer as it will be written (checked before anything is written). */
+interface Initializer {
+  readonly name: string;
+  readonly dims: readonly number[];
+  readonly dtype: DType;
+  readonly rawData?: Uint8Array;
+  readonly external?: ExternalDataRef;
+}
+
+function constantInitializer(name: string, c: IrConstant): Initializer {
+  const dims = staticShape(c.shape, `constant ${JSON.stringify(name)}`);
+  const want = numel(dims) * DTYPE_SIZE[c.dtype];
+  if (c.data.byteLength !== want) {
+    throw new InternalError(`constant ${JSON.stringify(name)} ${c.dtype}[${dims.join(',')}] needs ${want} bytes, has ${c.data.byteLength}`);
+  }
+  return { name, dims, dtype: c.dtype, rawData: c.data };
+}
+
+const textEncoder = new TextEncoder();
+
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
+}
+
+/**
+ * Writes the ModelProto of an IrGraph straight into protobuf bytes (compiler/emit/proto.ts), field
+ * by field in field-number order: the bytes onnx-proto's protobufjs encoder gives for the message
+ * { ir_version, producer_name 'sorac', producer_version?, graph { node*, name, initializer*
+ * (weights, then constants), input* (graph inputs, then weights in 'none' mode), output*,
+ * value_info* }, opset_import [{ domain '', version }], metadata_props* (sorted by key) }, without
+ * building that message (tests/emit/proto.test.ts compares the two on every example).
+ */
+class OnnxWriter {
+  readonly w: ProtoWriter;
+  constructor(
+    capacity: number,
+    private readonly names: ReadonlyMap<number, string>,
+    /** Values defined so far (graph inputs, weights, constants, then node outputs as written). */
+    readonly defined: Set<number>,
+  ) {
+    this.w = new ProtoWriter(capacity);
+  }
+
+  nameOf(v: IrValue): string {
+    const n = this.names.get(v.id);
+    if (n === undefined) throw new InternalError(`value #${v.id} (${v.name}) is used but never defined`);
+    return n;
+  }
+
+  /** ValueInfoProto { name, type { tensor_type { elem_type, shape { dim* } } } } as field `field`. */
+  valueInfo(field: number, name: string, v: IrValue): void {
+    const w = this.w;
+    w.tag(field, LEN);
+    const vi = w.begin();
+    w.tag(1, LEN);
+    w.string(name);
+    w.tag(2, LEN);
+    const type = w.begin();
+    w.tag(1, LEN);
+    const tensorType = w.begin();
+    const elemType = ONNX_DTYPE[v.dtype];
+    if (elemType !== undefined) {
+      w.tag(1, VARINT);
+      w.varint(elemType);
+    }
+    w.tag(2, LEN);
+    const shape = w.begin();
+    for (const d of v.shape) {
+      w.tag(1, LEN);
+      const dim = w.begin();
+      if (typeof d === 'number') {
+        if (!Number.isSafeInteger(d) || d < 0) throw new InternalError(`invalid dimension ${d}`);
+        w.tag(1, VARINT);
+        w.varint(d);
+      } else {
+        if (d === '') throw new InternalError('empty symbolic dimension');
+        w.tag(2, LEN);
+        w.string(d);
+      }
+      w.end(dim);
+    }
+    w.end(shape);
+    w.end(tensorType);
+    w.end(type);
+    w.end(vi);
+  }
+
+  /** TensorProto { dims, data_type, name, raw_data?, external_data*, data_location? } (no tag). */
+  tensor(t: Initializer): void {
+    const w = this.w;
+    if (t.dims.length) {
+      w.tag(1, LEN);
+      const dims = w.begin();
+      for (const d of t.dims) w.varint(d);
+      w.end(dims);
+    }
+    const dataType = ONNX_DTYPE[t.dtype];
+    if (dataType !== undefined) {
+      w.tag(2, VARINT);
+      w.varint(dataType);
+    }
+    w.tag(8, LEN);
+    w.string(t.name);
+    if (t.rawData) {
+      w.tag(9, LEN);
+      w.bytes(t.rawData);
+    }
+    if (t.external) {
+      const entries: [string, string][] = [['location', t.external.location], ['offset', String(t.external.offset)], ['length', String(t.external.length)]];
+      for (const [key, value] of entries) {
+        w.tag(13, LEN);
+        const e = w.begin();
+        w.tag(1, LEN);
+        w.string(key);
+        w.tag(2, LEN);
+        w.string(value);
+        w.end(e);
+      }
+      w.tag(14, VARINT);
+      w.varint(DATA_LOCATION_EXTERNAL);
+    }
+  }
+
+  /** AttributeProto { name, f | i | s | t | floats | ints, type } (no tag); checks its value. */
+  attribute(n: IrNode, i: number, name: string, a: IrAttr): void {
+    const w = this.w;
+    w.tag(1, LEN);
+    w.string(name);
+    switch (a.kind) {
+      case 'float':
+        if (typeof a.value !== 'number') throw new InternalError(`attribute ${name} of ${nodeName(n, i)}: float expected`);
+        w.tag(2, FIXED32);
+        w.float(a.value);
+        break;
+      case 'int':
+        if (!Number.isSafeInteger(a.value)) throw new InternalError(`attribute ${name}: ${a.value} is not an integer`);
+        w.tag(3, VARINT);
+        w.int64(a.value);
+        break;
+      case 'string':
+        if (typeof a.value !== 'string') throw new InternalError(`attribute ${name} of ${nodeName(n, i)}: string expected`);
+        w.tag(4, LEN);
+        w.bytes(textEncoder.encode(a.value));
+        break;
+      case 'tensor': {
+        w.tag(5, LEN);
+        const t = w.begin();
+        this.tensor(constantInitializer('', a.value));
+        w.end(t);
+        break;
+      }
+      case 'floats':
+        for (const x of a.value) if (typeof x !== 'number') throw new InternalError(`attribute ${name} of ${nodeName(n, i)}: floats expected`);
+        if (a.value.length) {
+          w.tag(7, LEN);
+          w.varint(a.value.length * 4);
+          for (const x of a.value) w.float(x);
+        }
+        break;
+      case 'ints':
+        for (const x of a.value) if (!Number.isSafeInteger(x)) throw new InternalError(`attribute ${name}: ${x} is not an integer`);
+        if (a.value.length) {
+          w.tag(8, LEN);
+          const p = w.begin();
+          for (const x of a.value) w.int64(x);
+          w.end(p);
+        }
+        break;
+      default:
+        throw new InternalError(`attribute ${name} of ${nodeName(n, i)}: unknown kind ${JSON.stringify((a as { kind: unknown }).kind)}`);
+    }
+    w.tag(20, VARINT);
+    w.varint(ATTR_TYPE[a.kind]);
+  }
+
+  /**
+   * NodeProto { input*, output*, name, op_type, attribute*, doc_string? } as GraphProto.node; checks
+   * that its inputs are defined before it and its attribute values.
+   */
+  node(n: IrNode, i: number): void {
+    const w = this.w;
+    const defined = this.defined;
+    w.tag(1, LEN);
+    const node = w.begin();
+    for (const v of n.inputs) {
+      w.tag(1, LEN);
+      if (!v) {
+        w.string('');
+        continue;
+      }
+      if (!defined.has(v.id)) throw new InternalError(`node ${nodeName(n, i)} reads ${JSON.stringify(v.name)} before it is defined`);
+      w.string(this.nameOf(v));
+    }
+    for (const v of n.outputs) {
+      defined.add(v.id);
+      w.tag(2, LEN);
+      w.string(this.nameOf(v));
+    }
+    // name `<scope>/<op>_<i>` and doc_string `<file>:<line>:<col> in <scope>`, written piecewise
+    // when ASCII (the common case), else through the whole string
+    w.tag(3, LEN);
+    let s = w.begin();
+    if ((!n.scope || (w.ascii(n.scope) && w.ascii('/'))) && w.ascii(n.op) && w.ascii('_')) {
+      w.decimal(i);
+      w.end(s);
+    } else {
+      w.pos = s;
+      w.string(nodeName(n, i));
+    }
+    w.tag(4, LEN);
+    w.string(n.op);
+    if (hasKeys(n.attrs)) {
+      const attrNames = Object.keys(n.attrs).sort();
+      for (const k of attrNames) {
+        w.tag(5, LEN);
+        const a = w.begin();
+        this.attribute(n, i, k, n.attrs[k]!);
+        w.end(a);
+      }
+    }
+    const src = n.source;
+    if (src || n.scope) {
+      w.tag(6, LEN);
+      s = w.begin();
+      const ok =
+        (!src || (w.ascii(src.file) && w.ascii(':') && w.decimal(src.line) && w.ascii(':') && w.decimal(src.col))) &&
+        (!n.scope || ((!src || w.ascii(' ')) && w.ascii('in ') && w.ascii(n.scope)));
+      if (ok) {
+        w.end(s);
+      } else {
+        w.pos = s;
+        w.string(docString(n));
+      }
+    }
+    if (n.domain) {
+      w.tag(7, LEN);
+      w.string(n.domain);
+    }
+    w.end(node);
+  }
+}
+
 /** Serialise `graph` to ONNX ModelProto bytes. Same graph and options -> byte-identical output. */
-export function emitOnnx(graph: IrGraph, opts: EmitOptions): Uint8Array {
-  const model = buildModelProto(graph, opts);
+export function emitOnnx(irGraph: IrGraph, opts: EmitOptions): Uint8Array {
+  const graph = normalizeOutputs(irGraph);
+  const weightsAsInputs = opts.weights === 'none';
+  const names = assignNames(graph, weightsAsInputs);
+  const nameOf = (v: IrValue) => {
+    const n = names.get(v.id);
+    if (n === undefined) throw new InternalError(`value #${v.id} (${v.name}) is used but never defined`);
+    return n;
+  };
+
+  // the initializers are checked (and the weights' data fetched) first; the nodes as they are written
+  const irVersion = irVersionForOpset(graph.opset);
+  const initializers: Initializer[] = [];
   let inlineBytes = 0;
-  for (const t of model.graph?.initializer ?? []) inlineBytes += t.rawData?.length ?? 0;
+  if (!weightsAsInputs) {
+    for (const w of graph.weights) {
+      const name = nameOf(w.value);
+      const dims = staticShape(w.value.shape, `weight ${JSON.stringify(w.key)}`);
+      const length = numel(dims) * DTYPE_SIZE[w.value.dtype];
+      const base = { name, dims, dtype: w.value.dtype };
+      if (opts.weights === 'external' && !opts.externalData) throw new InternalError("weights: 'external' needs an externalData callback");
+      if (length === 0) {
+        // empty tensors are always inline: onnxruntime reads external data with length 0 as
+        // "to the end of the file" and then fails
+        initializers.push({ ...base, rawData: new Uint8Array(0) });
+        continue;
+      }
+      const ext = opts.weights === 'external' ? opts.externalData?.(w) : undefined;
+      if (ext) {
+        if (ext.length !== length) {
+          throw new InternalError(`external data for ${JSON.stringify(w.key)}: length ${ext.length}, but ${w.value.dtype}[${dims.join(',')}] needs ${length} bytes`);
+        }
+        if (!Number.isSafeInteger(ext.offset) || ext.offset < 0) throw new InternalError(`external data for ${JSON.stringify(w.key)}: bad offset ${ext.offset}`);
+        if (!ext.location || ext.location.startsWith('/') || /^[A-Za-z]:[\\/]/.test(ext.location)) {
+          throw new InternalError(`external data for ${JSON.stringify(w.key)}: location must be a relative path, got ${JSON.stringify(ext.location)}`);
+        }
+        initializers.push({ ...base, external: { location: ext.location, offset: ext.offset, length: ext.length } });
+        continue;
+      }
+      if (!opts.inlineData) {
+        throw new InternalError(`weight ${JSON.stringify(w.key)} has no external data and no inlineData callback was given`);
+      }
+      const data = opts.inlineData(w);
+      if (data.byteLength !== length) {
+        throw new InternalError(`inline data for ${JSON.stringify(w.key)}: ${data.byteLength} bytes, but ${w.value.dtype}[${dims.join(',')}] needs ${length}`);
+      }
+      initializers.push({ ...base, rawData: data });
+      inlineBytes += length;
+    }
+  }
+  for (const [v, c] of graph.constants) {
+    if (c.dtype !== v.dtype) throw new InternalError(`constant ${v.name}: value is ${v.dtype} but data is ${c.dtype}`);
+    initializers.push(constantInitializer(nameOf(v), c));
+    inlineBytes += c.data.byteLength;
+  }
   if (inlineBytes > PROTOBUF_LIMIT - 64 * 1024 * 1024) {
     throw new EmitError(
       `${(inlineBytes / 2 ** 30).toFixed(2)} GiB of inline tensor data exceeds what one ONNX protobuf can hold (2 GiB); ` +
         "emit the weights as external data (weights: 'external')",
     );
   }
-  const err = onnx.ModelProto.verify(model);
-  if (err) throw new InternalError(`ModelProto does not verify: ${err}`);
-  // the same bytes protobufjs writes, written directly (compiler/emit/proto.ts); protobufjs for
-  // anything that writer does not cover
-  return encodeModelProto(model) ?? onnx.ModelProto.encode(model).finish();
+
+  const defined = new Set<number>();
+  for (const v of graph.inputs) defined.add(v.id);
+  for (const w of graph.weights) defined.add(w.value.id);
+  for (const v of graph.constants.keys()) defined.add(v.id);
+  const ow = new OnnxWriter(64 * 1024 + 448 * graph.nodes.length + 160 * (graph.weights.length + graph.constants.size) + inlineBytes, names, defined);
+  const w = ow.w;
+  w.tag(1, VARINT);
+  w.varint(irVersion);
+  w.tag(2, LEN);
+  w.string('sorac');
+  if (opts.producerVersion) {
+    w.tag(3, LEN);
+    w.string(opts.producerVersion);
+  }
+  w.tag(7, LEN);
+  const g = w.begin();
+  for (let i = 0; i < graph.nodes.length; i++) ow.node(graph.nodes[i]!, i);
+  for (const o of graph.outputs) if (!defined.has(o.id)) throw new InternalError(`graph output ${JSON.stringify(o.name)} is never produced`);
+  w.tag(2, LEN);
+  w.string(graph.name);
+  for (const t of initializers) {
+    w.tag(5, LEN);
+    const s = w.begin();
+    ow.tensor(t);
+    w.end(s);
+  }
+  for (const v of graph.inputs) ow.valueInfo(11, nameOf(v), v);
+  if (weightsAsInputs) for (const wt of graph.weights) ow.valueInfo(11, nameOf(wt.value), wt.value);
+  for (const v of graph.outputs) ow.valueInfo(12, nameOf(v), v);
+  if (opts.valueInfo ?? true) {
+    const outIds = new Set(graph.outputs.map((v) => v.id));
+    for (const n of graph.nodes) for (const o of n.outputs) if (!outIds.has(o.id)) ow.valueInfo(13, nameOf(o), o);
+  }
+  w.end(g);
+  w.tag(8, LEN);
+  const opset = w.begin();
+  w.tag(1, LEN);
+  w.string('');
+  w.tag(2, VARINT);
+  w.varint(graph.opset);
+  w.end(opset);
+  // the contrib domain only where the ORT target pass used it (compiler/passes/ort-cpu.ts)
+  if (graph.nodes.some((n) => n.domain === 'com.microsoft')) {
+    w.tag(8, LEN);
+    const ms = w.begin();
+    w.tag(1, LEN);
+    w.string('com.microsoft');
+    w.tag(2, VARINT);
+    w.varint(1);
+    w.end(ms);
+  }
+  for (const key of Object.keys(graph.metadata).sort()) {
+    w.tag(14, LEN);
+    const e = w.begin();
+    w.tag(1, LEN);
+    w.string(key);
+    w.tag(2, LEN);
+    w.string(graph.metadata[key]!);
+    w.end(e);
+  }
+  return w.finish();
 }
 
 // ---------------------------------------------------------------------------------------------
