@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import onnxProto from 'onnx-proto';
 import type { IrConstant, IrGraph, IrNode, IrValue, IrWeight } from '../../core/ir.ts';
 import { DTYPE_SIZE } from '../../core/dtype.ts';
-import { emitOnnx, type EmitOptions } from '../../compiler/emit/onnx.ts';
+import { EmitError, emitOnnx, type EmitOptions } from '../../compiler/emit/onnx.ts';
+import { InternalError } from '../../core/errors.ts';
 import { compile, traceEntry } from '../../compiler/compile.ts';
 import { fsHost } from '../../compiler/host.ts';
 import { referenceOnnxBytes } from '../helpers/model-proto.ts';
@@ -73,6 +74,42 @@ describe('ONNX bytes written from the IR', () => {
       expect(m.graph?.node?.length).toBe(g.nodes.length + 1); // + the Identity for the weight output
       expect(m.graph?.node?.[1]?.attribute?.find((a) => a.name === 'ints')?.ints?.map(Number)).toEqual([-1, 0, 127, 128, 2 ** 40, -(2 ** 40)]);
     }
+  });
+});
+
+describe('emitOnnx on malformed IR (tracer bugs: InternalError, no bytes)', () => {
+  let id = 100;
+  const v = (name: string, shape: IrValue['shape'] = [2], dtype: IrValue['dtype'] = 'f32'): IrValue => ({ id: id++, name, dtype, shape });
+  const graph = (nodes: IrNode[], inputs: IrValue[], outputs: IrValue[], extra: Partial<IrGraph> = {}): IrGraph => ({ name: 'g', inputs, outputs, nodes, constants: new Map(), weights: [], opset: 17, metadata: {}, ...extra });
+  const node = (op: string, inputs: IrValue[], outputs: IrValue[], attrs: IrNode['attrs'] = {}): IrNode => ({ op, inputs, outputs, attrs });
+
+  it('names the node that reads a value before it is defined, and an output never produced', () => {
+    const x = v('x'), a = v('a'), b = v('b');
+    expect(() => emitOnnx(graph([node('Relu', [a], [b]), node('Relu', [x], [a])], [x], [b]), { weights: 'none' })).toThrow(/node Relu_0 reads "a" before it is defined/);
+    const stray = v('stray');
+    expect(() => emitOnnx(graph([node('Relu', [x], [a])], [x], [a, stray]), { weights: 'none' })).toThrow(/graph output "stray" is never produced/);
+  });
+
+  it('rejects attribute values of the wrong kind, bad dimensions and constants of the wrong size', () => {
+    const x = v('x'), y = v('y');
+    const withAttr = (attrs: IrNode['attrs']) => graph([node('Foo', [x], [y], attrs)], [x], [y]);
+    expect(() => emitOnnx(withAttr({ k: { kind: 'int', value: 1.5 } }), { weights: 'none' })).toThrow(/attribute k: 1.5 is not an integer/);
+    expect(() => emitOnnx(withAttr({ k: { kind: 'ints', value: [1, 2 ** 60] } }), { weights: 'none' })).toThrow(/is not an integer/);
+    expect(() => emitOnnx(withAttr({ k: { kind: 'float', value: '1' as unknown as number } }), { weights: 'none' })).toThrow(/attribute k of Foo_0: float expected/);
+    expect(() => emitOnnx(withAttr({ t: { kind: 'tensor', value: { dtype: 'f32', shape: [3], data: new Uint8Array(8) } } }), { weights: 'none' })).toThrow(/needs 12 bytes, has 8/);
+    const bad = v('bad', [2, -1]);
+    expect(() => emitOnnx(graph([node('Relu', [x], [bad])], [x], [bad]), { weights: 'none' })).toThrow(/invalid dimension -1/);
+    const empty = v('e', ['']);
+    expect(() => emitOnnx(graph([node('Relu', [x], [empty])], [x], [empty]), { weights: 'none' })).toThrow(/empty symbolic dimension/);
+    const c = v('c', [2]);
+    expect(() => emitOnnx(graph([node('Add', [x, c], [y])], [x], [y], { constants: new Map([[c, { dtype: 'f32', shape: [2], data: new Uint8Array(4) }]]) }), { weights: 'none' })).toThrow(InternalError);
+  });
+
+  it('refuses more than ~2 GiB of inline data with EmitError (SORA4002) before writing', () => {
+    const x = v('x'), y = v('y', [2 ** 29]), w = v('w.big', [2 ** 29]);
+    const g = graph([node('Add', [x, w], [y])], [x], [y], { weights: [{ key: 'w.big', value: w }] });
+    const fake = { byteLength: 2 ** 31 } as Uint8Array; // 2 GiB of f32, never read: the check comes first
+    expect(() => emitOnnx(g, { weights: 'inline', inlineData: () => fake })).toThrow(EmitError);
   });
 });
 
