@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as A from '../grammar/ast.ts';
 import { parse } from '../grammar/parser.ts';
+import { STD_PARSES } from './std-parses.ts';
 import { type Diagnostic, diag } from '../core/diagnostics.ts';
 
 export interface Host {
@@ -49,6 +50,22 @@ export function displayPath(p: string, cwd = process.cwd()): string {
   return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel.split(path.sep).join('/') : p;
 }
 
+/** The stored parses of std/ (compiler/std-parses.ts), decoded once per process; empty without a bundle. */
+let stdTable: ReadonlyMap<string, { readonly text: string; readonly result: ReturnType<typeof parse> }> | undefined;
+function stdParses(): ReadonlyMap<string, { readonly text: string; readonly result: ReturnType<typeof parse> }> {
+  return (stdTable ??= new Map(STD_PARSES ? Object.entries(JSON.parse(STD_PARSES) as Record<string, { text: string; result: ReturnType<typeof parse> }>) : []));
+}
+
+/**
+ * The stored parse of a std/ file when its text is exactly the text that was parsed, else undefined
+ * and the file is parsed. The result is shared by the compiles of a process, as ParseCache's are:
+ * nothing changes an AST once parsed.
+ */
+export function prebuiltParse(table: ReadonlyMap<string, { readonly text: string; readonly result: ReturnType<typeof parse> }>, display: string, text: string): ReturnType<typeof parse> | undefined {
+  const e = table.get(display);
+  return e && e.text === text ? e.result : undefined;
+}
+
 /** Parses kept between compiles by file path (the editor's re-checks: std/ is parsed once). */
 export type ParseCache = Map<string, { readonly text: string; readonly display: string; readonly result: ReturnType<typeof parse> }>;
 
@@ -65,7 +82,7 @@ export function loadProgram(rootPath: string, host: Host, opts: { rootText?: str
     if (t === undefined) return undefined;
     const display = displayPath(p, opts.cwd);
     const cached = opts.parseCache?.get(p);
-    const r = cached && cached.text === t && cached.display === display ? cached.result : parse(t, display);
+    const r = cached && cached.text === t && cached.display === display ? cached.result : (display.startsWith('std/') ? prebuiltParse(stdParses(), display, t) : undefined) ?? parse(t, display);
     if (opts.parseCache && r !== cached?.result) opts.parseCache.set(p, { text: t, display, result: r });
     diagnostics.push(...r.diagnostics);
     const f: LoadedFile = { path: p, display, text: t, ast: r.ast };
