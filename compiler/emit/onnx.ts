@@ -173,12 +173,47 @@ const ATTR_TYPE = { float: 1, int: 2, string: 3, tensor: 4, floats: 6, ints: 7 }
 const DATA_LOCATION_EXTERNAL = 1;
 
 /** One initializer as it will be written (checked before anything is written). */
-interface Initializer {
+export interface Initializer {
   readonly name: string;
   readonly dims: readonly number[];
   readonly dtype: DType;
   readonly rawData?: Uint8Array;
   readonly external?: ExternalDataRef;
+}
+
+/**
+ * What a weight's initializer holds under the emit options (empty tensors inline, external data where
+ * `externalData` places it, else `inlineData`'s bytes), with every size and location checked.
+ */
+export function weightInitializer(w: IrWeight, name: string, opts: EmitOptions): Initializer {
+  const dims = staticShape(w.value.shape, `weight ${JSON.stringify(w.key)}`);
+  const length = numel(dims) * DTYPE_SIZE[w.value.dtype];
+  const base = { name, dims, dtype: w.value.dtype };
+  if (opts.weights === 'external' && !opts.externalData) throw new InternalError("weights: 'external' needs an externalData callback");
+  if (length === 0) {
+    // empty tensors are always inline: onnxruntime reads external data with length 0 as
+    // "to the end of the file" and then fails
+    return { ...base, rawData: new Uint8Array(0) };
+  }
+  const ext = opts.weights === 'external' ? opts.externalData?.(w) : undefined;
+  if (ext) {
+    if (ext.length !== length) {
+      throw new InternalError(`external data for ${JSON.stringify(w.key)}: length ${ext.length}, but ${w.value.dtype}[${dims.join(',')}] needs ${length} bytes`);
+    }
+    if (!Number.isSafeInteger(ext.offset) || ext.offset < 0) throw new InternalError(`external data for ${JSON.stringify(w.key)}: bad offset ${ext.offset}`);
+    if (!ext.location || ext.location.startsWith('/') || /^[A-Za-z]:[\\/]/.test(ext.location)) {
+      throw new InternalError(`external data for ${JSON.stringify(w.key)}: location must be a relative path, got ${JSON.stringify(ext.location)}`);
+    }
+    return { ...base, external: { location: ext.location, offset: ext.offset, length: ext.length } };
+  }
+  if (!opts.inlineData) {
+    throw new InternalError(`weight ${JSON.stringify(w.key)} has no external data and no inlineData callback was given`);
+  }
+  const data = opts.inlineData(w);
+  if (data.byteLength !== length) {
+    throw new InternalError(`inline data for ${JSON.stringify(w.key)}: ${data.byteLength} bytes, but ${w.value.dtype}[${dims.join(',')}] needs ${length}`);
+  }
+  return { ...base, rawData: data };
 }
 
 function constantInitializer(name: string, c: IrConstant): Initializer {
@@ -433,37 +468,9 @@ export function emitOnnx(irGraph: IrGraph, opts: EmitOptions): Uint8Array {
   if (!weightsAsInputs) {
     for (const w of graph.weights) {
       const name = nameOf(w.value);
-      const dims = staticShape(w.value.shape, `weight ${JSON.stringify(w.key)}`);
-      const length = numel(dims) * DTYPE_SIZE[w.value.dtype];
-      const base = { name, dims, dtype: w.value.dtype };
-      if (opts.weights === 'external' && !opts.externalData) throw new InternalError("weights: 'external' needs an externalData callback");
-      if (length === 0) {
-        // empty tensors are always inline: onnxruntime reads external data with length 0 as
-        // "to the end of the file" and then fails
-        initializers.push({ ...base, rawData: new Uint8Array(0) });
-        continue;
-      }
-      const ext = opts.weights === 'external' ? opts.externalData?.(w) : undefined;
-      if (ext) {
-        if (ext.length !== length) {
-          throw new InternalError(`external data for ${JSON.stringify(w.key)}: length ${ext.length}, but ${w.value.dtype}[${dims.join(',')}] needs ${length} bytes`);
-        }
-        if (!Number.isSafeInteger(ext.offset) || ext.offset < 0) throw new InternalError(`external data for ${JSON.stringify(w.key)}: bad offset ${ext.offset}`);
-        if (!ext.location || ext.location.startsWith('/') || /^[A-Za-z]:[\\/]/.test(ext.location)) {
-          throw new InternalError(`external data for ${JSON.stringify(w.key)}: location must be a relative path, got ${JSON.stringify(ext.location)}`);
-        }
-        initializers.push({ ...base, external: { location: ext.location, offset: ext.offset, length: ext.length } });
-        continue;
-      }
-      if (!opts.inlineData) {
-        throw new InternalError(`weight ${JSON.stringify(w.key)} has no external data and no inlineData callback was given`);
-      }
-      const data = opts.inlineData(w);
-      if (data.byteLength !== length) {
-        throw new InternalError(`inline data for ${JSON.stringify(w.key)}: ${data.byteLength} bytes, but ${w.value.dtype}[${dims.join(',')}] needs ${length}`);
-      }
-      initializers.push({ ...base, rawData: data });
-      inlineBytes += length;
+      const init = weightInitializer(w, name, opts);
+      initializers.push(init);
+      if (!init.external) inlineBytes += init.rawData!.byteLength;
     }
   }
   for (const [v, c] of graph.constants) {

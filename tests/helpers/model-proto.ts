@@ -9,7 +9,7 @@ import type { onnx as O } from 'onnx-proto';
 import { DTYPE_SIZE, ONNX_DTYPE } from '../../core/dtype.ts';
 import { InternalError } from '../../core/errors.ts';
 import type { IrAttr, IrConstant, IrDim, IrGraph, IrNode, IrValue } from '../../core/ir.ts';
-import { assignNames, type EmitOptions, irVersionForOpset, normalizeOutputs, numel } from '../../compiler/emit/onnx.ts';
+import { assignNames, type EmitOptions, irVersionForOpset, normalizeOutputs, numel, weightInitializer } from '../../compiler/emit/onnx.ts';
 
 const { onnx } = onnxProto;
 
@@ -96,44 +96,22 @@ export function referenceModelProto(irGraph: IrGraph, opts: EmitOptions): O.IMod
       inputs.push(valueInfo(name, w.value));
       continue;
     }
-    const dims = staticShape(w.value.shape, `weight ${JSON.stringify(w.key)}`);
-    const length = numel(dims) * DTYPE_SIZE[w.value.dtype];
-    const base: O.ITensorProto = { name, dims, dataType: ONNX_DTYPE[w.value.dtype] };
-    if (opts.weights === 'external' && !opts.externalData) throw new InternalError("weights: 'external' needs an externalData callback");
-    if (length === 0) {
-      // empty tensors are always inline: onnxruntime reads external data with length 0 as
-      // "to the end of the file" and then fails
-      initializer.push({ ...base, rawData: new Uint8Array(0) });
-      continue;
-    }
-    const ext = opts.weights === 'external' ? opts.externalData?.(w) : undefined;
-    if (ext) {
-      if (ext.length !== length) {
-        throw new InternalError(`external data for ${JSON.stringify(w.key)}: length ${ext.length}, but ${w.value.dtype}[${dims.join(',')}] needs ${length} bytes`);
-      }
-      if (!Number.isSafeInteger(ext.offset) || ext.offset < 0) throw new InternalError(`external data for ${JSON.stringify(w.key)}: bad offset ${ext.offset}`);
-      if (!ext.location || ext.location.startsWith('/') || /^[A-Za-z]:[\\/]/.test(ext.location)) {
-        throw new InternalError(`external data for ${JSON.stringify(w.key)}: location must be a relative path, got ${JSON.stringify(ext.location)}`);
-      }
-      initializer.push({
-        ...base,
-        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-        externalData: [
-          { key: 'location', value: ext.location },
-          { key: 'offset', value: String(ext.offset) },
-          { key: 'length', value: String(ext.length) },
-        ],
-      });
-      continue;
-    }
-    if (!opts.inlineData) {
-      throw new InternalError(`weight ${JSON.stringify(w.key)} has no external data and no inlineData callback was given`);
-    }
-    const data = opts.inlineData(w);
-    if (data.byteLength !== length) {
-      throw new InternalError(`inline data for ${JSON.stringify(w.key)}: ${data.byteLength} bytes, but ${w.value.dtype}[${dims.join(',')}] needs ${length}`);
-    }
-    initializer.push({ ...base, rawData: data });
+    // which data the weight gets (and its checks) is the emitter's; how that is written, field by field, is this file's
+    const init = weightInitializer(w, name, opts);
+    const base: O.ITensorProto = { name, dims: [...init.dims], dataType: ONNX_DTYPE[init.dtype] };
+    initializer.push(
+      init.external
+        ? {
+            ...base,
+            dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+            externalData: [
+              { key: 'location', value: init.external.location },
+              { key: 'offset', value: String(init.external.offset) },
+              { key: 'length', value: String(init.external.length) },
+            ],
+          }
+        : { ...base, rawData: init.rawData! },
+    );
   }
   for (const [v, c] of graph.constants) {
     if (c.dtype !== v.dtype) throw new InternalError(`constant ${v.name}: value is ${v.dtype} but data is ${c.dtype}`);
