@@ -66,15 +66,15 @@ export function ditDenoiser(session: RunnableSession, bind: DitBinding): Denoise
 
 // ---- Open-Sora 2.0: MMDiT on packed tokens ---------------------------------------------------------
 
-/** sampling.py pack: [N, C, T, h, w] -> [N, T·(h/p)·(w/p), C·p·p] ("b c t (h ph) (w pw) -> b (t h w) (c ph pw)"). */
-export function packLatents(x: F32Tensor, p: number): F32Tensor {
-  const [N, C, T, H, W] = x.shape as number[];
+/**
+ * Every element of sampling.py's pack, as (index in [N, C, T, h, w], index in [N, T·(h/p)·(w/p), C·p·p])
+ * pairs ("b c t (h ph) (w pw) -> b (t h w) (c ph pw)"); packLatents and unpackLatents copy along it.
+ */
+function forEachPacked(shape: readonly number[], p: number, f: (grid: number, packed: number) => void): void {
+  const [N, C, T, H, W] = shape as number[];
   const hp = H! / p;
   const wp = W! / p;
   const D = C! * p * p;
-  const out = f32([N!, T! * hp * wp, D]);
-  const s = x.data;
-  const o = out.data;
   for (let n = 0; n < N!; n++)
     for (let c = 0; c < C!; c++)
       for (let t = 0; t < T!; t++)
@@ -82,29 +82,26 @@ export function packLatents(x: F32Tensor, p: number): F32Tensor {
           for (let xx = 0; xx < W!; xx++) {
             const tok = (t * hp + Math.floor(y / p)) * wp + Math.floor(xx / p);
             const d = (c * p + (y % p)) * p + (xx % p);
-            o[(n * T! * hp * wp + tok) * D + d] = s[(((n * C! + c) * T! + t) * H! + y) * W! + xx]!;
+            f((((n * C! + c) * T! + t) * H! + y) * W! + xx, (n * T! * hp * wp + tok) * D + d);
           }
+}
+
+/** sampling.py pack: [N, C, T, h, w] -> [N, T·(h/p)·(w/p), C·p·p] ("b c t (h ph) (w pw) -> b (t h w) (c ph pw)"). */
+export function packLatents(x: F32Tensor, p: number): F32Tensor {
+  const [N, C, T, H, W] = x.shape as number[];
+  const out = f32([N!, T! * (H! / p) * (W! / p), C! * p * p]);
+  const s = x.data;
+  const o = out.data;
+  forEachPacked(x.shape, p, (grid, packed) => (o[packed] = s[grid]!));
   return out;
 }
 
 /** sampling.py unpack: the inverse of packLatents, to [N, C, T, h, w]. */
 export function unpackLatents(x: F32Tensor, shape: readonly number[], p: number): F32Tensor {
-  const [N, C, T, H, W] = shape as number[];
-  const hp = H! / p;
-  const wp = W! / p;
-  const D = C! * p * p;
   const out = f32(shape);
   const s = x.data;
   const o = out.data;
-  for (let n = 0; n < N!; n++)
-    for (let c = 0; c < C!; c++)
-      for (let t = 0; t < T!; t++)
-        for (let y = 0; y < H!; y++)
-          for (let xx = 0; xx < W!; xx++) {
-            const tok = (t * hp + Math.floor(y / p)) * wp + Math.floor(xx / p);
-            const d = (c * p + (y % p)) * p + (xx % p);
-            o[(((n * C! + c) * T! + t) * H! + y) * W! + xx] = s[(n * T! * hp * wp + tok) * D + d]!;
-          }
+  forEachPacked(shape, p, (grid, packed) => (o[grid] = s[packed]!));
   return out;
 }
 
