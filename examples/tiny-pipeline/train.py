@@ -225,27 +225,6 @@ def random_frames(rng, n, coverage=False):
                   [s["shape"] for s in specs], [s["colour"] for s in specs], [s["bg"] for s in specs], coverage=coverage)
 
 
-# ---------------------------------------------------------------------------------------------
-# safetensors (write: the harness's save_safetensors; read: here)
-# ---------------------------------------------------------------------------------------------
-
-NP_DTYPES = {"F32": np.float32, "I64": np.int64, "BOOL": np.bool_, "F64": np.float64}
-
-
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        a, b = v["data_offsets"]
-        out[k] = torch.from_numpy(np.frombuffer(data[a:b], dtype=NP_DTYPES[v["dtype"]]).reshape(v["shape"]).copy())
-    return out
-
-
 def write_json(path, obj):
     tmp = str(path) + ".tmp"
     with open(tmp, "w") as f:
@@ -856,14 +835,14 @@ def save_component(h, d, config, state, note, settings=None):
     os.replace(tmp, d / "model.safetensors")
 
 
-def reuse_vae(path, settings):
+def reuse_vae(h, path, settings):
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         stored = json.loads(f.read(n)).get("__metadata__", {}).get("settings")
     if stored != json.dumps(settings, sort_keys=True):
         sys.exit(f"--reuse-vae: {path} was trained with other settings; train it again (drop --reuse-vae)")
     vae = AutoencoderKL(VAE_CONFIG)
-    vae.load_state_dict(load_safetensors(path))
+    vae.load_state_dict(h.read_safetensors(path, ("F32",)))
     return vae.eval()
 
 
@@ -982,7 +961,7 @@ def main():
 
     vae_settings = dict(config=VAE_CONFIG, frames=FRAMES, **{k: v for k, v in P.items() if k.startswith("vae_") or k in ("kl_weight", "fg_weight", "warmup")})
     if a.reuse_vae:
-        vae = reuse_vae(out / "vae" / "model.safetensors", vae_settings)
+        vae = reuse_vae(h, out / "vae" / "model.safetensors", vae_settings)
         t_vae = "reused"
         log(f"vae: reused {out / 'vae'}")
     else:
